@@ -1,0 +1,47 @@
+# sparkler: Meson + Ninja behind make. `make demo` and `make test` install
+# what they need from Debian first (scripts/deps.sh).
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+MESON_OPTS ?=
+
+.PHONY: all deps demo test test-unit test-asan bench clean format
+
+all: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+deps:
+	@scripts/deps.sh build
+
+$(BUILD)/build.ninja:
+	@scripts/deps.sh build
+	meson setup $(BUILD) $(MESON_OPTS)
+
+$(BUILD_ASAN)/build.ninja:
+	@scripts/deps.sh build
+	meson setup $(BUILD_ASAN) -Db_sanitize=address,undefined -Db_lundef=false $(MESON_OPTS)
+
+demo: all
+	$(BUILD)/src/vmm/sparkler sandbox --stats $(BUILD)/guest/demo.elf
+
+# Every test: the normal build, then the unit and guest suites again under
+# ASan + UBSan. scripts/summary.sh prints "N passed, N failed[, N skipped]".
+test:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory $(BUILD)/build.ninja $(BUILD_ASAN)/build.ninja
+	ninja -C $(BUILD)
+	ninja -C $(BUILD_ASAN)
+	@rc=0; \
+	meson test -C $(BUILD) --print-errorlogs --num-processes 2 || rc=1; \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  meson test -C $(BUILD_ASAN) --print-errorlogs --num-processes 2 --suite unit --suite guest || rc=1; \
+	scripts/summary.sh $(BUILD) $(BUILD_ASAN); exit $$rc
+
+bench: all
+	@scripts/deps.sh bench
+	$(BUILD)/bench/sparkler-bench
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h' | grep -v '^guest/.*\.S$$')
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The guest ABI: numbers shared by the monitor and guest code. This header
+ * is freestanding (only <stdint.h>) so that guest programs include it too.
+ *
+ * Hypercalls (x86-64). KVM answers vmcall itself, so a hypercall is a
+ * 4-byte `out %eax, $SPK_HC_PORT`: the number in rax, up to six arguments
+ * in rdi, rsi, rdx, r10, r8, r9 (the Linux syscall order), the result back
+ * in rax. The immediate-port form of out leaves rdx free for an argument.
+ * From CPL3 the guest needs IOPL=3. Numbers below SPK_HC_EMBEDDER_BASE are
+ * the library's; numbers from SPK_HC_EMBEDDER_BASE to SPK_HC_MAX are the
+ * embedder's (spk_hypercall_register()).
+ */
+#ifndef SPARKLER_ABI_H
+#define SPARKLER_ABI_H
+
+#include <stdint.h>
+
+#define SPK_HC_PORT 0xe4
+
+enum spk_hc_nr {
+	SPK_HC_CPU_ON = 1,       /* (target cpu, entry, arg) -> 0 or -errno */
+	SPK_HC_CPU_OFF = 2,      /* (state): does not return */
+	SPK_HC_SEND_IPI = 3,     /* (target cpu, vector, flags SPK_IPI_*) */
+	SPK_HC_SYSTEM_OFF = 4,   /* (): does not return */
+	SPK_HC_SYSTEM_RESET = 5, /* (): does not return */
+	SPK_HC_CONSOLE_WRITE = 6, /* (gpa, len) -> bytes written or -errno */
+	SPK_HC_UCALL = 7,        /* (type, a0..a4): see SPK_UCALL_* */
+	SPK_HC_VCPU_ID = 8,      /* () -> the calling vCPU's id */
+	SPK_HC_EMBEDDER_BASE = 0x100,
+	SPK_HC_MAX = 0xffff,
+};
+
+/* flags of SPK_HC_SEND_IPI */
+#define SPK_IPI_TO_SELF (1u << 0)
+#define SPK_IPI_TO_ALL  (1u << 1) /* all but self, unless TO_SELF too */
+
+/* The most bytes one SPK_HC_CONSOLE_WRITE takes. */
+#define SPK_HC_CONSOLE_MAX 4096
+
+/*
+ * ucall: how a test guest talks to its host test loop (after the Linux KVM
+ * selftests). The first argument is the type; the rest depend on it.
+ */
+enum spk_ucall_type {
+	SPK_UCALL_DONE = 1,   /* (value): the guest finished its test */
+	SPK_UCALL_SYNC = 2,   /* (stage, value): a checkpoint */
+	SPK_UCALL_ASSERT = 3, /* (expr gpa, file gpa, line, a, b): failed assert */
+	SPK_UCALL_PRINT = 4,  /* (gpa, len): a line of text */
+};
+
+/* How long strings a ucall points at may be (including the NUL). */
+#define SPK_UCALL_STR_MAX 256
+
+/* Negative errno values the library returns to guests in rax. */
+#define SPK_HC_EINVAL  ((uint64_t)-22)
+#define SPK_HC_ENOSYS  ((uint64_t)-38)
+#define SPK_HC_EFAULT  ((uint64_t)-14)
+#define SPK_HC_EBUSY   ((uint64_t)-16)
+#define SPK_HC_ENODEV  ((uint64_t)-19)
+
+#endif

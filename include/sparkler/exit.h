@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The exit model: every reason spk_vcpu_run() hands control back to the
+ * monitor, as one architecture-neutral tagged union.
+ *
+ * The enum is open: new kinds may be added at the end. A caller's switch
+ * must have a default that treats an unknown kind as fatal.
+ */
+#ifndef SPARKLER_EXIT_H
+#define SPARKLER_EXIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum spk_exit_kind {
+	/*
+	 * An exit the library handled itself (a device on the bus, a
+	 * registered hypercall, an interrupt window). spk_vcpu_run() only
+	 * returns it when SPK_VCPU_RETURN_HANDLED is set; the caller just
+	 * runs again.
+	 */
+	SPK_EXIT_NONE = 0,
+	/*
+	 * Guest access to guest-physical memory that is neither RAM nor ROM.
+	 * KVM x86-64: KVM_EXIT_MMIO for an address no device on the bus
+	 * claims, when the MMIO miss policy is SPK_MISS_EXIT. KVM decodes the
+	 * instruction itself, so reg/reg_width/sign_ext are unknown (-1/0).
+	 * A read is completed with spk_exit_complete_read() or by filling
+	 * data[] before the next spk_vcpu_run().
+	 */
+	SPK_EXIT_MMIO,
+	/*
+	 * Port I/O. KVM x86-64: KVM_EXIT_IO for a port no device claims, when
+	 * the PIO miss policy is SPK_MISS_EXIT. For rep ins/outs, count > 1
+	 * and data holds count * width bytes.
+	 */
+	SPK_EXIT_PIO,
+	/*
+	 * System register (MSR on x86). KVM x86-64: KVM_EXIT_X86_RDMSR/WRMSR
+	 * for an MSR named in spk_vm_config.msr_exits (through
+	 * KVM_X86_SET_MSR_FILTER) that no SYSREG device claims. Set
+	 * sysreg.fault to make the guest take #GP instead.
+	 */
+	SPK_EXIT_SYSREG,
+	/*
+	 * A hypercall (see hypercall.h) that no registered handler took. KVM
+	 * x86-64: a 4-byte write to SPK_HC_PORT; the registers come with the
+	 * exit through KVM_CAP_SYNC_REGS. The result goes back in rax.
+	 */
+	SPK_EXIT_HYPERCALL,
+	/*
+	 * A physical interrupt that arrived while the guest ran. Produced by
+	 * backends where the monitor owns the interrupt controller (AxVisor's
+	 * model). KVM x86-64 never produces it: the host kernel takes host
+	 * interrupts, and the library injects vectors queued with
+	 * spk_vcpu_interrupt() itself.
+	 */
+	SPK_EXIT_EXTERNAL_INTERRUPT,
+	/*
+	 * An access to guest-physical memory that is neither RAM nor a device,
+	 * or a write to read-only memory. KVM x86-64: KVM_EXIT_MMIO that hits
+	 * no device under the default MMIO miss policy (SPK_MISS_FAULT), or
+	 * that writes a SPK_MEM_READONLY region. x86 cannot tell an
+	 * instruction fetch from a read here. A read completes with all-ones
+	 * unless the caller completes it with a value.
+	 */
+	SPK_EXIT_NESTED_PAGE_FAULT,
+	/* KVM x86-64: KVM_EXIT_HLT (only without the in-kernel irqchip). */
+	SPK_EXIT_HALT,
+	/*
+	 * The guest asks to start another vCPU (hypercall SPK_HC_CPU_ON).
+	 * The hypercall returns 0 unless the caller completes it with an
+	 * error. spk_vm_run() starts the target when its handler accepts.
+	 */
+	SPK_EXIT_CPU_UP,
+	/* The calling vCPU stops itself (hypercall SPK_HC_CPU_OFF). */
+	SPK_EXIT_CPU_DOWN,
+	/* Hypercall SPK_HC_SEND_IPI: deliver vector to target_cpu. */
+	SPK_EXIT_SEND_IPI,
+	/*
+	 * Power off: hypercall SPK_HC_SYSTEM_OFF, KVM_SYSTEM_EVENT_SHUTDOWN,
+	 * or a device (ACPI PM1 S5) through spk_vm_request_stop().
+	 */
+	SPK_EXIT_SYSTEM_DOWN,
+	/*
+	 * Reset: a triple fault (KVM_EXIT_SHUTDOWN), KVM_SYSTEM_EVENT_RESET,
+	 * hypercall SPK_HC_SYSTEM_RESET, or a device (i8042 0xFE, ACPI reset
+	 * register) through spk_vm_request_stop().
+	 */
+	SPK_EXIT_RESET,
+	/* KVM x86-64: KVM_EXIT_DEBUG (single-step, hardware breakpoints). */
+	SPK_EXIT_DEBUG,
+	/*
+	 * KVM x86-64: KVM_EXIT_FAIL_ENTRY. Not seen on PVM hosts, where
+	 * KVM_SET_SREGS refuses an invalid segment state before any entry.
+	 */
+	SPK_EXIT_FAIL_ENTRY,
+	/*
+	 * Anything the backend could not run or does not know. KVM x86-64:
+	 * KVM_EXIT_INTERNAL_ERROR (code = suberror, with the instruction
+	 * bytes for emulation failures), an unknown KVM_EXIT_* (code =
+	 * SPK_INTERNAL_UNKNOWN_EXIT, raw = the reason), a failing KVM_RUN,
+	 * or an access under SPK_MISS_FATAL.
+	 */
+	SPK_EXIT_INTERNAL_ERROR,
+	/* spk_vcpu_kick() stopped the vCPU (signal + immediate_exit). */
+	SPK_EXIT_CANCELLED,
+	SPK_EXIT__COUNT
+};
+
+/* Access flags of a nested page fault. */
+enum {
+	SPK_ACCESS_READ = 1u << 0,
+	SPK_ACCESS_WRITE = 1u << 1,
+	SPK_ACCESS_EXEC = 1u << 2,
+};
+
+enum spk_halt_cause {
+	SPK_HALT_HLT = 0, /* x86 hlt */
+	SPK_HALT_WFI,     /* arm64 wfi */
+	SPK_HALT_WFE,     /* arm64 wfe */
+};
+
+/* Where a SYSTEM_DOWN or RESET came from. */
+enum spk_event_source {
+	SPK_SOURCE_HYPERCALL = 0,
+	SPK_SOURCE_TRIPLE_FAULT,
+	SPK_SOURCE_SYSTEM_EVENT, /* KVM_EXIT_SYSTEM_EVENT */
+	SPK_SOURCE_DEVICE,       /* spk_vm_request_stop() from a device */
+};
+
+/* INTERNAL_ERROR codes below 0x100 are KVM suberrors, as KVM numbers them. */
+enum {
+	SPK_INTERNAL_EMULATION = 1, /* KVM_INTERNAL_ERROR_EMULATION */
+	SPK_INTERNAL_UNKNOWN_EXIT = 0x100,
+	SPK_INTERNAL_RUN_FAILED,   /* KVM_RUN returned an error; raw = errno */
+	SPK_INTERNAL_STRICT_MISS,  /* access to no device under SPK_MISS_FATAL */
+	SPK_INTERNAL_BAD_EXIT,     /* the backend reported nonsense (bad sizes) */
+	SPK_INTERNAL_HYPERCALL,    /* a hypercall port access of the wrong shape */
+};
+
+#define SPK_EXIT_MSG_MAX  96
+#define SPK_EXIT_INSN_MAX 16
+
+struct spk_vcpu;
+
+struct spk_exit {
+	enum spk_exit_kind kind;
+	uint32_t vcpu; /* id of the vCPU that exited */
+	/*
+	 * Guest instruction pointer at the exit, as the backend reports it.
+	 * On KVM PVM hosts a PIO exit reports the next instruction; on VMX
+	 * and SVM hosts the instruction itself.
+	 */
+	uint64_t pc;
+	union {
+		struct {
+			uint64_t addr;
+			uint8_t width; /* 1, 2, 4 or 8 */
+			bool is_write;
+			uint8_t data[8]; /* little-endian, width bytes valid */
+			int8_t reg;      /* -1: not known (KVM decodes) */
+			uint8_t reg_width;
+			bool sign_ext;
+		} mmio;
+		struct {
+			uint16_t port;
+			uint8_t width; /* 1, 2 or 4 */
+			bool is_write;
+			uint32_t count; /* > 1 for rep ins/outs */
+			/* count * width bytes, owned by the library, valid until
+			 * the next spk_vcpu_run() */
+			uint8_t *data;
+		} pio;
+		struct {
+			uint64_t id; /* the MSR number on x86 */
+			bool is_write;
+			bool fault; /* set by the caller: raise #GP in the guest */
+			int8_t reg; /* -1: not known */
+			uint64_t value;
+		} sysreg;
+		struct {
+			uint64_t nr;
+			uint64_t args[6];
+			uint64_t ret; /* what the guest gets back in rax */
+		} hypercall;
+		struct {
+			uint64_t vector;
+		} external_interrupt;
+		struct {
+			uint64_t addr;
+			uint32_t access; /* SPK_ACCESS_* */
+			uint8_t width;   /* access width when known, else 0 */
+			uint8_t data[8]; /* written bytes, or the value read */
+			bool readonly;   /* the address is in read-only memory */
+		} npf;
+		struct {
+			enum spk_halt_cause cause;
+		} halt;
+		struct {
+			uint64_t target_cpu;
+			uint64_t entry_point;
+			uint64_t arg;
+		} cpu_up;
+		struct {
+			uint64_t state;
+		} cpu_down;
+		struct {
+			uint64_t target_cpu;
+			uint64_t target_cpu_aux; /* a mask of further targets */
+			bool to_all;
+			bool to_self;
+			uint64_t vector;
+		} ipi;
+		struct {
+			enum spk_event_source source;
+		} system_down;
+		struct {
+			enum spk_event_source source;
+		} reset;
+		struct {
+			uint64_t pc;
+			uint32_t exception; /* 1 = #DB, 3 = #BP */
+			uint64_t dr6;
+			uint64_t dr7;
+		} debug;
+		struct {
+			uint64_t hardware_entry_failure_reason;
+			uint32_t cpu;
+		} fail_entry;
+		struct {
+			uint32_t code; /* SPK_INTERNAL_* or a KVM suberror */
+			uint64_t raw;  /* the raw exit reason or errno */
+			char message[SPK_EXIT_MSG_MAX];
+			uint8_t insn[SPK_EXIT_INSN_MAX];
+			uint8_t insn_len;
+		} internal;
+	};
+	/* Library-private completion state: do not touch. */
+	struct {
+		struct spk_vcpu *vcpu;
+		uint64_t hc_ret;
+		uint32_t flags;
+	} priv;
+};
+
+/* A short name for a kind ("MMIO", "PIO", ...); "UNKNOWN" for others. */
+const char *spk_exit_name(enum spk_exit_kind kind);
+
+/*
+ * Format an exit as one line of text for logs (always NUL-terminated,
+ * truncated to size). Returns the length snprintf would have produced.
+ */
+int spk_exit_format(const struct spk_exit *exit, char *buf, size_t size);
+
+/*
+ * Complete an exit that returns a value to the guest, before the next
+ * spk_vcpu_run() on that vCPU: MMIO/NPF reads (data, little-endian), PIO
+ * reads (the first element when count == 1, else use data), SYSREG reads,
+ * and everything that came from a hypercall (HYPERCALL, CPU_UP, CPU_DOWN,
+ * SEND_IPI: the value goes to rax). Returns -EINVAL for an exit that
+ * takes no value.
+ */
+int spk_exit_complete_read(struct spk_exit *exit, uint64_t value);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

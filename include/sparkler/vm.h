@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Virtual machines: creation, guest memory, and a runner that drives one
+ * thread per vCPU.
+ */
+#ifndef SPARKLER_VM_H
+#define SPARKLER_VM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sparkler/bus.h>
+#include <sparkler/exit.h>
+#include <sparkler/hypercall.h>
+#include <sparkler/mem.h>
+#include <sparkler/vcpu.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct spk_vm;
+struct spk_cpuid_entry; /* x86.h */
+
+enum spk_irqchip {
+	/* No interrupt controller in the kernel: hlt exits as HALT, the
+	 * library injects vectors itself (KVM_INTERRUPT). */
+	SPK_IRQCHIP_NONE = 0,
+	/* KVM's LAPIC, IOAPIC and PIC, plus its PIT. */
+	SPK_IRQCHIP_KERNEL,
+};
+
+/*
+ * The CPUID policy hook: called once per vCPU with the entries KVM
+ * supports (already given this vCPU's APIC id). Edit them in place, add up
+ * to cap entries (*n is the count), return 0 or -errno.
+ */
+typedef int (*spk_cpuid_policy_fn)(void *opaque, uint32_t vcpu_id, struct spk_cpuid_entry *entries,
+				   uint32_t *n, uint32_t cap);
+
+struct spk_vm_config {
+	uint32_t max_vcpus; /* 0 means 1 */
+	enum spk_irqchip irqchip;
+	spk_cpuid_policy_fn cpuid_policy; /* may be NULL */
+	void *cpuid_opaque;
+	/* MSRs that exit as SYSREG (KVM_X86_SET_MSR_FILTER); MSRs claimed on
+	 * the bus's SYSREG space are added to these when the VM first runs. */
+	const uint32_t *msr_exits;
+	uint32_t n_msr_exits;
+	/* Where SPK_HC_CONSOLE_WRITE goes: an fd, or 0 for stdout. */
+	int console_fd;
+};
+
+/*
+ * Open /dev/kvm and create a VM. -ENODEV (with the reason in
+ * spk_last_error()) when KVM is missing or unusable.
+ */
+int spk_vm_create(const struct spk_vm_config *cfg, struct spk_vm **out);
+
+/* Destroy the VM, its vCPUs and memory. No vCPU may be running. */
+void spk_vm_destroy(struct spk_vm *vm);
+
+struct spk_mem *spk_vm_mem(struct spk_vm *vm);
+struct spk_bus *spk_vm_bus(struct spk_vm *vm);
+struct spk_hypercall_table *spk_vm_hypercalls(struct spk_vm *vm);
+uint32_t spk_vm_max_vcpus(const struct spk_vm *vm);
+
+/*
+ * Add guest memory at [gpa, gpa + size) (page-aligned): RAM and READONLY
+ * get anonymous host memory (untouched pages cost nothing) and a KVM slot;
+ * UNPOPULATED is only declared. *host (may be NULL) receives the mapping.
+ */
+int spk_vm_add_memory(struct spk_vm *vm, uint64_t gpa, uint64_t size, enum spk_mem_type type,
+		      const char *name, void **host);
+
+/* Back an UNPOPULATED region that starts at gpa with RAM. */
+int spk_vm_populate_memory(struct spk_vm *vm, uint64_t gpa);
+
+/*
+ * Ask every vCPU to stop with SYSTEM_DOWN or RESET (from a device, a
+ * signal handler or another thread): each spk_vcpu_run() returns that kind
+ * with source SPK_SOURCE_DEVICE. The first request wins.
+ */
+int spk_vm_request_stop(struct spk_vm *vm, enum spk_exit_kind kind);
+
+/* Inject an interrupt on an IOAPIC/PIC line (in-kernel irqchip only). */
+int spk_vm_irq_line(struct spk_vm *vm, uint32_t gsi, bool level);
+
+/*
+ * The runner: one thread per vCPU. Every exit the library did not handle
+ * goes to on_exit on that vCPU's thread, which returns what to do.
+ */
+enum spk_action {
+	/* The default: CPU_UP starts the target (creating it if needed) at
+	 * entry_point with arg through spk_vm_config's start hook; CPU_DOWN
+	 * stops the vCPU; SEND_IPI queues the vector on the targets;
+	 * SYSTEM_DOWN and RESET end the run; CANCELLED and NONE run again;
+	 * any other kind is unhandled: the run ends with an error report
+	 * naming the kind, the vCPU and the RIP. */
+	SPK_ACT_DEFAULT = 0,
+	SPK_ACT_CONTINUE, /* handled: run again */
+	SPK_ACT_STOP_VCPU, /* this vCPU is done, the others go on */
+	SPK_ACT_STOP_VM,   /* end the run: every vCPU stops */
+};
+
+struct spk_run_ops {
+	enum spk_action (*on_exit)(struct spk_vcpu *vcpu, struct spk_exit *exit, void *opaque);
+	/* Start a vCPU that CPU_UP named (state CREATED or STOPPED) at
+	 * entry with arg. NULL: the long-mode start of x86.h, with the
+	 * context the boot vCPU was started with. */
+	int (*start_vcpu)(struct spk_vcpu *vcpu, uint64_t entry, uint64_t arg, void *opaque);
+};
+
+struct spk_run_result {
+	/* Why the run ended: SYSTEM_DOWN, RESET, CPU_DOWN (all vCPUs
+	 * stopped), or the kind of the exit that stopped it. */
+	enum spk_exit_kind kind;
+	struct spk_exit exit;  /* the exit that ended the run */
+	bool unhandled;        /* an exit nobody handled ended it */
+	char report[256];      /* one line for humans when unhandled */
+};
+
+/*
+ * Run the VM from the vCPUs that are READY (at least the boot vCPU) until
+ * it powers off, resets, every vCPU stopped, or on_exit said STOP_VM.
+ * Returns 0 with *res filled, or -errno if threads could not be started.
+ */
+int spk_vm_run(struct spk_vm *vm, const struct spk_run_ops *ops, void *opaque,
+	       struct spk_run_result *res);
+
+/* Host facts. */
+/* "vmx", "svm", "pvm", or "unknown"; "none" when /dev/kvm is missing. */
+const char *spk_host_kvm_kind(void);
+/* true when /dev/kvm opens and answers KVM_GET_API_VERSION 12; else why. */
+bool spk_kvm_usable(char *why, size_t why_size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,35 @@
+#!/bin/sh
+# Install what a make target needs from Debian, when it is missing.
+# usage: scripts/deps.sh build|test|bench
+set -eu
+want="meson ninja-build gcc libc6-dev pkg-config libcmocka-dev python3"
+case "${1:-build}" in
+build) ;;
+test) want="$want gdb" ;;
+bench) want="$want qemu-system-x86" ;;
+*) echo "deps.sh: unknown target '$1'" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed'; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+	echo "sparkler: these Debian packages are missing:$missing" >&2
+	echo "sparkler: install them (sudo apt-get install -y --no-install-recommends$missing) or run as root" >&2
+	exit 1
+fi
+echo "sparkler: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+if ! apt-get install -y --no-install-recommends $missing >/tmp/sparkler-apt.log 2>&1; then
+	apt-get update >>/tmp/sparkler-apt.log 2>&1 || true
+	apt-get install -y --no-install-recommends $missing >>/tmp/sparkler-apt.log 2>&1 || {
+		echo "sparkler: apt-get install failed; see /tmp/sparkler-apt.log" >&2
+		tail -5 /tmp/sparkler-apt.log >&2
+		exit 1
+	}
+fi

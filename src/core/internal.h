@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Helpers shared inside the library; not installed. */
+#ifndef SPK_CORE_INTERNAL_H
+#define SPK_CORE_INTERNAL_H
+
+#include <errno.h>
+#include <stdint.h>
+#include <sparkler/log.h>
+
+/*
+ * Record a failure on this thread (spk_last_error()), log it at DEBUG
+ * level, and return -err. Every public function that fails goes through
+ * this: `return spk_fail(EINVAL, "bus: zero-length range for %s", name);`
+ */
+int spk_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Clear this thread's last error (on success paths that want it). */
+void spk_clear_error(void);
+
+#define SPK_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* a + b without wrapping; false when it would wrap. */
+static inline int spk_add_ok(uint64_t a, uint64_t b, uint64_t *sum)
+{
+	return !__builtin_add_overflow(a, b, sum);
+}
+
+/*
+ * The exit's private completion flags (struct spk_exit.priv.flags): which
+ * field carries the value to hand back to the guest at the next run.
+ */
+enum {
+	SPK_COMPLETE_NONE = 0,
+	SPK_COMPLETE_MMIO,     /* mmio.data -> kvm_run mmio data */
+	SPK_COMPLETE_NPF,      /* npf.data -> kvm_run mmio data */
+	SPK_COMPLETE_PIO,      /* pio.data (already in place) */
+	SPK_COMPLETE_SYSREG,   /* sysreg.value / fault -> kvm_run msr */
+	SPK_COMPLETE_HC,       /* hypercall.ret -> rax */
+	SPK_COMPLETE_HC_PRIV,  /* priv.hc_ret -> rax (CPU_UP, SEND_IPI, ...) */
+};
+
+#endif
