@@ -96,6 +96,8 @@ bool spk_bus_frozen(const struct spk_bus *bus);
  * reads), -ENOENT when no device covers [addr, addr + width), -EINVAL for
  * a bad width or an unknown space. A range that covers the start but not
  * the end of the access counts as a miss, logged with the device's name.
+ * In SYSREG an address is a register number: an access of any width
+ * covers the one register addr.
  * Lock-free lookup once frozen; before that the caller must not race
  * registrations.
  */

@@ -352,7 +352,22 @@ static int clipped_miss(struct bus_entry *e, enum spk_bus_space space, const cha
 }
 
 /*
- * Find the device taking [addr, addr + width), or fail: -EINVAL for bad
+ * The last address an access touches. MMIO and PIO addresses count bytes;
+ * a SYSREG address is a register number, and one access reaches one
+ * register whatever its width (an MSR is 8 bytes wide but one number).
+ * False when the access wraps past 2^64.
+ */
+static bool access_last(enum spk_bus_space space, uint64_t addr, unsigned width, uint64_t *last)
+{
+	if (space == SPK_BUS_SYSREG) {
+		*last = addr;
+		return true;
+	}
+	return spk_add_ok(addr, width - 1, last);
+}
+
+/*
+ * Find the device taking the access at addr, or fail: -EINVAL for bad
  * arguments, -ENOENT for a miss.
  */
 static int route(struct spk_bus *bus, enum spk_bus_space space, uint64_t addr, unsigned width,
@@ -371,7 +386,7 @@ static int route(struct spk_bus *bus, enum spk_bus_space space, uint64_t addr, u
 	if (!e)
 		return spk_fail(ENOENT, "bus: no %s device at 0x%" PRIx64 " (%s, width %u)",
 		                space_names[space], addr, dir, width);
-	if (!spk_add_ok(addr, width - 1, &end) || end > e->last)
+	if (!access_last(space, addr, width, &end) || end > e->last)
 		return clipped_miss(e, space, dir, addr, width);
 	*out = e;
 	return 0;

@@ -331,6 +331,31 @@ static void test_offsets_and_widths(void **state)
 	assert_int_equal(d.writes, 4);
 }
 
+static void test_sysreg_is_per_register(void **state)
+{
+	struct spk_bus *bus = *state;
+	struct dev d = {.read_value = 0x1122334455667788};
+	uint64_t v = 0;
+
+	/* Two MSRs; an 8-byte access covers one register number, not eight. */
+	assert_int_equal(
+	    spk_bus_register(bus, SPK_BUS_SYSREG, 0x40001240, 2, "msr-dev", &dev_ops, &d, 0), 0);
+	assert_int_equal(spk_bus_read(bus, SPK_BUS_SYSREG, 0x40001241, 8, &v, NULL), 0);
+	assert_true(v == 0x1122334455667788);
+	assert_true(d.offset == 1);
+	assert_int_equal(spk_bus_write(bus, SPK_BUS_SYSREG, 0x40001240, 8, 0xabcdef, NULL), 0);
+	assert_true(d.offset == 0 && d.value == 0xabcdef);
+	assert_int_equal(spk_bus_read(bus, SPK_BUS_SYSREG, 0x40001242, 8, &v, NULL), -ENOENT);
+	assert_int_equal(spk_bus_read(bus, SPK_BUS_SYSREG, 0x4000123f, 8, &v, NULL), -ENOENT);
+	/* Widths are still checked. */
+	assert_int_equal(spk_bus_read(bus, SPK_BUS_SYSREG, 0x40001240, 3, &v, NULL), -EINVAL);
+	/* The last register number is reachable with any width. */
+	assert_int_equal(
+	    spk_bus_register(bus, SPK_BUS_SYSREG, UINT64_MAX, 1, "top", &dev_ops, &d, 0), 0);
+	assert_int_equal(spk_bus_read(bus, SPK_BUS_SYSREG, UINT64_MAX, 8, &v, NULL), 0);
+	assert_int_equal(d.reads, 2);
+}
+
 static void test_bad_width(void **state)
 {
 	struct spk_bus *bus = *state;
@@ -629,6 +654,7 @@ int main(void)
 	    T(test_straddle_is_logged_miss),
 	    T(test_straddle_log_is_rate_limited),
 	    T(test_offsets_and_widths),
+	    T(test_sysreg_is_per_register),
 	    T(test_bad_width),
 	    T(test_null_callbacks),
 	    T(test_miss_policies),
