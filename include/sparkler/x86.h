@@ -57,10 +57,12 @@ struct spk_cpuid_entry *spk_cpuid_find(struct spk_cpuid_entry *entries, uint32_t
  * with 2 MiB pages (present, writable, user), a GDT and a TSS, built in
  * guest memory at gpa (4 KiB aligned, spk_x86_long_mode_size() bytes).
  */
+/* GDT order as Linux's, so that STAR works for syscall/sysret: kernel
+ * code, kernel data, user data, user code, TSS. */
 #define SPK_X86_SEL_CODE0 0x08
 #define SPK_X86_SEL_DATA0 0x10
-#define SPK_X86_SEL_CODE3 0x1b /* 0x18 | RPL 3 */
-#define SPK_X86_SEL_DATA3 0x23 /* 0x20 | RPL 3 */
+#define SPK_X86_SEL_DATA3 0x1b /* 0x18 | RPL 3 */
+#define SPK_X86_SEL_CODE3 0x23 /* 0x20 | RPL 3 */
 #define SPK_X86_SEL_TSS   0x28
 #define SPK_X86_MAP_MAX   (64ull << 30)
 

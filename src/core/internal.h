@@ -39,4 +39,15 @@ enum {
 	SPK_COMPLETE_HC_PRIV,  /* priv.hc_ret -> rax (CPU_UP, SEND_IPI, ...) */
 };
 
+/*
+ * What the runner (core/runner.c) needs from the backend.
+ * spk_vcpu_wait_event: block until an interrupt is queued for the vCPU, it
+ * is kicked, or the VM is asked to stop (HALT without an in-kernel
+ * irqchip). spk_x86_start_secondary: start a vCPU at CPL0 at entry with arg
+ * in the long-mode context the VM's vCPUs were started with.
+ */
+struct spk_vcpu;
+void spk_vcpu_wait_event(struct spk_vcpu *vcpu);
+int spk_x86_start_secondary(struct spk_vcpu *vcpu, uint64_t entry, uint64_t arg);
+
 #endif

@@ -1,0 +1,316 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The runner: one thread per vCPU around spk_vcpu_run(), with the default
+ * handling of CPU_UP, CPU_DOWN, SEND_IPI, HALT, SYSTEM_DOWN and RESET, and a
+ * deny-by-default end for any exit nobody handled (after Solo5 hvt).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include <sparkler/sparkler.h>
+
+struct slot {
+	pthread_t thread;
+	bool started;  /* a thread was created for this vCPU */
+	bool finished; /* ...and has left its loop: safe to join */
+};
+
+struct runner {
+	struct spk_vm *vm;
+	const struct spk_run_ops *ops;
+	void *opaque;
+	struct spk_run_result *res;
+
+	pthread_mutex_t lock;
+	pthread_cond_t idle;
+	uint32_t active; /* threads in their loop */
+	bool stopping;
+	bool have_result;
+	struct slot *slots; /* one per possible vCPU */
+};
+
+struct thread_arg {
+	struct runner *r;
+	struct spk_vcpu *vcpu;
+};
+
+static bool is_stopping(struct runner *r)
+{
+	pthread_mutex_lock(&r->lock);
+	bool s = r->stopping;
+	pthread_mutex_unlock(&r->lock);
+	return s;
+}
+
+static void kick_all(struct runner *r)
+{
+	for (uint32_t i = 0; i < spk_vm_max_vcpus(r->vm); i++) {
+		struct spk_vcpu *v = spk_vm_vcpu(r->vm, i);
+
+		if (v)
+			spk_vcpu_kick(v);
+	}
+}
+
+/* The first call decides the result; every vCPU is then asked to stop. */
+static void end_run(struct runner *r, const struct spk_exit *exit, enum spk_exit_kind kind,
+		    bool unhandled, const char *report)
+{
+	pthread_mutex_lock(&r->lock);
+	if (!r->have_result) {
+		r->have_result = true;
+		r->res->kind = kind;
+		if (exit)
+			r->res->exit = *exit;
+		r->res->unhandled = unhandled;
+		snprintf(r->res->report, sizeof(r->res->report), "%s", report ? report : "");
+	}
+	r->stopping = true;
+	pthread_mutex_unlock(&r->lock);
+	kick_all(r);
+}
+
+static void end_unhandled(struct runner *r, struct spk_vcpu *vcpu, const struct spk_exit *exit)
+{
+	char line[160], report[256];
+
+	spk_exit_format(exit, line, sizeof(line));
+	snprintf(report, sizeof(report), "unhandled exit %s on vCPU %u at RIP 0x%llx: %s",
+		 spk_exit_name(exit->kind), spk_vcpu_id(vcpu), (unsigned long long)exit->pc, line);
+	spk_log(SPK_LOG_ERROR, "%s", report);
+	end_run(r, exit, exit->kind, true, report);
+}
+
+static void *vcpu_main(void *p);
+
+/* With r->lock held. */
+static int start_thread(struct runner *r, struct spk_vcpu *vcpu)
+{
+	struct slot *s = &r->slots[spk_vcpu_id(vcpu)];
+	struct thread_arg *a;
+
+	if (r->stopping)
+		return spk_fail(ECANCELED, "runner: the VM is stopping");
+	if (s->started && !s->finished)
+		return spk_fail(EBUSY, "runner: vCPU %u already has a thread", spk_vcpu_id(vcpu));
+	if (s->started)
+		pthread_join(s->thread, NULL); /* it has left its loop: prompt */
+	s->started = s->finished = false;
+	a = malloc(sizeof(*a));
+	if (!a)
+		return spk_fail(ENOMEM, "runner: out of memory");
+	*a = (struct thread_arg){r, vcpu};
+	int rc = pthread_create(&s->thread, NULL, vcpu_main, a);
+	if (rc) {
+		free(a);
+		return spk_fail(rc, "runner: cannot start a thread for vCPU %u: %s",
+				spk_vcpu_id(vcpu), strerror(rc));
+	}
+	s->started = true;
+	r->active++;
+	return 0;
+}
+
+static int cpu_up(struct runner *r, const struct spk_exit *exit)
+{
+	uint64_t target = exit->cpu_up.target_cpu;
+	struct spk_vcpu *t;
+	int rc;
+
+	if (target >= spk_vm_max_vcpus(r->vm))
+		return spk_fail(EINVAL, "runner: CPU_UP of vCPU %llu, the VM has %u",
+				(unsigned long long)target, spk_vm_max_vcpus(r->vm));
+	pthread_mutex_lock(&r->lock);
+	t = spk_vm_vcpu(r->vm, (uint32_t)target);
+	if (!t && (rc = spk_vcpu_create(r->vm, (uint32_t)target, &t)) < 0)
+		goto out_unlock;
+	enum spk_vcpu_state st = spk_vcpu_state(t);
+	if (st != SPK_VCPU_CREATED && st != SPK_VCPU_STOPPED) {
+		rc = spk_fail(EBUSY, "runner: CPU_UP of vCPU %u, which is %s", spk_vcpu_id(t),
+			      spk_vcpu_state_name(st));
+		goto out_unlock;
+	}
+	if (r->ops && r->ops->start_vcpu)
+		rc = r->ops->start_vcpu(t, exit->cpu_up.entry_point, exit->cpu_up.arg, r->opaque);
+	else
+		rc = spk_x86_start_secondary(t, exit->cpu_up.entry_point, exit->cpu_up.arg);
+	if (rc == 0)
+		rc = start_thread(r, t);
+out_unlock:
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+static int send_ipi(struct runner *r, struct spk_vcpu *self, const struct spk_exit *exit)
+{
+	uint32_t me = spk_vcpu_id(self), n = spk_vm_max_vcpus(r->vm);
+	int delivered = 0;
+
+	if (exit->ipi.vector > 255)
+		return spk_fail(EINVAL, "runner: IPI vector %llu is above 255",
+				(unsigned long long)exit->ipi.vector);
+	for (uint32_t i = 0; i < n; i++) {
+		bool want = exit->ipi.to_all ? (i != me || exit->ipi.to_self)
+					     : exit->ipi.to_self ? i == me
+								 : i == exit->ipi.target_cpu;
+		struct spk_vcpu *t = want ? spk_vm_vcpu(r->vm, i) : NULL;
+
+		if (t && spk_vcpu_interrupt(t, (uint8_t)exit->ipi.vector) == 0)
+			delivered++;
+	}
+	if (!delivered && !exit->ipi.to_all)
+		return spk_fail(ENODEV, "runner: IPI to vCPU %llu, which does not exist",
+				(unsigned long long)exit->ipi.target_cpu);
+	return 0;
+}
+
+/* HALT without an in-kernel irqchip: sleep until an interrupt can wake it. */
+static bool halt(struct runner *r, struct spk_vcpu *vcpu)
+{
+	struct spk_x86_regs regs;
+
+	if (spk_vcpu_get_regs(vcpu, &regs) == 0 && !(regs.rflags & 0x200)) {
+		spk_log(SPK_LOG_INFO, "vCPU %u halted with interrupts off: it is stopped",
+			spk_vcpu_id(vcpu));
+		spk_vcpu_stop(vcpu);
+		return false;
+	}
+	spk_vcpu_wait_event(vcpu);
+	return !is_stopping(r);
+}
+
+/* The default action; returns whether the vCPU runs on. */
+static bool default_action(struct runner *r, struct spk_vcpu *vcpu, struct spk_exit *exit)
+{
+	int rc;
+
+	switch (exit->kind) {
+	case SPK_EXIT_NONE:
+		return true;
+	case SPK_EXIT_CANCELLED:
+		return !is_stopping(r);
+	case SPK_EXIT_CPU_UP:
+		rc = cpu_up(r, exit);
+		if (rc < 0)
+			spk_log(SPK_LOG_WARN, "%s", spk_last_error());
+		spk_exit_complete_read(exit, (uint64_t)(int64_t)rc);
+		return true;
+	case SPK_EXIT_CPU_DOWN:
+		spk_vcpu_stop(vcpu);
+		return false;
+	case SPK_EXIT_SEND_IPI:
+		rc = send_ipi(r, vcpu, exit);
+		spk_exit_complete_read(exit, (uint64_t)(int64_t)rc);
+		return true;
+	case SPK_EXIT_HALT:
+		return halt(r, vcpu);
+	case SPK_EXIT_SYSTEM_DOWN:
+	case SPK_EXIT_RESET:
+		end_run(r, exit, exit->kind, false, NULL);
+		return false;
+	default:
+		end_unhandled(r, vcpu, exit);
+		return false;
+	}
+}
+
+static void *vcpu_main(void *p)
+{
+	struct thread_arg a = *(struct thread_arg *)p;
+	struct runner *r = a.r;
+	struct spk_exit exit;
+
+	free(p);
+	for (;;) {
+		if (is_stopping(r))
+			break;
+		if (spk_vcpu_run(a.vcpu, &exit) < 0) {
+			char report[256];
+
+			snprintf(report, sizeof(report), "vCPU %u cannot run: %s",
+				 spk_vcpu_id(a.vcpu), spk_last_error());
+			spk_log(SPK_LOG_ERROR, "%s", report);
+			end_run(r, NULL, SPK_EXIT_INTERNAL_ERROR, true, report);
+			break;
+		}
+		enum spk_action act = SPK_ACT_DEFAULT;
+		if (r->ops && r->ops->on_exit)
+			act = r->ops->on_exit(a.vcpu, &exit, r->opaque);
+		if (act == SPK_ACT_CONTINUE)
+			continue;
+		if (act == SPK_ACT_STOP_VCPU) {
+			spk_vcpu_stop(a.vcpu);
+			break;
+		}
+		if (act == SPK_ACT_STOP_VM) {
+			end_run(r, &exit, exit.kind, false, NULL);
+			break;
+		}
+		if (!default_action(r, a.vcpu, &exit))
+			break;
+	}
+	pthread_mutex_lock(&r->lock);
+	r->slots[spk_vcpu_id(a.vcpu)].finished = true;
+	if (--r->active == 0)
+		pthread_cond_broadcast(&r->idle);
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+static int start_ready(struct runner *r)
+{
+	uint32_t started = 0;
+	int rc = 0;
+
+	pthread_mutex_lock(&r->lock);
+	for (uint32_t i = 0; i < spk_vm_max_vcpus(r->vm) && rc == 0; i++) {
+		struct spk_vcpu *v = spk_vm_vcpu(r->vm, i);
+
+		if (v && spk_vcpu_state(v) == SPK_VCPU_READY) {
+			rc = start_thread(r, v);
+			started += rc == 0;
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (rc == 0 && started == 0)
+		rc = spk_fail(EINVAL, "runner: no vCPU is READY to run");
+	return rc;
+}
+
+int spk_vm_run(struct spk_vm *vm, const struct spk_run_ops *ops, void *opaque,
+	       struct spk_run_result *res)
+{
+	struct runner r = {.vm = vm, .ops = ops, .opaque = opaque, .res = res};
+	int rc;
+
+	if (!vm || !res)
+		return spk_fail(EINVAL, "runner: spk_vm_run needs a VM and a result");
+	memset(res, 0, sizeof(*res));
+	r.slots = calloc(spk_vm_max_vcpus(vm), sizeof(*r.slots));
+	if (!r.slots)
+		return spk_fail(ENOMEM, "runner: out of memory");
+	pthread_mutex_init(&r.lock, NULL);
+	pthread_cond_init(&r.idle, NULL);
+
+	rc = start_ready(&r);
+	if (rc < 0)
+		end_run(&r, NULL, SPK_EXIT_INTERNAL_ERROR, true, spk_last_error());
+	pthread_mutex_lock(&r.lock);
+	while (r.active)
+		pthread_cond_wait(&r.idle, &r.lock);
+	pthread_mutex_unlock(&r.lock);
+	for (uint32_t i = 0; i < spk_vm_max_vcpus(vm); i++)
+		if (r.slots[i].started)
+			pthread_join(r.slots[i].thread, NULL);
+	if (!r.have_result)
+		res->kind = SPK_EXIT_CPU_DOWN; /* every vCPU stopped itself */
+
+	pthread_cond_destroy(&r.idle);
+	pthread_mutex_destroy(&r.lock);
+	free(r.slots);
+	return rc;
+}

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The KVM x86-64 backend's internal structures. Not installed. */
+#ifndef SPK_KVM_KVM_H
+#define SPK_KVM_KVM_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <sparkler/sparkler.h>
+
+/* One KVM memory slot and the host mapping behind it. */
+struct spk_kvm_map {
+	uint64_t gpa;
+	uint64_t size;
+	void *host;
+	uint32_t slot;
+	bool has_slot;
+};
+
+struct spk_vm {
+	int kvm_fd;
+	int vm_fd;
+	int run_size; /* KVM_GET_VCPU_MMAP_SIZE */
+	bool sync_regs;
+	uint32_t max_vcpus;
+	enum spk_irqchip irqchip;
+	spk_cpuid_policy_fn cpuid_policy;
+	void *cpuid_opaque;
+	uint32_t *msr_exits;
+	uint32_t n_msr_exits;
+	int console_fd;
+
+	struct spk_mem *mem;
+	struct spk_bus *bus;
+	struct spk_hypercall_table *hc;
+
+	struct spk_kvm_map maps[SPK_MEM_MAX_REGIONS];
+	uint32_t n_maps;
+	uint32_t next_slot;
+
+	struct kvm_cpuid2 *supported_cpuid;
+
+	pthread_mutex_t lock; /* vCPU creation, memory, first-run setup */
+	struct spk_vcpu **vcpus; /* max_vcpus entries */
+	bool prepared; /* first-run setup done (bus frozen, MSR filter set) */
+
+	/* 0, or SPK_EXIT_SYSTEM_DOWN / SPK_EXIT_RESET from spk_vm_request_stop */
+	atomic_int stop_kind;
+
+	/* The long-mode context vCPUs were started with (for CPU_UP). */
+	struct spk_x86_long_mode lm;
+	bool have_lm;
+};
+
+struct spk_vcpu {
+	struct spk_vm *vm;
+	uint32_t id;
+	int fd;
+	struct kvm_run *run;
+	enum spk_vcpu_state state;
+	unsigned flags;
+
+	/* kicks and interrupts, from any thread */
+	atomic_bool cancel;
+	atomic_bool has_thread;
+	pthread_t thread;
+	atomic_uint_least64_t pending[4]; /* vectors 0..255 queued for injection */
+	atomic_uint wake_seq;             /* futex for spk_vcpu_wait_event() */
+
+	/* completion of the exit handed to the caller last time */
+	struct spk_exit *last_exit;
+	bool last_from_kvm_hypercall; /* KVM_EXIT_HYPERCALL: ret goes to run */
+
+	struct spk_vcpu_stats stats;
+};
+
+/* vm.c */
+int spk_vm_prepare(struct spk_vm *vm);
+
+/* vcpu.c: make the vCPU's thread look at its flags again (leave KVM_RUN,
+ * leave spk_vcpu_wait_event) without cancelling. Async-signal-safe. */
+void spk_vcpu_wake(struct spk_vcpu *vcpu);
+bool spk_vcpu_pending_irq(struct spk_vcpu *vcpu);
+
+/* vcpu.c: a failed setup step leaves the vCPU INVALID (DESIGN.md 1). */
+int spk_vcpu_invalidate(struct spk_vcpu *vcpu);
+
+/* cpuid.c */
+int spk_kvm_supported_cpuid(struct spk_vm *vm);
+int spk_kvm_set_vcpu_cpuid(struct spk_vcpu *vcpu);
+
+
+/* ioctl that retries on EINTR (not for KVM_RUN). */
+int spk_kvm_ioctl(int fd, unsigned long req, void *arg);
+
+#endif

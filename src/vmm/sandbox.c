@@ -1,0 +1,338 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * `sparkler sandbox GUEST.elf`: run a small guest-SDK program that talks
+ * to the host only through hypercalls, a debug port and a read-only info
+ * device. Deny by default: any other exit ends the run with a report.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vmm/vmm.h"
+
+#define SB_TABLES 0x10000ull
+#define SB_MAP (4ull << 30)
+#define SB_LOAD_MIN 0x100000ull   /* programs load from 1 MiB up */
+#define SB_DEBUG_PORT 0xe9        /* bochs-style debug console */
+#define SB_INFO_BASE 0xfeb00000ull /* the read-only info device */
+#define SB_INFO_MAGIC 0x58424e5350534b53ull /* "SKSPSNBX" */
+#define SB_MAX_IMAGE (256ull << 20)
+
+struct sandbox {
+	struct spk_vm *vm;
+	uint32_t cpus;
+	uint64_t mem;
+	struct timespec t0;
+	atomic_int status;      /* SPK_STATUS_* decided by the guest */
+	atomic_bool timed_out;
+	int console_fd;
+};
+
+/* ---- devices ---------------------------------------------------------- */
+
+static void debug_port_write(void *opaque, uint64_t off, unsigned width, uint64_t value,
+			     const struct spk_bus_access *who)
+{
+	struct sandbox *sb = opaque;
+	char c = (char)value;
+
+	if (write(sb->console_fd, &c, 1) < 0) {
+		/* the console is gone: nothing to tell the guest */
+	}
+}
+
+static const struct spk_bus_ops debug_port_ops = {NULL, debug_port_write};
+
+static uint64_t info_read(void *opaque, uint64_t off, unsigned width,
+			  const struct spk_bus_access *who)
+{
+	struct sandbox *sb = opaque;
+	struct timespec now;
+	uint64_t v;
+
+	switch (off & ~7ull) {
+	case 0x00:
+		v = SB_INFO_MAGIC;
+		break;
+	case 0x08:
+		v = sb->cpus;
+		break;
+	case 0x10:
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		v = (uint64_t)(now.tv_sec - sb->t0.tv_sec) * 1000000000ull + (uint64_t)now.tv_nsec -
+		    (uint64_t)sb->t0.tv_nsec;
+		break;
+	case 0x18:
+		v = sb->mem;
+		break;
+	default:
+		return 0;
+	}
+	return v >> (8 * (off & 7)); /* narrower reads see the right bytes */
+}
+
+static const struct spk_bus_ops info_ops = {info_read, NULL};
+
+/* ---- exits the library left to us ------------------------------------------ */
+
+static enum spk_action on_ucall(struct sandbox *sb, struct spk_vcpu *vcpu, struct spk_exit *e)
+{
+	struct spk_ucall uc;
+
+	if (spk_ucall_decode(vcpu, e, &uc) < 0)
+		return SPK_ACT_DEFAULT;
+	switch (uc.type) {
+	case SPK_UCALL_DONE:
+		atomic_store(&sb->status, uc.args[0] ? SPK_STATUS_GUEST : SPK_STATUS_OK);
+		if (uc.args[0])
+			fprintf(stderr, "sparkler: guest finished with status %lld\n",
+				(long long)uc.args[0]);
+		return SPK_ACT_STOP_VM;
+	case SPK_UCALL_ASSERT:
+		fprintf(stderr, "sparkler: guest assertion failed on vCPU %u: %s at %s:%llu "
+				"(0x%llx vs 0x%llx)\n",
+			e->vcpu, uc.expr, uc.file, (unsigned long long)uc.line,
+			(unsigned long long)uc.args[3], (unsigned long long)uc.args[4]);
+		atomic_store(&sb->status, SPK_STATUS_GUEST);
+		return SPK_ACT_STOP_VM;
+	case SPK_UCALL_PRINT:
+		fprintf(stderr, "guest: %s\n", uc.expr);
+		return SPK_ACT_CONTINUE;
+	case SPK_UCALL_SYNC:
+		return SPK_ACT_CONTINUE;
+	default:
+		spk_exit_complete_read(e, SPK_HC_EINVAL);
+		return SPK_ACT_CONTINUE;
+	}
+}
+
+static enum spk_action sandbox_on_exit(struct spk_vcpu *vcpu, struct spk_exit *e, void *opaque)
+{
+	struct sandbox *sb = opaque;
+
+	if (e->kind == SPK_EXIT_HYPERCALL && e->hypercall.nr == SPK_HC_UCALL)
+		return on_ucall(sb, vcpu, e);
+	if (e->kind == SPK_EXIT_CANCELLED && atomic_load(&sb->timed_out))
+		return SPK_ACT_STOP_VM;
+	return SPK_ACT_DEFAULT;
+}
+
+/* ---- setup ------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: sparkler sandbox [options] GUEST.elf\n"
+		   "  --mem SIZE       guest RAM (default 32M; K, M, G suffixes)\n"
+		   "  --cpus N         vCPUs the guest may start (default 2)\n"
+		   "  --stats          print a table of exits when the guest is done\n"
+		   "  --strict         an access to no device is fatal, not a fault\n"
+		   "  --timeout SEC    stop the guest after SEC seconds (exit status 4)\n");
+}
+
+struct sb_opts {
+	uint64_t mem, cpus, timeout;
+	bool stats, strict;
+	const char *guest;
+};
+
+static int parse(int argc, char **argv, struct sb_opts *o)
+{
+	static const struct option longs[] = {
+		{"mem", required_argument, NULL, 'm'},  {"cpus", required_argument, NULL, 'c'},
+		{"stats", no_argument, NULL, 's'},      {"strict", no_argument, NULL, 'S'},
+		{"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *err;
+	int c;
+
+	*o = (struct sb_opts){.mem = 32ull << 20, .cpus = 2};
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
+		switch (c) {
+		case 'm':
+			if (spk_parse_size(optarg, &o->mem, &err) < 0) {
+				fprintf(stderr, "sparkler: --mem %s: %s\n", optarg, err);
+				return -1;
+			}
+			break;
+		case 'c':
+			if (spk_parse_uint(optarg, 1, 64, &o->cpus) < 0) {
+				fprintf(stderr, "sparkler: --cpus %s: need 1 to 64\n", optarg);
+				return -1;
+			}
+			break;
+		case 't':
+			if (spk_parse_uint(optarg, 1, 86400, &o->timeout) < 0) {
+				fprintf(stderr, "sparkler: --timeout %s: need 1 to 86400 s\n", optarg);
+				return -1;
+			}
+			break;
+		case 's':
+			o->stats = true;
+			break;
+		case 'S':
+			o->strict = true;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -1;
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "sparkler: sandbox needs exactly one guest program\n");
+		usage(stderr);
+		return -1;
+	}
+	o->guest = argv[optind];
+	if (o->mem < (4ull << 20) || o->mem > (64ull << 30) || o->mem % 4096) {
+		fprintf(stderr, "sparkler: --mem must be 4M to 64G in whole pages\n");
+		return -1;
+	}
+	return 0;
+}
+
+static int setup(struct sandbox *sb, const struct sb_opts *o)
+{
+	struct spk_vm_config cfg = {.max_vcpus = (uint32_t)o->cpus, .console_fd = sb->console_fd};
+	struct spk_x86_long_mode lm;
+	struct spk_elf_info elf;
+	struct spk_vcpu *vcpu;
+	struct spk_bus *bus;
+	int rc;
+
+	if ((rc = spk_vm_create(&cfg, &sb->vm)) < 0 ||
+	    (rc = spk_vm_add_memory(sb->vm, 0, o->mem, SPK_MEM_RAM, "ram", NULL)) < 0)
+		return rc;
+	if ((rc = spk_elf_load_file(spk_vm_mem(sb->vm), o->guest, SB_MAX_IMAGE, &elf)) < 0)
+		return rc;
+	if (elf.lowest < SB_LOAD_MIN) {
+		fprintf(stderr, "sparkler: %s loads at 0x%llx, below 1 MiB where the sandbox keeps "
+				"its page tables\n", o->guest, (unsigned long long)elf.lowest);
+		return -ENOEXEC;
+	}
+	if ((rc = spk_x86_build_long_mode(spk_vm_mem(sb->vm), SB_TABLES, SB_MAP, &lm)) < 0 ||
+	    (rc = spk_vcpu_create(sb->vm, 0, &vcpu)) < 0)
+		return rc;
+	const struct spk_x86_entry entry = {.rip = elf.entry, .cpl = 0};
+	if ((rc = spk_x86_vcpu_enter_long_mode(vcpu, &lm, &entry)) < 0)
+		return rc;
+	bus = spk_vm_bus(sb->vm);
+	if ((rc = spk_bus_register(bus, SPK_BUS_PIO, SB_DEBUG_PORT, 1, "debug-port",
+				   &debug_port_ops, sb, 0)) < 0 ||
+	    (rc = spk_bus_register(bus, SPK_BUS_MMIO, SB_INFO_BASE, 0x1000, "sandbox-info",
+				   &info_ops, sb, SPK_BUS_LOCKLESS)) < 0)
+		return rc;
+	if (o->strict)
+		spk_bus_set_miss_policy(bus, SPK_BUS_MMIO, SPK_MISS_FATAL);
+	return 0;
+}
+
+struct watchdog {
+	struct sandbox *sb;
+	uint64_t seconds;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+};
+
+static void *watchdog_main(void *p)
+{
+	struct watchdog *w = p;
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += (time_t)w->seconds;
+	pthread_mutex_lock(&w->lock);
+	while (!w->done)
+		if (pthread_cond_timedwait(&w->cond, &w->lock, &until) == ETIMEDOUT)
+			break;
+	bool fire = !w->done;
+	pthread_mutex_unlock(&w->lock);
+	if (fire) {
+		atomic_store(&w->sb->timed_out, true);
+		for (uint32_t i = 0; i < spk_vm_max_vcpus(w->sb->vm); i++)
+			if (spk_vm_vcpu(w->sb->vm, i))
+				spk_vcpu_kick(spk_vm_vcpu(w->sb->vm, i));
+	}
+	return NULL;
+}
+
+static int status_of(struct sandbox *sb, const struct spk_run_result *res)
+{
+	if (atomic_load(&sb->timed_out)) {
+		fprintf(stderr, "sparkler: the guest ran past its --timeout\n");
+		return SPK_STATUS_CRASH;
+	}
+	if (res->unhandled) {
+		fprintf(stderr, "sparkler: %s\n", res->report);
+		return SPK_STATUS_CRASH;
+	}
+	switch (res->kind) {
+	case SPK_EXIT_RESET:
+		fprintf(stderr, "sparkler: the guest reset (%s)\n",
+			res->exit.reset.source == SPK_SOURCE_TRIPLE_FAULT ? "triple fault"
+									  : "reset request");
+		return SPK_STATUS_RESET;
+	case SPK_EXIT_SYSTEM_DOWN:
+	case SPK_EXIT_CPU_DOWN:
+		return atomic_load(&sb->status);
+	default:
+		return atomic_load(&sb->status);
+	}
+}
+
+int spk_cmd_sandbox(int argc, char **argv)
+{
+	struct sandbox sb = {.status = SPK_STATUS_OK, .console_fd = STDOUT_FILENO};
+	const struct spk_run_ops ops = {.on_exit = sandbox_on_exit};
+	struct spk_run_result res;
+	struct sb_opts o;
+	pthread_t wd_thread;
+	struct watchdog wd = {.sb = &sb};
+	int rc, status;
+
+	clock_gettime(CLOCK_MONOTONIC, &sb.t0);
+	if (parse(argc, argv, &o) < 0)
+		return SPK_STATUS_USAGE;
+	sb.cpus = (uint32_t)o.cpus;
+	sb.mem = o.mem;
+	rc = setup(&sb, &o);
+	if (rc < 0) {
+		if (*spk_last_error())
+			fprintf(stderr, "sparkler: %s\n", spk_last_error());
+		spk_vm_destroy(sb.vm);
+		return rc == -ENODEV ? SPK_STATUS_CRASH : SPK_STATUS_USAGE;
+	}
+	wd.seconds = o.timeout;
+	pthread_mutex_init(&wd.lock, NULL);
+	pthread_cond_init(&wd.cond, NULL);
+	if (o.timeout && pthread_create(&wd_thread, NULL, watchdog_main, &wd) != 0)
+		o.timeout = 0;
+
+	rc = spk_vm_run(sb.vm, &ops, &sb, &res);
+	status = rc < 0 ? SPK_STATUS_CRASH : status_of(&sb, &res);
+	if (rc < 0)
+		fprintf(stderr, "sparkler: %s\n", spk_last_error());
+
+	if (o.timeout) {
+		pthread_mutex_lock(&wd.lock);
+		wd.done = true;
+		pthread_cond_signal(&wd.cond);
+		pthread_mutex_unlock(&wd.lock);
+		pthread_join(wd_thread, NULL);
+	}
+	if (o.stats)
+		spk_print_stats(stderr, sb.vm);
+	spk_vm_destroy(sb.vm);
+	return status;
+}

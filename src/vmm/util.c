@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmm/vmm.h"
+
+int spk_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -1;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int spk_parse_size(const char *s, uint64_t *out, const char **err)
+{
+	char *end;
+	unsigned shift = 0;
+
+	if (!s || !*s || *s == '-' || *s == '+') {
+		*err = "not a size";
+		return -1;
+	}
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s) {
+		*err = "not a number";
+		return -1;
+	}
+	switch (*end) {
+	case '\0':
+		break;
+	case 'K': case 'k':
+		shift = 10;
+		break;
+	case 'M': case 'm':
+		shift = 20;
+		break;
+	case 'G': case 'g':
+		shift = 30;
+		break;
+	default:
+		*err = "unknown suffix (use K, M or G)";
+		return -1;
+	}
+	if (*end && end[1] && !(end[1] == 'i' && end[2] == 'B' && !end[3]) &&
+	    !(end[1] == 'B' && !end[2])) {
+		*err = "trailing characters";
+		return -1;
+	}
+	if (shift && v > (UINT64_MAX >> shift)) {
+		*err = "too large";
+		return -1;
+	}
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+void spk_print_stats(FILE *f, struct spk_vm *vm)
+{
+	uint64_t count[SPK_EXIT__COUNT] = {0}, ns[SPK_EXIT__COUNT] = {0}, total = 0, handled = 0;
+
+	for (uint32_t i = 0; i < spk_vm_max_vcpus(vm); i++) {
+		struct spk_vcpu *v = spk_vm_vcpu(vm, i);
+		struct spk_vcpu_stats st;
+
+		if (!v)
+			continue;
+		spk_vcpu_get_stats(v, &st);
+		for (int k = 0; k < SPK_EXIT__COUNT; k++) {
+			count[k] += st.count[k];
+			ns[k] += st.ns[k];
+			total += st.count[k];
+		}
+		handled += st.handled;
+	}
+	fprintf(f, "\n| exit kind | count | mean us/exit |\n|---|---:|---:|\n");
+	for (int k = 0; k < SPK_EXIT__COUNT; k++)
+		if (count[k])
+			fprintf(f, "| %s | %llu | %.2f |\n", spk_exit_name((enum spk_exit_kind)k),
+				(unsigned long long)count[k], ns[k] / 1e3 / (double)count[k]);
+	fprintf(f, "| all | %llu | (%llu handled inside the library) |\n",
+		(unsigned long long)total, (unsigned long long)handled);
+}

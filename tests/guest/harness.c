@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "harness.h"
+
+void th_setup(struct th *t, const char *name, const struct th_opts *o)
+{
+	static const struct th_opts none = {0};
+	char path[512];
+
+	o = o ? o : &none;
+	memset(t, 0, sizeof(*t));
+	struct spk_vm_config cfg = {
+		.max_vcpus = o->max_vcpus ? o->max_vcpus : 1,
+		.irqchip = o->irqchip,
+		.msr_exits = o->msr_exits,
+		.n_msr_exits = o->n_msr_exits,
+		.console_fd = o->console_fd,
+	};
+	CHECK_OK(spk_vm_create(&cfg, &t->vm));
+	CHECK_OK(spk_vm_add_memory(t->vm, 0, TH_RAM, SPK_MEM_RAM, "ram", NULL));
+	CHECK_OK(spk_x86_build_long_mode(spk_vm_mem(t->vm), TH_TABLES, TH_MAP, &t->lm));
+	snprintf(path, sizeof(path), "%s/%s.elf", GUEST_DIR, name);
+	CHECK_OK(spk_elf_load_file(spk_vm_mem(t->vm), path, 16 << 20, &t->elf));
+	CHECK_OK(spk_vcpu_create(t->vm, 0, &t->vcpu));
+	const struct spk_x86_entry entry = {.rip = t->elf.entry, .cpl = 0};
+	CHECK_OK(spk_x86_vcpu_enter_long_mode(t->vcpu, &t->lm, &entry));
+}
+
+void th_teardown(struct th *t)
+{
+	spk_vm_destroy(t->vm);
+	t->vm = NULL;
+}
+
+void th_fail_on_assert(struct th *t, const struct spk_exit *e)
+{
+	struct spk_ucall uc;
+
+	if (e->kind != SPK_EXIT_HYPERCALL || e->hypercall.nr != SPK_HC_UCALL)
+		return;
+	if (spk_ucall_decode(t->vcpu, e, &uc) == 0 && uc.type == SPK_UCALL_ASSERT) {
+		fprintf(stderr, "guest assert failed: %s at %s:%llu (0x%llx vs 0x%llx)\n", uc.expr,
+			uc.file, (unsigned long long)uc.line, (unsigned long long)uc.args[3],
+			(unsigned long long)uc.args[4]);
+		exit(1);
+	}
+}
+
+void th_run(struct th *t, struct spk_exit *e)
+{
+	do {
+		CHECK_OK(spk_vcpu_run(t->vcpu, e));
+	} while (e->kind == SPK_EXIT_NONE);
+	th_fail_on_assert(t, e);
+}
+
+struct spk_ucall th_expect_ucall(struct th *t, struct spk_exit *e, uint64_t type)
+{
+	char line[256];
+	struct spk_ucall uc;
+
+	spk_exit_format(e, line, sizeof(line));
+	CHECK(e->kind == SPK_EXIT_HYPERCALL && e->hypercall.nr == SPK_HC_UCALL,
+	      "expected a ucall, got %s", line);
+	CHECK_OK(spk_ucall_decode(t->vcpu, e, &uc));
+	CHECK(uc.type == type, "expected ucall type %llu, got %llu (%s)",
+	      (unsigned long long)type, (unsigned long long)uc.type, line);
+	return uc;
+}
+
+void th_run_to_done(struct th *t)
+{
+	struct spk_exit e;
+
+	th_run(t, &e);
+	struct spk_ucall uc = th_expect_ucall(t, &e, SPK_UCALL_DONE);
+	CHECK_EQ(uc.args[0], 0);
+}

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The host side of guest tests: a VM with a guest-SDK program loaded. */
+#ifndef SPK_TEST_HARNESS_H
+#define SPK_TEST_HARNESS_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sparkler/sparkler.h>
+
+#define SPK_ARRAY_SIZE_T(a) (sizeof(a) / sizeof((a)[0]))
+
+#define TH_RAM (16ull << 20)
+#define TH_TABLES 0x10000ull
+#define TH_MAP (4ull << 30)
+
+/* Fail the test: file, line and the message, then exit 1. */
+#define CHECK(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);   \
+			fprintf(stderr, __VA_ARGS__);                                              \
+			fprintf(stderr, "\n");                                                     \
+			exit(1);                                                                   \
+		}                                                                                  \
+	} while (0)
+
+#define CHECK_EQ(a, b)                                                                             \
+	do {                                                                                       \
+		unsigned long long a_ = (unsigned long long)(a), b_ = (unsigned long long)(b);     \
+		CHECK(a_ == b_, "%s = 0x%llx, %s = 0x%llx", #a, a_, #b, b_);                       \
+	} while (0)
+
+#define CHECK_OK(expr)                                                                             \
+	do {                                                                                       \
+		int rc_ = (expr);                                                                  \
+		CHECK(rc_ == 0, "returned %d: %s", rc_, spk_last_error());                         \
+	} while (0)
+
+struct th_opts {
+	uint32_t max_vcpus;
+	enum spk_irqchip irqchip;
+	const uint32_t *msr_exits;
+	uint32_t n_msr_exits;
+	int console_fd;
+};
+
+struct th {
+	struct spk_vm *vm;
+	struct spk_vcpu *vcpu;
+	struct spk_x86_long_mode lm;
+	struct spk_elf_info elf;
+};
+
+/* Create the VM with TH_RAM of RAM at 0, load guest NAME (GUEST_DIR/NAME.elf)
+ * and make vCPU 0 READY at its entry, CPL0. */
+void th_setup(struct th *t, const char *name, const struct th_opts *o);
+void th_teardown(struct th *t);
+
+/* Run vCPU 0 until an exit that is not NONE; fail on a run error. */
+void th_run(struct th *t, struct spk_exit *e);
+
+/* Fail unless the exit is a ucall of this type; return it decoded. */
+struct spk_ucall th_expect_ucall(struct th *t, struct spk_exit *e, uint64_t type);
+
+/* Fail with the guest's message if the exit is an ASSERT ucall. */
+void th_fail_on_assert(struct th *t, const struct spk_exit *e);
+
+/* Run until the guest's DONE ucall (any other exit fails the test). */
+void th_run_to_done(struct th *t);
+
+#endif
