@@ -106,9 +106,12 @@ int spk_vcpu_set_debug(struct spk_vcpu *vcpu, const struct spk_vcpu_debug *dbg);
 /* Per-vCPU counters: every exit, handled by the library or not. */
 struct spk_vcpu_stats {
 	uint64_t count[SPK_EXIT__COUNT];
-	/* Nanoseconds from entering KVM_RUN to being done with the exit
-	 * (guest time since the previous exit included). */
-	uint64_t ns[SPK_EXIT__COUNT];
+	/* Nanoseconds inside KVM_RUN up to each exit: the guest's own time
+	 * since the previous exit plus the kernel's entry and exit. */
+	uint64_t run_ns[SPK_EXIT__COUNT];
+	/* Nanoseconds the library spent on each exit after KVM_RUN returned:
+	 * translation, and for exits it handled, the device or handler. */
+	uint64_t handle_ns[SPK_EXIT__COUNT];
 	uint64_t handled; /* of all exits, how many the library took itself */
 };
 void spk_vcpu_get_stats(const struct spk_vcpu *vcpu, struct spk_vcpu_stats *out);

@@ -893,12 +893,14 @@ static bool take_stop_or_cancel(struct spk_vcpu *vcpu, struct spk_exit *exit)
 	return false;
 }
 
-static void count(struct spk_vcpu *vcpu, enum spk_exit_kind kind, uint64_t t0, bool handled)
+static void count(struct spk_vcpu *vcpu, enum spk_exit_kind kind, uint64_t t0, uint64_t t1,
+		  bool handled)
 {
 	if ((unsigned)kind >= SPK_EXIT__COUNT)
 		kind = SPK_EXIT_INTERNAL_ERROR;
 	vcpu->stats.count[kind]++;
-	vcpu->stats.ns[kind] += now_ns() - t0;
+	vcpu->stats.run_ns[kind] += t1 - t0;
+	vcpu->stats.handle_ns[kind] += now_ns() - t1;
 	vcpu->stats.handled += handled;
 }
 
@@ -929,11 +931,12 @@ static void run_loop(struct spk_vcpu *vcpu, struct spk_exit *exit)
 				     strerror(err));
 			return;
 		}
+		uint64_t t1 = now_ns();
 		begin_exit(vcpu, exit);
 		enum spk_exit_kind stat_kind;
 		bool handled = translate(vcpu, exit, &stat_kind);
 
-		count(vcpu, stat_kind, t0, handled);
+		count(vcpu, stat_kind, t0, t1, handled);
 		if (!handled)
 			return;
 		if (vcpu->flags & SPK_VCPU_RETURN_HANDLED) {
