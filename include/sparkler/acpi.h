@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* ACPI tables for the sparkler PC platform, generated at boot. */
+#ifndef SPARKLER_ACPI_H
+#define SPARKLER_ACPI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sparkler/mem.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct spk_acpi_config {
+	uint32_t ncpus;         /* one MADT Local APIC entry each, APIC id = index */
+	uint64_t lapic_addr;
+	uint64_t ioapic_addr;
+	uint8_t ioapic_id;      /* ncpus is fine: after the LAPIC ids */
+	uint16_t pm1a_evt_port; /* PM1a_EVT_BLK, 4 bytes */
+	uint16_t pm1a_cnt_port; /* PM1a_CNT_BLK, 2 bytes */
+	uint8_t sci_irq;
+	uint16_t reset_port;    /* FADT RESET_REG (system I/O, 8 bits) */
+	uint8_t reset_value;
+	uint8_t s5_slp_typ;     /* the \_S5 package's SLP_TYPa */
+	bool com1;              /* a PNP0501 device in the DSDT */
+	uint16_t com1_port;
+	uint8_t com1_irq;
+	bool pci;               /* MCFG and a PCI0 host bridge (PNP0A08) */
+	uint64_t pci_ecam;
+	uint64_t pci_mmio_start, pci_mmio_size;
+};
+
+/* What was built. */
+struct spk_acpi_info {
+	uint64_t rsdp;  /* guest address of the RSDP (= base) */
+	uint64_t end;   /* one past the last byte used */
+	uint64_t xsdt, fadt, facs, dsdt, madt, mcfg; /* 0 where not built */
+};
+
+/*
+ * Build RSDP (ACPI 2.0+, at base, 16-byte aligned), XSDT, FADT (revision
+ * 6, PM1a blocks, reset register, not hardware-reduced), FACS, DSDT (AML:
+ * \_S5, COM1, power button, PCI0 when asked) and MADT (Local APIC per CPU,
+ * the IOAPIC, overrides for IRQ0 -> GSI2 and the SCI) into buf, which the
+ * guest will see at gpa base. Checksums right. -ENOSPC if size is too
+ * small, -EINVAL for a bad config (the message says which field).
+ */
+int spk_acpi_build_buf(uint8_t *buf, size_t size, uint64_t base, const struct spk_acpi_config *cfg,
+		       struct spk_acpi_info *info);
+
+/* The same straight into guest memory [base, limit). */
+int spk_acpi_build(struct spk_mem *mem, uint64_t base, uint64_t limit,
+		   const struct spk_acpi_config *cfg, struct spk_acpi_info *info);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Legacy PC devices for Linux guests: 8250 UART, i8042, CMOS RTC, ACPI PM
+ * (power off, reset) and the boot timer. Each is an object with bus ops;
+ * the caller registers it (spk_bus_register) at the range it wants, with
+ * the object as opaque and SPK_BUS_LOCKLESS: every device has its own lock
+ * because the host side (stdin, signals, the API) reaches it too.
+ */
+#ifndef SPARKLER_DEVICES_H
+#define SPARKLER_DEVICES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <sparkler/bus.h>
+#include <sparkler/exit.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct spk_vm;
+
+/* An interrupt line a device drives. */
+struct spk_irq_line {
+	void (*set)(void *ctx, uint32_t gsi, bool level);
+	void *ctx;
+	uint32_t gsi;
+};
+
+static inline void spk_irq_set(const struct spk_irq_line *l, bool level)
+{
+	if (l && l->set)
+		l->set(l->ctx, l->gsi, level);
+}
+
+/* A line of the VM's in-kernel irqchip (spk_vm_irq_line). */
+struct spk_irq_line spk_vm_irq(struct spk_vm *vm, uint32_t gsi);
+
+/* What a device asks the VM to do: SYSTEM_DOWN or RESET. */
+typedef void (*spk_stop_fn)(void *ctx, enum spk_exit_kind kind);
+
+/* ---- 8250/16550A UART (8 ports) ---- */
+struct spk_uart;
+struct spk_uart_config {
+	const char *name;            /* for log lines: "com1" */
+	struct spk_irq_line irq;
+	/* Bytes the guest transmits (THR writes), in order. May be NULL. */
+	void (*tx)(void *ctx, const uint8_t *buf, size_t n);
+	void *tx_ctx;
+};
+int spk_uart_new(const struct spk_uart_config *cfg, struct spk_uart **out);
+void spk_uart_free(struct spk_uart *u);
+const struct spk_bus_ops *spk_uart_ops(void);
+/* Host input (a keyboard): queue up to n bytes into the 16-byte receive
+ * FIFO, raise the interrupt if enabled; returns how many were taken. */
+size_t spk_uart_receive(struct spk_uart *u, const uint8_t *buf, size_t n);
+size_t spk_uart_rx_room(struct spk_uart *u);
+
+/* ---- i8042 keyboard controller (ports 0x60 and 0x64) ---- */
+struct spk_i8042;
+struct spk_i8042_config {
+	struct spk_irq_line kbd_irq; /* IRQ 1 */
+	spk_stop_fn stop;            /* RESET on command 0xFE */
+	void *stop_ctx;
+};
+int spk_i8042_new(const struct spk_i8042_config *cfg, struct spk_i8042 **out);
+void spk_i8042_free(struct spk_i8042 *k);
+/* Register ops at 0x60 and at 0x64, one byte each, both with opaque k:
+ * the device tells them apart by spk_bus_access.addr. */
+const struct spk_bus_ops *spk_i8042_ops(void);
+/* Type Ctrl+Alt+Del (the scancodes, with IRQ 1), as Firecracker does. */
+int spk_i8042_ctrl_alt_del(struct spk_i8042 *k);
+
+/* ---- MC146818 CMOS RTC (ports 0x70, 0x71) ---- */
+struct spk_rtc;
+struct spk_rtc_config {
+	/* The wall clock; NULL means time(NULL) (tests pass a fixed one). */
+	time_t (*now)(void *ctx);
+	void *now_ctx;
+};
+int spk_rtc_new(const struct spk_rtc_config *cfg, struct spk_rtc **out);
+void spk_rtc_free(struct spk_rtc *r);
+const struct spk_bus_ops *spk_rtc_ops(void); /* register 2 ports at 0x70 */
+
+/* ---- ACPI PM1a event/control blocks and the reset register ---- */
+struct spk_acpi_pm;
+struct spk_acpi_pm_config {
+	uint8_t s5_slp_typ; /* SLP_TYP value of \_S5 (platform.h) */
+	uint8_t reset_value; /* the FADT reset value */
+	spk_stop_fn stop;    /* SYSTEM_DOWN on S5, RESET on the reset value */
+	void *stop_ctx;
+	struct spk_irq_line sci; /* the power button's SCI */
+};
+int spk_acpi_pm_new(const struct spk_acpi_pm_config *cfg, struct spk_acpi_pm **out);
+void spk_acpi_pm_free(struct spk_acpi_pm *p);
+/* Register at PM1a_EVT (4 ports), at PM1a_CNT (2 ports) and at the reset
+ * port (1), all with opaque p; told apart by spk_bus_access.addr, so the
+ * config says which is which. */
+const struct spk_bus_ops *spk_acpi_pm_ops(void);
+void spk_acpi_pm_set_ports(struct spk_acpi_pm *p, uint16_t evt, uint16_t cnt, uint16_t reset);
+/* Press the power button: sets PWRBTN_STS and raises the SCI if enabled. */
+void spk_acpi_pm_power_button(struct spk_acpi_pm *p);
+
+/* ---- boot timer (MMIO, one page) ---- */
+struct spk_boot_timer;
+/* start: the monotonic time to count from (process start). report: called
+ * once when the guest writes SPK_PC_BOOT_TIMER_MAGIC, with the time. */
+struct spk_boot_timer_config {
+	struct timespec start;
+	void (*report)(void *ctx, uint64_t ns_since_start);
+	void *report_ctx;
+};
+int spk_boot_timer_new(const struct spk_boot_timer_config *cfg, struct spk_boot_timer **out);
+void spk_boot_timer_free(struct spk_boot_timer *t);
+const struct spk_bus_ops *spk_boot_timer_ops(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
