@@ -40,7 +40,7 @@
 #define SPK_PC_RTC_IRQ       8
 #define SPK_PC_PM1A_EVT      0x600 /* 4 bytes: PM1a status (2) + enable (2) */
 #define SPK_PC_PM1A_CNT      0x604 /* 2 bytes: PM1a control */
-#define SPK_PC_RESET_PORT    0xcf9 /* ACPI reset register (FADT), value 0x6 */
+#define SPK_PC_RESET_PORT    0x608 /* ACPI reset register (FADT); not 0xcf9, inside PCI 0xcf8 */
 #define SPK_PC_RESET_VALUE   0x06
 #define SPK_PC_SCI_IRQ       9
 #define SPK_PC_S5_SLP_TYP    5     /* \_S5 package value; PM1a_CNT.SLP_TYP */

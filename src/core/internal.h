@@ -12,7 +12,18 @@
  * level, and return -err. Every public function that fails goes through
  * this: `return spk_fail(EINVAL, "bus: zero-length range for %s", name);`
  */
-int spk_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int spk_fail_impl(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The macro tells the compiler the result is negative, so that
+ * `if ((rc = f(&out)) < 0) return rc; use(out);` does not look like a use
+ * of an uninitialized out. */
+#define spk_fail(err, ...)                                                                         \
+	({                                                                                         \
+		int spk_rc_ = spk_fail_impl((err), __VA_ARGS__);                                   \
+		if (spk_rc_ >= 0)                                                                  \
+			__builtin_unreachable();                                                   \
+		spk_rc_;                                                                           \
+	})
 
 /* Clear this thread's last error (on success paths that want it). */
 void spk_clear_error(void);

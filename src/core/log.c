@@ -166,7 +166,7 @@ void spk_clear_error(void)
 	last_error[0] = '\0';
 }
 
-int spk_fail(int err, const char *fmt, ...)
+int spk_fail_impl(int err, const char *fmt, ...)
 {
 	int saved_errno = errno;
 	va_list ap;

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "vmm/vmm.h"
 
@@ -94,4 +97,55 @@ void spk_print_stats(FILE *f, struct spk_vm *vm)
 				run[k] / 1e3 / (double)count[k], handle[k] / 1e3 / (double)count[k]);
 	fprintf(f, "| all | %llu | | (%llu handled inside the library) |\n",
 		(unsigned long long)total, (unsigned long long)handled);
+}
+
+int spk_read_file(const char *path, uint64_t max, void **data, size_t *size, const char **err)
+{
+	struct stat st;
+	uint8_t *buf = NULL;
+	size_t done = 0;
+	int fd, rc = 0;
+
+	*data = NULL;
+	*size = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		*err = strerror(errno);
+		return -errno;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		rc = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+		*err = S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file";
+		goto out;
+	}
+	if ((uint64_t)st.st_size > max) {
+		rc = -EFBIG;
+		*err = "larger than the limit";
+		goto out;
+	}
+	buf = malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!buf) {
+		rc = -ENOMEM;
+		*err = "out of memory";
+		goto out;
+	}
+	while (done < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + done, (size_t)st.st_size - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = n < 0 ? -errno : -EIO;
+			*err = n < 0 ? strerror(errno) : "the file shrank while being read";
+			goto out;
+		}
+		done += (size_t)n;
+	}
+	*data = buf;
+	*size = done;
+	buf = NULL;
+out:
+	free(buf);
+	close(fd);
+	return rc;
 }

@@ -16,6 +16,7 @@ enum {
 	SPK_STATUS_USAGE = 2,    /* bad command line or input: nothing started */
 	SPK_STATUS_RESET = 3,    /* the guest reset (and --reboot was not given) */
 	SPK_STATUS_CRASH = 4,    /* internal error, unhandled exit, timeout */
+	SPK_STATUS_STOPPED = 5,  /* stopped from the host: a signal, Ctrl-A x */
 };
 
 /* "64M", "1G", "4096", "512K": bytes, or -1 with a message in *err. */
@@ -27,5 +28,23 @@ int spk_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 void spk_print_stats(FILE *f, struct spk_vm *vm);
 
 int spk_cmd_sandbox(int argc, char **argv);
+int spk_cmd_run(int argc, char **argv);
+
+/* CPUID policy (cpuid.c), the spk_vm_config.cpuid_policy of `run`. */
+enum spk_cpu_template {
+	SPK_CPU_TEMPLATE_HOST = 0, /* what KVM supports */
+	SPK_CPU_TEMPLATE_MINIMAL,  /* no AVX-512, TSX, SGX, MPX, PKU, AMX, power mgmt */
+};
+struct spk_cpu_policy {
+	uint32_t ncpus;
+	enum spk_cpu_template template;
+	bool clear_cx16; /* PVM hosts cannot emulate cmpxchg16b at CPL0 */
+};
+int spk_cpuid_policy(void *opaque, uint32_t vcpu_id, struct spk_cpuid_entry *e, uint32_t *n,
+		     uint32_t cap);
+int spk_cpu_template_parse(const char *s, enum spk_cpu_template *t);
+
+/* Read a whole file of at most max bytes: 0, or -errno with *err set. */
+int spk_read_file(const char *path, uint64_t max, void **data, size_t *size, const char **err);
 
 #endif

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The sparkler PC platform's memory: RAM slots and the e820 map that describes them. */
+#include <errno.h>
+
+#include "core/internal.h"
+#include <sparkler/linux.h>
+#include <sparkler/platform.h>
+#include <sparkler/vm.h>
+
+static int check_size(uint64_t mem_size)
+{
+	if (mem_size < SPK_PC_MEM_MIN || mem_size > SPK_PC_MEM_MAX || mem_size % 4096)
+		return spk_fail(EINVAL, "pc: memory size %llu bytes must be whole pages from %llu MiB "
+				"to %llu GiB", (unsigned long long)mem_size,
+				SPK_PC_MEM_MIN >> 20, SPK_PC_MEM_MAX >> 30);
+	return 0;
+}
+
+static uint64_t low_ram(uint64_t mem_size)
+{
+	return mem_size < SPK_PC_HOLE_START ? mem_size : SPK_PC_HOLE_START;
+}
+
+int spk_pc_add_ram(struct spk_vm *vm, uint64_t mem_size)
+{
+	int rc = check_size(mem_size);
+
+	if (rc < 0)
+		return rc;
+	rc = spk_vm_add_memory(vm, 0, low_ram(mem_size), SPK_MEM_RAM, "ram-low", NULL);
+	if (rc == 0 && mem_size > SPK_PC_HOLE_START)
+		rc = spk_vm_add_memory(vm, SPK_PC_HIGH_RAM_START, mem_size - SPK_PC_HOLE_START,
+				       SPK_MEM_RAM, "ram-high", NULL);
+	return rc;
+}
+
+int spk_pc_e820(uint64_t mem_size, struct spk_e820 *map, size_t cap)
+{
+	const struct spk_e820 all[] = {
+		{0, SPK_PC_LOW_RAM_END, SPK_E820_RAM},
+		/* EBDA, VGA, BIOS and our ACPI tables: not RAM to the guest */
+		{SPK_PC_LOW_RAM_END, SPK_PC_HIGH_RAM - SPK_PC_LOW_RAM_END, SPK_E820_RESERVED},
+		{SPK_PC_HIGH_RAM, low_ram(mem_size) - SPK_PC_HIGH_RAM, SPK_E820_RAM},
+		{SPK_PC_HIGH_RAM_START, mem_size > SPK_PC_HOLE_START ? mem_size - SPK_PC_HOLE_START : 0,
+		 SPK_E820_RAM},
+	};
+	size_t n = 0;
+	int rc = check_size(mem_size);
+
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < SPK_ARRAY_SIZE(all); i++) {
+		if (!all[i].size)
+			continue;
+		if (n == cap)
+			return spk_fail(ENOSPC, "pc: e820 map needs more than %zu entries", cap);
+		map[n++] = all[i];
+	}
+	return (int)n;
+}

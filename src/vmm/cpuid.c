@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The CPUID policy of `sparkler run`: a topology for N vCPUs (one core per
+ * vCPU, no SMT), the hypervisor bit, a template that hides features, and
+ * what these hosts' KVM cannot emulate (CX16 on PVM, see PLATFORM notes).
+ */
+#include <string.h>
+
+#include "vmm/vmm.h"
+
+#define BIT(n) (1u << (n))
+
+static unsigned order(uint32_t n)
+{
+	unsigned s = 0;
+
+	while ((1u << s) < n)
+		s++;
+	return s;
+}
+
+/* Leaf 0xB / 0x1F: level 0 SMT (1 thread), level 1 core (ncpus), then none. */
+static void topology_leaf(struct spk_cpuid_entry *e, uint32_t ncpus, uint32_t id)
+{
+	switch (e->index) {
+	case 0:
+		e->eax = 0;
+		e->ebx = 1;
+		e->ecx = (1u << 8) | 0;
+		break;
+	case 1:
+		e->eax = order(ncpus);
+		e->ebx = ncpus;
+		e->ecx = (2u << 8) | 1;
+		break;
+	default:
+		e->eax = e->ebx = 0;
+		e->ecx = e->index & 0xff;
+		break;
+	}
+	e->edx = id;
+}
+
+static void apply_topology(struct spk_cpuid_entry *e, uint32_t n, uint32_t ncpus, uint32_t id)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		switch (e[i].function) {
+		case 1:
+			/* logical processors per package; HTT says the field is valid */
+			e[i].ebx = (e[i].ebx & 0xff00ffffu) | ((ncpus & 0xff) << 16);
+			if (ncpus > 1)
+				e[i].edx |= BIT(28);
+			else
+				e[i].edx &= ~BIT(28);
+			e[i].ecx |= BIT(31); /* running under a hypervisor */
+			break;
+		case 4: {
+			/* cores per package - 1; caches shared by one core (L1/L2) or all (L3) */
+			uint32_t level = (e[i].eax >> 5) & 7;
+			uint32_t share = level >= 3 ? ncpus - 1 : 0;
+			e[i].eax = (e[i].eax & 0x3fff) | (share << 14) | ((ncpus - 1) << 26);
+			break;
+		}
+		case 0xb:
+		case 0x1f:
+			topology_leaf(&e[i], ncpus, id);
+			break;
+		case 0x80000008:
+			e[i].ecx = (e[i].ecx & ~0xffu) | ((ncpus - 1) & 0xff);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+/* Features a conservative guest does without: AVX-512, TSX, SGX, MPX, PKU,
+ * AMX, and the host's power and debug-store interfaces. */
+static void apply_minimal(struct spk_cpuid_entry *e, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		struct spk_cpuid_entry *x = &e[i];
+
+		if (x->function == 1) {
+			x->ecx &= ~(BIT(2) | BIT(3) | BIT(4) | BIT(5) | BIT(6) | BIT(7) | BIT(8) |
+				    BIT(14) | BIT(15) | BIT(18));
+			x->edx &= ~(BIT(21) | BIT(22) | BIT(29) | BIT(31));
+		} else if (x->function == 7 && x->index == 0) {
+			x->ebx &= ~(BIT(2) | BIT(4) | BIT(11) | BIT(12) | BIT(14) | BIT(15) | BIT(16) |
+				    BIT(17) | BIT(21) | BIT(26) | BIT(27) | BIT(28) | BIT(30) | BIT(31));
+			x->ecx &= ~(BIT(1) | BIT(3) | BIT(4) | BIT(5) | BIT(6) | BIT(11) | BIT(12) |
+				    BIT(14) | BIT(16) | BIT(30));
+			x->edx &= ~(BIT(2) | BIT(3) | BIT(8) | BIT(16) | BIT(22) | BIT(24) | BIT(25));
+		} else if (x->function == 0xd && x->index == 0) {
+			x->eax &= 0x7; /* XSAVE state: x87, SSE, AVX only */
+		} else if (x->function == 6) {
+			x->eax = x->ebx = x->ecx = x->edx = 0; /* thermal and power */
+		}
+	}
+}
+
+int spk_cpuid_policy(void *opaque, uint32_t vcpu_id, struct spk_cpuid_entry *e, uint32_t *n,
+		     uint32_t cap)
+{
+	const struct spk_cpu_policy *p = opaque;
+
+	apply_topology(e, *n, p->ncpus, vcpu_id);
+	if (p->template == SPK_CPU_TEMPLATE_MINIMAL)
+		apply_minimal(e, *n);
+	if (p->clear_cx16) {
+		struct spk_cpuid_entry *l1 = spk_cpuid_find(e, *n, 1, 0);
+
+		if (l1)
+			l1->ecx &= ~BIT(13);
+	}
+	return 0;
+}
+
+int spk_cpu_template_parse(const char *s, enum spk_cpu_template *t)
+{
+	if (strcmp(s, "host") == 0)
+		*t = SPK_CPU_TEMPLATE_HOST;
+	else if (strcmp(s, "minimal") == 0)
+		*t = SPK_CPU_TEMPLATE_MINIMAL;
+	else
+		return -1;
+	return 0;
+}
