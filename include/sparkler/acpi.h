@@ -41,8 +41,8 @@ struct spk_acpi_info {
 
 /*
  * Build RSDP (ACPI 2.0+, at base, 16-byte aligned), XSDT, FADT (revision
- * 6, PM1a blocks, reset register, not hardware-reduced), FACS, DSDT (AML:
- * \_S5, COM1, power button, PCI0 when asked) and MADT (Local APIC per CPU,
+ * 6, PM1a blocks, reset register, fixed power button, not hardware-reduced),
+ * FACS, DSDT (AML: \_S5, COM1, PCI0 when asked) and MADT (Local APIC per CPU,
  * the IOAPIC, overrides for IRQ0 -> GSI2 and the SCI) into buf, which the
  * guest will see at gpa base. Checksums right. -ENOSPC if size is too
  * small, -EINVAL for a bad config (the message says which field).
