@@ -5,7 +5,7 @@ set -eu
 want="meson ninja-build gcc libc6-dev pkg-config libcmocka-dev python3"
 case "${1:-build}" in
 build) ;;
-test) want="$want gdb acpica-tools" ;;
+test) want="$want gdb lz4 acpica-tools" ;;
 bench) want="$want qemu-system-x86" ;;
 *) echo "deps.sh: unknown target '$1'" >&2; exit 2 ;;
 esac

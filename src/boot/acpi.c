@@ -59,6 +59,7 @@
 /* ---- FADT field offsets (ACPI 6.3 section 5.2.9) ---- */
 enum {
 	FADT_FIRMWARE_CTRL = 36,
+	FADT_CENTURY = 108,
 	FADT_DSDT = 40,
 	FADT_SCI_INT = 46,
 	FADT_SMI_CMD = 48,
@@ -749,10 +750,13 @@ static void put_gas(uint8_t *p, uint8_t bits, uint8_t access, uint64_t port)
 	put64(p + 4, port);
 }
 
+#define RTC_CENTURY_INDEX 0x32
+
 static void write_fadt(uint8_t *t, const struct spk_acpi_config *cfg, uint64_t facs, uint64_t dsdt)
 {
 	write_header(t, "FACP", FADT_LEN, FADT_REV);
-	put32(t + FADT_FIRMWARE_CTRL, addr32(facs));
+	/* only X_FIRMWARE_CTRL: with both set, Linux lists (and maps) the FACS twice */
+	put32(t + FADT_FIRMWARE_CTRL, 0);
 	put32(t + FADT_DSDT, addr32(dsdt));
 	put16(t + FADT_SCI_INT, cfg->sci_irq);
 	/* SMI_CMD 0: no SMM handshake, the platform is always in ACPI mode */
@@ -766,6 +770,7 @@ static void write_fadt(uint8_t *t, const struct spk_acpi_config *cfg, uint64_t f
 	put16(t + FADT_P_LVL3_LAT, NO_CSTATE_LAT);
 	/* the RTC is there (no CMOS_RTC_NOT_PRESENT); the power button is fixed */
 	put16(t + FADT_IAPC_BOOT_ARCH, BOOT_ARCH_8042 | BOOT_ARCH_NO_VGA);
+	t[FADT_CENTURY] = RTC_CENTURY_INDEX; /* the RTC keeps the century at 0x32 */
 	put32(t + FADT_FLAGS,
 	      FADT_F_WBINVD | FADT_F_PROC_C1 | FADT_F_SLP_BUTTON | FADT_F_RESET_REG_SUP);
 	put_gas(t + FADT_RESET_REG, 8, GAS_ACCESS_BYTE, cfg->reset_port);

@@ -22,10 +22,10 @@ int main(int argc, char **argv)
 		return SPK_STATUS_USAGE;
 	}
 	const char *cmd = argv[1];
-#ifdef SPK_HAVE_RUN
+
 	if (strcmp(cmd, "run") == 0)
 		return spk_cmd_run(argc - 1, argv + 1);
-#endif
+
 	if (strcmp(cmd, "sandbox") == 0)
 		return spk_cmd_sandbox(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {

@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Fetch and prepare what the Linux boot tests need, cached under the build
+folder: Debian's cloud kernel (bzImage and the vmlinux inside it) and an
+initramfs with busybox-static and an /init that prints a marker with the CPU
+count, hits the boot timer and powers off.
+
+usage: linux_assets.py CACHE_DIR   (prints the paths as KEY=VALUE lines)
+Only Debian packages are used (apt-get download, dpkg-deb -x); one process
+at a time prepares the cache (flock)."""
+import fcntl
+import glob
+import os
+import shutil
+import struct
+import subprocess
+import sys
+
+INIT = """#!/bin/busybox sh
+/bin/busybox mkdir -p /proc /sys /dev
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sys /sys
+/bin/busybox mount -t devtmpfs dev /dev
+n=$(/bin/busybox grep -c '^processor' /proc/cpuinfo)
+echo "SPARKLER-INIT-OK cpus=$n"
+/bin/busybox devmem 0xfe000000 8 123
+/bin/busybox poweroff -f
+"""
+
+
+def run(cmd, cwd=None):
+    r = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if r.returncode != 0:
+        raise RuntimeError("%s failed (%d): %s" % (" ".join(cmd), r.returncode, r.stdout[-2000:]))
+    return r.stdout
+
+
+def download(pkg, dest):
+    """apt-get download into dest; refresh the package lists once if needed."""
+    try:
+        run(["apt-get", "download", pkg], cwd=dest)
+    except RuntimeError:
+        run(["apt-get", "update"])
+        run(["apt-get", "download", pkg], cwd=dest)
+
+
+def kernel_package():
+    out = run(["apt-cache", "depends", "linux-image-cloud-amd64"])
+    for line in out.splitlines():
+        line = line.strip()
+        if line.startswith("Depends: linux-image-") and line.split()[1][12:13].isdigit():
+            return line.split()[1]
+    raise RuntimeError("apt-cache did not name the cloud kernel package:\n" + out)
+
+
+def extract_vmlinux(bzimage, out):
+    """The kernel's own compressed payload (payload_offset/length in the
+    setup header), decompressed with the tool its magic names."""
+    data = open(bzimage, "rb").read()
+    setup = (data[0x1F1] or 4) * 512 + 512
+    off, length = struct.unpack_from("<II", data, 0x248)
+    payload = data[setup + off: setup + off + length]
+    tools = [
+        (b"\x02\x21\x4c\x18", ["lz4", "-d", "-c"]),
+        (b"\xfd7zXZ", ["xz", "-d", "-c"]),
+        (b"\x1f\x8b", ["gzip", "-d", "-c"]),
+        (b"\x28\xb5\x2f\xfd", ["zstd", "-d", "-c"]),
+    ]
+    for magic, cmd in tools:
+        if payload.startswith(magic):
+            r = subprocess.run(cmd, input=payload, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            # the kernel's lz4 and xz streams carry trailing size bytes some
+            # tools complain about; what matters is a whole ELF
+            if r.stdout[:4] != b"\x7fELF":
+                raise RuntimeError("%s gave no ELF: %s" % (cmd[0], r.stderr.decode()[-500:]))
+            open(out, "wb").write(r.stdout)
+            return
+    raise RuntimeError("unknown kernel compression, payload starts %s" % payload[:6].hex())
+
+
+def cpio_newc(entries):
+    """A newc cpio archive of (name, mode, data) entries."""
+    out = bytearray()
+    for ino, (name, mode, data) in enumerate(entries + [("TRAILER!!!", 0, b"")], 1):
+        nameb = name.encode() + b"\0"
+        hdr = "070701" + "".join("%08X" % v for v in (
+            ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(nameb), 0))
+        out += hdr.encode() + nameb
+        out += b"\0" * (-len(out) % 4)
+        out += data
+        out += b"\0" * (-len(out) % 4)
+    return bytes(out)
+
+
+def make_initramfs(busybox, out):
+    entries = [
+        ("bin", 0o40755, b""),
+        ("bin/busybox", 0o100755, open(busybox, "rb").read()),
+        ("init", 0o100755, INIT.encode()),
+        ("dev", 0o40755, b""),
+        ("proc", 0o40755, b""),
+        ("sys", 0o40755, b""),
+    ]
+    open(out, "wb").write(cpio_newc(entries))
+
+
+def prepare(cache):
+    os.makedirs(cache, exist_ok=True)
+    paths = {k: os.path.join(cache, v) for k, v in
+             (("BZIMAGE", "bzImage"), ("VMLINUX", "vmlinux"), ("INITRD", "initramfs.cpio"))}
+    if all(os.path.exists(p) for p in paths.values()):
+        return paths
+    debs = os.path.join(cache, "debs")
+    shutil.rmtree(debs, ignore_errors=True)
+    os.makedirs(debs)
+    download(kernel_package(), debs)
+    download("busybox-static", debs)
+    root = os.path.join(debs, "root")
+    for deb in glob.glob(os.path.join(debs, "*.deb")):
+        run(["dpkg-deb", "-x", deb, root])
+    vmlinuz = glob.glob(os.path.join(root, "boot", "vmlinuz-*"))[0]
+    shutil.copy(vmlinuz, paths["BZIMAGE"] + ".tmp")
+    extract_vmlinux(vmlinuz, paths["VMLINUX"] + ".tmp")
+    make_initramfs(os.path.join(root, "bin", "busybox"), paths["INITRD"] + ".tmp")
+    for p in paths.values():
+        os.rename(p + ".tmp", p)
+    with open(os.path.join(cache, "kernel-version"), "w") as f:
+        f.write(os.path.basename(vmlinuz)[len("vmlinuz-"):] + "\n")
+    shutil.rmtree(debs, ignore_errors=True)
+    return paths
+
+
+def main():
+    cache = sys.argv[1]
+    os.makedirs(cache, exist_ok=True)
+    with open(os.path.join(cache, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        paths = prepare(cache)
+    for k, v in paths.items():
+        print("%s=%s" % (k, v))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except RuntimeError as e:
+        print("linux_assets: %s" % e, file=sys.stderr)
+        sys.exit(1)
