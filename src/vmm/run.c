@@ -506,14 +506,17 @@ static int load_inputs(const struct run_opts *o, void **kernel, size_t *ks, void
 {
 	const char *err;
 
-	if (spk_read_file(o->kernel, KERNEL_MAX, kernel, ks, &err) < 0) {
-		fprintf(stderr, "sparkler: --kernel %s: %s (limit %llu MiB)\n", o->kernel, err,
-			KERNEL_MAX >> 20);
+	int rc = spk_read_file(o->kernel, KERNEL_MAX, kernel, ks, &err);
+
+	if (rc < 0) {
+		fprintf(stderr, "sparkler: --kernel %s: %s%s\n", o->kernel, err,
+			rc == -EFBIG ? " (512 MiB)" : "");
 		return -1;
 	}
-	if (o->initrd && spk_read_file(o->initrd, INITRD_MAX, initrd, is, &err) < 0) {
-		fprintf(stderr, "sparkler: --initrd %s: %s (limit %llu MiB)\n", o->initrd, err,
-			INITRD_MAX >> 20);
+	rc = o->initrd ? spk_read_file(o->initrd, INITRD_MAX, initrd, is, &err) : 0;
+	if (rc < 0) {
+		fprintf(stderr, "sparkler: --initrd %s: %s%s\n", o->initrd, err,
+			rc == -EFBIG ? " (2 GiB)" : "");
 		return -1;
 	}
 	return 0;

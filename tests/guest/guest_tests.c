@@ -719,6 +719,60 @@ static void case_misbehave(void)
 	th_teardown(&s.t);
 }
 
+/* ---- INIT/SIPI through the in-kernel LAPIC ---------------------------------------- */
+
+struct sipi_state {
+	struct th *t;
+	atomic_int ap_ports, done;
+};
+
+static enum spk_action sipi_on_exit(struct spk_vcpu *vcpu, struct spk_exit *e, void *opaque)
+{
+	struct sipi_state *s = opaque;
+	struct spk_ucall uc;
+
+	th_fail_on_assert(s->t, e);
+	if (e->kind == SPK_EXIT_PIO && e->pio.port == 0x81) {
+		/* the AP, in real mode at the SIPI vector */
+		CHECK_EQ(e->vcpu, 1);
+		CHECK_EQ(e->pio.data[0], 0x5a);
+		struct spk_x86_sregs sr;
+		CHECK_OK(spk_vcpu_get_sregs(vcpu, &sr));
+		CHECK_EQ(sr.cs.selector, 0x0800);
+		CHECK_EQ(sr.cr0 & 1, 0); /* real mode */
+		s->ap_ports++;
+		return SPK_ACT_CONTINUE;
+	}
+	if (e->kind == SPK_EXIT_HYPERCALL && spk_ucall_decode(vcpu, e, &uc) == 0 &&
+	    uc.type == SPK_UCALL_DONE) {
+		s->done++;
+		return SPK_ACT_STOP_VM;
+	}
+	return SPK_ACT_DEFAULT;
+}
+
+static void case_sipi(void)
+{
+	const struct th_opts o = {.max_vcpus = 2, .irqchip = SPK_IRQCHIP_KERNEL};
+	const struct spk_run_ops ops = {.on_exit = sipi_on_exit};
+	struct spk_run_result res;
+	struct sipi_state s = {0};
+	struct spk_vcpu *ap;
+	struct th t;
+
+	th_setup(&t, "t_sipi", &o);
+	s.t = &t;
+	CHECK_OK(spk_bus_set_miss_policy(spk_vm_bus(t.vm), SPK_BUS_PIO, SPK_MISS_EXIT));
+	/* the AP is READY without registers: KVM holds it until INIT/SIPI */
+	CHECK_OK(spk_vcpu_create(t.vm, 1, &ap));
+	CHECK_OK(spk_vcpu_ready(ap));
+	CHECK_OK(spk_vm_run(t.vm, &ops, &s, &res));
+	CHECK(!res.unhandled, "%s", res.report);
+	CHECK_EQ(s.done, 1);
+	CHECK_EQ(s.ap_ports, 1);
+	th_teardown(&t);
+}
+
 /* ---- API misuse ------------------------------------------------------------------- */
 
 static void case_api_misuse(void)
@@ -777,6 +831,7 @@ static const struct {
 	{"console", case_console},
 	{"misbehave", case_misbehave},
 	{"api_misuse", case_api_misuse},
+	{"sipi", case_sipi},
 };
 
 int main(int argc, char **argv)

@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The CPUID policy of `sparkler run`: topology, templates, CX16. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "vmm/vmm.h"
+
+/* A host-like leaf set: everything on, as KVM_GET_SUPPORTED_CPUID might say. */
+static uint32_t host_leaves(struct spk_cpuid_entry *e)
+{
+	uint32_t n = 0;
+
+	e[n++] = (struct spk_cpuid_entry){1, 0, 0, 0x806f8, 0x00000800, 0xffffffff, 0xffffffff};
+	for (uint32_t lvl = 1; lvl <= 3; lvl++)
+		e[n++] = (struct spk_cpuid_entry){4, lvl - 1, 1, (lvl << 5) | 0xfc000121, 0, 0, 0};
+	e[n++] = (struct spk_cpuid_entry){6, 0, 0, 0x77, 2, 9, 0};
+	e[n++] = (struct spk_cpuid_entry){7, 0, 1, 0, 0xffffffff, 0xffffffff, 0xffffffff};
+	for (uint32_t i = 0; i < 3; i++)
+		e[n++] = (struct spk_cpuid_entry){0xb, i, 1, 0xff, 0xff, 0xff, 0xff};
+	e[n++] = (struct spk_cpuid_entry){0xd, 0, 1, 0x2e7, 0, 0, 0};
+	e[n++] = (struct spk_cpuid_entry){0x80000008, 0, 0, 0x3030, 0, 0xff, 0};
+	return n;
+}
+
+static void test_topology(void **state)
+{
+	for (uint32_t ncpus = 1; ncpus <= 8; ncpus *= 2) {
+		struct spk_cpu_policy p = {.ncpus = ncpus};
+		struct spk_cpuid_entry e[32];
+		uint32_t n = host_leaves(e);
+
+		assert_int_equal(spk_cpuid_policy(&p, ncpus - 1, e, &n, 32), 0);
+		struct spk_cpuid_entry *l1 = spk_cpuid_find(e, n, 1, 0);
+		assert_int_equal((l1->ebx >> 16) & 0xff, ncpus);
+		assert_int_equal(!!(l1->edx & (1u << 28)), ncpus > 1); /* HTT */
+		assert_true(l1->ecx & (1u << 31));                     /* hypervisor */
+		assert_true(l1->ecx & (1u << 13)); /* CX16 stays unless asked */
+		struct spk_cpuid_entry *smt = spk_cpuid_find(e, n, 0xb, 0);
+		struct spk_cpuid_entry *core = spk_cpuid_find(e, n, 0xb, 1);
+		struct spk_cpuid_entry *none = spk_cpuid_find(e, n, 0xb, 2);
+		assert_int_equal(smt->ebx, 1);
+		assert_int_equal(smt->ecx, 0x100);
+		assert_int_equal(core->ebx, ncpus);
+		assert_int_equal(core->ecx, 0x201);
+		assert_int_equal(1u << core->eax, ncpus); /* x2APIC id shift */
+		assert_int_equal(core->edx, ncpus - 1);   /* this vCPU's x2APIC id */
+		assert_int_equal(none->ebx, 0);
+		assert_int_equal(none->ecx, 2);
+		struct spk_cpuid_entry *l3 = spk_cpuid_find(e, n, 4, 2);
+		struct spk_cpuid_entry *l1c = spk_cpuid_find(e, n, 4, 0);
+		assert_int_equal(l3->eax >> 26, ncpus - 1);
+		assert_int_equal((l3->eax >> 14) & 0xfff, ncpus - 1); /* L3 shared by all */
+		assert_int_equal((l1c->eax >> 14) & 0xfff, 0);        /* L1 by one */
+		assert_int_equal(spk_cpuid_find(e, n, 0x80000008, 0)->ecx & 0xff, ncpus - 1);
+	}
+}
+
+static void test_minimal_template_and_cx16(void **state)
+{
+	struct spk_cpu_policy p = {.ncpus = 2, .template = SPK_CPU_TEMPLATE_MINIMAL,
+				   .clear_cx16 = true};
+	struct spk_cpuid_entry e[32];
+	uint32_t n = host_leaves(e);
+
+	assert_int_equal(spk_cpuid_policy(&p, 0, e, &n, 32), 0);
+	struct spk_cpuid_entry *l1 = spk_cpuid_find(e, n, 1, 0);
+	struct spk_cpuid_entry *l7 = spk_cpuid_find(e, n, 7, 0);
+	assert_false(l1->ecx & (1u << 13)); /* CX16 */
+	assert_false(l1->ecx & (1u << 5));  /* VMX */
+	assert_true(l1->ecx & (1u << 31));  /* still a hypervisor */
+	assert_false(l7->ebx & (1u << 16)); /* AVX512F */
+	assert_false(l7->ebx & (1u << 11)); /* RTM */
+	assert_false(l7->ebx & (1u << 4));  /* HLE */
+	assert_false(l7->ebx & (1u << 2));  /* SGX */
+	assert_false(l7->ecx & (1u << 3));  /* PKU */
+	assert_false(l7->edx & (1u << 24)); /* AMX-TILE */
+	assert_true(l7->ebx & (1u << 5));   /* AVX2 stays */
+	assert_int_equal(spk_cpuid_find(e, n, 0xd, 0)->eax, 0x7);
+	assert_int_equal(spk_cpuid_find(e, n, 6, 0)->eax, 0);
+}
+
+static void test_template_names(void **state)
+{
+	enum spk_cpu_template t;
+
+	assert_int_equal(spk_cpu_template_parse("host", &t), 0);
+	assert_int_equal(t, SPK_CPU_TEMPLATE_HOST);
+	assert_int_equal(spk_cpu_template_parse("minimal", &t), 0);
+	assert_int_equal(t, SPK_CPU_TEMPLATE_MINIMAL);
+	assert_int_equal(spk_cpu_template_parse("T2", &t), -1);
+	assert_int_equal(spk_cpu_template_parse("", &t), -1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_topology),
+		cmocka_unit_test(test_minimal_template_and_cx16),
+		cmocka_unit_test(test_template_names),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
