@@ -69,6 +69,25 @@ static void restore_tty(void)
 	}
 }
 
+/* A crash (ours) must not leave the user's terminal raw: restore it, then
+ * die of the same signal. tcsetattr is async-signal-safe. */
+static void crash_handler(int sig)
+{
+	if (g.raw_tty)
+		tcsetattr(STDIN_FILENO, TCSANOW, &g.saved_tty);
+	raise(sig); /* SA_RESETHAND: the default action now */
+}
+
+static void restore_on_crash(void)
+{
+	static const int sigs[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL};
+	struct sigaction sa = {.sa_handler = crash_handler, .sa_flags = SA_RESETHAND | SA_NODEFER};
+
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
+}
+
 static void raw_tty(void)
 {
 	struct termios t;
@@ -81,6 +100,7 @@ static void raw_tty(void)
 	if (tcsetattr(STDIN_FILENO, TCSANOW, &t) == 0) {
 		g.raw_tty = true;
 		atexit(restore_tty);
+		restore_on_crash();
 	}
 }
 
