@@ -121,8 +121,9 @@ static void measure_inproc(struct lib_vm *lib, struct bare_vm *bare, unsigned cp
 }
 
 /*
- * Pin this thread to the CPU it is on, *saved receiving the old mask: on
- * this 2-core PVM machine a run that migrates mid-way varies by 50%.
+ * Pin this thread, and so the children it starts, to the CPU it is on,
+ * *saved receiving the old mask: on the 2-core PVM machine a loop whose
+ * vCPU thread migrates mid-way varies by 50%.
  */
 static bool pin_here(cpu_set_t *saved)
 {
@@ -141,13 +142,11 @@ static void run_inproc(const struct exit_plan *p, struct exit_results *x)
 	struct guest_code g;
 	struct lib_vm lib;
 	struct bare_vm bare;
-	cpu_set_t saved;
 
 	guest_loop64(&g, p->n_inproc);
 	int kvm = bare_kvm_open();
 	if (kvm < 0)
 		return;
-	bool pinned = pin_here(&saved);
 	if (bare_vm_create(&bare, kvm, EXIT_MEM) == 0 && bare_vm_load(&bare, g.bytes, g.len) == 0 &&
 	    lib_vm_create(&lib, EXIT_MEM, &g, 3) == 0) {
 		measure_inproc(&lib, &bare, 3, p->reps_cpl3, p->n_inproc, &x->cpl3);
@@ -156,8 +155,6 @@ static void run_inproc(const struct exit_plan *p, struct exit_results *x)
 	}
 	bare_vm_destroy(&bare);
 	close(kvm);
-	if (pinned)
-		sched_setaffinity(0, sizeof(saved), &saved);
 }
 
 /* ---- per process: the sandbox and QEMU ------------------------------------- */
@@ -258,8 +255,9 @@ static void rows_cpl3(struct report *r, const struct exit_plan *p, struct exit_r
 	row_note(row,
 	         "%u `out %%al, $0x80` then the done hypercall, in 64-bit mode at CPL3 (IOPL 3), "
 	         "through spk_vcpu_run() (sparkler) and a bare KVM_RUN loop (limit) in this "
-	         "process, pinned to one CPU; %d pairs of runs back to back; time / %u. %s. QEMU "
-	         "cannot start a guest at CPL3.",
+	         "process; %d pairs of runs back to back; time / %u. %s. QEMU "
+	         "cannot start a guest at CPL3. Every exit round trip run, in this process or a "
+	         "child, is pinned to one CPU.",
 	         p->n_inproc, p->reps_cpl3, p->n_inproc, acct);
 	struct cell bare = row->limit;
 
@@ -272,7 +270,7 @@ static void rows_cpl3(struct report *r, const struct exit_plan *p, struct exit_r
 	row_note(row,
 	         "The same loop as an ELF run by `sparkler sandbox --cpus 1`, which enters it at "
 	         "CPL0: it iretq's to CPL3 first. (T(%u writes) - T(1 write)) / %u over two "
-	         "processes, %d pairs. Limit: the bare loop of row 1.",
+	         "processes, %d pairs. Limit: the bare loop of the row above.",
 	         p->n_proc, p->n_proc - 1, p->reps_proc);
 }
 
@@ -316,8 +314,10 @@ static void exit_target(struct report *r, struct inproc_mode *cpl3, struct inpro
 void bench_exits(const struct bench_opts *o, struct report *r)
 {
 	const struct exit_plan p = o->quick ? (struct exit_plan){5000, 3, 2, 5000, 1}
-	                                    : (struct exit_plan){20000, 15, 7, 50000, 3};
+	                                    : (struct exit_plan){20000, 15, 7, 50000, 5};
 	struct exit_results x = {.qemu_why = "failed"};
+	cpu_set_t saved;
+	bool pinned = pin_here(&saved);
 
 	fprintf(stderr, "exit round trip: in-process (%u exits a run)...\n", p.n_inproc);
 	run_inproc(&p, &x);
@@ -325,6 +325,8 @@ void bench_exits(const struct bench_opts *o, struct report *r)
 	run_sandbox(o, &p, &x);
 	fprintf(stderr, "exit round trip: QEMU...\n");
 	run_qemu(o, &p, &x);
+	if (pinned)
+		sched_setaffinity(0, sizeof(saved), &saved);
 	rows_cpl3(r, &p, &x);
 	row_cpl0(r, &p, &x);
 	exit_target(r, &x.cpl3, &x.cpl0);
