@@ -1,14 +1,15 @@
-/* Spin forever at CPL3: the host kicks the vCPU. */
+/* Spin forever at CPL3, counting: the host kicks, pauses and resumes. */
 #include <guest.h>
+
+volatile uint64_t spin_count;
 
 static uint64_t spin(uint64_t arg)
 {
-	volatile uint64_t n = 0;
-
+	outl(0x84, (uint32_t)(uint64_t)&spin_count); /* where to watch */
 	outb(0x80, 1); /* tell the host we are at CPL3 */
 	for (;;)
-		n++;
-	return n;
+		spin_count++;
+	return 0;
 }
 
 int main(void)

@@ -93,8 +93,9 @@ bool spk_bus_frozen(const struct spk_bus *bus);
 
 /*
  * Route an access. Returns 0 when a device took it (*value filled for
- * reads), -ENOENT when no device covers [addr, addr + width), -EINVAL for
- * a bad width or an unknown space. A range that covers the start but not
+ * reads), -ENOENT when no device covers [addr, addr + width) (a miss sets
+ * no spk_last_error() message: misses are the hot path of guests that probe
+ * empty ports), -EINVAL for a bad width or an unknown space. A range that covers the start but not
  * the end of the access counts as a miss, logged with the device's name.
  * In SYSREG an address is a register number: an access of any width
  * covers the one register addr.

@@ -105,6 +105,9 @@ enum spk_action {
 
 struct spk_run_ops {
 	enum spk_action (*on_exit)(struct spk_vcpu *vcpu, struct spk_exit *exit, void *opaque);
+	/* Hold every vCPU before its first instruction until spk_vm_resume()
+	 * (a debugger attaching first, an API that starts the VM paused). */
+	bool start_paused;
 	/* Start a vCPU that CPU_UP named (state CREATED or STOPPED) at
 	 * entry with arg. NULL: the long-mode start of x86.h, with the
 	 * context the boot vCPU was started with. */
@@ -127,6 +130,18 @@ struct spk_run_result {
  */
 int spk_vm_run(struct spk_vm *vm, const struct spk_run_ops *ops, void *opaque,
 	       struct spk_run_result *res);
+
+/*
+ * Pause and resume a VM inside spk_vm_run(), from any thread (a vCPU
+ * thread of the run too, e.g. a debugger stopping the others from an
+ * exit handler). Pause kicks every vCPU and returns once each is held
+ * between two runs, so registers and memory can be read consistently;
+ * -ETIMEDOUT if a vCPU did not stop within a second (it stays asked),
+ * -EINVAL if the VM is not running. Both are idempotent.
+ */
+int spk_vm_pause(struct spk_vm *vm);
+int spk_vm_resume(struct spk_vm *vm);
+bool spk_vm_paused(struct spk_vm *vm);
 
 /* Host facts. */
 /* "vmx", "svm", "pvm", or "unknown"; "none" when /dev/kvm is missing. */

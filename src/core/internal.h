@@ -4,6 +4,7 @@
 #define SPK_CORE_INTERNAL_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sparkler/log.h>
 
@@ -60,5 +61,20 @@ enum {
 struct spk_vcpu;
 void spk_vcpu_wait_event(struct spk_vcpu *vcpu);
 int spk_x86_start_secondary(struct spk_vcpu *vcpu, uint64_t entry, uint64_t arg);
+
+/*
+ * The runner of the VM's current spk_vm_run() (vm.c keeps the pointer;
+ * runner.c uses it for pause/resume). get returns it with a reference, or
+ * NULL; put drops the reference; clear (at the end of the run) waits until
+ * nobody holds one.
+ */
+struct spk_vm;
+struct runner;
+void spk_vm_set_runner(struct spk_vm *vm, struct runner *r);
+struct runner *spk_vm_runner_get(struct spk_vm *vm);
+void spk_vm_runner_put(struct spk_vm *vm);
+void spk_vm_runner_clear(struct spk_vm *vm);
+/* A SYSTEM_DOWN or RESET request is pending (spk_vm_request_stop). */
+bool spk_vm_stop_pending(struct spk_vm *vm);
 
 #endif

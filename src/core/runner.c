@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/internal.h"
 #include <sparkler/sparkler.h>
@@ -31,7 +32,16 @@ struct runner {
 	bool stopping;
 	bool have_result;
 	struct slot *slots; /* one per possible vCPU */
+
+	/* pause: vCPU threads park between runs while paused */
+	bool paused;
+	uint32_t parked;
+	pthread_cond_t parked_cond; /* a thread parked or left */
+	pthread_cond_t resume_cond; /* resumed or stopping */
 };
+
+/* Set on a runner's vCPU threads: pause from one of them counts itself. */
+static __thread struct runner *self_runner;
 
 struct thread_arg {
 	struct runner *r;
@@ -70,6 +80,8 @@ static void end_run(struct runner *r, const struct spk_exit *exit, enum spk_exit
 		snprintf(r->res->report, sizeof(r->res->report), "%s", report ? report : "");
 	}
 	r->stopping = true;
+	pthread_cond_broadcast(&r->resume_cond);
+	pthread_cond_broadcast(&r->parked_cond);
 	pthread_mutex_unlock(&r->lock);
 	kick_all(r);
 }
@@ -86,6 +98,93 @@ static void end_unhandled(struct runner *r, struct spk_vcpu *vcpu, const struct 
 }
 
 static void *vcpu_main(void *p);
+
+/*
+ * Between two runs: hold here while the VM is paused. A stop request
+ * (spk_vm_request_stop, which must stay async-signal-safe and so cannot
+ * signal our condition) is noticed within 50 ms: the vCPU then runs once
+ * more and returns the stop.
+ */
+static void park_if_paused(struct runner *r)
+{
+	pthread_mutex_lock(&r->lock);
+	while (r->paused && !r->stopping && !spk_vm_stop_pending(r->vm)) {
+		struct timespec until;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 50 * 1000 * 1000;
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+		r->parked++;
+		pthread_cond_broadcast(&r->parked_cond);
+		pthread_cond_timedwait(&r->resume_cond, &r->lock, &until);
+		r->parked--;
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+static int pause_runner(struct runner *r)
+{
+	struct timespec until;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 1;
+	pthread_mutex_lock(&r->lock);
+	r->paused = true;
+	pthread_mutex_unlock(&r->lock);
+	kick_all(r);
+	pthread_mutex_lock(&r->lock);
+	/* the calling vCPU thread, if it is one, is not running either */
+	uint32_t me = self_runner == r ? 1 : 0;
+	while (!r->stopping && r->paused && r->parked + me < r->active && rc == 0)
+		if (pthread_cond_timedwait(&r->parked_cond, &r->lock, &until) == ETIMEDOUT)
+			rc = spk_fail(ETIMEDOUT, "runner: %u of %u vCPUs did not stop within a second",
+				      r->active - r->parked - me, r->active);
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+int spk_vm_pause(struct spk_vm *vm)
+{
+	struct runner *r = vm ? spk_vm_runner_get(vm) : NULL;
+
+	if (!r)
+		return spk_fail(EINVAL, "runner: pause: the VM is not running");
+	int rc = pause_runner(r);
+	spk_vm_runner_put(vm);
+	return rc;
+}
+
+int spk_vm_resume(struct spk_vm *vm)
+{
+	struct runner *r = vm ? spk_vm_runner_get(vm) : NULL;
+
+	if (!r)
+		return spk_fail(EINVAL, "runner: resume: the VM is not running");
+	pthread_mutex_lock(&r->lock);
+	r->paused = false;
+	pthread_cond_broadcast(&r->resume_cond);
+	pthread_mutex_unlock(&r->lock);
+	spk_vm_runner_put(vm);
+	return 0;
+}
+
+bool spk_vm_paused(struct spk_vm *vm)
+{
+	struct runner *r = vm ? spk_vm_runner_get(vm) : NULL;
+	bool paused = false;
+
+	if (r) {
+		pthread_mutex_lock(&r->lock);
+		paused = r->paused;
+		pthread_mutex_unlock(&r->lock);
+		spk_vm_runner_put(vm);
+	}
+	return paused;
+}
 
 /* With r->lock held. */
 static int start_thread(struct runner *r, struct spk_vcpu *vcpu)
@@ -225,7 +324,9 @@ static void *vcpu_main(void *p)
 	struct spk_exit exit;
 
 	free(p);
+	self_runner = r;
 	for (;;) {
+		park_if_paused(r);
 		if (is_stopping(r))
 			break;
 		if (spk_vcpu_run(a.vcpu, &exit) < 0) {
@@ -257,7 +358,9 @@ static void *vcpu_main(void *p)
 	r->slots[spk_vcpu_id(a.vcpu)].finished = true;
 	if (--r->active == 0)
 		pthread_cond_broadcast(&r->idle);
+	pthread_cond_broadcast(&r->parked_cond);
 	pthread_mutex_unlock(&r->lock);
+	self_runner = NULL;
 	return NULL;
 }
 
@@ -295,6 +398,10 @@ int spk_vm_run(struct spk_vm *vm, const struct spk_run_ops *ops, void *opaque,
 		return spk_fail(ENOMEM, "runner: out of memory");
 	pthread_mutex_init(&r.lock, NULL);
 	pthread_cond_init(&r.idle, NULL);
+	pthread_cond_init(&r.parked_cond, NULL);
+	pthread_cond_init(&r.resume_cond, NULL);
+	r.paused = ops && ops->start_paused;
+	spk_vm_set_runner(vm, &r);
 
 	rc = start_ready(&r);
 	if (rc < 0)
@@ -309,6 +416,9 @@ int spk_vm_run(struct spk_vm *vm, const struct spk_run_ops *ops, void *opaque,
 	if (!r.have_result)
 		res->kind = SPK_EXIT_CPU_DOWN; /* every vCPU stopped itself */
 
+	spk_vm_runner_clear(vm);
+	pthread_cond_destroy(&r.parked_cond);
+	pthread_cond_destroy(&r.resume_cond);
 	pthread_cond_destroy(&r.idle);
 	pthread_mutex_destroy(&r.lock);
 	free(r.slots);

@@ -10,7 +10,7 @@
 
 #define SPK_CPUID_MAX 256
 
-int spk_kvm_supported_cpuid(struct spk_vm *vm)
+int spk_kvm_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out)
 {
 	for (uint32_t n = 64; n <= 4096; n *= 2) {
 		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
@@ -18,8 +18,8 @@ int spk_kvm_supported_cpuid(struct spk_vm *vm)
 		if (!c)
 			return spk_fail(ENOMEM, "cpuid: out of memory");
 		c->nent = n;
-		if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
-			vm->supported_cpuid = c;
+		if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
+			*out = c;
 			return 0;
 		}
 		int err = errno;
@@ -65,7 +65,8 @@ static void set_apic_ids(struct spk_cpuid_entry *e, uint32_t n, uint32_t id)
 int spk_kvm_set_vcpu_cpuid(struct spk_vcpu *vcpu)
 {
 	struct spk_vm *vm = vcpu->vm;
-	uint32_t n = vm->supported_cpuid->nent;
+	const struct kvm_cpuid2 *host = vm->supported_cpuid;
+	uint32_t n = host->nent;
 	struct spk_cpuid_entry *e;
 	struct kvm_cpuid2 *c;
 	int rc;
@@ -79,7 +80,7 @@ int spk_kvm_set_vcpu_cpuid(struct spk_vcpu *vcpu)
 		goto out_free;
 	}
 	for (uint32_t i = 0; i < n; i++) {
-		const struct kvm_cpuid_entry2 *k = &vm->supported_cpuid->entries[i];
+		const struct kvm_cpuid_entry2 *k = &host->entries[i];
 
 		e[i] = (struct spk_cpuid_entry){k->function, k->index, k->flags & 1u,
 						k->eax,      k->ebx,   k->ecx,

@@ -21,7 +21,7 @@ struct spk_kvm_map {
 };
 
 struct spk_vm {
-	int kvm_fd;
+	int kvm_fd; /* the process-wide /dev/kvm descriptor: not ours to close */
 	int vm_fd;
 	int run_size; /* KVM_GET_VCPU_MMAP_SIZE */
 	bool sync_regs;
@@ -41,7 +41,7 @@ struct spk_vm {
 	uint32_t n_maps;
 	uint32_t next_slot;
 
-	struct kvm_cpuid2 *supported_cpuid;
+	const struct kvm_cpuid2 *supported_cpuid; /* process-wide, read-only */
 
 	pthread_mutex_t lock; /* vCPU creation, memory, first-run setup */
 	struct spk_vcpu **vcpus; /* max_vcpus entries */
@@ -49,6 +49,10 @@ struct spk_vm {
 
 	/* 0, or SPK_EXIT_SYSTEM_DOWN / SPK_EXIT_RESET from spk_vm_request_stop */
 	atomic_int stop_kind;
+
+	struct runner *runner; /* of the spk_vm_run() in progress, under lock */
+	uint32_t runner_users;  /* references from spk_vm_runner_get() */
+	pthread_cond_t runner_cond;
 
 	/* The long-mode context vCPUs were started with (for CPU_UP). */
 	struct spk_x86_long_mode lm;
@@ -89,7 +93,7 @@ bool spk_vcpu_pending_irq(struct spk_vcpu *vcpu);
 int spk_vcpu_invalidate(struct spk_vcpu *vcpu);
 
 /* cpuid.c */
-int spk_kvm_supported_cpuid(struct spk_vm *vm);
+int spk_kvm_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out);
 int spk_kvm_set_vcpu_cpuid(struct spk_vcpu *vcpu);
 
 

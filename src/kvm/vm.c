@@ -55,6 +55,44 @@ bool spk_kvm_usable(char *why, size_t why_size)
 	return true;
 }
 
+/*
+ * /dev/kvm and KVM_GET_SUPPORTED_CPUID are the same for every VM of the
+ * process: open and ask once (creating many short-lived VMs spent a third
+ * of its time here). A failure is remembered with its message.
+ */
+static struct {
+	pthread_once_t once;
+	int fd;
+	int err;
+	char msg[256];
+	struct kvm_cpuid2 *cpuid;
+} kvm_host = {.once = PTHREAD_ONCE_INIT, .fd = -1};
+
+static void host_init(void)
+{
+	int rc = open_kvm(&kvm_host.fd);
+
+	if (rc == 0)
+		rc = spk_kvm_supported_cpuid(kvm_host.fd, &kvm_host.cpuid);
+	if (rc < 0) {
+		kvm_host.err = -rc;
+		snprintf(kvm_host.msg, sizeof(kvm_host.msg), "%s", spk_last_error());
+		if (kvm_host.fd >= 0)
+			close(kvm_host.fd);
+		kvm_host.fd = -1;
+	}
+}
+
+static int host_kvm(struct spk_vm *vm)
+{
+	pthread_once(&kvm_host.once, host_init);
+	if (kvm_host.fd < 0)
+		return spk_fail(kvm_host.err, "%s", kvm_host.msg);
+	vm->kvm_fd = kvm_host.fd;
+	vm->supported_cpuid = kvm_host.cpuid;
+	return 0;
+}
+
 static bool file_exists(const char *path)
 {
 	return access(path, F_OK) == 0;
@@ -162,10 +200,11 @@ int spk_vm_create(const struct spk_vm_config *cfg, struct spk_vm **out)
 		return spk_fail(ENOMEM, "vm: out of memory");
 	vm->kvm_fd = vm->vm_fd = -1;
 	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->runner_cond, NULL);
 	rc = copy_config(vm, cfg ? cfg : &defaults);
 	if (rc < 0)
 		goto err_free;
-	rc = open_kvm(&vm->kvm_fd);
+	rc = host_kvm(vm);
 	if (rc < 0)
 		goto err_free;
 	rc = check_vcpu_limit(vm);
@@ -192,9 +231,6 @@ int spk_vm_create(const struct spk_vm_config *cfg, struct spk_vm **out)
 	}
 	if ((rc = spk_mem_new(&vm->mem)) < 0 || (rc = spk_bus_new(&vm->bus)) < 0 ||
 	    (rc = spk_hypercall_table_new(&vm->hc)) < 0)
-		goto err_free;
-	rc = spk_kvm_supported_cpuid(vm);
-	if (rc < 0)
 		goto err_free;
 	if (vm->irqchip == SPK_IRQCHIP_KERNEL) {
 		rc = create_irqchip(vm);
@@ -228,16 +264,14 @@ void spk_vm_destroy(struct spk_vm *vm)
 	free(vm->vcpus);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
-	if (vm->kvm_fd >= 0)
-		close(vm->kvm_fd);
 	for (uint32_t i = 0; i < vm->n_maps; i++)
 		if (vm->maps[i].host)
 			munmap(vm->maps[i].host, vm->maps[i].size);
 	spk_hypercall_table_free(vm->hc);
 	spk_bus_free(vm->bus);
 	spk_mem_free(vm->mem);
-	free(vm->supported_cpuid);
 	free(vm->msr_exits);
+	pthread_cond_destroy(&vm->runner_cond);
 	pthread_mutex_destroy(&vm->lock);
 	free(vm);
 }
@@ -520,4 +554,43 @@ int spk_vm_irq_line(struct spk_vm *vm, uint32_t gsi, bool level)
 	if (rc < 0)
 		return spk_fail(-rc, "kvm: KVM_IRQ_LINE %u: %s", gsi, strerror(-rc));
 	return 0;
+}
+
+void spk_vm_set_runner(struct spk_vm *vm, struct runner *r)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->runner = r;
+	pthread_mutex_unlock(&vm->lock);
+}
+
+struct runner *spk_vm_runner_get(struct spk_vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	struct runner *r = vm->runner;
+	if (r)
+		vm->runner_users++;
+	pthread_mutex_unlock(&vm->lock);
+	return r;
+}
+
+void spk_vm_runner_put(struct spk_vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (--vm->runner_users == 0)
+		pthread_cond_broadcast(&vm->runner_cond);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+void spk_vm_runner_clear(struct spk_vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->runner = NULL;
+	while (vm->runner_users)
+		pthread_cond_wait(&vm->runner_cond, &vm->lock);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+bool spk_vm_stop_pending(struct spk_vm *vm)
+{
+	return atomic_load(&vm->stop_kind) != 0;
 }

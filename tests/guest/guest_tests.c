@@ -588,6 +588,8 @@ static void case_spin_kick(void)
 	CHECK_OK(spk_bus_set_miss_policy(spk_vm_bus(t.vm), SPK_BUS_PIO, SPK_MISS_EXIT));
 	k.vcpu = t.vcpu;
 	th_run(&t, &e);
+	CHECK(e.kind == SPK_EXIT_PIO && e.pio.port == 0x84, "got %s", spk_exit_name(e.kind));
+	th_run(&t, &e);
 	CHECK(e.kind == SPK_EXIT_PIO && e.pio.port == 0x80, "got %s", spk_exit_name(e.kind));
 	struct spk_x86_sregs sr;
 	CHECK_OK(spk_vcpu_get_sregs(t.vcpu, &sr));
@@ -611,6 +613,110 @@ static void case_spin_kick(void)
 	spk_vcpu_kick(t.vcpu);
 	th_run(&t, &e);
 	CHECK(e.kind == SPK_EXIT_CANCELLED, "got %s", spk_exit_name(e.kind));
+	th_teardown(&t);
+}
+
+/* ---- pause and resume inside spk_vm_run() ------------------------------------------ */
+
+struct pause_state {
+	struct th *t;
+	atomic_uint_least64_t counter_gpa;
+	atomic_int at_cpl3, self_pause_rc;
+};
+
+static enum spk_action pause_on_exit(struct spk_vcpu *vcpu, struct spk_exit *e, void *opaque)
+{
+	struct pause_state *s = opaque;
+
+	if (e->kind == SPK_EXIT_PIO && e->pio.port == 0x84) {
+		uint32_t v;
+		memcpy(&v, e->pio.data, 4);
+		atomic_store(&s->counter_gpa, v);
+		return SPK_ACT_CONTINUE;
+	}
+	if (e->kind == SPK_EXIT_PIO && e->pio.port == 0x80) {
+		/* pausing from a vCPU thread counts that thread as held */
+		atomic_store(&s->self_pause_rc, spk_vm_pause(spk_vcpu_vm(vcpu)) + 1000);
+		atomic_store(&s->at_cpl3, 1);
+		return SPK_ACT_CONTINUE;
+	}
+	if (e->kind == SPK_EXIT_CANCELLED)
+		return SPK_ACT_CONTINUE;
+	return SPK_ACT_DEFAULT;
+}
+
+struct run_thread {
+	struct th *t;
+	const struct spk_run_ops *ops;
+	void *opaque;
+	struct spk_run_result res;
+	int rc;
+};
+
+static void *run_thread_main(void *p)
+{
+	struct run_thread *rt = p;
+
+	rt->rc = spk_vm_run(rt->t->vm, rt->ops, rt->opaque, &rt->res);
+	return NULL;
+}
+
+static uint64_t read_counter(struct th *t, uint64_t gpa)
+{
+	uint64_t v = 0;
+
+	CHECK_OK(spk_mem_read(spk_vm_mem(t->vm), gpa, &v, 8));
+	return v;
+}
+
+static void case_pause(void)
+{
+	const struct spk_run_ops ops = {.on_exit = pause_on_exit, .start_paused = true};
+	struct pause_state s = {0};
+	struct run_thread rt = {.ops = &ops, .opaque = &s};
+	pthread_t thr;
+	struct th t;
+
+	th_setup(&t, "t_spin", NULL);
+	s.t = rt.t = &t;
+	CHECK_OK(spk_bus_set_miss_policy(spk_vm_bus(t.vm), SPK_BUS_PIO, SPK_MISS_EXIT));
+	CHECK(spk_vm_pause(t.vm) == -EINVAL, "pause before the run");
+	CHECK(pthread_create(&thr, NULL, run_thread_main, &rt) == 0, "thread");
+	/* started paused: nothing runs until resumed */
+	usleep(100 * 1000);
+	CHECK(spk_vm_paused(t.vm), "started paused");
+	CHECK_EQ(atomic_load(&s.counter_gpa), 0);
+	CHECK_OK(spk_vm_resume(t.vm));
+	for (int i = 0; i < 2000 && !atomic_load(&s.at_cpl3); i++)
+		usleep(1000);
+	CHECK(atomic_load(&s.at_cpl3), "the guest reached CPL3");
+	CHECK_EQ(atomic_load(&s.self_pause_rc), 1000); /* 0 from its own vCPU thread */
+	CHECK(spk_vm_paused(t.vm), "paused from the vCPU thread");
+	uint64_t gpa = atomic_load(&s.counter_gpa);
+	uint64_t a = read_counter(&t, gpa);
+	usleep(50 * 1000);
+	CHECK_EQ(read_counter(&t, gpa), a); /* held: the count does not move */
+
+	for (int round = 0; round < 3; round++) {
+		CHECK_OK(spk_vm_resume(t.vm));
+		CHECK(!spk_vm_paused(t.vm), "resumed");
+		usleep(30 * 1000);
+		CHECK_OK(spk_vm_pause(t.vm)); /* kicks it out of CPL3 and holds it */
+		uint64_t b = read_counter(&t, gpa);
+		CHECK(b > a, "the guest ran while resumed (%llu -> %llu)", (unsigned long long)a,
+		      (unsigned long long)b);
+		struct spk_x86_sregs sr;
+		CHECK_OK(spk_vcpu_get_sregs(t.vcpu, &sr)); /* held vCPUs can be inspected */
+		CHECK_EQ(sr.cs.dpl, 3);
+		usleep(30 * 1000);
+		CHECK_EQ(read_counter(&t, gpa), b);
+		a = b;
+	}
+	CHECK_OK(spk_vm_request_stop(t.vm, SPK_EXIT_SYSTEM_DOWN)); /* ends a paused run too */
+	pthread_join(thr, NULL);
+	CHECK_OK(rt.rc);
+	CHECK(rt.res.kind == SPK_EXIT_SYSTEM_DOWN, "ended with %s", spk_exit_name(rt.res.kind));
+	CHECK(spk_vm_resume(t.vm) == -EINVAL, "resume after the run");
 	th_teardown(&t);
 }
 
@@ -832,6 +938,7 @@ static const struct {
 	{"misbehave", case_misbehave},
 	{"api_misuse", case_api_misuse},
 	{"sipi", case_sipi},
+	{"pause", case_pause},
 };
 
 int main(int argc, char **argv)

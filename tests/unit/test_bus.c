@@ -230,8 +230,11 @@ static void test_lookup_edges(void **state)
 	assert_null(spk_bus_owner(bus, SPK_BUS_MMIO, 0x1100));
 	assert_null(spk_bus_owner(bus, SPK_BUS_PIO, 0x1000));
 
+	/* a miss is the hot path: it formats no message (the last one stays) */
+	assert_int_equal(spk_bus_read(bus, SPK_BUS_MMIO, 0x1000, 3, &v, NULL), -EINVAL);
+	assert_non_null(strstr(spk_last_error(), "bad width 3"));
 	assert_int_equal(spk_bus_read(bus, SPK_BUS_MMIO, 0xfff, 1, &v, NULL), -ENOENT);
-	assert_non_null(strstr(spk_last_error(), "0xfff"));
+	assert_non_null(strstr(spk_last_error(), "bad width 3"));
 	assert_int_equal(spk_bus_read(bus, SPK_BUS_MMIO, 0x1000, 1, &v, NULL), 0);
 	assert_true(d.offset == 0);
 	assert_int_equal(spk_bus_read(bus, SPK_BUS_MMIO, 0x10ff, 1, &v, NULL), 0);
@@ -264,7 +267,6 @@ static void test_straddle_is_logged_miss(void **state)
 	assert_non_null(strstr(cap.last, "width 4"));
 	assert_int_equal(spk_bus_write(bus, SPK_BUS_MMIO, 0xd0000fff, 2, 1, NULL), -ENOENT);
 	assert_int_equal(cap.warnings, 2);
-	assert_non_null(strstr(spk_last_error(), "\"gpu\""));
 	spk_log_set(NULL, NULL, SPK_LOG_WARN);
 	/* The device never saw the clipped accesses. */
 	assert_int_equal(d.reads, 1);
