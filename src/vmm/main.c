@@ -2,6 +2,7 @@
 /* sparkler: the monitor program. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "vmm/vmm.h"
 
@@ -15,8 +16,11 @@ static void usage(FILE *f)
 		   "  version             print the version\n");
 }
 
+struct timespec spk_process_start;
+
 int main(int argc, char **argv)
 {
+	clock_gettime(CLOCK_MONOTONIC, &spk_process_start);
 	if (argc < 2) {
 		usage(stderr);
 		return SPK_STATUS_USAGE;

@@ -23,41 +23,17 @@
 
 #include "vmm/vmm.h"
 
-#define KERNEL_MAX (512ull << 20)
-#define INITRD_MAX (2ull << 30)
+#include "vmm/machine.h"
+
 #define ESCAPE_CHAR 0x01 /* Ctrl-A, then x: quit */
-#define DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1"
 
-struct run_opts {
-	const char *kernel, *initrd, *cmdline, *serial;
-	uint64_t mem, cpus, timeout;
-	enum spk_cpu_template template;
-	bool reboot, no_pvh;
-};
-
-struct machine {
-	struct spk_vm *vm;
-	struct spk_uart *uart;
-	struct spk_i8042 *kbd;
-	struct spk_rtc *rtc;
-	struct spk_acpi_pm *pm;
-	struct spk_boot_timer *timer;
-	struct spk_cpu_policy cpu;
-	unsigned holes_logged;
-};
-
-/* Shared with the signal, stdin and watchdog threads. */
+/* Shared with the signal and stdin threads. */
 static struct {
-	pthread_mutex_t lock;
-	struct machine *current;
-	int serial_fd;
-	struct timespec t0;
-	atomic_bool stop_host;  /* a signal or the escape sequence */
-	atomic_bool timed_out;
+	struct spk_machine *m;
 	atomic_bool done;
 	bool raw_tty;
 	struct termios saved_tty;
-} g = {.lock = PTHREAD_MUTEX_INITIALIZER, .serial_fd = STDOUT_FILENO};
+} g;
 
 /* ---- the terminal ------------------------------------------------------ */
 
@@ -104,17 +80,7 @@ static void raw_tty(void)
 	}
 }
 
-/* ---- stopping from the host ---------------------------------------------- */
-
-static void kick_current(void)
-{
-	pthread_mutex_lock(&g.lock);
-	if (g.current)
-		for (uint32_t i = 0; i < spk_vm_max_vcpus(g.current->vm); i++)
-			if (spk_vm_vcpu(g.current->vm, i))
-				spk_vcpu_kick(spk_vm_vcpu(g.current->vm, i));
-	pthread_mutex_unlock(&g.lock);
-}
+/* ---- host-side threads: signals and stdin --------------------------------- */
 
 static void *signal_main(void *p)
 {
@@ -125,37 +91,40 @@ static void *signal_main(void *p)
 		if (atomic_load(&g.done))
 			break;
 		fprintf(stderr, "\r\nsparkler: %s: stopping the guest\r\n", strsignal(sig));
-		atomic_store(&g.stop_host, true);
-		kick_current();
+		spk_machine_stop(g.m);
 	}
 	return NULL;
 }
-
-static void *watchdog_main(void *p)
-{
-	uint64_t ms = *(uint64_t *)p * 1000;
-
-	for (uint64_t waited = 0; waited < ms && !atomic_load(&g.done); waited += 50)
-		usleep(50 * 1000);
-	if (!atomic_load(&g.done)) {
-		atomic_store(&g.timed_out, true);
-		kick_current();
-	}
-	return NULL;
-}
-
-/* ---- stdin to the UART ------------------------------------------------------ */
 
 static void feed_uart(const uint8_t *buf, size_t n)
 {
 	for (size_t done = 0; done < n && !atomic_load(&g.done);) {
-		pthread_mutex_lock(&g.lock);
-		size_t took = g.current ? spk_uart_receive(g.current->uart, buf + done, n - done) : 0;
-		pthread_mutex_unlock(&g.lock);
+		size_t took = spk_machine_serial_input(g.m, buf + done, n - done);
+
 		done += took;
 		if (!took)
 			usleep(1000); /* the guest has not drained its FIFO yet */
 	}
+}
+
+/* Drop the escape sequence from in[0, n) into out; true on Ctrl-A x. */
+static bool filter_escape(const uint8_t *in, size_t n, uint8_t *out, size_t *m, bool *escape)
+{
+	*m = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (*escape) {
+			*escape = false;
+			if (in[i] == 'x')
+				return true;
+			if (in[i] != ESCAPE_CHAR)
+				continue;
+		} else if (in[i] == ESCAPE_CHAR) {
+			*escape = true;
+			continue;
+		}
+		out[(*m)++] = in[i];
+	}
+	return false;
 }
 
 static void *stdin_main(void *p)
@@ -170,248 +139,15 @@ static void *stdin_main(void *p)
 		ssize_t n = read(STDIN_FILENO, in, sizeof(in));
 		if (n <= 0)
 			break; /* EOF: the guest keeps running without input */
-		size_t m = 0;
-		for (ssize_t i = 0; i < n; i++) {
-			if (escape) {
-				escape = false;
-				if (in[i] == 'x') {
-					fprintf(stderr, "\r\nsparkler: quit (Ctrl-A x)\r\n");
-					atomic_store(&g.stop_host, true);
-					kick_current();
-					return NULL;
-				}
-				if (in[i] != ESCAPE_CHAR)
-					continue;
-			} else if (in[i] == ESCAPE_CHAR) {
-				escape = true;
-				continue;
-			}
-			out[m++] = in[i];
+		size_t m;
+		if (filter_escape(in, (size_t)n, out, &m, &escape)) {
+			fprintf(stderr, "\r\nsparkler: quit (Ctrl-A x)\r\n");
+			spk_machine_stop(g.m);
+			return NULL;
 		}
 		feed_uart(out, m);
 	}
 	return NULL;
-}
-
-/* ---- device glue --------------------------------------------------------------- */
-
-static void serial_tx(void *ctx, const uint8_t *buf, size_t n)
-{
-	for (size_t done = 0; done < n;) {
-		ssize_t w = write(g.serial_fd, buf + done, n - done);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return; /* the console went away: drop the output */
-		done += (size_t)w;
-	}
-}
-
-static void device_stop(void *ctx, enum spk_exit_kind kind)
-{
-	struct machine *m = ctx;
-
-	spk_vm_request_stop(m->vm, kind);
-}
-
-static void boot_timer_report(void *ctx, uint64_t ns)
-{
-	fprintf(stderr, "\r\nsparkler: boot timer: the guest reached init %.3f ms after sparkler "
-			"started\r\n", ns / 1e6);
-}
-
-static int add_devices(struct machine *m)
-{
-	struct spk_bus *bus = spk_vm_bus(m->vm);
-	const struct spk_uart_config uc = {.name = "com1", .irq = spk_vm_irq(m->vm, SPK_PC_COM1_IRQ),
-					   .tx = serial_tx};
-	const struct spk_i8042_config kc = {.kbd_irq = spk_vm_irq(m->vm, 1), .stop = device_stop,
-					    .stop_ctx = m};
-	const struct spk_acpi_pm_config pc = {.s5_slp_typ = SPK_PC_S5_SLP_TYP,
-					      .reset_value = SPK_PC_RESET_VALUE,
-					      .stop = device_stop, .stop_ctx = m,
-					      .sci = spk_vm_irq(m->vm, SPK_PC_SCI_IRQ)};
-	const struct spk_boot_timer_config tc = {.start = g.t0, .report = boot_timer_report};
-	const struct spk_rtc_config rc_cfg = {0};
-	int rc;
-
-	if ((rc = spk_uart_new(&uc, &m->uart)) < 0 || (rc = spk_i8042_new(&kc, &m->kbd)) < 0 ||
-	    (rc = spk_rtc_new(&rc_cfg, &m->rtc)) < 0 || (rc = spk_acpi_pm_new(&pc, &m->pm)) < 0 ||
-	    (rc = spk_boot_timer_new(&tc, &m->timer)) < 0)
-		return rc;
-	spk_acpi_pm_set_ports(m->pm, SPK_PC_PM1A_EVT, SPK_PC_PM1A_CNT, SPK_PC_RESET_PORT);
-	const struct {
-		enum spk_bus_space space;
-		uint64_t base, len;
-		const char *name;
-		const struct spk_bus_ops *ops;
-		void *dev;
-	} regs[] = {
-		{SPK_BUS_PIO, SPK_PC_COM1, 8, "com1", spk_uart_ops(), m->uart},
-		{SPK_BUS_PIO, SPK_PC_I8042_DATA, 1, "i8042-data", spk_i8042_ops(), m->kbd},
-		{SPK_BUS_PIO, SPK_PC_I8042_CMD, 1, "i8042-cmd", spk_i8042_ops(), m->kbd},
-		{SPK_BUS_PIO, SPK_PC_RTC, 2, "rtc", spk_rtc_ops(), m->rtc},
-		{SPK_BUS_PIO, SPK_PC_PM1A_EVT, 4, "pm1a-evt", spk_acpi_pm_ops(), m->pm},
-		{SPK_BUS_PIO, SPK_PC_PM1A_CNT, 2, "pm1a-cnt", spk_acpi_pm_ops(), m->pm},
-		{SPK_BUS_PIO, SPK_PC_RESET_PORT, 1, "acpi-reset", spk_acpi_pm_ops(), m->pm},
-		{SPK_BUS_MMIO, SPK_PC_BOOT_TIMER, 0x1000, "boot-timer", spk_boot_timer_ops(),
-		 m->timer},
-	};
-	for (size_t i = 0; i < sizeof(regs) / sizeof(regs[0]); i++) {
-		rc = spk_bus_register(bus, regs[i].space, regs[i].base, regs[i].len, regs[i].name,
-				      regs[i].ops, regs[i].dev, SPK_BUS_LOCKLESS);
-		if (rc < 0)
-			return rc;
-	}
-	return 0;
-}
-
-static int add_acpi(struct machine *m, uint32_t ncpus, uint64_t *rsdp)
-{
-	const struct spk_acpi_config c = {
-		.ncpus = ncpus,
-		.lapic_addr = SPK_PC_LAPIC,
-		.ioapic_addr = SPK_PC_IOAPIC,
-		.ioapic_id = (uint8_t)ncpus,
-		.pm1a_evt_port = SPK_PC_PM1A_EVT,
-		.pm1a_cnt_port = SPK_PC_PM1A_CNT,
-		.sci_irq = SPK_PC_SCI_IRQ,
-		.reset_port = SPK_PC_RESET_PORT,
-		.reset_value = SPK_PC_RESET_VALUE,
-		.s5_slp_typ = SPK_PC_S5_SLP_TYP,
-		.com1 = true,
-		.com1_port = SPK_PC_COM1,
-		.com1_irq = SPK_PC_COM1_IRQ,
-	};
-	struct spk_acpi_info info;
-	int rc = spk_acpi_build(spk_vm_mem(m->vm), SPK_PC_ACPI_START, SPK_PC_ACPI_END, &c, &info);
-
-	*rsdp = info.rsdp;
-	return rc;
-}
-
-static void destroy_machine(struct machine *m)
-{
-	pthread_mutex_lock(&g.lock);
-	if (g.current == m)
-		g.current = NULL;
-	pthread_mutex_unlock(&g.lock);
-	spk_vm_destroy(m->vm);
-	spk_uart_free(m->uart);
-	spk_i8042_free(m->kbd);
-	spk_rtc_free(m->rtc);
-	spk_acpi_pm_free(m->pm);
-	spk_boot_timer_free(m->timer);
-	memset(m, 0, sizeof(*m));
-}
-
-/* Everything before the first instruction; a failure here starts nothing. */
-static int build_machine(struct machine *m, const struct run_opts *o, const void *kernel,
-			 size_t kernel_size, const void *initrd, size_t initrd_size)
-{
-	struct spk_linux_boot boot;
-	struct spk_vcpu *vcpu;
-	uint64_t rsdp = 0;
-	int rc;
-
-	m->cpu = (struct spk_cpu_policy){.ncpus = (uint32_t)o->cpus, .template = o->template,
-					 .clear_cx16 = strcmp(spk_host_kvm_kind(), "pvm") == 0};
-	const struct spk_vm_config cfg = {.max_vcpus = (uint32_t)o->cpus,
-					  .irqchip = SPK_IRQCHIP_KERNEL,
-					  .cpuid_policy = spk_cpuid_policy,
-					  .cpuid_opaque = &m->cpu};
-	if ((rc = spk_vm_create(&cfg, &m->vm)) < 0 || (rc = spk_pc_add_ram(m->vm, o->mem)) < 0 ||
-	    (rc = add_acpi(m, (uint32_t)o->cpus, &rsdp)) < 0 || (rc = add_devices(m)) < 0)
-		return rc;
-	const struct spk_linux_config lc = {
-		.kernel = kernel, .kernel_size = kernel_size,
-		.initrd = initrd, .initrd_size = initrd_size,
-		.cmdline = o->cmdline, .mem_size = o->mem, .rsdp = rsdp, .no_pvh = o->no_pvh,
-	};
-	if ((rc = spk_linux_load(spk_vm_mem(m->vm), &lc, &boot)) < 0)
-		return rc;
-	for (uint32_t i = 0; i < o->cpus; i++) {
-		if ((rc = spk_vcpu_create(m->vm, i, &vcpu)) < 0)
-			return rc;
-		/* vCPU 0 starts at the kernel's entry; the others wait for
-		 * the guest's INIT/SIPI in the in-kernel LAPIC */
-		rc = i == 0 ? spk_linux_setup_vcpu(vcpu, spk_vm_mem(m->vm), &boot)
-			    : spk_vcpu_ready(vcpu);
-		if (rc < 0)
-			return rc;
-	}
-	pthread_mutex_lock(&g.lock);
-	g.current = m;
-	pthread_mutex_unlock(&g.lock);
-	return 0;
-}
-
-/* ---- exits ------------------------------------------------------------------ */
-
-static enum spk_action run_on_exit(struct spk_vcpu *vcpu, struct spk_exit *e, void *opaque)
-{
-	struct machine *m = opaque;
-
-	switch (e->kind) {
-	case SPK_EXIT_NESTED_PAGE_FAULT:
-		/* a driver probing an address with nothing behind it: what a
-		 * PC does (reads all-ones, writes vanish), logged a few times */
-		if (m->holes_logged < 16) {
-			m->holes_logged++;
-			spk_log(SPK_LOG_WARN, "vCPU %u: %s of %u bytes at 0x%llx hits no device "
-					      "(RIP 0x%llx)%s",
-				e->vcpu, e->npf.access & SPK_ACCESS_WRITE ? "write" : "read",
-				e->npf.width, (unsigned long long)e->npf.addr,
-				(unsigned long long)e->pc,
-				m->holes_logged == 16 ? "; not logging more of these" : "");
-		}
-		return SPK_ACT_CONTINUE;
-	case SPK_EXIT_HYPERCALL:
-		/* Linux does not speak our hypercalls */
-		spk_exit_complete_read(e, SPK_HC_ENOSYS);
-		return SPK_ACT_CONTINUE;
-	case SPK_EXIT_CANCELLED:
-		if (atomic_load(&g.stop_host) || atomic_load(&g.timed_out))
-			return SPK_ACT_STOP_VM;
-		return SPK_ACT_CONTINUE;
-	default:
-		return SPK_ACT_DEFAULT;
-	}
-}
-
-static int status_of(const struct spk_run_result *res, bool *restart, const struct run_opts *o)
-{
-	*restart = false;
-	if (atomic_load(&g.timed_out)) {
-		fprintf(stderr, "sparkler: the guest ran past --timeout %llus\n",
-			(unsigned long long)o->timeout);
-		return SPK_STATUS_CRASH;
-	}
-	if (atomic_load(&g.stop_host))
-		return SPK_STATUS_STOPPED;
-	if (res->unhandled) {
-		fprintf(stderr, "sparkler: guest crashed: %s\n", res->report);
-		return SPK_STATUS_CRASH;
-	}
-	switch (res->kind) {
-	case SPK_EXIT_SYSTEM_DOWN:
-		return SPK_STATUS_OK;
-	case SPK_EXIT_RESET:
-		if (o->reboot) {
-			fprintf(stderr, "\r\nsparkler: the guest reset: restarting it\r\n");
-			*restart = true;
-			return SPK_STATUS_OK;
-		}
-		fprintf(stderr, "sparkler: the guest reset\n");
-		return SPK_STATUS_RESET;
-	case SPK_EXIT_CPU_DOWN:
-		fprintf(stderr, "sparkler: every vCPU stopped\n");
-		return SPK_STATUS_CRASH;
-	default:
-		fprintf(stderr, "sparkler: the run ended with %s\n", spk_exit_name(res->kind));
-		return SPK_STATUS_CRASH;
-	}
 }
 
 /* ---- options ------------------------------------------------------------------ */
@@ -422,7 +158,7 @@ static void usage(FILE *f)
 		"usage: sparkler run --kernel PATH [options]\n"
 		"  --kernel PATH        bzImage or ELF vmlinux (PVH entry when it has one)\n"
 		"  --initrd PATH        initial ramdisk\n"
-		"  --cmdline STRING     kernel command line (default \"" DEFAULT_CMDLINE "\")\n"
+		"  --cmdline STRING     kernel command line (default \"" SPK_MACHINE_DEFAULT_CMDLINE "\")\n"
 		"  --cpus N             vCPUs (default 1)\n"
 		"  --mem SIZE           guest RAM, K/M/G suffixes (default 512M)\n"
 		"  --cpu-template NAME  host (default) or minimal\n"
@@ -434,7 +170,57 @@ static void usage(FILE *f)
 		"3 the guest reset, 4 crash or internal error, 5 stopped from the host.\n");
 }
 
-static int parse_opts(int argc, char **argv, struct run_opts *o)
+struct cli {
+	struct spk_machine_config cfg;
+	const char *serial;
+};
+
+/* One line: "sparkler: OPT ARG: WHY" (ARG may be NULL). */
+static int bad(const char *opt, const char *arg, const char *why)
+{
+	fprintf(stderr, "sparkler: %s%s%s: %s\n", opt, arg ? " " : "", arg ? arg : "", why);
+	return -1;
+}
+
+static int parse_one(struct cli *c, int opt, const char *arg, char **argv)
+{
+	struct spk_machine_config *cfg = &c->cfg;
+	uint64_t v;
+	const char *err;
+
+	switch (opt) {
+	case 'k': return spk_config_set_str(&cfg->kernel, arg);
+	case 'i': return spk_config_set_str(&cfg->initrd, arg);
+	case 'c': return spk_config_set_str(&cfg->cmdline, arg);
+	case 's': c->serial = arg; return 0;
+	case 'r': cfg->reboot = true; return 0;
+	case 'P': cfg->no_pvh = true; return 0;
+	case 'h': usage(stdout); exit(0);
+	case 'n':
+		if (spk_parse_uint(arg, 1, 255, &v) < 0)
+			return bad("--cpus", arg, "need 1 to 255");
+		cfg->vcpus = (uint32_t)v;
+		return 0;
+	case 'm':
+		if (spk_parse_size(arg, &cfg->mem, &err) < 0) {
+			fprintf(stderr, "sparkler: --mem %s: %s\n", arg, err);
+			return -1;
+		}
+		return 0;
+	case 't':
+		if (spk_cpu_template_parse(arg, &cfg->template) < 0)
+			return bad("--cpu-template", arg, "use host or minimal");
+		return 0;
+	case 'T':
+		if (spk_parse_uint(arg, 1, 86400 * 365, &cfg->timeout) < 0)
+			return bad("--timeout", arg, "need whole seconds");
+		return 0;
+	default:
+		return bad("run:", argv[optind - 1], "unknown or incomplete option");
+	}
+}
+
+static int parse_opts(int argc, char **argv, struct cli *c)
 {
 	static const struct option longs[] = {
 		{"kernel", required_argument, NULL, 'k'}, {"initrd", required_argument, NULL, 'i'},
@@ -444,66 +230,22 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 		{"no-pvh", no_argument, NULL, 'P'}, {"timeout", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 	};
-	const char *err;
-	int c;
+	char err[256];
+	int opt;
 
-	*o = (struct run_opts){.cmdline = DEFAULT_CMDLINE, .mem = 512ull << 20, .cpus = 1,
-			       .serial = "stdout"};
+	spk_machine_config_init(&c->cfg);
+	c->serial = "stdout";
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
-		switch (c) {
-		case 'k': o->kernel = optarg; break;
-		case 'i': o->initrd = optarg; break;
-		case 'c': o->cmdline = optarg; break;
-		case 's': o->serial = optarg; break;
-		case 'r': o->reboot = true; break;
-		case 'P': o->no_pvh = true; break;
-		case 'h': usage(stdout); exit(0);
-		case 'n':
-			if (spk_parse_uint(optarg, 1, 255, &o->cpus) < 0) {
-				fprintf(stderr, "sparkler: --cpus %s: need 1 to 255\n", optarg);
-				return -1;
-			}
-			break;
-		case 'm':
-			if (spk_parse_size(optarg, &o->mem, &err) < 0) {
-				fprintf(stderr, "sparkler: --mem %s: %s\n", optarg, err);
-				return -1;
-			}
-			break;
-		case 't':
-			if (spk_cpu_template_parse(optarg, &o->template) < 0) {
-				fprintf(stderr, "sparkler: --cpu-template %s: use host or minimal\n",
-					optarg);
-				return -1;
-			}
-			break;
-		case 'T':
-			if (spk_parse_uint(optarg, 1, 86400 * 365, &o->timeout) < 0) {
-				fprintf(stderr, "sparkler: --timeout %s: need whole seconds\n", optarg);
-				return -1;
-			}
-			break;
-		default:
-			fprintf(stderr, "sparkler: run: unknown or incomplete option '%s'\n",
-				argv[optind - 1]);
+	while ((opt = getopt_long(argc, argv, "", longs, NULL)) != -1)
+		if (parse_one(c, opt, optarg, argv) < 0)
 			return -1;
-		}
-	}
-	if (optind != argc) {
-		fprintf(stderr, "sparkler: run: unexpected argument '%s'\n", argv[optind]);
-		return -1;
-	}
-	if (!o->kernel) {
-		fprintf(stderr, "sparkler: run: --kernel is required\n");
-		return -1;
-	}
-	if (o->mem < SPK_PC_MEM_MIN || o->mem > SPK_PC_MEM_MAX || o->mem % 4096) {
-		fprintf(stderr, "sparkler: --mem must be whole pages from %llu MiB to %llu GiB\n",
-			SPK_PC_MEM_MIN >> 20, SPK_PC_MEM_MAX >> 30);
-		return -1;
-	}
+	if (optind != argc)
+		return bad("run:", argv[optind], "unexpected argument");
+	if (!c->cfg.kernel)
+		return bad("run", NULL, "--kernel is required");
+	if (spk_machine_config_check(&c->cfg, err, sizeof(err)) < 0)
+		return bad(strstr(err, "memory") ? "--mem" : "run", NULL, err);
 	return 0;
 }
 
@@ -512,94 +254,36 @@ static int open_serial(const char *dest)
 	if (strcmp(dest, "stdout") == 0)
 		return STDOUT_FILENO;
 	if (strcmp(dest, "none") == 0)
-		return open("/dev/null", O_WRONLY | O_CLOEXEC);
+		return -1;
 	if (strncmp(dest, "file:", 5) == 0 && dest[5])
 		return open(dest + 5, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	errno = EINVAL;
-	return -1;
+	return -2;
 }
 
 /* ---- the command ---------------------------------------------------------------- */
 
-static int load_inputs(const struct run_opts *o, void **kernel, size_t *ks, void **initrd,
-		       size_t *is)
-{
-	const char *err;
-
-	int rc = spk_read_file(o->kernel, KERNEL_MAX, kernel, ks, &err);
-
-	if (rc < 0) {
-		fprintf(stderr, "sparkler: --kernel %s: %s%s\n", o->kernel, err,
-			rc == -EFBIG ? " (512 MiB)" : "");
-		return -1;
-	}
-	rc = o->initrd ? spk_read_file(o->initrd, INITRD_MAX, initrd, is, &err) : 0;
-	if (rc < 0) {
-		fprintf(stderr, "sparkler: --initrd %s: %s%s\n", o->initrd, err,
-			rc == -EFBIG ? " (2 GiB)" : "");
-		return -1;
-	}
-	return 0;
-}
-
-static void start_threads(const struct run_opts *o, sigset_t *set, pthread_t *sig_t)
-{
-	pthread_t t;
-	static uint64_t timeout;
-
-	pthread_create(sig_t, NULL, signal_main, set);
-	if (strcmp(o->serial, "stdout") == 0 && pthread_create(&t, NULL, stdin_main, NULL) == 0)
-		pthread_detach(t);
-	timeout = o->timeout;
-	if (timeout && pthread_create(&t, NULL, watchdog_main, &timeout) == 0)
-		pthread_detach(t);
-}
-
-static int run_loop(const struct run_opts *o, const void *kernel, size_t ks, const void *initrd,
-		    size_t is)
-{
-	const struct spk_run_ops ops = {.on_exit = run_on_exit};
-	struct spk_run_result res;
-	struct machine m;
-	bool restart;
-	int status;
-
-	do {
-		memset(&m, 0, sizeof(m));
-		int rc = build_machine(&m, o, kernel, ks, initrd, is);
-		if (rc < 0) {
-			fprintf(stderr, "sparkler: %s\n", spk_last_error());
-			destroy_machine(&m);
-			return rc == -ENODEV ? SPK_STATUS_CRASH : SPK_STATUS_USAGE;
-		}
-		rc = spk_vm_run(m.vm, &ops, &m, &res);
-		status = rc < 0 ? SPK_STATUS_CRASH : status_of(&res, &restart, o);
-		if (rc < 0)
-			fprintf(stderr, "sparkler: %s\n", spk_last_error());
-		destroy_machine(&m);
-	} while (status == SPK_STATUS_OK && restart && !atomic_load(&g.stop_host));
-	return status;
-}
-
 int spk_cmd_run(int argc, char **argv)
 {
-	void *kernel = NULL, *initrd = NULL;
-	size_t ks = 0, is = 0;
-	struct run_opts o;
+	struct cli c;
+	char err[512] = "";
 	sigset_t set;
-	pthread_t sig_t;
+	pthread_t sig_t, in_t;
 	int status;
 
-	clock_gettime(CLOCK_MONOTONIC, &g.t0);
-	if (parse_opts(argc, argv, &o) < 0 || load_inputs(&o, &kernel, &ks, &initrd, &is) < 0) {
-		free(kernel);
+	if (parse_opts(argc, argv, &c) < 0) {
+		spk_machine_config_free(&c.cfg);
 		return SPK_STATUS_USAGE;
 	}
-	g.serial_fd = open_serial(o.serial);
-	if (g.serial_fd < 0) {
-		fprintf(stderr, "sparkler: --serial %s: %s\n", o.serial, strerror(errno));
-		free(kernel);
-		free(initrd);
+	c.cfg.serial_fd = open_serial(c.serial);
+	if (c.cfg.serial_fd < -1 || (c.cfg.serial_fd == -1 && strcmp(c.serial, "none") != 0)) {
+		fprintf(stderr, "sparkler: --serial %s: %s\n", c.serial, strerror(errno));
+		spk_machine_config_free(&c.cfg);
+		return SPK_STATUS_USAGE;
+	}
+	if (spk_machine_new(&c.cfg, &g.m, err, sizeof(err)) < 0) {
+		fprintf(stderr, "sparkler: %s\n", err);
+		spk_machine_config_free(&c.cfg);
 		return SPK_STATUS_USAGE;
 	}
 	/* signals go to one thread, never to a vCPU thread */
@@ -609,17 +293,22 @@ int spk_cmd_run(int argc, char **argv)
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGQUIT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	if (strcmp(o.serial, "stdout") == 0)
+	bool console = strcmp(c.serial, "stdout") == 0;
+	if (console)
 		raw_tty();
-	start_threads(&o, &set, &sig_t);
+	pthread_create(&sig_t, NULL, signal_main, &set);
+	if (console && pthread_create(&in_t, NULL, stdin_main, NULL) == 0)
+		pthread_detach(in_t);
 
-	status = run_loop(&o, kernel, ks, initrd, is);
+	status = spk_machine_run(g.m, err, sizeof(err));
+	if (status != SPK_STATUS_OK && status != SPK_STATUS_STOPPED && *err)
+		fprintf(stderr, "sparkler: %s\n", err);
 
 	atomic_store(&g.done, true);
 	pthread_kill(sig_t, SIGTERM); /* wake sigwait: done is set */
 	pthread_join(sig_t, NULL);
 	restore_tty();
-	free(kernel);
-	free(initrd);
+	spk_machine_free(g.m);
+	spk_machine_config_free(&c.cfg);
 	return status;
 }

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #include <sparkler/sparkler.h>
 
@@ -26,6 +27,9 @@ int spk_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
 /* Print the per-exit-kind table of all vCPUs (kind, count, mean us). */
 void spk_print_stats(FILE *f, struct spk_vm *vm);
+
+/* When the process started (main() sets it): the boot timer counts from it. */
+extern struct timespec spk_process_start;
 
 int spk_cmd_sandbox(int argc, char **argv);
 int spk_cmd_run(int argc, char **argv);

@@ -66,7 +66,7 @@ def bad_input(tmp):
         (["--kernel", HALT, "--cpus", "256"], "--cpus 256"),
         (["--kernel", HALT, "--cpus", "two"], "--cpus two"),
         (["--kernel", HALT, "--mem", "1G0"], "--mem"),
-        (["--kernel", HALT, "--mem", "4M"], "--mem"),
+        (["--kernel", HALT, "--mem", "4M"], "--mem: memory of 4194304 bytes"),
         (["--kernel", HALT, "--cpu-template", "T9"], "--cpu-template"),
         (["--kernel", HALT, "--serial", "file:/nonexistent/dir/log"], "--serial"),
         (["--kernel", HALT, "--bogus"], "--bogus"),

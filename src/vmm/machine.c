@@ -1,0 +1,637 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The Linux microVM: builds the VM from a spk_machine_config (memory, ACPI,
+ * legacy devices, kernel, vCPUs), runs it, restarts it on reset when asked.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sparkler/acpi.h>
+#include <sparkler/devices.h>
+#include <sparkler/linux.h>
+#include <sparkler/platform.h>
+
+#include "vmm/machine.h"
+
+#define KERNEL_MAX (512ull << 20)
+#define INITRD_MAX (2ull << 30)
+
+/* One boot of the machine: a VM and its devices. */
+struct vm_instance {
+	struct spk_vm *vm;
+	struct spk_uart *uart;
+	struct spk_i8042 *kbd;
+	struct spk_rtc *rtc;
+	struct spk_acpi_pm *pm;
+	struct spk_boot_timer *timer;
+	struct spk_cpu_policy cpu;
+	atomic_uint holes_logged;
+};
+
+struct spk_machine {
+	struct spk_machine_config cfg;
+	void *kernel, *initrd;
+	size_t kernel_size, initrd_size;
+
+	pthread_mutex_t lock; /* current, state */
+	struct vm_instance *current;
+	enum spk_machine_state state;
+	atomic_bool stop_host;
+	atomic_bool timed_out;
+	uint64_t exits[SPK_EXIT__COUNT]; /* of VMs that have ended */
+};
+
+static void set_err(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, len, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- configuration -------------------------------------------------------- */
+
+void spk_machine_config_init(struct spk_machine_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->vcpus = 1;
+	cfg->mem = 512ull << 20;
+	cfg->serial_fd = STDOUT_FILENO;
+}
+
+int spk_config_set_str(char **dst, const char *src)
+{
+	char *copy = NULL;
+
+	if (src && !(copy = strdup(src)))
+		return -ENOMEM;
+	free(*dst);
+	*dst = copy;
+	return 0;
+}
+
+void spk_machine_config_free(struct spk_machine_config *cfg)
+{
+	free(cfg->kernel);
+	free(cfg->initrd);
+	free(cfg->cmdline);
+	for (uint32_t i = 0; i < cfg->n_drives && i < SPK_MACHINE_MAX_DRIVES; i++)
+		free(cfg->drives[i].path);
+	free(cfg->vsock.uds_path);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+static int copy_config(struct spk_machine_config *dst, const struct spk_machine_config *src)
+{
+	*dst = *src;
+	dst->kernel = dst->initrd = dst->cmdline = dst->vsock.uds_path = NULL;
+	for (uint32_t i = 0; i < SPK_MACHINE_MAX_DRIVES; i++)
+		dst->drives[i].path = NULL;
+	if (spk_config_set_str(&dst->kernel, src->kernel) ||
+	    spk_config_set_str(&dst->initrd, src->initrd) ||
+	    spk_config_set_str(&dst->cmdline, src->cmdline) ||
+	    spk_config_set_str(&dst->vsock.uds_path, src->vsock.uds_path))
+		return -ENOMEM;
+	for (uint32_t i = 0; i < src->n_drives && i < SPK_MACHINE_MAX_DRIVES; i++)
+		if (spk_config_set_str(&dst->drives[i].path, src->drives[i].path))
+			return -ENOMEM;
+	return 0;
+}
+
+int spk_machine_config_check(const struct spk_machine_config *c, char *err, size_t errlen)
+{
+	if (!c->kernel || !*c->kernel) {
+		set_err(err, errlen, "no kernel: the boot source needs a kernel image path");
+		return -EINVAL;
+	}
+	if (c->vcpus < 1 || c->vcpus > 255) {
+		set_err(err, errlen, "%u vCPUs: need 1 to 255", c->vcpus);
+		return -EINVAL;
+	}
+	if (c->mem < SPK_PC_MEM_MIN || c->mem > SPK_PC_MEM_MAX || c->mem % 4096) {
+		set_err(err, errlen, "memory of %llu bytes: need whole pages from %llu MiB to %llu GiB",
+			(unsigned long long)c->mem, SPK_PC_MEM_MIN >> 20, SPK_PC_MEM_MAX >> 30);
+		return -EINVAL;
+	}
+	if (c->n_drives > SPK_MACHINE_MAX_DRIVES || c->n_nets > SPK_MACHINE_MAX_NETS) {
+		set_err(err, errlen, "at most %d drives and %d network interfaces",
+			SPK_MACHINE_MAX_DRIVES, SPK_MACHINE_MAX_NETS);
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < c->n_drives; i++)
+		if (!c->drives[i].path || !*c->drives[i].path) {
+			set_err(err, errlen, "drive %s has no path", c->drives[i].id);
+			return -EINVAL;
+		}
+	return 0;
+}
+
+/* ---- creation -------------------------------------------------------------- */
+
+static int load_file(const char *what, const char *path, uint64_t max, void **data, size_t *size,
+		     char *err, size_t errlen)
+{
+	const char *why;
+	int rc = spk_read_file(path, max, data, size, &why);
+
+	if (rc < 0)
+		set_err(err, errlen, "%s %s: %s%s", what, path, why,
+			rc == -EFBIG ? (max >> 30 ? " (2 GiB)" : " (512 MiB)") : "");
+	return rc;
+}
+
+int spk_machine_new(const struct spk_machine_config *cfg, struct spk_machine **out, char *err,
+		    size_t errlen)
+{
+	struct spk_machine *m;
+	int rc = spk_machine_config_check(cfg, err, errlen);
+
+	if (rc < 0)
+		return rc;
+	m = calloc(1, sizeof(*m));
+	if (!m) {
+		set_err(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&m->lock, NULL);
+	if (copy_config(&m->cfg, cfg) < 0) {
+		set_err(err, errlen, "out of memory");
+		rc = -ENOMEM;
+		goto err_free;
+	}
+	rc = load_file("--kernel", cfg->kernel, KERNEL_MAX, &m->kernel, &m->kernel_size, err, errlen);
+	if (rc == 0 && cfg->initrd)
+		rc = load_file("--initrd", cfg->initrd, INITRD_MAX, &m->initrd, &m->initrd_size, err,
+			       errlen);
+	if (rc < 0)
+		goto err_free;
+	*out = m;
+	return 0;
+
+err_free:
+	spk_machine_free(m);
+	return rc;
+}
+
+void spk_machine_free(struct spk_machine *m)
+{
+	if (!m)
+		return;
+	spk_machine_config_free(&m->cfg);
+	free(m->kernel);
+	free(m->initrd);
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+}
+
+/* ---- device glue ------------------------------------------------------------ */
+
+static void serial_tx(void *ctx, const uint8_t *buf, size_t n)
+{
+	struct spk_machine *m = ctx;
+
+	if (m->cfg.serial_fd < 0)
+		return;
+	for (size_t done = 0; done < n;) {
+		ssize_t w = write(m->cfg.serial_fd, buf + done, n - done);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return; /* the console went away: drop the output */
+		done += (size_t)w;
+	}
+}
+
+static void device_stop(void *ctx, enum spk_exit_kind kind)
+{
+	struct vm_instance *v = ctx;
+
+	spk_vm_request_stop(v->vm, kind);
+}
+
+static void boot_timer_report(void *ctx, uint64_t ns)
+{
+	fprintf(stderr, "\r\nsparkler: boot timer: the guest reached init %.3f ms after sparkler "
+			"started\r\n", ns / 1e6);
+}
+
+struct bus_reg {
+	enum spk_bus_space space;
+	uint64_t base, len;
+	const char *name;
+	const struct spk_bus_ops *ops;
+	void *dev;
+};
+
+static int register_all(struct spk_bus *bus, const struct bus_reg *regs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int rc = spk_bus_register(bus, regs[i].space, regs[i].base, regs[i].len, regs[i].name,
+					  regs[i].ops, regs[i].dev, SPK_BUS_LOCKLESS);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int add_legacy_devices(struct spk_machine *m, struct vm_instance *v)
+{
+	const struct spk_uart_config uc = {.name = "com1", .irq = spk_vm_irq(v->vm, SPK_PC_COM1_IRQ),
+					   .tx = serial_tx, .tx_ctx = m};
+	const struct spk_i8042_config kc = {.kbd_irq = spk_vm_irq(v->vm, 1), .stop = device_stop,
+					    .stop_ctx = v};
+	const struct spk_acpi_pm_config pc = {.s5_slp_typ = SPK_PC_S5_SLP_TYP,
+					      .reset_value = SPK_PC_RESET_VALUE,
+					      .stop = device_stop, .stop_ctx = v,
+					      .sci = spk_vm_irq(v->vm, SPK_PC_SCI_IRQ)};
+	const struct spk_boot_timer_config tc = {.start = spk_process_start,
+						 .report = boot_timer_report};
+	const struct spk_rtc_config rtc_cfg = {0};
+	int rc;
+
+	if ((rc = spk_uart_new(&uc, &v->uart)) < 0 || (rc = spk_i8042_new(&kc, &v->kbd)) < 0 ||
+	    (rc = spk_rtc_new(&rtc_cfg, &v->rtc)) < 0 || (rc = spk_acpi_pm_new(&pc, &v->pm)) < 0 ||
+	    (rc = spk_boot_timer_new(&tc, &v->timer)) < 0)
+		return rc;
+	spk_acpi_pm_set_ports(v->pm, SPK_PC_PM1A_EVT, SPK_PC_PM1A_CNT, SPK_PC_RESET_PORT);
+	const struct bus_reg regs[] = {
+		{SPK_BUS_PIO, SPK_PC_COM1, 8, "com1", spk_uart_ops(), v->uart},
+		{SPK_BUS_PIO, SPK_PC_I8042_DATA, 1, "i8042-data", spk_i8042_ops(), v->kbd},
+		{SPK_BUS_PIO, SPK_PC_I8042_CMD, 1, "i8042-cmd", spk_i8042_ops(), v->kbd},
+		{SPK_BUS_PIO, SPK_PC_RTC, 2, "rtc", spk_rtc_ops(), v->rtc},
+		{SPK_BUS_PIO, SPK_PC_PM1A_EVT, 4, "pm1a-evt", spk_acpi_pm_ops(), v->pm},
+		{SPK_BUS_PIO, SPK_PC_PM1A_CNT, 2, "pm1a-cnt", spk_acpi_pm_ops(), v->pm},
+		{SPK_BUS_PIO, SPK_PC_RESET_PORT, 1, "acpi-reset", spk_acpi_pm_ops(), v->pm},
+		{SPK_BUS_MMIO, SPK_PC_BOOT_TIMER, 0x1000, "boot-timer", spk_boot_timer_ops(),
+		 v->timer},
+	};
+	return register_all(spk_vm_bus(v->vm), regs, sizeof(regs) / sizeof(regs[0]));
+}
+
+static int add_acpi(struct vm_instance *v, uint32_t ncpus, uint64_t *rsdp)
+{
+	const struct spk_acpi_config c = {
+		.ncpus = ncpus,
+		.lapic_addr = SPK_PC_LAPIC,
+		.ioapic_addr = SPK_PC_IOAPIC,
+		.ioapic_id = (uint8_t)ncpus,
+		.pm1a_evt_port = SPK_PC_PM1A_EVT,
+		.pm1a_cnt_port = SPK_PC_PM1A_CNT,
+		.sci_irq = SPK_PC_SCI_IRQ,
+		.reset_port = SPK_PC_RESET_PORT,
+		.reset_value = SPK_PC_RESET_VALUE,
+		.s5_slp_typ = SPK_PC_S5_SLP_TYP,
+		.com1 = true,
+		.com1_port = SPK_PC_COM1,
+		.com1_irq = SPK_PC_COM1_IRQ,
+	};
+	struct spk_acpi_info info;
+	int rc = spk_acpi_build(spk_vm_mem(v->vm), SPK_PC_ACPI_START, SPK_PC_ACPI_END, &c, &info);
+
+	*rsdp = info.rsdp;
+	return rc;
+}
+
+static void destroy_instance(struct spk_machine *m, struct vm_instance *v)
+{
+	pthread_mutex_lock(&m->lock);
+	if (m->current == v)
+		m->current = NULL;
+	if (v->vm) {
+		/* keep the exit counts of this boot for the metrics */
+		for (uint32_t i = 0; i < spk_vm_max_vcpus(v->vm); i++) {
+			struct spk_vcpu *vcpu = spk_vm_vcpu(v->vm, i);
+			struct spk_vcpu_stats st;
+
+			if (!vcpu)
+				continue;
+			spk_vcpu_get_stats(vcpu, &st);
+			for (int k = 0; k < SPK_EXIT__COUNT; k++)
+				m->exits[k] += st.count[k];
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+	spk_vm_destroy(v->vm);
+	spk_uart_free(v->uart);
+	spk_i8042_free(v->kbd);
+	spk_rtc_free(v->rtc);
+	spk_acpi_pm_free(v->pm);
+	spk_boot_timer_free(v->timer);
+	free(v);
+}
+
+static int add_vcpus(struct vm_instance *v, uint32_t n, const struct spk_linux_boot *boot)
+{
+	struct spk_vcpu *vcpu;
+	int rc;
+
+	for (uint32_t i = 0; i < n; i++) {
+		if ((rc = spk_vcpu_create(v->vm, i, &vcpu)) < 0)
+			return rc;
+		/* vCPU 0 starts at the kernel's entry; the others wait for
+		 * the guest's INIT/SIPI in the in-kernel LAPIC */
+		rc = i == 0 ? spk_linux_setup_vcpu(vcpu, spk_vm_mem(v->vm), boot)
+			    : spk_vcpu_ready(vcpu);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Everything before the first instruction; a failure here starts nothing. */
+static int build_instance(struct spk_machine *m, struct vm_instance *v)
+{
+	const struct spk_machine_config *c = &m->cfg;
+	struct spk_linux_boot boot;
+	uint64_t rsdp = 0;
+	int rc;
+
+	v->cpu = (struct spk_cpu_policy){.ncpus = c->vcpus, .template = c->template,
+					 .clear_cx16 = strcmp(spk_host_kvm_kind(), "pvm") == 0};
+	const struct spk_vm_config vc = {.max_vcpus = c->vcpus,
+					 .irqchip = SPK_IRQCHIP_KERNEL,
+					 .cpuid_policy = spk_cpuid_policy,
+					 .cpuid_opaque = &v->cpu};
+	if ((rc = spk_vm_create(&vc, &v->vm)) < 0 || (rc = spk_pc_add_ram(v->vm, c->mem)) < 0 ||
+	    (rc = add_acpi(v, c->vcpus, &rsdp)) < 0 || (rc = add_legacy_devices(m, v)) < 0)
+		return rc;
+	const struct spk_linux_config lc = {
+		.kernel = m->kernel, .kernel_size = m->kernel_size,
+		.initrd = m->initrd, .initrd_size = m->initrd_size,
+		.cmdline = c->cmdline ? c->cmdline : SPK_MACHINE_DEFAULT_CMDLINE,
+		.mem_size = c->mem, .rsdp = rsdp, .no_pvh = c->no_pvh,
+	};
+	if ((rc = spk_linux_load(spk_vm_mem(v->vm), &lc, &boot)) < 0 ||
+	    (rc = add_vcpus(v, c->vcpus, &boot)) < 0)
+		return rc;
+	return 0;
+}
+
+/* ---- exits ------------------------------------------------------------------- */
+
+static enum spk_action machine_on_exit(struct spk_vcpu *vcpu, struct spk_exit *e, void *opaque)
+{
+	struct spk_machine *m = opaque;
+	struct vm_instance *v = m->current;
+
+	switch (e->kind) {
+	case SPK_EXIT_NESTED_PAGE_FAULT: {
+		/* a driver probing an address with nothing behind it: what a
+		 * PC does (reads all-ones, writes vanish), logged a few times */
+		unsigned n = atomic_fetch_add(&v->holes_logged, 1);
+		if (n < 16)
+			spk_log(SPK_LOG_WARN, "vCPU %u: %s of %u bytes at 0x%llx hits no device "
+					      "(RIP 0x%llx)%s",
+				e->vcpu, e->npf.access & SPK_ACCESS_WRITE ? "write" : "read",
+				e->npf.width, (unsigned long long)e->npf.addr,
+				(unsigned long long)e->pc, n == 15 ? "; not logging more" : "");
+		return SPK_ACT_CONTINUE;
+	}
+	case SPK_EXIT_HYPERCALL:
+		/* Linux does not speak our hypercalls */
+		spk_exit_complete_read(e, SPK_HC_ENOSYS);
+		return SPK_ACT_CONTINUE;
+	case SPK_EXIT_CANCELLED:
+		if (atomic_load(&m->stop_host) || atomic_load(&m->timed_out))
+			return SPK_ACT_STOP_VM;
+		return SPK_ACT_CONTINUE;
+	default:
+		return SPK_ACT_DEFAULT;
+	}
+}
+
+static int status_of(struct spk_machine *m, const struct spk_run_result *res, bool *restart,
+		     char *err, size_t errlen)
+{
+	*restart = false;
+	if (atomic_load(&m->timed_out)) {
+		set_err(err, errlen, "the guest ran past --timeout %llus",
+			(unsigned long long)m->cfg.timeout);
+		return SPK_STATUS_CRASH;
+	}
+	if (atomic_load(&m->stop_host)) {
+		set_err(err, errlen, "stopped from the host");
+		return SPK_STATUS_STOPPED;
+	}
+	if (res->unhandled) {
+		set_err(err, errlen, "guest crashed: %s", res->report);
+		return SPK_STATUS_CRASH;
+	}
+	switch (res->kind) {
+	case SPK_EXIT_SYSTEM_DOWN:
+		return SPK_STATUS_OK;
+	case SPK_EXIT_RESET:
+		if (m->cfg.reboot) {
+			fprintf(stderr, "\r\nsparkler: the guest reset: restarting it\r\n");
+			*restart = true;
+			return SPK_STATUS_OK;
+		}
+		set_err(err, errlen, "the guest reset");
+		return SPK_STATUS_RESET;
+	case SPK_EXIT_CPU_DOWN:
+		set_err(err, errlen, "every vCPU stopped");
+		return SPK_STATUS_CRASH;
+	default:
+		set_err(err, errlen, "the run ended with %s", spk_exit_name(res->kind));
+		return SPK_STATUS_CRASH;
+	}
+}
+
+/* ---- running --------------------------------------------------------------------- */
+
+static void kick_vm(struct spk_vm *vm)
+{
+	for (uint32_t i = 0; i < spk_vm_max_vcpus(vm); i++)
+		if (spk_vm_vcpu(vm, i))
+			spk_vcpu_kick(spk_vm_vcpu(vm, i));
+}
+
+struct watchdog {
+	struct spk_machine *m;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+};
+
+static void *watchdog_main(void *p)
+{
+	struct watchdog *w = p;
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += (time_t)w->m->cfg.timeout;
+	pthread_mutex_lock(&w->lock);
+	while (!w->done)
+		if (pthread_cond_timedwait(&w->cond, &w->lock, &until) == ETIMEDOUT)
+			break;
+	bool fire = !w->done;
+	pthread_mutex_unlock(&w->lock);
+	if (fire) {
+		atomic_store(&w->m->timed_out, true);
+		pthread_mutex_lock(&w->m->lock);
+		if (w->m->current)
+			kick_vm(w->m->current->vm);
+		pthread_mutex_unlock(&w->m->lock);
+	}
+	return NULL;
+}
+
+static int boot_once(struct spk_machine *m, bool *restart, char *err, size_t errlen)
+{
+	const struct spk_run_ops ops = {.on_exit = machine_on_exit, .start_paused = m->cfg.start_paused};
+	struct vm_instance *v = calloc(1, sizeof(*v));
+	struct spk_run_result res;
+	int rc, status;
+
+	if (!v) {
+		set_err(err, errlen, "out of memory");
+		return SPK_STATUS_CRASH;
+	}
+	rc = build_instance(m, v);
+	if (rc < 0) {
+		set_err(err, errlen, "%s", spk_last_error());
+		destroy_instance(m, v);
+		return rc == -ENODEV ? SPK_STATUS_CRASH : SPK_STATUS_USAGE;
+	}
+	pthread_mutex_lock(&m->lock);
+	m->current = v;
+	m->state = m->cfg.start_paused ? SPK_MACHINE_PAUSED : SPK_MACHINE_RUNNING;
+	pthread_mutex_unlock(&m->lock);
+	if (atomic_load(&m->stop_host)) /* stopped while we were building */
+		kick_vm(v->vm);
+	rc = spk_vm_run(v->vm, &ops, m, &res);
+	if (rc < 0) {
+		set_err(err, errlen, "%s", spk_last_error());
+		status = SPK_STATUS_CRASH;
+	} else {
+		status = status_of(m, &res, restart, err, errlen);
+	}
+	destroy_instance(m, v);
+	return status;
+}
+
+int spk_machine_run(struct spk_machine *m, char *err, size_t errlen)
+{
+	struct watchdog wd = {.m = m};
+	pthread_t wd_thread;
+	bool restart, timer = false;
+	int status;
+
+	pthread_mutex_init(&wd.lock, NULL);
+	pthread_cond_init(&wd.cond, NULL);
+	if (m->cfg.timeout && pthread_create(&wd_thread, NULL, watchdog_main, &wd) == 0)
+		timer = true;
+	do {
+		status = boot_once(m, &restart, err, errlen);
+	} while (status == SPK_STATUS_OK && restart && !atomic_load(&m->stop_host));
+	if (timer) {
+		pthread_mutex_lock(&wd.lock);
+		wd.done = true;
+		pthread_cond_signal(&wd.cond);
+		pthread_mutex_unlock(&wd.lock);
+		pthread_join(wd_thread, NULL);
+	}
+	pthread_cond_destroy(&wd.cond);
+	pthread_mutex_destroy(&wd.lock);
+	pthread_mutex_lock(&m->lock);
+	m->state = SPK_MACHINE_HALTED;
+	pthread_mutex_unlock(&m->lock);
+	return status;
+}
+
+/* ---- control from other threads ---------------------------------------------------- */
+
+void spk_machine_stop(struct spk_machine *m)
+{
+	atomic_store(&m->stop_host, true);
+	pthread_mutex_lock(&m->lock);
+	if (m->current) {
+		spk_vm_resume(m->current->vm); /* a paused VM must see the kick */
+		kick_vm(m->current->vm);
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
+int spk_machine_pause(struct spk_machine *m)
+{
+	int rc = -EINVAL;
+
+	pthread_mutex_lock(&m->lock);
+	if (m->current && (rc = spk_vm_pause(m->current->vm)) == 0)
+		m->state = SPK_MACHINE_PAUSED;
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
+int spk_machine_resume(struct spk_machine *m)
+{
+	int rc = -EINVAL;
+
+	pthread_mutex_lock(&m->lock);
+	if (m->current && (rc = spk_vm_resume(m->current->vm)) == 0)
+		m->state = SPK_MACHINE_RUNNING;
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
+size_t spk_machine_serial_input(struct spk_machine *m, const uint8_t *buf, size_t n)
+{
+	size_t took = 0;
+
+	pthread_mutex_lock(&m->lock);
+	if (m->current)
+		took = spk_uart_receive(m->current->uart, buf, n);
+	pthread_mutex_unlock(&m->lock);
+	return took;
+}
+
+int spk_machine_ctrl_alt_del(struct spk_machine *m)
+{
+	int rc = -EINVAL;
+
+	pthread_mutex_lock(&m->lock);
+	if (m->current)
+		rc = spk_i8042_ctrl_alt_del(m->current->kbd);
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
+enum spk_machine_state spk_machine_state(struct spk_machine *m)
+{
+	pthread_mutex_lock(&m->lock);
+	enum spk_machine_state s = m->state;
+	pthread_mutex_unlock(&m->lock);
+	return s;
+}
+
+void spk_machine_exit_counts(struct spk_machine *m, uint64_t counts[SPK_EXIT__COUNT])
+{
+	pthread_mutex_lock(&m->lock);
+	memcpy(counts, m->exits, sizeof(m->exits));
+	if (m->current) {
+		for (uint32_t i = 0; i < spk_vm_max_vcpus(m->current->vm); i++) {
+			struct spk_vcpu *vcpu = spk_vm_vcpu(m->current->vm, i);
+			struct spk_vcpu_stats st;
+
+			if (!vcpu)
+				continue;
+			spk_vcpu_get_stats(vcpu, &st);
+			for (int k = 0; k < SPK_EXIT__COUNT; k++)
+				counts[k] += st.count[k];
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+}

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A Linux microVM as the sparkler program builds it: the configuration
+ * (from the command line, a config file or the API), and the machine that
+ * boots, runs and restarts it. Front ends (run.c, api.c) fill a config,
+ * create a machine, and run it on some thread.
+ */
+#ifndef SPK_VMM_MACHINE_H
+#define SPK_VMM_MACHINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "vmm/vmm.h"
+
+#define SPK_MACHINE_MAX_DRIVES 8
+#define SPK_MACHINE_MAX_NETS 4
+#define SPK_MACHINE_ID_MAX 64
+
+struct spk_drive_config {
+	char id[SPK_MACHINE_ID_MAX];
+	char *path;
+	bool read_only;
+	bool root; /* is_root_device (Firecracker): only recorded */
+};
+
+struct spk_net_config {
+	char id[SPK_MACHINE_ID_MAX];
+	char tap[16]; /* IFNAMSIZ */
+	uint8_t mac[6];
+	bool has_mac;
+};
+
+struct spk_vsock_config {
+	bool enabled;
+	uint32_t guest_cid;
+	char *uds_path;
+};
+
+struct spk_machine_config {
+	char *kernel;  /* required */
+	char *initrd;  /* may be NULL */
+	char *cmdline; /* NULL: SPK_MACHINE_DEFAULT_CMDLINE */
+	bool no_pvh;
+	uint32_t vcpus;
+	uint64_t mem;
+	enum spk_cpu_template template;
+	int serial_fd; /* COM1 output; -1 for none */
+	bool reboot;   /* restart in place on reset */
+	uint64_t timeout; /* seconds, 0 for none */
+	struct spk_drive_config drives[SPK_MACHINE_MAX_DRIVES];
+	uint32_t n_drives;
+	struct spk_net_config nets[SPK_MACHINE_MAX_NETS];
+	uint32_t n_nets;
+	struct spk_vsock_config vsock;
+	bool entropy;
+	bool start_paused;
+};
+
+#define SPK_MACHINE_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1"
+
+/* Defaults: 1 vCPU, 512 MiB, host template, serial to stdout. */
+void spk_machine_config_init(struct spk_machine_config *cfg);
+/* Free the strings a config owns (kernel, initrd, cmdline, paths). */
+void spk_machine_config_free(struct spk_machine_config *cfg);
+/* Replace *dst by a copy of src (NULL clears it); -ENOMEM. */
+int spk_config_set_str(char **dst, const char *src);
+
+/* Check a config without touching KVM: ranges, counts, ids. 0, or -EINVAL
+ * with a one-line reason in err. */
+int spk_machine_config_check(const struct spk_machine_config *cfg, char *err, size_t errlen);
+
+struct spk_machine;
+
+/*
+ * Read the kernel and initrd and make a machine (no VM yet). -errno with a
+ * one-line reason in err; the config is copied.
+ */
+int spk_machine_new(const struct spk_machine_config *cfg, struct spk_machine **out, char *err,
+		    size_t errlen);
+void spk_machine_free(struct spk_machine *m);
+
+/*
+ * Build the VM and run it until it powers off, resets (and --reboot is
+ * off), crashes, times out or is stopped from the host; returns an
+ * SPK_STATUS_* and prints what happened on stderr. err receives a reason
+ * for statuses other than OK.
+ */
+int spk_machine_run(struct spk_machine *m, char *err, size_t errlen);
+
+/* From any thread: stop the guest (the run returns SPK_STATUS_STOPPED). */
+void spk_machine_stop(struct spk_machine *m);
+/* From any thread, while it runs. -EINVAL when no VM is running. */
+int spk_machine_pause(struct spk_machine *m);
+int spk_machine_resume(struct spk_machine *m);
+/* Host keyboard input for COM1: how many bytes the UART took. */
+size_t spk_machine_serial_input(struct spk_machine *m, const uint8_t *buf, size_t n);
+/* Press Ctrl+Alt+Del on the i8042. -EINVAL when no VM is running. */
+int spk_machine_ctrl_alt_del(struct spk_machine *m);
+
+enum spk_machine_state {
+	SPK_MACHINE_NOT_STARTED = 0,
+	SPK_MACHINE_RUNNING,
+	SPK_MACHINE_PAUSED,
+	SPK_MACHINE_HALTED,
+};
+enum spk_machine_state spk_machine_state(struct spk_machine *m);
+
+/* Counters for metrics: exits by kind over all vCPUs of the current VM. */
+void spk_machine_exit_counts(struct spk_machine *m, uint64_t counts[SPK_EXIT__COUNT]);
+
+#endif
