@@ -4,7 +4,7 @@ BUILD      ?= build
 BUILD_ASAN ?= build-asan
 MESON_OPTS ?=
 
-.PHONY: all deps demo test test-unit test-asan bench clean format
+.PHONY: all deps demo test test-unit test-asan bench fuzz-smoke clean format
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -40,8 +40,13 @@ bench: all
 	@scripts/deps.sh bench
 	$(BUILD)/bench/sparkler-bench
 
+# Every libFuzzer target for about 30 s (clang, -Dfuzz=true in build-fuzz).
+fuzz-smoke:
+	@scripts/deps.sh fuzz
+	scripts/fuzz-smoke.sh $(FUZZ_SECONDS)
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h' | grep -v '^guest/.*\.S$$')
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) build-fuzz

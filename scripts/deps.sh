@@ -7,6 +7,7 @@ case "${1:-build}" in
 build) ;;
 test) want="$want gdb lz4 acpica-tools" ;;
 bench) want="$want qemu-system-x86" ;;
+fuzz) want="$want clang libclang-rt-14-dev" ;;
 *) echo "deps.sh: unknown target '$1'" >&2; exit 2 ;;
 esac
 
