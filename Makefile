@@ -4,7 +4,7 @@ BUILD      ?= build
 BUILD_ASAN ?= build-asan
 MESON_OPTS ?=
 
-.PHONY: all deps demo test test-unit test-asan bench fuzz-smoke clean format
+.PHONY: all deps demo test test-unit test-asan bench fuzz-smoke lint clean format
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -39,6 +39,10 @@ test:
 bench: all
 	@scripts/deps.sh bench
 	$(BUILD)/bench/sparkler-bench
+
+# clang-tidy and cppcheck with the checked-in configuration.
+lint: all
+	scripts/lint.sh $(BUILD)
 
 # Every libFuzzer target for about 30 s (clang, -Dfuzz=true in build-fuzz).
 fuzz-smoke:

@@ -259,13 +259,14 @@ static int load_initrd(struct spk_mem *mem, const struct spk_linux_config *cfg,
 
 static int write_e820(uint8_t *bp, uint64_t mem_size, uint32_t *count)
 {
-	struct spk_e820 map[8];
+	struct spk_e820 map[8]; /* fewer than BP_E820_MAX: the zero page holds them all */
+	_Static_assert(SPK_ARRAY_SIZE(map) <= BP_E820_MAX, "the zero page's e820 table");
 	int n = spk_pc_e820(mem_size, map, SPK_ARRAY_SIZE(map));
 
 	if (n < 0)
 		return n;
-	for (int i = 0; i < n && i < BP_E820_MAX; i++) {
-		uint8_t *e = bp + BP_E820_TABLE + 20 * i;
+	for (int i = 0; i < n; i++) {
+		uint8_t *e = bp + BP_E820_TABLE + 20 * (size_t)i;
 
 		wr64(e, map[i].addr);
 		wr64(e + 8, map[i].size);
@@ -333,7 +334,7 @@ static int write_pvh_info(struct spk_mem *mem, const struct spk_linux_config *cf
 	uint64_t memmap = SPK_PC_BOOT_PARAMS + PVH_MEMMAP_OFF;
 	uint64_t modlist = memmap + (uint64_t)n * PVH_ENTRY_SIZE;
 	for (int i = 0; i < n; i++) {
-		uint8_t *e = p + PVH_MEMMAP_OFF + i * PVH_ENTRY_SIZE;
+		uint8_t *e = p + PVH_MEMMAP_OFF + (size_t)i * PVH_ENTRY_SIZE;
 
 		wr64(e, map[i].addr);
 		wr64(e + 8, map[i].size);

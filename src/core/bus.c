@@ -200,7 +200,8 @@ static int table_grow(struct bus_table *t)
 
 	if (t->n < t->cap)
 		return 0;
-	v = realloc(t->entries, cap * sizeof(*v));
+	/* an array of pointers: entries own mutexes and must not move */
+	v = realloc(t->entries, cap * sizeof(*v)); // NOLINT(bugprone-sizeof-expression)
 	if (!v)
 		return spk_fail(ENOMEM, "bus: out of memory for %zu devices", cap);
 	t->entries = v;
@@ -253,7 +254,8 @@ static int table_insert(struct bus_table *t, enum spk_bus_space space, uint64_t 
 	rc = entry_new(base, len, last, name, ops, opaque, flags, &e);
 	if (rc)
 		return rc;
-	memmove(&t->entries[slot + 1], &t->entries[slot], (t->n - slot) * sizeof(*t->entries));
+	memmove(&t->entries[slot + 1], &t->entries[slot],
+	        (t->n - slot) * sizeof(*t->entries)); // NOLINT(bugprone-sizeof-expression)
 	t->entries[slot] = e;
 	t->n++;
 	return 0;

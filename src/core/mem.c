@@ -379,7 +379,7 @@ void *spk_mem_ptr(const struct spk_mem *mem, uint64_t gpa, uint64_t len, unsigne
 static int str_chunk(const struct spk_mem *mem, uint64_t gpa, uint64_t cur, char *dst, size_t room,
                      size_t *copied)
 {
-	const struct spk_mem_region *r;
+	const struct spk_mem_region *r = NULL;
 	const char *why = "is outside guest memory";
 	uint64_t off, chunk;
 	int i = find_index(mem, cur);
@@ -388,7 +388,7 @@ static int str_chunk(const struct spk_mem *mem, uint64_t gpa, uint64_t cur, char
 		r = &mem->regions[i];
 		why = region_refuses(r, SPK_MEM_R);
 	}
-	if (why)
+	if (why || !r)
 		return spk_fail(EFAULT, "mem: string at 0x%" PRIx64 ": byte at 0x%" PRIx64 " %s",
 		                gpa, cur, why);
 	off = cur - r->gpa;

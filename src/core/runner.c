@@ -112,7 +112,7 @@ static void park_if_paused(struct runner *r)
 		struct timespec until;
 
 		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += 50 * 1000 * 1000;
+		until.tv_nsec += 50L * 1000 * 1000;
 		if (until.tv_nsec >= 1000000000) {
 			until.tv_sec++;
 			until.tv_nsec -= 1000000000;

@@ -272,7 +272,7 @@ static void commit_time(struct spk_rtc *r, uint8_t b, int64_t host)
 		    l[1], l[0], l[4], l[5], l[7], l[6], b);
 		return;
 	}
-	t = days_from_civil(year, mon, mday) * 86400 + hour * 3600 + min * 60 + sec;
+	t = days_from_civil(year, mon, mday) * 86400 + (int64_t)hour * 3600 + (int64_t)min * 60 + sec;
 	/* The years are bounded, so only a wild host clock can overflow. */
 	if (__builtin_sub_overflow(t, host, &r->offset))
 		r->offset = 0;

@@ -243,7 +243,7 @@ int spk_vcpu_interrupt(struct spk_vcpu *vcpu, uint8_t vector)
 void spk_vcpu_wait_event(struct spk_vcpu *vcpu)
 {
 	/* bounded sleeps: a lost wakeup costs at most 100 ms, never a hang */
-	const struct timespec tmo = {.tv_nsec = 100 * 1000 * 1000};
+	const struct timespec tmo = {.tv_nsec = 100L * 1000 * 1000};
 
 	for (;;) {
 		unsigned seq = atomic_load(&vcpu->wake_seq);

@@ -1,0 +1,30 @@
+#!/bin/sh
+# Static analysis: clang-tidy (.clang-tidy) and cppcheck over src/.
+# usage: scripts/lint.sh BUILD_DIR   (needs BUILD_DIR/compile_commands.json)
+set -u
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$root/build}
+files=$(cd "$root" && git ls-files 'src/*.c' 2>/dev/null || find src -name '*.c')
+rc=0
+if command -v clang-tidy >/dev/null; then
+	out=$(cd "$root" && clang-tidy -p "$build" --quiet $files 2>&1 | grep -E '(warning|error):')
+	if [ -n "$out" ]; then
+		echo "$out"
+		rc=1
+	else
+		echo "clang-tidy: clean ($(echo $files | wc -w) files)"
+	fi
+else
+	echo "clang-tidy: not installed (Debian clang-tidy)" && rc=77
+fi
+if command -v cppcheck >/dev/null; then
+	out=$(cd "$root" && cppcheck --enable=warning,performance,portability --inline-suppr \
+		--error-exitcode=1 -q --std=c11 -Iinclude -Isrc -D_GNU_SOURCE $files 2>&1)
+	if [ $? -ne 0 ] || [ -n "$out" ]; then
+		echo "$out"
+		rc=1
+	else
+		echo "cppcheck: clean"
+	fi
+fi
+exit $rc
