@@ -2,7 +2,7 @@
 # Install what a make target needs from Debian, when it is missing.
 # usage: scripts/deps.sh build|test|bench
 set -eu
-want="meson ninja-build gcc libc6-dev pkg-config libcmocka-dev python3"
+want="meson ninja-build gcc libc6-dev pkg-config libcmocka-dev libseccomp-dev python3"
 case "${1:-build}" in
 build) ;;
 test) want="$want gdb lz4 clang-tidy cppcheck acpica-tools" ;;
