@@ -87,6 +87,66 @@ int spk_vm_request_stop(struct spk_vm *vm, enum spk_exit_kind kind);
 int spk_vm_irq_line(struct spk_vm *vm, uint32_t gsi, bool level);
 
 /*
+ * ---- Doorbells and interrupts without a monitor round trip ----
+ *
+ * ioeventfd: a guest write to addr in space (SPK_BUS_MMIO or SPK_BUS_PIO)
+ * of len bytes (1, 2, 4 or 8; for MMIO also 0: any width) signals the
+ * eventfd fd inside KVM; the vCPU does not exit. With match set only a
+ * write of exactly value does; other writes exit as usual (to the bus).
+ * The same (space, addr, len, match, value) can be registered once.
+ * Registrations may change while the VM runs (a guest moving a PCI BAR).
+ */
+struct spk_ioeventfd {
+	enum spk_bus_space space;
+	uint64_t addr;
+	unsigned len;
+	int fd;
+	bool match;
+	uint64_t value;
+};
+
+int spk_vm_ioeventfd_add(struct spk_vm *vm, const struct spk_ioeventfd *io);
+int spk_vm_ioeventfd_del(struct spk_vm *vm, const struct spk_ioeventfd *io);
+
+/* A message-signalled interrupt as a device writes it (x86: address
+ * 0xfeeXXXXX with the destination APIC id, data with the vector). */
+struct spk_msi {
+	uint64_t addr;
+	uint32_t data;
+};
+
+/*
+ * GSI routing (in-kernel irqchip only). The VM keeps KVM's routing table:
+ * GSIs 0-23 go to the IOAPIC pins (and 0-15 to the PICs) exactly as KVM's
+ * default does, so spk_vm_irq_line() is unchanged; MSI routes get GSIs
+ * from SPK_VM_FIRST_MSI_GSI up. Each change rewrites the table in KVM
+ * (KVM_SET_GSI_ROUTING, which waits for an RCU grace period: a fraction
+ * of a millisecond), so change routes when a guest programs a vector, not
+ * per interrupt. A failed change leaves the table as it was.
+ */
+#define SPK_VM_FIRST_MSI_GSI 24
+
+/* Add a route for msi; *gsi receives its GSI. */
+int spk_vm_msi_route_add(struct spk_vm *vm, const struct spk_msi *msi, uint32_t *gsi);
+/* Point the MSI route gsi at another message. */
+int spk_vm_msi_route_set(struct spk_vm *vm, uint32_t gsi, const struct spk_msi *msi);
+/* Remove the MSI route gsi (its irqfds should be removed first). */
+int spk_vm_msi_route_del(struct spk_vm *vm, uint32_t gsi);
+
+/*
+ * irqfd: a write to the eventfd fd raises gsi inside KVM (for an MSI
+ * route: sends the message; for GSIs 0-23: an edge on the IOAPIC pin).
+ * The monitor's device threads, or anything else holding fd, interrupt
+ * the guest without an ioctl.
+ */
+int spk_vm_irqfd_add(struct spk_vm *vm, uint32_t gsi, int fd);
+int spk_vm_irqfd_del(struct spk_vm *vm, uint32_t gsi, int fd);
+
+/* Send one MSI now (KVM_SIGNAL_MSI). 0 also when the guest has the
+ * vector masked in its LAPIC: delivery is the guest's business. */
+int spk_vm_signal_msi(struct spk_vm *vm, const struct spk_msi *msi);
+
+/*
  * The runner: one thread per vCPU. Every exit the library did not handle
  * goes to on_exit on that vCPU's thread, which returns what to do.
  */

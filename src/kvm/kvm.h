@@ -54,6 +54,12 @@ struct spk_vm {
 	uint32_t runner_users;  /* references from spk_vm_runner_get() */
 	pthread_cond_t runner_cond;
 
+	/* GSI routing (spk_vm_msi_route_*): NULL until the first MSI route;
+	 * then KVM's default IOAPIC/PIC entries followed by the MSI ones. */
+	pthread_mutex_t routes_lock;
+	struct kvm_irq_routing_entry *routes;
+	uint32_t n_routes, cap_routes;
+
 	/* The long-mode context vCPUs were started with (for CPU_UP). */
 	struct spk_x86_long_mode lm;
 	bool have_lm;
@@ -83,6 +89,9 @@ struct spk_vcpu {
 
 /* vm.c */
 int spk_vm_prepare(struct spk_vm *vm);
+
+/* irqfd.c: free the GSI routing table (spk_vm_destroy). */
+void spk_vm_routes_free(struct spk_vm *vm);
 
 /* vcpu.c: make the vCPU's thread look at its flags again (leave KVM_RUN,
  * leave spk_vcpu_wait_event) without cancelling. Async-signal-safe. */

@@ -200,6 +200,7 @@ int spk_vm_create(const struct spk_vm_config *cfg, struct spk_vm **out)
 		return spk_fail(ENOMEM, "vm: out of memory");
 	vm->kvm_fd = vm->vm_fd = -1;
 	pthread_mutex_init(&vm->lock, NULL);
+	pthread_mutex_init(&vm->routes_lock, NULL);
 	pthread_cond_init(&vm->runner_cond, NULL);
 	rc = copy_config(vm, cfg ? cfg : &defaults);
 	if (rc < 0)
@@ -271,6 +272,8 @@ void spk_vm_destroy(struct spk_vm *vm)
 	spk_bus_free(vm->bus);
 	spk_mem_free(vm->mem);
 	free(vm->msr_exits);
+	spk_vm_routes_free(vm);
+	pthread_mutex_destroy(&vm->routes_lock);
 	pthread_cond_destroy(&vm->runner_cond);
 	pthread_mutex_destroy(&vm->lock);
 	free(vm);
