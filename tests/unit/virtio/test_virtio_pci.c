@@ -1,0 +1,583 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The virtio PCI transport, virtio-rng and virtio-console without KVM: a
+ * driver written here in C does what a guest does, through the bus (config
+ * ports, the BAR window) and a fake guest memory, with notifications
+ * handled on the notifying thread and interrupts going to fakes.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <sparkler/pci.h>
+#include <sparkler/platform.h>
+#include <sparkler/virtio.h>
+
+#include "../devices/devtest.h"
+#include "vqtest.h"
+
+#define WIN SPK_PC_PCI_MMIO_START
+
+/* struct virtio_pci_common_cfg offsets */
+enum {
+	DFSEL = 0x00,
+	DF = 0x04,
+	GFSEL = 0x08,
+	GF = 0x0c,
+	MSIX_CFG = 0x10,
+	NUMQ = 0x12,
+	STATUS = 0x14,
+	GEN = 0x15,
+	QSEL = 0x16,
+	QSIZE_ = 0x18,
+	QMSIX = 0x1a,
+	QENABLE = 0x1c,
+	QNOFF = 0x1e,
+	QDESC = 0x20,
+	QDRV = 0x28,
+	QDEV = 0x30,
+};
+
+struct drv {
+	unsigned slot;
+	uint64_t bar;
+	uint64_t common, notify, isr, device;
+	uint32_t notify_mult;
+	uint8_t pcicfg, msix;
+	uint64_t ring; /* where this driver's rings start */
+};
+
+struct fx {
+	struct vt_mem m;
+	struct spk_bus *bus;
+	struct spk_pci_host *h;
+	struct fake_irq irq;
+	unsigned msis;
+	struct spk_msi last_msi;
+	struct spk_virtio_rng *rng;
+	struct spk_virtio_console *con;
+	char out[4096];
+	size_t out_len;
+	struct drv r, c;
+	struct log_capture log;
+};
+
+static void on_msi(void *ctx, const struct spk_msi *msi)
+{
+	struct fx *f = ctx;
+
+	f->msis++;
+	f->last_msi = *msi;
+}
+
+static void con_out(void *ctx, const uint8_t *buf, size_t n)
+{
+	struct fx *f = ctx;
+
+	assert_true(f->out_len + n <= sizeof(f->out));
+	memcpy(f->out + f->out_len, buf, n);
+	f->out_len += n;
+}
+
+/* ---- bus accessors ---- */
+
+static uint64_t mm_rd(struct fx *f, uint64_t a, unsigned w)
+{
+	uint64_t v = 0;
+
+	assert_int_equal(spk_bus_read(f->bus, SPK_BUS_MMIO, a, w, &v, NULL), 0);
+	return v;
+}
+
+static void mm_wr(struct fx *f, uint64_t a, unsigned w, uint64_t v)
+{
+	assert_int_equal(spk_bus_write(f->bus, SPK_BUS_MMIO, a, w, v, NULL), 0);
+}
+
+static uint32_t cfg_rd(struct fx *f, unsigned slot, unsigned reg, unsigned w)
+{
+	return spk_pci_host_cfg_read(f->h, slot, reg, w);
+}
+
+static void cfg_wr(struct fx *f, unsigned slot, unsigned reg, unsigned w, uint32_t v)
+{
+	spk_pci_host_cfg_write(f->h, slot, reg, w, v);
+}
+
+/* ---- a driver ---- */
+
+/* Find the virtio device of type id, map its BAR, read its capabilities. */
+static void probe(struct fx *f, struct drv *d, uint16_t id, uint64_t ring)
+{
+	memset(d, 0, sizeof(*d));
+	d->ring = ring;
+	for (d->slot = 1; d->slot < 32; d->slot++)
+		if (cfg_rd(f, d->slot, 0, 4) == ((0x1040u + id) << 16 | 0x1af4))
+			break;
+	assert_true(d->slot < 32);
+	assert_int_equal(cfg_rd(f, d->slot, SPK_PCI_SUBSYS_ID, 2), id);
+	assert_int_equal(cfg_rd(f, d->slot, SPK_PCI_REVISION, 1), 1);
+	d->bar = cfg_rd(f, d->slot, SPK_PCI_BAR0, 4) & ~0xfu;
+	d->bar |= (uint64_t)cfg_rd(f, d->slot, SPK_PCI_BAR0 + 4, 4) << 32;
+	assert_true(d->bar >= WIN);
+	cfg_wr(f, d->slot, SPK_PCI_COMMAND, 2, SPK_PCI_CMD_MEMORY | SPK_PCI_CMD_MASTER);
+	for (uint8_t at = (uint8_t)cfg_rd(f, d->slot, SPK_PCI_CAP_PTR, 1); at;
+	     at = (uint8_t)cfg_rd(f, d->slot, at + 1u, 1)) {
+		unsigned capid = cfg_rd(f, d->slot, at, 1), type = cfg_rd(f, d->slot, at + 3u, 1);
+		uint64_t off = cfg_rd(f, d->slot, at + 8u, 4);
+
+		if (capid == SPK_PCI_CAP_ID_MSIX) {
+			d->msix = at;
+			continue;
+		}
+		assert_int_equal(capid, SPK_PCI_CAP_ID_VENDOR);
+		assert_int_equal(cfg_rd(f, d->slot, at + 4u, 1), 0); /* BAR 0 */
+		switch (type) {
+		case 1:
+			d->common = d->bar + off;
+			break;
+		case 2:
+			d->notify = d->bar + off;
+			d->notify_mult = cfg_rd(f, d->slot, at + 16u, 4);
+			break;
+		case 3:
+			d->isr = d->bar + off;
+			break;
+		case 4:
+			d->device = d->bar + off;
+			break;
+		case 5:
+			d->pcicfg = at;
+			break;
+		}
+	}
+	assert_true(d->common && d->notify && d->isr && d->pcicfg && d->msix);
+}
+
+static uint8_t status(struct fx *f, struct drv *d)
+{
+	return (uint8_t)mm_rd(f, d->common + STATUS, 1);
+}
+
+/* Reset, negotiate (accept = driver features), set up every queue of size qs. */
+static void init_dev(struct fx *f, struct drv *d, uint64_t accept, uint16_t qs)
+{
+	mm_wr(f, d->common + STATUS, 1, 0);
+	assert_int_equal(status(f, d), 0);
+	mm_wr(f, d->common + STATUS, 1, SPK_VIRTIO_S_ACKNOWLEDGE | SPK_VIRTIO_S_DRIVER);
+	mm_wr(f, d->common + GFSEL, 4, 0);
+	mm_wr(f, d->common + GF, 4, (uint32_t)accept);
+	mm_wr(f, d->common + GFSEL, 4, 1);
+	mm_wr(f, d->common + GF, 4, (uint32_t)(accept >> 32));
+	mm_wr(f, d->common + STATUS, 1, 1 | 2 | SPK_VIRTIO_S_FEATURES_OK);
+	assert_true(status(f, d) & SPK_VIRTIO_S_FEATURES_OK);
+	unsigned nq = (unsigned)mm_rd(f, d->common + NUMQ, 2);
+	for (unsigned q = 0; q < nq; q++) {
+		uint64_t base = d->ring + 0x1000ull * 3 * q;
+
+		mm_wr(f, d->common + QSEL, 2, q);
+		mm_wr(f, d->common + QSIZE_, 2, qs);
+		mm_wr(f, d->common + QDESC, 4, (uint32_t)base); /* 64-bit fields in two halves */
+		mm_wr(f, d->common + QDESC + 4, 4, 0);
+		mm_wr(f, d->common + QDRV, 8, base + 0x1000);
+		mm_wr(f, d->common + QDEV, 8, base + 0x2000);
+		mm_wr(f, d->common + QENABLE, 2, 1);
+		assert_int_equal(mm_rd(f, d->common + QENABLE, 2), 1);
+	}
+	mm_wr(f, d->common + STATUS, 1, 1 | 2 | 8 | SPK_VIRTIO_S_DRIVER_OK);
+	assert_int_equal(status(f, d), 1 | 2 | 8 | 4);
+}
+
+static uint64_t qdesc(struct drv *d, unsigned q)
+{
+	return d->ring + 0x3000ull * q;
+}
+
+static void notify(struct fx *f, struct drv *d, unsigned q)
+{
+	mm_wr(f, d->notify + (uint64_t)q * d->notify_mult, 2, q);
+}
+
+static const uint64_t V1 = 1ull << 32;
+
+/* ---- fixture ---- */
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	vt_mem_init(&f->m);
+	assert_int_equal(spk_bus_new(&f->bus), 0);
+	const struct spk_pci_host_config hc = {
+	    .bus = f->bus,
+	    .ecam = SPK_PC_PCI_ECAM,
+	    .mmio_start = SPK_PC_PCI_MMIO_START,
+	    .mmio_size = SPK_PC_PCI_MMIO_SIZE,
+	    .intx = fake_line(&f->irq, 16),
+	    .msi = on_msi,
+	    .msi_ctx = f,
+	};
+	assert_int_equal(spk_pci_host_new(&hc, &f->h), 0);
+	const struct spk_virtio_rng_config rc = {.pci = f->h, .slot = -1, .mem = f->m.mem};
+	assert_int_equal(spk_virtio_rng_new(&rc, &f->rng), 0);
+	const struct spk_virtio_console_config cc = {
+	    .pci = f->h, .slot = -1, .mem = f->m.mem, .output = con_out, .output_ctx = f};
+	assert_int_equal(spk_virtio_console_new(&cc, &f->con), 0);
+	probe(f, &f->r, SPK_VIRTIO_ID_RNG, 0x20000);
+	probe(f, &f->c, SPK_VIRTIO_ID_CONSOLE, 0x40000);
+	log_capture_start(&f->log);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	log_capture_stop();
+	spk_virtio_rng_free(f->rng);
+	spk_virtio_console_free(f->con);
+	spk_pci_host_free(f->h);
+	spk_bus_free(f->bus);
+	vt_mem_fini(&f->m);
+	free(f);
+	return 0;
+}
+
+/* ---- tests ---- */
+
+static void test_identity_and_caps(void **state)
+{
+	struct fx *f = *state;
+
+	assert_int_equal(mm_rd(f, f->r.common + NUMQ, 2), 1);
+	assert_int_equal(mm_rd(f, f->c.common + NUMQ, 2), 2);
+	mm_wr(f, f->r.common + DFSEL, 4, 1);
+	assert_int_equal(mm_rd(f, f->r.common + DF, 4), 1); /* VERSION_1 */
+	mm_wr(f, f->r.common + DFSEL, 4, 0);
+	assert_int_equal(mm_rd(f, f->r.common + DF, 4), 3u << 28); /* INDIRECT, EVENT_IDX */
+	mm_wr(f, f->r.common + DFSEL, 4, 7);
+	assert_int_equal(mm_rd(f, f->r.common + DF, 4), 0);
+	assert_int_equal(cfg_rd(f, f->c.slot, SPK_PCI_REVISION, 4) >> 8, 0x078000);
+	assert_int_equal(mm_rd(f, f->r.common + QSIZE_, 2), 256); /* queue 0 */
+	mm_wr(f, f->r.common + QSEL, 2, 5);
+	assert_int_equal(mm_rd(f, f->r.common + QSIZE_, 2), 0); /* no queue 5 */
+	/* the console's config: max_nr_ports 1 */
+	assert_int_equal(mm_rd(f, f->c.device + 4, 4), 1);
+	/* the BAR is 64-bit */
+	assert_int_equal(cfg_rd(f, f->r.slot, SPK_PCI_BAR0, 4) & 0x6, 0x4);
+}
+
+static void test_feature_negotiation(void **state)
+{
+	struct fx *f = *state;
+	struct drv *d = &f->r;
+
+	mm_wr(f, d->common + STATUS, 1, 3);
+	mm_wr(f, d->common + GF, 4, 0); /* no VERSION_1: refused */
+	mm_wr(f, d->common + STATUS, 1, 3 | 8);
+	assert_int_equal(status(f, d), 3);
+	assert_non_null(strstr(f->log.last, "VERSION_1"));
+	mm_wr(f, d->common + GFSEL, 4, 1);
+	mm_wr(f, d->common + GF, 4, 1 | 2); /* bit 33 was not offered */
+	mm_wr(f, d->common + STATUS, 1, 3 | 8);
+	assert_int_equal(status(f, d), 3);
+	assert_non_null(strstr(f->log.last, "not offered"));
+	mm_wr(f, d->common + GF, 4, 1);
+	mm_wr(f, d->common + STATUS, 1, 3 | 8);
+	assert_int_equal(status(f, d), 3 | 8);
+	mm_wr(f, d->common + GF, 4, 0); /* fixed now */
+	assert_int_equal(mm_rd(f, d->common + GF, 4), 1);
+	mm_wr(f, d->common + STATUS, 1, 1); /* clearing bits without a reset: ignored */
+	assert_int_equal(status(f, d), 3 | 8);
+	mm_wr(f, d->common + STATUS, 1, 0xff); /* NEEDS_RESET is the device's */
+	assert_false(status(f, d) & SPK_VIRTIO_S_NEEDS_RESET);
+	mm_wr(f, d->common + STATUS, 1, 0);
+	assert_int_equal(status(f, d), 0);
+	mm_wr(f, d->common + GFSEL, 4, 1);
+	assert_int_equal(mm_rd(f, d->common + GF, 4), 0);
+	/* DRIVER_OK before FEATURES_OK: refused */
+	mm_wr(f, d->common + STATUS, 1, 3 | 4);
+	assert_int_equal(status(f, d), 3);
+}
+
+/* Post a writable buffer of len at gpa on queue q as chain head 0. */
+static void post(struct fx *f, struct drv *d, unsigned q, uint64_t gpa, uint32_t len, bool wr)
+{
+	uint16_t flags = wr ? SPK_VIRTQ_DESC_F_WRITE : 0;
+	uint16_t idx = vt_get16(f->m.ram + qdesc(d, q) + 0x1000 + 2);
+
+	vt_desc(&f->m, qdesc(d, q), idx % 8, gpa, len, flags, 0);
+	vt_avail(&f->m, qdesc(d, q) + 0x1000, 8, idx % 8);
+}
+
+static void test_rng(void **state)
+{
+	struct fx *f = *state;
+	struct drv *d = &f->r;
+	uint32_t id, len;
+
+	init_dev(f, d, V1, 8);
+	post(f, d, 0, 0x80000, 64, true);
+	post(f, d, 0, 0x80100, 64, true);
+	notify(f, d, 0);
+	assert_int_equal(vt_used_idx(&f->m, qdesc(d, 0) + 0x2000), 2);
+	vt_used_elem(&f->m, qdesc(d, 0) + 0x2000, 8, 1, &id, &len);
+	assert_int_equal(id, 1);
+	assert_int_equal(len, 64);
+	assert_memory_not_equal(f->m.ram + 0x80000, f->m.ram + 0x80100, 64);
+	assert_int_equal(spk_virtio_rng_bytes(f->rng), 128);
+	/* MSI-X off: INTx and the ISR */
+	assert_true(f->irq.level);
+	assert_int_equal(mm_rd(f, d->isr, 1), 1);
+	assert_false(f->irq.level);
+	assert_int_equal(mm_rd(f, d->isr, 1), 0);
+}
+
+static void test_rng_msix(void **state)
+{
+	struct fx *f = *state;
+	struct drv *d = &f->r;
+	uint64_t tbl = d->bar + (cfg_rd(f, d->slot, d->msix + 4u, 4) & ~7u);
+
+	init_dev(f, d, V1, 8);
+	mm_wr(f, tbl + 16, 4, 0xfee00000);
+	mm_wr(f, tbl + 16 + 8, 4, 0x41);
+	mm_wr(f, tbl + 16 + 12, 4, 0);
+	cfg_wr(f, d->slot, d->msix + 2u, 2, SPK_PCI_MSIX_ENABLE);
+	mm_wr(f, d->common + QSEL, 2, 0);
+	mm_wr(f, d->common + QMSIX, 2, 1);
+	assert_int_equal(mm_rd(f, d->common + QMSIX, 2), 1);
+	mm_wr(f, d->common + QMSIX, 2, 9); /* no such vector: reads back NO_VECTOR */
+	assert_int_equal(mm_rd(f, d->common + QMSIX, 2), 0xffff);
+	mm_wr(f, d->common + QMSIX, 2, 1);
+	post(f, d, 0, 0x80000, 16, true);
+	notify(f, d, 0);
+	assert_int_equal(f->msis, 1);
+	assert_int_equal(f->last_msi.data, 0x41);
+	assert_false(f->irq.level);
+}
+
+static void test_bus_master_off(void **state)
+{
+	struct fx *f = *state;
+	struct drv *d = &f->r;
+
+	init_dev(f, d, V1, 8);
+	cfg_wr(f, d->slot, SPK_PCI_COMMAND, 2, SPK_PCI_CMD_MEMORY);
+	post(f, d, 0, 0x80000, 16, true);
+	notify(f, d, 0);
+	assert_int_equal(vt_used_idx(&f->m, qdesc(d, 0) + 0x2000), 0);
+	assert_non_null(strstr(f->log.last, "bus mastering off"));
+	cfg_wr(f, d->slot, SPK_PCI_COMMAND, 2, SPK_PCI_CMD_MEMORY | SPK_PCI_CMD_MASTER);
+	notify(f, d, 0);
+	assert_int_equal(vt_used_idx(&f->m, qdesc(d, 0) + 0x2000), 1);
+}
+
+static void test_console(void **state)
+{
+	struct fx *f = *state;
+	struct drv *d = &f->c;
+	uint32_t id, len;
+
+	init_dev(f, d, V1, 8);
+	/* output: the transmit queue */
+	memcpy(f->m.ram + 0x90000, "hello hvc0\n", 11);
+	post(f, d, 1, 0x90000, 11, false);
+	notify(f, d, 1);
+	assert_int_equal(f->out_len, 11);
+	assert_memory_equal(f->out, "hello hvc0\n", 11);
+	/* input before any receive buffer waits */
+	assert_int_equal(spk_virtio_console_input(f->con, (const uint8_t *)"abc", 3), 3);
+	assert_int_equal(vt_used_idx(&f->m, qdesc(d, 0) + 0x2000), 0);
+	post(f, d, 0, 0x91000, 2, true);
+	notify(f, d, 0);
+	assert_int_equal(vt_used_idx(&f->m, qdesc(d, 0) + 0x2000), 1);
+	vt_used_elem(&f->m, qdesc(d, 0) + 0x2000, 8, 0, &id, &len);
+	assert_int_equal(len, 2);
+	assert_memory_equal(f->m.ram + 0x91000, "ab", 2);
+	post(f, d, 0, 0x91100, 64, true);
+	notify(f, d, 0);
+	vt_used_elem(&f->m, qdesc(d, 0) + 0x2000, 8, 1, &id, &len);
+	assert_int_equal(len, 1);
+	assert_int_equal(f->m.ram[0x91100], 'c');
+	/* a buffer is waiting: input goes straight in */
+	post(f, d, 0, 0x91200, 64, true);
+	assert_int_equal(spk_virtio_console_input(f->con, (const uint8_t *)"xyz", 3), 3);
+	assert_int_equal(vt_used_idx(&f->m, qdesc(d, 0) + 0x2000), 3);
+	/* emergency write */
+	mm_wr(f, d->device + 8, 4, '!');
+	assert_int_equal(f->out[f->out_len - 1], '!');
+	/* input is bounded */
+	uint8_t big[5000];
+	memset(big, 'k', sizeof(big));
+	assert_int_equal(spk_virtio_console_input(f->con, big, sizeof(big)), 4096);
+}
+
+static void test_violation_needs_reset(void **state)
+{
+	struct fx *f = *state;
+	struct drv *d = &f->r;
+	uint64_t q = qdesc(d, 0);
+
+	init_dev(f, d, V1, 8);
+	init_dev(f, &f->c, V1, 8);
+	/* a descriptor loop */
+	vt_desc(&f->m, q, 3, 0x80000, 8, SPK_VIRTQ_DESC_F_WRITE | SPK_VIRTQ_DESC_F_NEXT, 4);
+	vt_desc(&f->m, q, 4, 0x80000, 8, SPK_VIRTQ_DESC_F_WRITE | SPK_VIRTQ_DESC_F_NEXT, 3);
+	vt_avail(&f->m, q + 0x1000, 8, 3);
+	unsigned before = f->log.warnings;
+	notify(f, d, 0);
+	assert_true(status(f, d) & SPK_VIRTIO_S_NEEDS_RESET);
+	assert_int_equal(f->log.warnings, before + 1);
+	assert_non_null(strstr(f->log.last, "virtio-rng (00:"));
+	assert_non_null(strstr(f->log.last, "queue 0"));
+	assert_non_null(strstr(f->log.last, "longer than the queue size 8"));
+	assert_non_null(strstr(f->log.last, "needs reset"));
+	assert_true(f->irq.level); /* the config-change interrupt */
+	assert_int_equal(mm_rd(f, d->isr, 1) & 2, 2);
+	/* nothing more happens until the reset, and it is said once */
+	notify(f, d, 0);
+	assert_int_equal(f->log.warnings, before + 1);
+	assert_int_equal(vt_used_idx(&f->m, q + 0x2000), 0);
+	/* the other device still works */
+	memcpy(f->m.ram + 0x90000, "still here", 10);
+	post(f, &f->c, 1, 0x90000, 10, false);
+	notify(f, &f->c, 1);
+	assert_int_equal(f->out_len, 10);
+	/* a reset and a new start work again */
+	memset(f->m.ram + q, 0, 0x3000);
+	init_dev(f, d, V1, 8);
+	post(f, d, 0, 0x80000, 16, true);
+	notify(f, d, 0);
+	assert_int_equal(vt_used_idx(&f->m, q + 0x2000), 1);
+}
+
+static void test_bad_queue_setup(void **state)
+{
+	struct fx *f = *state;
+	struct drv *d = &f->r;
+
+	mm_wr(f, d->common + STATUS, 1, 0);
+	mm_wr(f, d->common + STATUS, 1, 3);
+	mm_wr(f, d->common + GFSEL, 4, 1);
+	mm_wr(f, d->common + GF, 4, 1);
+	mm_wr(f, d->common + STATUS, 1, 3 | 8);
+	mm_wr(f, d->common + QSEL, 2, 0);
+	mm_wr(f, d->common + QSIZE_, 2, 100);
+	mm_wr(f, d->common + QDESC, 8, 0x20000);
+	mm_wr(f, d->common + QDRV, 8, 0x21000);
+	mm_wr(f, d->common + QDEV, 8, 0x22000);
+	mm_wr(f, d->common + QENABLE, 2, 1);
+	assert_int_equal(mm_rd(f, d->common + QENABLE, 2), 0);
+	assert_true(status(f, d) & SPK_VIRTIO_S_NEEDS_RESET);
+	assert_non_null(strstr(f->log.last, "queue size 100"));
+	/* a ring outside RAM */
+	mm_wr(f, d->common + STATUS, 1, 0);
+	mm_wr(f, d->common + STATUS, 1, 3);
+	mm_wr(f, d->common + GFSEL, 4, 1);
+	mm_wr(f, d->common + GF, 4, 1);
+	mm_wr(f, d->common + STATUS, 1, 3 | 8);
+	mm_wr(f, d->common + QDESC, 8, 0x7fff0000);
+	mm_wr(f, d->common + QDRV, 8, 0x21000);
+	mm_wr(f, d->common + QDEV, 8, 0x22000);
+	mm_wr(f, d->common + QENABLE, 2, 1);
+	assert_non_null(strstr(f->log.last, "descriptor ring at 0x7fff0000"));
+}
+
+static void test_pci_cfg_window(void **state)
+{
+	struct fx *f = *state;
+	struct drv *d = &f->c;
+
+	cfg_wr(f, d->slot, d->pcicfg + 4u, 1, 0);    /* BAR 0 */
+	cfg_wr(f, d->slot, d->pcicfg + 8u, 4, NUMQ); /* offset */
+	cfg_wr(f, d->slot, d->pcicfg + 12u, 4, 2);   /* length */
+	assert_int_equal(cfg_rd(f, d->slot, d->pcicfg + 16u, 2), 2);
+	cfg_wr(f, d->slot, d->pcicfg + 8u, 4, STATUS);
+	cfg_wr(f, d->slot, d->pcicfg + 12u, 4, 1);
+	cfg_wr(f, d->slot, d->pcicfg + 16u, 1, 1); /* ACKNOWLEDGE through the window */
+	assert_int_equal(status(f, d), 1);
+	cfg_wr(f, d->slot, d->pcicfg + 12u, 4, 3); /* bad length: nothing */
+	cfg_wr(f, d->slot, d->pcicfg + 16u, 4, 0);
+	assert_int_equal(status(f, d), 1);
+	cfg_wr(f, d->slot, d->pcicfg + 8u, 4, 0x7ffffff0); /* outside the BAR: nothing */
+	cfg_wr(f, d->slot, d->pcicfg + 12u, 4, 4);
+	assert_int_equal(cfg_rd(f, d->slot, d->pcicfg + 16u, 4), 0);
+}
+
+static void test_common_any_width(void **state)
+{
+	struct fx *f = *state;
+	struct drv *d = &f->r;
+
+	/* one 8-byte read over num_queues, status, generation, queue_select */
+	uint64_t v = mm_rd(f, d->common + NUMQ, 8);
+	assert_int_equal(v & 0xffff, 1);
+	mm_wr(f, d->common + QDESC, 8, 0x1122334455667788ull);
+	assert_int_equal(mm_rd(f, d->common + QDESC + 2, 4), 0x33445566);
+	mm_wr(f, d->common + QDESC + 3, 1, 0xaa);
+	assert_int_equal(mm_rd(f, d->common + QDESC, 8), 0x11223344aa667788ull);
+	/* the rest of the BAR: reads 0, writes vanish */
+	assert_int_equal(mm_rd(f, d->bar + 0x500, 4), 0);
+	mm_wr(f, d->bar + 0x500, 4, 1);
+	mm_wr(f, d->notify + 0x800, 2, 0); /* a queue that does not exist */
+}
+
+/* Random guest writes everywhere in both BARs and config spaces. */
+static void test_hostile(void **state)
+{
+	struct fx *f = *state;
+	uint64_t seed = 77;
+
+	init_dev(f, &f->r, V1 | (3u << 28), 8);
+	init_dev(f, &f->c, V1 | (3u << 28), 8);
+	for (int i = 0; i < HOSTILE_ITERATIONS; i++) {
+		struct drv *d = prng_next(&seed) & 1 ? &f->r : &f->c;
+		unsigned w = prng_width(&seed);
+		uint64_t off = prng_next(&seed) % 0x8000 & ~(uint64_t)(w - 1);
+		uint64_t v = prng_value(&seed, w), got;
+
+		if (prng_next(&seed) % 8 == 0) {
+			cfg_wr(f, d->slot, (unsigned)(prng_next(&seed) % 256) & ~3u, 4,
+			       (uint32_t)prng_next(&seed));
+			cfg_wr(f, d->slot, SPK_PCI_COMMAND, 2, 6);
+			continue;
+		}
+		/* rings and descriptors get random bytes too */
+		f->m.ram[0x20000 + prng_next(&seed) % 0x40000] = (uint8_t)v;
+		if (prng_next(&seed) & 1)
+			spk_bus_write(f->bus, SPK_BUS_MMIO, d->bar + off, w, v, NULL);
+		else
+			spk_bus_read(f->bus, SPK_BUS_MMIO, d->bar + off, w, &got, NULL);
+	}
+	assert_true(f->log.lines < 400);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+	const struct CMUnitTest tests[] = {
+	    T(test_identity_and_caps),
+	    T(test_feature_negotiation),
+	    T(test_rng),
+	    T(test_rng_msix),
+	    T(test_bus_master_off),
+	    T(test_console),
+	    T(test_violation_needs_reset),
+	    T(test_bad_queue_setup),
+	    T(test_pci_cfg_window),
+	    T(test_common_any_width),
+	    T(test_hostile),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
