@@ -189,25 +189,27 @@ static struct desc load_desc(const uint8_t *p)
 
 /* ---- chain parsing ------------------------------------------------------------------------ */
 
-/* Every byte of [gpa, gpa + len) in guest RAM with the access wanted. */
-static bool buffer_ok(const struct spk_mem *mem, uint64_t gpa, uint64_t len, unsigned access)
+/* Why [gpa, gpa + len) is not all guest RAM with the access wanted, or NULL. */
+static const char *buffer_refused(const struct spk_mem *mem, uint64_t gpa, uint64_t len,
+                                  unsigned access)
 {
 	while (len) {
 		const struct spk_mem_region *r = spk_mem_find(mem, gpa);
 		uint64_t piece;
 
-		if (!r)
-			return false;
+		if (!r || r->type == SPK_MEM_UNPOPULATED)
+			return "is outside guest RAM";
 		piece = r->size - (gpa - r->gpa);
 		if (piece > len)
 			piece = len;
 		if (!spk_mem_ptr(mem, gpa, piece, access))
-			return false;
+			return (access & SPK_MEM_W) ? "is in read-only memory"
+			                            : "is outside guest RAM";
 		len -= piece;
 		if (len && !spk_add_ok(gpa, piece, &gpa))
-			return false;
+			return "is outside guest RAM";
 	}
-	return true;
+	return NULL;
 }
 
 /* One buffer descriptor (not an indirect one): check it and record it. */
@@ -215,6 +217,7 @@ static int add_buffer(struct walk *w, const struct desc *d, const char *where, u
 {
 	struct spk_virtq *q = w->q;
 	bool wr = d->flags & SPK_VIRTQ_DESC_F_WRITE;
+	const char *why;
 	uint64_t last;
 
 	if (w->budget == 0)
@@ -222,16 +225,15 @@ static int add_buffer(struct walk *w, const struct desc *d, const char *where, u
 		                 w->c->head, q->size);
 	w->budget--;
 	if (!wr && w->seen_write)
-		return violation(q, "%s descriptor %u is device-readable after a writable one",
+		return violation(q, "%sdescriptor %u is device-readable after a writable one",
 		                 where, idx);
 	if (d->len && !spk_add_ok(d->addr, d->len - 1, &last))
-		return violation(q, "%s descriptor %u: buffer 0x%" PRIx64 "+0x%x wraps around",
+		return violation(q, "%sdescriptor %u: buffer 0x%" PRIx64 "+0x%x wraps around",
 		                 where, idx, d->addr, d->len);
-	if (d->len && !buffer_ok(q->mem, d->addr, d->len, wr ? SPK_MEM_W : SPK_MEM_R))
-		return violation(q,
-		                 "%s descriptor %u: buffer 0x%" PRIx64 "+0x%x is outside guest "
-		                 "RAM%s",
-		                 where, idx, d->addr, d->len, wr ? " or read-only" : "");
+	why = d->len ? buffer_refused(q->mem, d->addr, d->len, wr ? SPK_MEM_W : SPK_MEM_R) : NULL;
+	if (why)
+		return violation(q, "%sdescriptor %u: %s buffer 0x%" PRIx64 "+0x%x %s", where, idx,
+		                 wr ? "writable" : "readable", d->addr, d->len, why);
 	if (wr)
 		w->in += d->len;
 	else
@@ -288,7 +290,7 @@ static int walk_indirect(struct walk *w, const struct desc *ind, uint16_t at)
 			                 "indirect descriptor %u (table at 0x%" PRIx64 ") is "
 			                 "indirect again: nested tables",
 			                 i, ind->addr);
-		if ((rc = add_buffer(w, &d, "indirect", i)) < 0)
+		if ((rc = add_buffer(w, &d, "indirect ", i)) < 0)
 			return rc;
 		if (!(d.flags & SPK_VIRTQ_DESC_F_NEXT))
 			return 0;

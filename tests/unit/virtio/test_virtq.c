@@ -242,7 +242,7 @@ static void test_outside_ram(void **state)
 
 	vt_desc(&f->m, VT_DESC, 0, 0x40000000, 8, 0, 0);
 	vt_avail(&f->m, VT_AVAIL, QSIZE, 0);
-	expect_violation(f, "0x40000000+0x8 is outside guest RAM");
+	expect_violation(f, "descriptor 0: readable buffer 0x40000000+0x8 is outside guest RAM");
 }
 
 static void test_straddles_end(void **state)
@@ -276,7 +276,7 @@ static void test_write_to_rom(void **state)
 
 	vt_desc(&f->m, VT_DESC, 0, VT_ROM_GPA + 16, 8, W, 0);
 	vt_avail(&f->m, VT_AVAIL, QSIZE, 0);
-	expect_violation(f, "outside guest RAM or read-only");
+	expect_violation(f, "writable buffer 0x100010+0x8 is in read-only memory");
 }
 
 static void test_wrapping_length(void **state)
