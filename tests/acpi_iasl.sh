@@ -67,6 +67,9 @@ has DSDT.dsl 'Name (_S5, Package (0x04)' "0x$slp_typ, " \
 	'0x0CF7,             // Range Maximum' '0x0D00,             // Range Minimum' \
 	"0x$mmio,         // Range Minimum" "0x$mmio_last,         // Range Maximum" \
 	'EisaId ("PNP0C02")' "0x$ecam32,         // Address Base"
+# the PCI0 _PRT: 31 slots x 4 pins straight to GSIs 16-23
+has DSDT.dsl 'Name (_PRT, Package (0x7C)' '0x0001FFFF,' '0x001FFFFF,'
+count DSDT.dsl 'Package (0x04)' 125 # \_S5 and the 124 _PRT entries
 # the power button is the FADT's fixed one, not a device
 count DSDT.dsl 'PNP0C0C' 0
 

@@ -30,6 +30,10 @@ struct spk_acpi_config {
 	bool pci;               /* MCFG and a PCI0 host bridge (PNP0A08) */
 	uint64_t pci_ecam;
 	uint64_t pci_mmio_start, pci_mmio_size;
+	/* INTx: the PCI0 _PRT maps slot s (1-31), pin p (INTA-INTD) to GSI
+	 * spk_pci_intx_gsi(pci_intx_gsi, s, p + 1), IOAPIC pins that are not
+	 * ISA IRQs (at least 16). 0: no _PRT (no INTx). */
+	uint32_t pci_intx_gsi;
 };
 
 /* What was built. */
@@ -42,7 +46,7 @@ struct spk_acpi_info {
 /*
  * Build RSDP (ACPI 2.0+, at base, 16-byte aligned), XSDT, FADT (revision
  * 6, PM1a blocks, reset register, fixed power button, not hardware-reduced),
- * FACS, DSDT (AML: \_S5, COM1, PCI0 when asked) and MADT (Local APIC per CPU,
+ * FACS, DSDT (AML: \_S5, COM1, PCI0 with its _PRT when asked) and MADT (Local APIC per CPU,
  * the IOAPIC, overrides for IRQ0 -> GSI2 and the SCI) into buf, which the
  * guest will see at gpa base. Checksums right. -ENOSPC if size is too
  * small, -EINVAL for a bad config (the message says which field).

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include <sparkler/acpi.h>
+#include <sparkler/pci.h>
 #include "core/internal.h"
 
 #define OEM_ID           "SPRKLR"
@@ -141,8 +142,8 @@ static uint8_t checksum(const uint8_t *p, size_t n)
 
 /* ---- AML ---- */
 
-#define AML_MAX   1024 /* the DSDT body has no per-CPU part: a few hundred bytes */
-#define AML_DEPTH 4    /* DSDT -> Scope -> Device -> Buffer */
+#define AML_MAX   4096 /* the DSDT body has no per-CPU part: the _PRT is most of it */
+#define AML_DEPTH 6    /* DSDT -> Scope -> Device -> Package -> Package */
 
 enum {
 	AML_ZERO = 0x00,
@@ -338,6 +339,14 @@ static void aml_name_buffer(struct aml *a, const char *name, const struct aml *b
 		a->overflow = true;
 }
 
+/* Package(n) { ... }: the caller emits n elements, then aml_close(). */
+static void aml_package(struct aml *a, uint8_t n)
+{
+	aml_u8(a, AML_PACKAGE);
+	aml_open(a);
+	aml_u8(a, n);
+}
+
 static void aml_scope(struct aml *a, const char *name)
 {
 	aml_u8(a, AML_SCOPE);
@@ -475,6 +484,34 @@ static void dsdt_com1(struct aml *a, const struct spk_acpi_config *cfg)
 	aml_close(a);
 }
 
+#define PRT_SLOTS   31 /* 1-31: slot 0 is the host bridge */
+#define ISA_IRQS    16
+#define IOAPIC_PINS 24 /* the MADT's one IOAPIC, GSI base 0 */
+#define PRT_PINS  4
+
+/*
+ * _PRT: each slot's INTA-INTD straight to an IOAPIC pin (Source 0, the
+ * GSI in SourceIndex), the swizzle the PCI host raises them with. The
+ * GSIs are above the ISA range, so the OS makes them level, active low.
+ */
+static void dsdt_prt(struct aml *a, const struct spk_acpi_config *cfg)
+{
+	aml_u8(a, AML_NAME);
+	aml_namestring(a, "_PRT");
+	aml_package(a, PRT_SLOTS * PRT_PINS);
+	for (unsigned slot = 1; slot <= PRT_SLOTS; slot++) {
+		for (unsigned pin = 0; pin < PRT_PINS; pin++) {
+			aml_package(a, 4);
+			aml_int(a, (uint64_t)slot << 16 | 0xffff); /* any function of the slot */
+			aml_int(a, pin);
+			aml_int(a, 0);
+			aml_int(a, spk_pci_intx_gsi(cfg->pci_intx_gsi, slot, pin + 1));
+			aml_close(a);
+		}
+	}
+	aml_close(a);
+}
+
 /* The host bridge's windows: bus 0, all ports but 0xcf8-0xcff, the MMIO hole. */
 static void dsdt_pci0(struct aml *a, const struct spk_acpi_config *cfg)
 {
@@ -495,6 +532,8 @@ static void dsdt_pci0(struct aml *a, const struct spk_acpi_config *cfg)
 	aml_name_int(a, "_BBN", 0);
 	aml_name_int(a, "_UID", 0);
 	aml_name_buffer(a, "_CRS", &r);
+	if (cfg->pci_intx_gsi)
+		dsdt_prt(a, cfg);
 	aml_close(a);
 }
 
@@ -634,6 +673,12 @@ static int check_pci(const struct spk_acpi_config *cfg)
 		                "acpi: pci_ecam 0x%" PRIx64 " is not a 1 MiB-aligned, non-zero "
 		                "base of a 1 MiB window",
 		                cfg->pci_ecam);
+	if (cfg->pci_intx_gsi &&
+	    (cfg->pci_intx_gsi < ISA_IRQS || cfg->pci_intx_gsi > IOAPIC_PINS - SPK_PCI_INTX_LINES))
+		return spk_fail(EINVAL,
+		                "acpi: pci_intx_gsi %" PRIu32 ": the %d INTx GSIs from there must "
+		                "be IOAPIC pins %d-%d",
+		                cfg->pci_intx_gsi, SPK_PCI_INTX_LINES, ISA_IRQS, IOAPIC_PINS - 1);
 	if (cfg->pci_mmio_size == 0 || !spk_add_ok(cfg->pci_mmio_start, cfg->pci_mmio_size, &end))
 		return spk_fail(EINVAL,
 		                "acpi: pci_mmio_start 0x%" PRIx64 " + pci_mmio_size 0x%" PRIx64

@@ -96,6 +96,7 @@ int main(int argc, char **argv)
 	    .pci_ecam = SPK_PC_PCI_ECAM,
 	    .pci_mmio_start = SPK_PC_PCI_MMIO_START,
 	    .pci_mmio_size = SPK_PC_PCI_MMIO_SIZE,
+	    .pci_intx_gsi = 16,
 	};
 	struct spk_acpi_info info;
 	int rc;

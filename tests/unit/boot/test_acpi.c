@@ -501,6 +501,47 @@ static void test_pci(void **state)
 	assert_int_equal(m[55], 0);
 }
 
+/* The _PRT: 31 slots x 4 pins, each Package(4){slot << 16 | 0xffff, pin, 0, GSI}. */
+static void test_pci_prt(void **state)
+{
+	struct spk_acpi_config cfg = pci_cfg();
+	struct spk_acpi_info info;
+	/* Name(_PRT, Package(124) {...}) with a 2-byte PkgLength */
+	const uint8_t head[] = {0x08, '_', 'P', 'R', 'T', 0x12};
+	/* GSI 16 + (slot + pin - 1) % 8: slot 1 INTA -> 17, INTB -> 18, slot 7 INTB -> 16,
+	 * slot 31 INTD -> 18 */
+	const uint8_t e1a[] = {0x12, 0x0b, 0x04, 0x0c, 0xff, 0xff, 0x01, 0x00, 0x00, 0x00, 0x0a, 17};
+	const uint8_t e1b[] = {0x12, 0x0b, 0x04, 0x0c, 0xff, 0xff, 0x01, 0x00, 0x01, 0x00, 0x0a, 18};
+	const uint8_t e7b[] = {0x12, 0x0b, 0x04, 0x0c, 0xff, 0xff, 0x07, 0x00, 0x01, 0x00, 0x0a, 16};
+	const uint8_t e31d[] = {0x12, 0x0c, 0x04, 0x0c, 0xff, 0xff, 0x1f, 0x00,
+	                        0x0a, 0x03, 0x00, 0x0a, 18};
+	const uint8_t *d;
+
+	build_ok(&cfg, &info);
+	assert_false(dsdt_has(&info, "_PRT", 4)); /* not asked for */
+	cfg.pci_intx_gsi = 16;
+	build_ok(&cfg, &info);
+	check_dsdt_structure(&info, 3);
+	assert_true(dsdt_has(&info, head, sizeof(head)));
+	assert_true(dsdt_has(&info, e1a, sizeof(e1a)));
+	assert_true(dsdt_has(&info, e1b, sizeof(e1b)));
+	assert_true(dsdt_has(&info, e7b, sizeof(e7b)));
+	assert_true(dsdt_has(&info, e31d, sizeof(e31d)));
+	d = table(&info, info.dsdt, "DSDT");
+	for (size_t i = 36; i + sizeof(head) + 3 < get32(d + 4); i++) {
+		if (memcmp(d + i, head, sizeof(head)) == 0) {
+			assert_int_equal(d[i + 6] >> 6, 1); /* two-byte PkgLength */
+			assert_int_equal(d[i + 8], 124);    /* NumElements */
+		}
+	}
+	/* GSIs that are ISA IRQs or not IOAPIC pins are refused */
+	cfg.pci_intx_gsi = 9;
+	assert_int_equal(spk_acpi_build_buf(buf, SPACE, BASE, &cfg, &info), -EINVAL);
+	assert_non_null(strstr(spk_last_error(), "pci_intx_gsi"));
+	cfg.pci_intx_gsi = 17;
+	assert_int_equal(spk_acpi_build_buf(buf, SPACE, BASE, &cfg, &info), -EINVAL);
+}
+
 /* Windows above 4 GiB take QWord descriptors. */
 static void test_pci_high(void **state)
 {
@@ -712,6 +753,7 @@ int main(void)
 	    cmocka_unit_test(test_dsdt_without_devices),
 	    cmocka_unit_test(test_pci),
 	    cmocka_unit_test(test_pci_high),
+	    cmocka_unit_test(test_pci_prt),
 	    cmocka_unit_test(test_short_buffer),
 	    cmocka_unit_test(test_bad_config),
 	    cmocka_unit_test(test_unused_fields_ignored),
