@@ -487,7 +487,7 @@ static void dsdt_com1(struct aml *a, const struct spk_acpi_config *cfg)
 #define PRT_SLOTS   31 /* 1-31: slot 0 is the host bridge */
 #define ISA_IRQS    16
 #define IOAPIC_PINS 24 /* the MADT's one IOAPIC, GSI base 0 */
-#define PRT_PINS  4
+#define PRT_PINS    4
 
 /*
  * _PRT: each slot's INTA-INTD straight to an IOAPIC pin (Source 0, the
