@@ -392,7 +392,7 @@ static enum gdb_cmd_kind parse_v(struct cur *c, struct gdb_cmd *cmd)
 		return parse_vcont(c, cmd);
 	if (eat_str(c, "Kill")) {
 		c->p = c->end; /* ;pid: there is one process */
-		return done(cmd, c, GDB_CMD_KILL);
+		return done(cmd, c, GDB_CMD_VKILL);
 	}
 	return GDB_CMD_UNSUPPORTED; /* vMustReplyEmpty, vFile, vRun, ... */
 }

@@ -96,7 +96,8 @@ enum gdb_cmd_kind {
 	GDB_CMD_ATTACHED,       /* qAttached */
 	GDB_CMD_NOACK,          /* QStartNoAckMode */
 	GDB_CMD_DETACH,         /* D, D;pid */
-	GDB_CMD_KILL,           /* k, vKill;pid */
+	GDB_CMD_KILL,           /* k (no reply) */
+	GDB_CMD_VKILL,          /* vKill;pid (reply OK) */
 	GDB_CMD_SYMBOL,         /* qSymbol:: */
 };
 

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "vmm/gdb.h"
 #include "vmm/vmm.h"
 
 #define SB_TABLES 0x10000ull
@@ -31,7 +32,9 @@ struct sandbox {
 	struct timespec t0;
 	atomic_int status;      /* SPK_STATUS_* decided by the guest */
 	atomic_bool timed_out;
+	atomic_bool killed; /* by gdb */
 	int console_fd;
+	struct spk_gdb *gdb;
 };
 
 /* ---- devices ---------------------------------------------------------- */
@@ -115,7 +118,10 @@ static enum spk_action on_ucall(struct sandbox *sb, struct spk_vcpu *vcpu, struc
 static enum spk_action sandbox_on_exit(struct spk_vcpu *vcpu, struct spk_exit *e, void *opaque)
 {
 	struct sandbox *sb = opaque;
+	enum spk_action act = spk_gdb_on_exit(sb->gdb, vcpu, e);
 
+	if (act != SPK_ACT_DEFAULT)
+		return act;
 	if (e->kind == SPK_EXIT_HYPERCALL && e->hypercall.nr == SPK_HC_UCALL)
 		return on_ucall(sb, vcpu, e);
 	if (e->kind == SPK_EXIT_CANCELLED && atomic_load(&sb->timed_out))
@@ -132,13 +138,16 @@ static void usage(FILE *f)
 		   "  --cpus N         vCPUs the guest may start (default 2)\n"
 		   "  --stats          print a table of exits when the guest is done\n"
 		   "  --strict         an access to no device is fatal, not a fault\n"
-		   "  --timeout SEC    stop the guest after SEC seconds (exit status 4)\n");
+		   "  --timeout SEC    stop the guest after SEC seconds (exit status 4)\n"
+		   "  --gdb ADDR       serve gdb on tcp:[HOST:]PORT or unix:PATH; the guest\n"
+		   "                   waits for it before its first instruction\n"
+		   "  --gdb-no-wait    with --gdb: start at once, gdb may attach later\n");
 }
 
 struct sb_opts {
 	uint64_t mem, cpus, timeout;
-	bool stats, strict;
-	const char *guest;
+	bool stats, strict, gdb_no_wait;
+	const char *guest, *gdb;
 };
 
 static int parse(int argc, char **argv, struct sb_opts *o)
@@ -147,6 +156,7 @@ static int parse(int argc, char **argv, struct sb_opts *o)
 		{"mem", required_argument, NULL, 'm'},  {"cpus", required_argument, NULL, 'c'},
 		{"stats", no_argument, NULL, 's'},      {"strict", no_argument, NULL, 'S'},
 		{"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
+		{"gdb", required_argument, NULL, 'g'},  {"gdb-no-wait", no_argument, NULL, 'G'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *err;
@@ -180,6 +190,12 @@ static int parse(int argc, char **argv, struct sb_opts *o)
 		case 'S':
 			o->strict = true;
 			break;
+		case 'g':
+			o->gdb = optarg;
+			break;
+		case 'G':
+			o->gdb_no_wait = true;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -194,6 +210,15 @@ static int parse(int argc, char **argv, struct sb_opts *o)
 		return -1;
 	}
 	o->guest = argv[optind];
+	char why[256];
+	if (o->gdb && spk_gdb_check_listen(o->gdb, why, sizeof(why)) < 0) {
+		fprintf(stderr, "sparkler: %s\n", why);
+		return -1;
+	}
+	if (o->gdb_no_wait && !o->gdb) {
+		fprintf(stderr, "sparkler: --gdb-no-wait needs --gdb\n");
+		return -1;
+	}
 	if (o->mem < (4ull << 20) || o->mem > (64ull << 30) || o->mem % 4096) {
 		fprintf(stderr, "sparkler: --mem must be 4M to 64G in whole pages\n");
 		return -1;
@@ -269,6 +294,10 @@ static void *watchdog_main(void *p)
 
 static int status_of(struct sandbox *sb, const struct spk_run_result *res)
 {
+	if (atomic_load(&sb->killed)) {
+		fprintf(stderr, "sparkler: the guest was killed from gdb\n");
+		return SPK_STATUS_STOPPED;
+	}
 	if (atomic_load(&sb->timed_out)) {
 		fprintf(stderr, "sparkler: the guest ran past its --timeout\n");
 		return SPK_STATUS_CRASH;
@@ -291,10 +320,34 @@ static int status_of(struct sandbox *sb, const struct spk_run_result *res)
 	}
 }
 
+/* gdb's kill: the paused run ends on a stop request. */
+static void gdb_kill(void *opaque)
+{
+	struct sandbox *sb = opaque;
+
+	atomic_store(&sb->killed, true);
+	spk_vm_request_stop(sb->vm, SPK_EXIT_SYSTEM_DOWN);
+}
+
+static int start_gdb(struct sandbox *sb, const struct sb_opts *o)
+{
+	const struct spk_gdb_config gc = {.listen = o->gdb, .no_wait = o->gdb_no_wait,
+					  .kill = gdb_kill, .opaque = sb};
+	char err[256];
+
+	if (!o->gdb)
+		return 0;
+	if (spk_gdb_start(&gc, &sb->gdb, err, sizeof(err)) < 0) {
+		fprintf(stderr, "sparkler: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
 int spk_cmd_sandbox(int argc, char **argv)
 {
 	struct sandbox sb = {.status = SPK_STATUS_OK, .console_fd = STDOUT_FILENO};
-	const struct spk_run_ops ops = {.on_exit = sandbox_on_exit};
+	struct spk_run_ops ops = {.on_exit = sandbox_on_exit};
 	struct spk_run_result res;
 	struct sb_opts o;
 	pthread_t wd_thread;
@@ -313,6 +366,11 @@ int spk_cmd_sandbox(int argc, char **argv)
 		spk_vm_destroy(sb.vm);
 		return rc == -ENODEV ? SPK_STATUS_CRASH : SPK_STATUS_USAGE;
 	}
+	if (start_gdb(&sb, &o) < 0) {
+		spk_vm_destroy(sb.vm);
+		return SPK_STATUS_USAGE;
+	}
+	ops.start_paused = spk_gdb_vm_start(sb.gdb, sb.vm);
 	wd.seconds = o.timeout;
 	pthread_mutex_init(&wd.lock, NULL);
 	pthread_cond_init(&wd.cond, NULL);
@@ -323,6 +381,8 @@ int spk_cmd_sandbox(int argc, char **argv)
 	status = rc < 0 ? SPK_STATUS_CRASH : status_of(&sb, &res);
 	if (rc < 0)
 		fprintf(stderr, "sparkler: %s\n", spk_last_error());
+	spk_gdb_vm_end(sb.gdb, status, true);
+	spk_gdb_free(sb.gdb);
 
 	if (o.timeout) {
 		pthread_mutex_lock(&wd.lock);

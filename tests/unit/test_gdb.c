@@ -181,7 +181,7 @@ static void test_parse_basic(void **state)
 	assert_int_equal(parse("D", &c), GDB_CMD_DETACH);
 	assert_int_equal(parse("D;1", &c), GDB_CMD_DETACH);
 	assert_int_equal(parse("k", &c), GDB_CMD_KILL);
-	assert_int_equal(parse("vKill;1", &c), GDB_CMD_KILL);
+	assert_int_equal(parse("vKill;1", &c), GDB_CMD_VKILL);
 	assert_int_equal(parse("", &c), GDB_CMD_UNSUPPORTED);
 	assert_int_equal(parse("vMustReplyEmpty", &c), GDB_CMD_UNSUPPORTED);
 	assert_int_equal(parse("!", &c), GDB_CMD_UNSUPPORTED);
