@@ -35,6 +35,18 @@ struct vm_instance {
 	atomic_uint holes_logged;
 };
 
+/* A device as the bus sees it, with its accesses counted for the metrics;
+ * the entry (found by name) outlives each boot's device. */
+struct counted_dev {
+	char name[SPK_BUS_NAME_MAX];
+	struct spk_bus_ops shim;
+	const struct spk_bus_ops *ops;
+	void *dev;
+	atomic_uint_least64_t reads, writes;
+};
+
+#define MAX_COUNTED_DEVS 32
+
 struct spk_machine {
 	struct spk_machine_config cfg;
 	void *kernel, *initrd;
@@ -46,6 +58,8 @@ struct spk_machine {
 	atomic_bool stop_host;
 	atomic_bool timed_out;
 	uint64_t exits[SPK_EXIT__COUNT]; /* of VMs that have ended */
+	struct counted_dev devs[MAX_COUNTED_DEVS];
+	size_t n_devs; /* grows under lock */
 };
 
 static void set_err(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -236,11 +250,56 @@ struct bus_reg {
 	void *dev;
 };
 
-static int register_all(struct spk_bus *bus, const struct bus_reg *regs, size_t n)
+static uint64_t counted_read(void *opaque, uint64_t off, unsigned width,
+			     const struct spk_bus_access *who)
+{
+	struct counted_dev *c = opaque;
+
+	atomic_fetch_add_explicit(&c->reads, 1, memory_order_relaxed);
+	return c->ops->read(c->dev, off, width, who);
+}
+
+static void counted_write(void *opaque, uint64_t off, unsigned width, uint64_t v,
+			  const struct spk_bus_access *who)
+{
+	struct counted_dev *c = opaque;
+
+	atomic_fetch_add_explicit(&c->writes, 1, memory_order_relaxed);
+	c->ops->write(c->dev, off, width, v, who);
+}
+
+/* The counting entry for a bus name, pointed at this boot's device. */
+static struct counted_dev *counted(struct spk_machine *m, const struct bus_reg *r)
+{
+	struct counted_dev *c = NULL;
+
+	pthread_mutex_lock(&m->lock);
+	for (size_t i = 0; i < m->n_devs && !c; i++)
+		if (strcmp(m->devs[i].name, r->name) == 0)
+			c = &m->devs[i];
+	if (!c && m->n_devs < MAX_COUNTED_DEVS) {
+		c = &m->devs[m->n_devs];
+		snprintf(c->name, sizeof(c->name), "%s", r->name);
+		m->n_devs++;
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (c) {
+		c->ops = r->ops;
+		c->dev = r->dev;
+		c->shim = (struct spk_bus_ops){.read = r->ops->read ? counted_read : NULL,
+					       .write = r->ops->write ? counted_write : NULL};
+	}
+	return c;
+}
+
+static int register_all(struct spk_machine *m, struct spk_bus *bus, const struct bus_reg *regs,
+			size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
+		struct counted_dev *c = counted(m, &regs[i]);
 		int rc = spk_bus_register(bus, regs[i].space, regs[i].base, regs[i].len, regs[i].name,
-					  regs[i].ops, regs[i].dev, SPK_BUS_LOCKLESS);
+					  c ? &c->shim : regs[i].ops, c ? (void *)c : regs[i].dev,
+					  SPK_BUS_LOCKLESS);
 		if (rc < 0)
 			return rc;
 	}
@@ -278,7 +337,7 @@ static int add_legacy_devices(struct spk_machine *m, struct vm_instance *v)
 		{SPK_BUS_MMIO, SPK_PC_BOOT_TIMER, 0x1000, "boot-timer", spk_boot_timer_ops(),
 		 v->timer},
 	};
-	return register_all(spk_vm_bus(v->vm), regs, sizeof(regs) / sizeof(regs[0]));
+	return register_all(m, spk_vm_bus(v->vm), regs, sizeof(regs) / sizeof(regs[0]));
 }
 
 static int add_acpi(struct vm_instance *v, uint32_t ncpus, uint64_t *rsdp)
@@ -634,4 +693,20 @@ void spk_machine_exit_counts(struct spk_machine *m, uint64_t counts[SPK_EXIT__CO
 		}
 	}
 	pthread_mutex_unlock(&m->lock);
+}
+
+size_t spk_machine_device_counts(struct spk_machine *m, struct spk_machine_dev_count *out,
+				 size_t n)
+{
+	size_t total;
+
+	pthread_mutex_lock(&m->lock);
+	total = m->n_devs;
+	for (size_t i = 0; i < total && i < n; i++) {
+		snprintf(out[i].name, sizeof(out[i].name), "%s", m->devs[i].name);
+		out[i].reads = atomic_load_explicit(&m->devs[i].reads, memory_order_relaxed);
+		out[i].writes = atomic_load_explicit(&m->devs[i].writes, memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return total;
 }

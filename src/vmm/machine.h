@@ -111,4 +111,13 @@ enum spk_machine_state spk_machine_state(struct spk_machine *m);
 /* Counters for metrics: exits by kind over all vCPUs of the current VM. */
 void spk_machine_exit_counts(struct spk_machine *m, uint64_t counts[SPK_EXIT__COUNT]);
 
+/* Bus accesses per device (by bus name) since the machine was made, over
+ * every boot: up to n entries; returns how many devices there are. */
+struct spk_machine_dev_count {
+	char name[32];
+	uint64_t reads, writes;
+};
+size_t spk_machine_device_counts(struct spk_machine *m, struct spk_machine_dev_count *out,
+				 size_t n);
+
 #endif

@@ -11,6 +11,8 @@ static void usage(FILE *f)
 	fprintf(f, "usage: sparkler COMMAND [options]\n"
 		   "commands:\n"
 		   "  run --kernel PATH   boot a Linux microVM (see sparkler run --help)\n"
+		   "  --api-sock PATH     serve Firecracker's API (see sparkler api --help)\n"
+		   "  --config-file FILE --no-api  boot from a Firecracker config file\n"
 		   "  sandbox GUEST.elf   run a guest-SDK program (see sparkler sandbox --help)\n"
 		   "  kvm-info            say which KVM this host has\n"
 		   "  version             print the version\n");
@@ -29,6 +31,12 @@ int main(int argc, char **argv)
 
 	if (strcmp(cmd, "run") == 0)
 		return spk_cmd_run(argc - 1, argv + 1);
+	/* Firecracker's command line: `sparkler --api-sock PATH ...` */
+	if (strcmp(cmd, "api") == 0)
+		return spk_cmd_api(argc - 1, argv + 1);
+	if (strncmp(cmd, "--", 2) == 0 && strcmp(cmd, "--help") != 0 &&
+	    strcmp(cmd, "--version") != 0)
+		return spk_cmd_api(argc, argv);
 
 	if (strcmp(cmd, "sandbox") == 0)
 		return spk_cmd_sandbox(argc - 1, argv + 1);

@@ -33,6 +33,7 @@ extern struct timespec spk_process_start;
 
 int spk_cmd_sandbox(int argc, char **argv);
 int spk_cmd_run(int argc, char **argv);
+int spk_cmd_api(int argc, char **argv);
 
 /* CPUID policy (cpuid.c), the spk_vm_config.cpuid_policy of `run`. */
 enum spk_cpu_template {

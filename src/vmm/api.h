@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The Firecracker-compatible control plane.
+ *
+ *   api_handler.c  one request (method, path, body) -> one response: routing,
+ *                  JSON, the pre-boot/post-boot rules. No sockets, no VM: what
+ *                  it does to the machine goes through spk_api_ops, so tests
+ *                  and the fuzzer call it directly.
+ *   api_server.c   HTTP/1.1 on a Unix socket (libmicrohttpd): body limits,
+ *                  timeouts, the socket file's life.
+ *   api_metrics.c  the metrics lines and the logger.
+ *   api.c          `sparkler --api-sock`: the VM thread, signals, the exit.
+ */
+#ifndef SPK_VMM_API_H
+#define SPK_VMM_API_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vmm/config.h"
+
+enum spk_api_state {
+	SPK_API_NOT_STARTED = 0,
+	SPK_API_RUNNING,
+	SPK_API_PAUSED,
+	SPK_API_EXITED, /* the guest stopped; sparkler is about to exit */
+};
+
+/* What the handler asks of the VM. Each returns 0, or -errno with a
+ * one-line reason in err. Called with the API lock held. */
+struct spk_api_ops {
+	int (*start)(void *ctx, const struct spk_vm_resources *r, char *err, size_t len);
+	enum spk_api_state (*state)(void *ctx);
+	int (*pause)(void *ctx, char *err, size_t len);
+	int (*resume)(void *ctx, char *err, size_t len);
+	int (*ctrl_alt_del)(void *ctx, char *err, size_t len);
+	int (*flush_metrics)(void *ctx, char *err, size_t len);
+	/* Open cfg's file; cfg stays the caller's. */
+	int (*set_logger)(void *ctx, struct spk_logger_config *cfg, char *err, size_t len);
+	int (*set_metrics)(void *ctx, struct spk_metrics_config *cfg, char *err, size_t len);
+};
+
+struct spk_api_stats {
+	uint64_t requests, ok, client_errors, server_errors;
+};
+
+struct spk_api {
+	pthread_mutex_t lock; /* everything below; held for a whole request */
+	struct spk_vm_resources res;
+	const struct spk_api_ops *ops;
+	void *ctx;
+	char id[SPK_MACHINE_ID_MAX];
+	char exit_reason[256]; /* set with state EXITED */
+	bool started;
+	struct spk_api_stats stats;
+};
+
+struct spk_api_response {
+	unsigned status;   /* 200, 204, 400, 404, 405, 500 */
+	char *body;        /* JSON (malloc'd), or NULL for 204 */
+	const char *allow; /* the Allow header of a 405 */
+};
+
+void spk_api_init(struct spk_api *api, const struct spk_api_ops *ops, void *ctx, const char *id);
+void spk_api_destroy(struct spk_api *api);
+
+/* Handle one request; body may be NULL when len is 0. Never fails: out
+ * always gets a status and, except for 204, a JSON body. */
+void spk_api_handle(struct spk_api *api, const char *method, const char *url, const char *body,
+                    size_t len, struct spk_api_response *out);
+void spk_api_response_free(struct spk_api_response *r);
+
+/* A response for a request that never reached the handler. */
+void spk_api_fault(struct spk_api_response *out, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- the HTTP server (api_server.c) ---- */
+
+#define SPK_API_MAX_BODY_DEFAULT 51200 /* Firecracker's --http-api-max-payload-size */
+#define SPK_API_CONN_TIMEOUT_S   10    /* an idle or stalled connection is closed */
+#define SPK_API_MAX_CONNECTIONS  64
+
+struct spk_api_server;
+
+/*
+ * Listen on the Unix socket path (refused if path exists and is not a
+ * socket nobody listens on; a stale socket is replaced) and serve api
+ * on a thread of the server's own. 0, or -errno with a reason in err.
+ */
+int spk_api_server_start(struct spk_api *api, const char *path, size_t max_body,
+                         struct spk_api_server **out, char *err, size_t errlen);
+/* Stop taking connections, let requests in flight finish (up to a second),
+ * close everything and remove the socket file. */
+void spk_api_server_stop(struct spk_api_server *s);
+
+/* ---- metrics and logs (api_metrics.c) ---- */
+
+struct spk_machine;
+struct spk_obs;
+
+/* Logger and metrics state of one sparkler process. */
+int spk_obs_new(const char *instance_id, struct spk_obs **out);
+void spk_obs_free(struct spk_obs *o);
+/* Route the library's log lines (and ours) to cfg's path at cfg's level. */
+int spk_obs_set_logger(struct spk_obs *o, struct spk_logger_config *cfg, char *err, size_t len);
+int spk_obs_set_metrics(struct spk_obs *o, struct spk_metrics_config *cfg, char *err, size_t len);
+bool spk_obs_has_metrics(struct spk_obs *o);
+/* The machine whose counters go into the lines (NULL: none yet). */
+void spk_obs_set_machine(struct spk_obs *o, struct spk_machine *m);
+/* Write one metrics line now, with the API's counters and the VM's state;
+ * why names the occasion ("start", "periodic", "FlushMetrics", "exit").
+ * -ENOENT without a metrics path. */
+int spk_obs_flush(struct spk_obs *o, const struct spk_api_stats *stats, enum spk_api_state st,
+                  const char *why, char *err, size_t len);
+
+#endif

@@ -1,0 +1,319 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Metrics and logs of `sparkler --api-sock`.
+ *
+ * Metrics: one JSON object per line, appended to the metrics path: at
+ * InstanceStart, every minute, on FlushMetrics and at exit. Counters are
+ * totals since sparkler started (Firecracker writes differences since the
+ * last line; totals survive a lost line).
+ *
+ * Logs: the library's log lines (and the API's) go through spk_log_set()
+ * to the logger's path as "TIME [ID:THREAD:LEVEL] message", one write(2)
+ * per line. The library calls the logger under its own lock, and
+ * spk_log_set() returns only once no thread is inside the old one, so a
+ * new sink is swapped in without a lock of ours.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sparkler/log.h>
+#include <sparkler/sparkler.h>
+
+#include "vmm/api.h"
+
+#define LOG_LINE 1200
+
+struct log_sink {
+	int fd;
+	bool show_level, show_origin;
+	char id[SPK_MACHINE_ID_MAX];
+};
+
+struct spk_obs {
+	pthread_mutex_t lock; /* the metrics fields and m */
+	char id[SPK_MACHINE_ID_MAX];
+	struct timespec start;
+	struct log_sink *sink;
+	int metrics_fd;
+	struct spk_metrics_config metrics;
+	struct spk_machine *m;
+};
+
+/* A file or FIFO to append lines to; a FIFO without a reader is refused
+ * rather than waited for, and writes never block. */
+static int open_append(const char *path, const char *what, char *err, size_t len)
+{
+	int fd =
+	    open(path, O_WRONLY | O_CREAT | O_APPEND | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0644);
+
+	if (fd < 0)
+		snprintf(err, len, "%s %s: %s", what, path,
+		         errno == ENXIO ? "a FIFO nobody reads" : strerror(errno));
+	return fd < 0 ? -errno : fd;
+}
+
+static void write_line(int fd, const char *s, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, s, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return; /* full FIFO or a broken file: the line is dropped */
+		s += w;
+		n -= (size_t)w;
+	}
+}
+
+/* ---- logs ------------------------------------------------------------------ */
+
+static const char *level_word(enum spk_log_level l)
+{
+	static const char *const w[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+
+	return (unsigned)l < 4 ? w[l] : "LOG";
+}
+
+static void sink_log(enum spk_log_level level, const char *msg, void *opaque)
+{
+	struct log_sink *s = opaque;
+	char line[LOG_LINE], thread[16] = "?", when[32];
+	struct timespec now;
+	struct tm tm;
+	int n;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	pthread_getname_np(pthread_self(), thread, sizeof(thread));
+	n = snprintf(line, sizeof(line), "%s.%09ld [%s:%s%s%s%s] %s\n", when, now.tv_nsec, s->id,
+	             thread, s->show_level ? ":" : "", s->show_level ? level_word(level) : "",
+	             s->show_origin ? ":sparkler" : "", msg);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line)) {
+		n = sizeof(line) - 1;
+		line[n - 1] = '\n';
+	}
+	write_line(s->fd, line, (size_t)n);
+}
+
+static void drop_log(enum spk_log_level level, const char *msg, void *opaque)
+{
+}
+
+static enum spk_log_level lib_level(enum spk_res_log_level l)
+{
+	switch (l) {
+	case SPK_RES_LOG_OFF:
+	case SPK_RES_LOG_ERROR:
+		return SPK_LOG_ERROR;
+	case SPK_RES_LOG_WARNING:
+		return SPK_LOG_WARN;
+	case SPK_RES_LOG_INFO:
+		return SPK_LOG_INFO;
+	case SPK_RES_LOG_DEBUG:
+	case SPK_RES_LOG_TRACE:
+		break;
+	}
+	return SPK_LOG_DEBUG;
+}
+
+int spk_obs_set_logger(struct spk_obs *o, struct spk_logger_config *cfg, char *err, size_t len)
+{
+	struct log_sink *s = calloc(1, sizeof(*s)), *old = o->sink;
+
+	if (!s) {
+		snprintf(err, len, "out of memory");
+		return -ENOMEM;
+	}
+	s->fd = cfg->path ? open_append(cfg->path, "log_path", err, len) : dup(STDERR_FILENO);
+	if (s->fd < 0) {
+		int rc = s->fd;
+
+		free(s);
+		return rc;
+	}
+	s->show_level = cfg->show_level;
+	s->show_origin = cfg->show_origin;
+	memcpy(s->id, o->id, sizeof(s->id));
+	if (cfg->level == SPK_RES_LOG_OFF)
+		spk_log_set(drop_log, NULL, SPK_LOG_ERROR);
+	else
+		spk_log_set(sink_log, s, lib_level(cfg->level));
+	o->sink = s;
+	if (old) { /* nobody is inside it any more */
+		close(old->fd);
+		free(old);
+	}
+	return 0;
+}
+
+/* ---- metrics --------------------------------------------------------------- */
+
+int spk_obs_set_metrics(struct spk_obs *o, struct spk_metrics_config *cfg, char *err, size_t len)
+{
+	int fd = open_append(cfg->path, "metrics_path", err, len);
+
+	if (fd < 0)
+		return fd;
+	pthread_mutex_lock(&o->lock);
+	if (o->metrics_fd >= 0)
+		close(o->metrics_fd);
+	spk_res_metrics_free(&o->metrics);
+	o->metrics_fd = fd;
+	o->metrics = (struct spk_metrics_config){
+	    .set = true, .emit_id = cfg->emit_id, .properties = json_incref(cfg->properties)};
+	pthread_mutex_unlock(&o->lock);
+	return 0;
+}
+
+bool spk_obs_has_metrics(struct spk_obs *o)
+{
+	pthread_mutex_lock(&o->lock);
+	bool has = o->metrics_fd >= 0;
+	pthread_mutex_unlock(&o->lock);
+	return has;
+}
+
+void spk_obs_set_machine(struct spk_obs *o, struct spk_machine *m)
+{
+	pthread_mutex_lock(&o->lock);
+	o->m = m;
+	pthread_mutex_unlock(&o->lock);
+}
+
+static const char *state_word(enum spk_api_state st)
+{
+	static const char *const w[] = {"Not started", "Running", "Paused", "Exited"};
+
+	return (unsigned)st < 4 ? w[st] : "?";
+}
+
+static json_t *exits_json(struct spk_machine *m)
+{
+	uint64_t counts[SPK_EXIT__COUNT] = {0}, total = 0;
+	json_t *o = json_object();
+	char name[32];
+
+	if (m)
+		spk_machine_exit_counts(m, counts);
+	for (int k = 0; k < SPK_EXIT__COUNT; k++) {
+		size_t i;
+
+		snprintf(name, sizeof(name), "%s", spk_exit_name((enum spk_exit_kind)k));
+		for (i = 0; name[i]; i++)
+			name[i] = (char)tolower((unsigned char)name[i]);
+		json_object_set_new(o, name, json_integer((json_int_t)counts[k]));
+		total += counts[k];
+	}
+	return json_pack("{s:o, s:I}", "exits", o, "exits_total", (json_int_t)total);
+}
+
+static json_t *devices_json(struct spk_machine *m)
+{
+	struct spk_machine_dev_count c[48];
+	json_t *o = json_object();
+	size_t n = m ? spk_machine_device_counts(m, c, 48) : 0;
+
+	for (size_t i = 0; i < n && i < 48; i++)
+		json_object_set_new(o, c[i].name,
+		                    json_pack("{s:I, s:I}", "reads", (json_int_t)c[i].reads,
+		                              "writes", (json_int_t)c[i].writes));
+	return o;
+}
+
+static json_t *metrics_line(struct spk_obs *o, const struct spk_api_stats *st,
+                            enum spk_api_state vm, const char *why)
+{
+	struct timespec now, mono;
+	json_t *line;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	line = json_pack(
+	    "{s:I, s:s, s:{s:s, s:s, s:I}, s:{s:I, s:I, s:I, s:I}, s:o, s:o}", "utc_timestamp_ms",
+	    (json_int_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, "event", why, "vmm", "version",
+	    SPARKLER_VERSION, "state", state_word(vm), "uptime_ms",
+	    (json_int_t)(mono.tv_sec - o->start.tv_sec) * 1000 +
+	        (mono.tv_nsec - o->start.tv_nsec) / 1000000,
+	    "api_server", "requests", (json_int_t)st->requests, "ok", (json_int_t)st->ok,
+	    "client_errors", (json_int_t)st->client_errors, "server_errors",
+	    (json_int_t)st->server_errors, "vcpu", exits_json(o->m), "devices", devices_json(o->m));
+	if (line && o->metrics.emit_id)
+		json_object_set_new(line, "id", json_string(o->id));
+	if (line && o->metrics.properties)
+		json_object_set(line, "properties", o->metrics.properties);
+	return line;
+}
+
+int spk_obs_flush(struct spk_obs *o, const struct spk_api_stats *stats, enum spk_api_state st,
+                  const char *why, char *err, size_t len)
+{
+	json_t *line;
+	char *s = NULL;
+	int rc = 0;
+
+	pthread_mutex_lock(&o->lock);
+	if (o->metrics_fd < 0) {
+		snprintf(err, len, "the metrics are not configured (PUT /metrics first)");
+		rc = -ENOENT;
+	} else {
+		line = metrics_line(o, stats, st, why);
+		s = line ? json_dumps(line, JSON_COMPACT) : NULL;
+		json_decref(line);
+		if (!s) {
+			snprintf(err, len, "out of memory");
+			rc = -ENOMEM;
+		}
+	}
+	if (s) {
+		size_t n = strlen(s);
+
+		s[n] = '\n'; /* over the NUL: the buffer has n + 1 bytes */
+		write_line(o->metrics_fd, s, n + 1);
+		free(s);
+	}
+	pthread_mutex_unlock(&o->lock);
+	return rc;
+}
+
+/* ---- life --------------------------------------------------------------------- */
+
+int spk_obs_new(const char *instance_id, struct spk_obs **out)
+{
+	struct spk_obs *o = calloc(1, sizeof(*o));
+
+	if (!o)
+		return -ENOMEM;
+	pthread_mutex_init(&o->lock, NULL);
+	snprintf(o->id, sizeof(o->id), "%s", instance_id);
+	clock_gettime(CLOCK_MONOTONIC, &o->start);
+	o->metrics_fd = -1;
+	*out = o;
+	return 0;
+}
+
+void spk_obs_free(struct spk_obs *o)
+{
+	if (!o)
+		return;
+	if (o->sink) {
+		spk_log_set(NULL, NULL, SPK_LOG_WARN); /* back to stderr */
+		close(o->sink->fd);
+		free(o->sink);
+	}
+	if (o->metrics_fd >= 0)
+		close(o->metrics_fd);
+	spk_res_metrics_free(&o->metrics);
+	pthread_mutex_destroy(&o->lock);
+	free(o);
+}

@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * HTTP/1.1 on a Unix socket, through libmicrohttpd: one internal thread
+ * multiplexes every connection with epoll/poll, so a client that sends
+ * slowly, or not at all, holds only its own connection (closed after
+ * SPK_API_CONN_TIMEOUT_S of silence) and never the VM, whose vCPUs run on
+ * threads of their own. A body is collected up to max_body bytes; a longer
+ * one is refused with 400 (Firecracker's answer): at once when its
+ * Content-Length says so, else once it has been read (and dropped).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include <sparkler/log.h>
+
+#include "vmm/api.h"
+
+#define DRAIN_MS 1000
+/* A body without a Content-Length (chunked) is read to its end before the
+ * refusal, unless it grows past this many times the limit: then the
+ * connection is closed without an answer. */
+#define DISCARD_FACTOR 64
+
+struct spk_api_server {
+	struct spk_api *api;
+	struct MHD_Daemon *daemon;
+	int listen_fd;
+	char *path;
+	dev_t dev; /* of the socket file we made: only that one is removed */
+	ino_t ino;
+	size_t max_body;
+	atomic_int in_flight; /* requests begun, not yet answered */
+};
+
+/* One request's body, collected across calls of the access handler. */
+struct upload {
+	char *buf;
+	size_t len, cap;
+	uint64_t seen; /* bytes offered, kept or not */
+	bool too_big;
+	bool answered; /* refused from its Content-Length, before the body */
+};
+
+/* ---- the socket file ------------------------------------------------------- */
+
+/* Someone listens on path: a live socket, not a stale one. */
+static bool socket_alive(const struct sockaddr_un *sa)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool alive;
+
+	if (fd < 0)
+		return true; /* cannot tell: do not remove it */
+	alive = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 || errno != ECONNREFUSED;
+	close(fd);
+	return alive;
+}
+
+static int clear_path(const struct sockaddr_un *sa, char *err, size_t n)
+{
+	struct stat st;
+
+	if (lstat(sa->sun_path, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, n, "--api-sock %s: %s", sa->sun_path, strerror(errno));
+		return -errno;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, n, "--api-sock %s: exists and is not a socket; not replacing it",
+		         sa->sun_path);
+		return -EEXIST;
+	}
+	if (socket_alive(sa)) {
+		snprintf(err, n, "--api-sock %s: another process is listening on it", sa->sun_path);
+		return -EADDRINUSE;
+	}
+	if (unlink(sa->sun_path) < 0) {
+		snprintf(err, n, "--api-sock %s: cannot remove the stale socket: %s", sa->sun_path,
+		         strerror(errno));
+		return -errno;
+	}
+	spk_log(SPK_LOG_INFO, "removed the stale socket %s", sa->sun_path);
+	return 0;
+}
+
+static int listen_on(struct spk_api_server *s, const char *path, char *err, size_t n)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct stat st;
+	int fd, rc;
+
+	if (!*path || strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(err, n, "--api-sock %s: a Unix socket path needs 1 to %zu bytes", path,
+		         sizeof(sa.sun_path) - 1);
+		return -ENAMETOOLONG;
+	}
+	memcpy(sa.sun_path, path, strlen(path));
+	if ((rc = clear_path(&sa, err, n)) < 0)
+		return rc;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0 ||
+	    stat(path, &st) < 0) {
+		rc = -errno;
+		snprintf(err, n, "--api-sock %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	s->listen_fd = fd;
+	s->dev = st.st_dev;
+	s->ino = st.st_ino;
+	return 0;
+}
+
+static void remove_socket(struct spk_api_server *s)
+{
+	struct stat st;
+
+	if (lstat(s->path, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino)
+		unlink(s->path);
+}
+
+/* ---- requests ---------------------------------------------------------------- */
+
+static enum MHD_Result send_response(struct MHD_Connection *c, struct spk_api_response *r)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	if (r->body) {
+		resp = MHD_create_response_from_buffer(strlen(r->body), r->body,
+		                                       MHD_RESPMEM_MUST_FREE);
+		if (!resp) {
+			spk_api_response_free(r);
+			return MHD_NO;
+		}
+		r->body = NULL; /* MHD frees it */
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	} else {
+		resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+		if (!resp)
+			return MHD_NO;
+	}
+	if (r->allow)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+	ret = MHD_queue_response(c, r->status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result too_big(struct spk_api_server *s, struct MHD_Connection *c, uint64_t size)
+{
+	struct spk_api_response r = {0};
+
+	spk_api_fault(&r, 400,
+	              "Request payload with size %llu is larger than the limit of %zu allowed by "
+	              "server.",
+	              (unsigned long long)size, s->max_body);
+	return send_response(c, &r);
+}
+
+/* First call for a request: the headers are in. */
+static enum MHD_Result begin(struct spk_api_server *s, struct MHD_Connection *c, void **cls)
+{
+	const char *cl =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	struct upload *u = calloc(1, sizeof(*u));
+
+	if (!u)
+		return MHD_NO;
+	*cls = u;
+	atomic_fetch_add(&s->in_flight, 1);
+	if (cl) {
+		unsigned long long n = strtoull(cl, NULL, 10);
+
+		if (n > s->max_body) {
+			/* answer before reading it: MHD then closes the connection */
+			u->too_big = u->answered = true;
+			return too_big(s, c, n);
+		}
+	}
+	return MHD_YES;
+}
+
+static void take(struct spk_api_server *s, struct upload *u, const char *data, size_t n)
+{
+	u->seen += n;
+	if (u->too_big || u->len + n > s->max_body) {
+		u->too_big = true;
+		return;
+	}
+	if (u->len + n > u->cap) {
+		size_t cap = u->cap ? u->cap * 2 : 1024;
+		char *nb;
+
+		while (cap < u->len + n)
+			cap *= 2;
+		nb = realloc(u->buf, cap);
+		if (!nb) {
+			u->too_big = true;
+			return;
+		}
+		u->buf = nb;
+		u->cap = cap;
+	}
+	memcpy(u->buf + u->len, data, n);
+	u->len += n;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *data,
+                                  size_t *size, void **req_cls)
+{
+	struct spk_api_server *s = cls;
+	struct upload *u = *req_cls;
+	struct spk_api_response r;
+
+	if (!u)
+		return begin(s, c, req_cls);
+	if (*size) {
+		take(s, u, data, *size);
+		*size = 0;
+		/* MHD answers only once the body is in: read on, keep nothing,
+		 * and give up on a sender that does not stop */
+		return u->seen > DISCARD_FACTOR * (uint64_t)s->max_body ? MHD_NO : MHD_YES;
+	}
+	if (u->answered)
+		return MHD_YES;
+	if (u->too_big)
+		return too_big(s, c, u->seen);
+	spk_api_handle(s->api, method, url, u->buf, u->len, &r);
+	return send_response(c, &r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+                         enum MHD_RequestTerminationCode why)
+{
+	struct spk_api_server *s = cls;
+	struct upload *u = *req_cls;
+
+	if (!u)
+		return;
+	free(u->buf);
+	free(u);
+	*req_cls = NULL;
+	atomic_fetch_sub(&s->in_flight, 1);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[512];
+
+	vsnprintf(line, sizeof(line), fmt, ap);
+	line[strcspn(line, "\n")] = '\0';
+	spk_log(SPK_LOG_INFO, "http: %s", line);
+}
+
+/* ---- start / stop ------------------------------------------------------------------- */
+
+int spk_api_server_start(struct spk_api *api, const char *path, size_t max_body,
+                         struct spk_api_server **out, char *err, size_t errlen)
+{
+	struct spk_api_server *s = calloc(1, sizeof(*s));
+	int rc;
+
+	if (!s || !(s->path = strdup(path))) {
+		free(s);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	s->api = api;
+	s->max_body = max_body;
+	s->listen_fd = -1;
+	if ((rc = listen_on(s, path, err, errlen)) < 0)
+		goto err_free;
+	s->daemon = MHD_start_daemon(
+	    MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+	    on_request, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned int)SPK_API_CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned int)SPK_API_MAX_CONNECTIONS, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_END);
+	if (!s->daemon) {
+		snprintf(err, errlen, "--api-sock %s: the HTTP server did not start", path);
+		rc = -EIO;
+		goto err_close;
+	}
+	*out = s;
+	return 0;
+
+err_close:
+	remove_socket(s);
+	close(s->listen_fd);
+err_free:
+	free(s->path);
+	free(s);
+	return rc;
+}
+
+void spk_api_server_stop(struct spk_api_server *s)
+{
+	struct timespec step = {0, 5L * 1000 * 1000};
+
+	if (!s)
+		return;
+	remove_socket(s);
+	MHD_quiesce_daemon(s->daemon); /* no new connections */
+	close(s->listen_fd);
+	for (int waited = 0; atomic_load(&s->in_flight) > 0 && waited < DRAIN_MS; waited += 5)
+		nanosleep(&step, NULL);
+	MHD_stop_daemon(s->daemon);
+	free(s->path);
+	free(s);
+}
