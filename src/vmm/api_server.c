@@ -5,8 +5,8 @@
  * slowly, or not at all, holds only its own connection (closed after
  * SPK_API_CONN_TIMEOUT_S of silence) and never the VM, whose vCPUs run on
  * threads of their own. A body is collected up to max_body bytes; a longer
- * one is refused with 400 (Firecracker's answer): at once when its
- * Content-Length says so, else once it has been read (and dropped).
+ * one is refused with 400 (Firecracker's answer) once it has been read and
+ * dropped, or at once when it is far too long.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -27,9 +27,9 @@
 #include "vmm/api.h"
 
 #define DRAIN_MS 1000
-/* A body without a Content-Length (chunked) is read to its end before the
- * refusal, unless it grows past this many times the limit: then the
- * connection is closed without an answer. */
+/* A body too long is read to its end (and dropped) before the refusal,
+ * unless it is longer than this many times the limit: then it is refused
+ * from its Content-Length, or (chunked) the connection is closed. */
 #define DISCARD_FACTOR 64
 
 struct spk_api_server {
@@ -185,8 +185,11 @@ static enum MHD_Result begin(struct spk_api_server *s, struct MHD_Connection *c,
 	if (cl) {
 		unsigned long long n = strtoull(cl, NULL, 10);
 
-		if (n > s->max_body) {
-			/* answer before reading it: MHD then closes the connection */
+		/* Refuse a body far too long before reading it (MHD then closes
+		 * the connection). A body just too long is read and dropped
+		 * first: closing a Unix socket with unread data makes the
+		 * client's read fail with ECONNRESET, and the answer is lost. */
+		if (n > DISCARD_FACTOR * (uint64_t)s->max_body) {
 			u->too_big = u->answered = true;
 			return too_big(s, c, n);
 		}
