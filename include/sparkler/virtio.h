@@ -116,12 +116,11 @@ struct spk_virtq {
 	void *desc_p, *avail_p, *used_p; /* checked host mappings of the rings */
 	uint16_t last_avail;             /* next avail entry to take */
 	uint16_t used_idx;               /* next used entry to fill */
-	uint16_t signalled;              /* used_idx at the last interrupt (EVENT_IDX) */
-	bool signalled_valid;
-	uint32_t inflight;          /* popped, not pushed */
-	bool broken;                /* a violation: no more pops until reset */
-	struct spk_virtq_buf *bufs; /* max_size entries */
-	char err[192];              /* the last violation, for the log line */
+	uint16_t signalled;              /* used_idx when interrupts were last decided */
+	uint32_t inflight;               /* popped, not pushed */
+	bool broken;                     /* a violation: no more pops until reset */
+	struct spk_virtq_buf *bufs;      /* max_size entries */
+	char err[192];                   /* the last violation, for the log line */
 };
 
 int spk_virtq_init(struct spk_virtq *q, uint16_t index, uint16_t max_size);

@@ -139,7 +139,7 @@ int spk_virtq_start(struct spk_virtq *q, const struct spk_mem *mem, bool event_i
 	if (!q->used_p)
 		return -EINVAL;
 	q->last_avail = q->used_idx = 0;
-	q->signalled_valid = false;
+	q->signalled = 0;
 	q->inflight = 0;
 	q->broken = false;
 	q->err[0] = '\0';
@@ -382,21 +382,18 @@ int spk_virtq_push(struct spk_virtq *q, const struct spk_virtq_chain *c, uint32_
 
 bool spk_virtq_need_interrupt(struct spk_virtq *q)
 {
-	uint16_t old, event;
+	uint16_t old = q->signalled, event;
 
-	if (!q->used_p)
-		return false;
+	if (!q->used_p || old == q->used_idx)
+		return false; /* nothing used since the last one: no spurious interrupt */
+	q->signalled = q->used_idx;
 	/* our used index store before the driver's suppression fields */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (!q->event_idx)
 		return !(avail_flags(q) & SPK_VIRTQ_AVAIL_F_NO_INTERRUPT);
-	old = q->signalled;
 	event = used_event(q);
-	bool valid = q->signalled_valid;
-	q->signalled = q->used_idx;
-	q->signalled_valid = true;
 	/* vring_need_event(): did used_idx step over event since the last one? */
-	return !valid || (uint16_t)(q->used_idx - event - 1) < (uint16_t)(q->used_idx - old);
+	return (uint16_t)(q->used_idx - event - 1) < (uint16_t)(q->used_idx - old);
 }
 
 bool spk_virtq_has_work(struct spk_virtq *q)

@@ -471,6 +471,22 @@ static void test_start(void **state)
 
 /* ---- interrupts ------------------------------------------------------------------------- */
 
+/* Nothing used since the last interrupt: no interrupt (a device that
+ * looked at an empty queue must not wake the driver). */
+static void test_no_spurious_interrupt(void **state)
+{
+	struct fx *f = *state;
+	struct spk_virtq_chain c;
+
+	assert_false(spk_virtq_need_interrupt(&f->q)); /* nothing used yet */
+	vt_desc(&f->m, VT_DESC, 0, VT_DATA, 8, W, 0);
+	vt_avail(&f->m, VT_AVAIL, QSIZE, 0);
+	assert_int_equal(spk_virtq_pop(&f->q, &c), 1);
+	assert_int_equal(spk_virtq_push(&f->q, &c, 8), 0);
+	assert_true(spk_virtq_need_interrupt(&f->q));
+	assert_false(spk_virtq_need_interrupt(&f->q));
+}
+
 static void test_no_interrupt_flag(void **state)
 {
 	struct fx *f = *state;
@@ -503,7 +519,7 @@ static void test_event_idx(void **state)
 		assert_int_equal(spk_virtq_push(&f->q, &c, 8), 0);
 		irq[i] = spk_virtq_need_interrupt(&f->q);
 	}
-	assert_true(irq[0]); /* the first one always: nothing signalled yet */
+	assert_false(irq[0]); /* used_event 2: after the third entry, not before */
 	assert_false(irq[1]);
 	assert_true(irq[2]);
 	assert_false(irq[3]);
@@ -542,7 +558,9 @@ int main(void)
 	    T(test_indirect_outside),
 	    T(test_budget_edges),
 	    T(test_start),
+	    T(test_no_spurious_interrupt),
 	    T(test_no_interrupt_flag),
+	    TE(test_no_spurious_interrupt),
 	    TE(test_event_idx),
 	};
 
