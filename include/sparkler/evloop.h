@@ -46,6 +46,10 @@ int spk_evloop_mod(struct spk_evloop *l, int fd, uint32_t events);
 /* Stop watching fd (see the top comment for when fn may still run). */
 int spk_evloop_del(struct spk_evloop *l, int fd);
 
+/* Call fn(opaque) first thing on the loop's thread, before any handler
+ * (e.g. to install a seccomp filter there). Before spk_evloop_start. */
+void spk_evloop_on_start(struct spk_evloop *l, void (*fn)(void *opaque), void *opaque);
+
 /* Start the loop's thread. */
 int spk_evloop_start(struct spk_evloop *l);
 /* Ask the thread to end and wait for it. Idempotent. */

@@ -48,6 +48,8 @@ struct spk_evloop {
 	struct reg *graveyard; /* deleted, freed before the next epoll_wait */
 	pthread_t thread;
 	bool has_thread;
+	void (*on_start)(void *opaque);
+	void *on_start_opaque;
 	atomic_bool stopping;
 };
 
@@ -269,6 +271,8 @@ static void *loop_main(void *p)
 {
 	struct spk_evloop *l = p;
 
+	if (l->on_start)
+		l->on_start(l->on_start_opaque);
 	while (!atomic_load(&l->stopping)) {
 		if (spk_evloop_run_once(l, -1) < 0) {
 			spk_log(SPK_LOG_ERROR, "evloop %s: %s; the loop ends", l->name,
@@ -277,6 +281,14 @@ static void *loop_main(void *p)
 		}
 	}
 	return NULL;
+}
+
+void spk_evloop_on_start(struct spk_evloop *l, void (*fn)(void *opaque), void *opaque)
+{
+	if (!l)
+		return;
+	l->on_start = fn;
+	l->on_start_opaque = opaque;
 }
 
 int spk_evloop_start(struct spk_evloop *l)

@@ -50,8 +50,12 @@ int spk_pci_msix_init(struct spk_pci_dev *d, uint16_t nvec, unsigned bar, uint32
 	if (!m->vec)
 		return spk_fail(ENOMEM, "pci: %s: out of memory for %u MSI-X vectors", d->name,
 		                nvec);
+	/* the irqfds' eventfds now: delivery then needs only KVM ioctls and a
+	 * write (a vCPU thread may deliver, under a tight seccomp filter) */
 	for (unsigned i = 0; i < nvec; i++)
-		m->vec[i] = (struct msix_vec){.ctrl = SPK_PCI_MSIX_CTRL_MASK, .gsi = -1, .fd = -1};
+		m->vec[i] = (struct msix_vec){.ctrl = SPK_PCI_MSIX_CTRL_MASK,
+		                              .gsi = -1,
+		                              .fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
 	m->nvec = nvec;
 	m->bar = bar;
 	m->table_off = table_off;
@@ -68,7 +72,7 @@ void spk_pci_msix_fini(struct spk_pci_dev *d)
 		struct msix_vec *v = &m->vec[i];
 
 		if (v->fd >= 0) {
-			if (vm && v->gsi >= 0)
+			if (vm && v->gsi >= 0 && v->irqfd)
 				spk_vm_irqfd_del(vm, (uint32_t)v->gsi, v->fd);
 			close(v->fd);
 		}
@@ -123,16 +127,10 @@ static bool ensure_route(struct spk_pci_dev *d, struct spk_vm *vm, struct msix_v
 			return false;
 		v->stale = false;
 	}
-	if (v->fd < 0) {
-		int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-
-		if (fd < 0)
+	if (!v->irqfd) {
+		if (v->fd < 0 || spk_vm_irqfd_add(vm, (uint32_t)v->gsi, v->fd) < 0)
 			return false;
-		if (spk_vm_irqfd_add(vm, (uint32_t)v->gsi, fd) < 0) {
-			close(fd);
-			return false;
-		}
-		v->fd = fd;
+		v->irqfd = true;
 	}
 	return true;
 }

@@ -26,7 +26,8 @@ struct msix_vec {
 	bool pending;
 	/* delivery through KVM: an MSI route and an irqfd on it */
 	int gsi;    /* -1: no route yet */
-	int fd;     /* the irqfd's eventfd, -1 */
+	int fd;     /* the irqfd's eventfd (made with the table), -1 if it could not be */
+	bool irqfd; /* fd is registered as an irqfd on gsi */
 	bool stale; /* address or data changed since the route was made */
 };
 
