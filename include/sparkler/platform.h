@@ -27,6 +27,7 @@
 #define SPK_PC_PCI_MMIO_SIZE  0x20000000ull /* 512 MiB */
 #define SPK_PC_PCI_ECAM       0xe0000000ull /* PCI ECAM, bus 0 (MCFG) */
 #define SPK_PC_PCI_ECAM_SIZE  0x100000ull   /* 1 MiB: one bus */
+#define SPK_PC_PCI_INTX_GSI   16            /* PCI INTx: GSIs 16-23 (the DSDT's _PRT) */
 #define SPK_PC_BOOT_TIMER     0xfe000000ull /* boot-timer device, one page */
 #define SPK_PC_IOAPIC         0xfec00000ull
 #define SPK_PC_LAPIC          0xfee00000ull

@@ -17,6 +17,8 @@
 #include <sparkler/devices.h>
 #include <sparkler/linux.h>
 #include <sparkler/platform.h>
+#include <sparkler/pci.h>
+#include <sparkler/virtio.h>
 
 #include "vmm/machine.h"
 
@@ -33,6 +35,11 @@ struct vm_instance {
 	struct spk_boot_timer *timer;
 	struct spk_cpu_policy cpu;
 	atomic_uint holes_logged;
+	/* PCI and virtio: the host bridge, the devices' event loop, the devices */
+	struct spk_pci_host *pci;
+	struct spk_evloop *loop;
+	struct spk_virtio_rng *rng;
+	struct spk_virtio_console *vcon;
 };
 
 /* A device as the bus sees it, with its accesses counted for the metrics;
@@ -84,6 +91,7 @@ void spk_machine_config_init(struct spk_machine_config *cfg)
 	cfg->mem = 512ull << 20;
 	cfg->serial_fd = STDOUT_FILENO;
 }
+	cfg->virtio_console_fd = STDOUT_FILENO;
 
 int spk_config_set_str(char **dst, const char *src)
 {
@@ -357,6 +365,11 @@ static int add_acpi(struct vm_instance *v, uint32_t ncpus, uint64_t *rsdp)
 		.com1_port = SPK_PC_COM1,
 		.com1_irq = SPK_PC_COM1_IRQ,
 	};
+		.pci = true, /* PCI0 with its _PRT, and the MCFG */
+		.pci_ecam = SPK_PC_PCI_ECAM,
+		.pci_mmio_start = SPK_PC_PCI_MMIO_START,
+		.pci_mmio_size = SPK_PC_PCI_MMIO_SIZE,
+		.pci_intx_gsi = SPK_PC_PCI_INTX_GSI,
 	struct spk_acpi_info info;
 	int rc = spk_acpi_build(spk_vm_mem(v->vm), SPK_PC_ACPI_START, SPK_PC_ACPI_END, &c, &info);
 
@@ -365,6 +378,80 @@ static int add_acpi(struct vm_instance *v, uint32_t ncpus, uint64_t *rsdp)
 }
 
 static void destroy_instance(struct spk_machine *m, struct vm_instance *v)
+/* ---- PCI and virtio ------------------------------------------------------------ */
+
+static void write_all(int fd, const uint8_t *buf, size_t n)
+{
+	for (size_t done = 0; fd >= 0 && done < n;) {
+		ssize_t w = write(fd, buf + done, n - done);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return; /* the console went away: drop the output */
+		done += (size_t)w;
+	}
+}
+
+static void virtio_console_out(void *ctx, const uint8_t *buf, size_t n)
+{
+	struct spk_machine *m = ctx;
+
+	write_all(m->cfg.virtio_console_fd, buf, n);
+}
+
+static int add_virtio(struct spk_machine *m, struct vm_instance *v)
+{
+	struct spk_mem *mem = spk_vm_mem(v->vm);
+	int rc;
+
+	if ((rc = spk_evloop_new("virtio", &v->loop)) < 0)
+		return rc;
+	if (m->cfg.entropy) {
+		const struct spk_virtio_rng_config rc_ = {.pci = v->pci, .slot = -1, .mem = mem,
+							  .loop = v->loop};
+		if ((rc = spk_virtio_rng_new(&rc_, &v->rng)) < 0)
+			return rc;
+	}
+	if (m->cfg.virtio_console) {
+		const struct spk_virtio_console_config cc = {.pci = v->pci, .slot = -1, .mem = mem,
+							     .loop = v->loop,
+							     .output = virtio_console_out,
+							     .output_ctx = m};
+		if ((rc = spk_virtio_console_new(&cc, &v->vcon)) < 0)
+			return rc;
+	}
+	return spk_evloop_start(v->loop);
+}
+
+/* The host bridge always; the virtio devices the config asks for. */
+static int add_pci(struct spk_machine *m, struct vm_instance *v)
+{
+	const struct spk_pci_host_config hc = {
+		.bus = spk_vm_bus(v->vm),
+		.vm = v->vm,
+		.ecam = SPK_PC_PCI_ECAM,
+		.mmio_start = SPK_PC_PCI_MMIO_START,
+		.mmio_size = SPK_PC_PCI_MMIO_SIZE,
+		.intx = spk_vm_irq(v->vm, SPK_PC_PCI_INTX_GSI),
+	};
+	int rc = spk_pci_host_new(&hc, &v->pci);
+
+	if (rc < 0 || (!m->cfg.entropy && !m->cfg.virtio_console))
+		return rc;
+	return add_virtio(m, v);
+}
+
+/* Before the VM goes: the devices hold irqfds and ioeventfds on it. */
+static void destroy_pci(struct vm_instance *v)
+{
+	spk_evloop_stop(v->loop);
+	spk_virtio_rng_free(v->rng);
+	spk_virtio_console_free(v->vcon);
+	spk_evloop_free(v->loop);
+	spk_pci_host_free(v->pci);
+}
+
 {
 	pthread_mutex_lock(&m->lock);
 	if (m->current == v)
@@ -384,6 +471,7 @@ static void destroy_instance(struct spk_machine *m, struct vm_instance *v)
 	}
 	pthread_mutex_unlock(&m->lock);
 	spk_vm_destroy(v->vm);
+	destroy_pci(v);
 	spk_uart_free(v->uart);
 	spk_i8042_free(v->kbd);
 	spk_rtc_free(v->rtc);
@@ -425,7 +513,8 @@ static int build_instance(struct spk_machine *m, struct vm_instance *v)
 					 .cpuid_policy = spk_cpuid_policy,
 					 .cpuid_opaque = &v->cpu};
 	if ((rc = spk_vm_create(&vc, &v->vm)) < 0 || (rc = spk_pc_add_ram(v->vm, c->mem)) < 0 ||
-	    (rc = add_acpi(v, c->vcpus, &rsdp)) < 0 || (rc = add_legacy_devices(m, v)) < 0)
+	    (rc = add_acpi(v, c->vcpus, &rsdp)) < 0 || (rc = add_legacy_devices(m, v)) < 0 ||
+	    (rc = add_pci(m, v)) < 0)
 		return rc;
 	const struct spk_linux_config lc = {
 		.kernel = m->kernel, .kernel_size = m->kernel_size,
@@ -662,6 +751,17 @@ int spk_machine_ctrl_alt_del(struct spk_machine *m)
 	int rc = -EINVAL;
 
 	pthread_mutex_lock(&m->lock);
+size_t spk_machine_console_input(struct spk_machine *m, const uint8_t *buf, size_t n)
+{
+	size_t took = 0;
+
+	pthread_mutex_lock(&m->lock);
+	if (m->current && m->current->vcon)
+		took = spk_virtio_console_input(m->current->vcon, buf, n);
+	pthread_mutex_unlock(&m->lock);
+	return took;
+}
+
 	if (m->current)
 		rc = spk_i8042_ctrl_alt_del(m->current->kbd);
 	pthread_mutex_unlock(&m->lock);

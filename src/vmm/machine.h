@@ -57,6 +57,14 @@ struct spk_machine_config {
 	struct spk_vsock_config vsock;
 	bool entropy;
 	bool start_paused;
+
+	/* ---- PCI and virtio (issue 4): the PCI host bridge is always there;
+	 * entropy above adds virtio-rng. ---- */
+	/* virtio-console (hvc0 in the guest): its output goes to
+	 * virtio_console_fd (-1: dropped), its input comes from
+	 * spk_machine_console_input(). */
+	bool virtio_console;
+	int virtio_console_fd;
 };
 
 #define SPK_MACHINE_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1"
@@ -110,6 +118,9 @@ enum spk_machine_state spk_machine_state(struct spk_machine *m);
 
 /* Counters for metrics: exits by kind over all vCPUs of the current VM. */
 void spk_machine_exit_counts(struct spk_machine *m, uint64_t counts[SPK_EXIT__COUNT]);
+/* Host keyboard input for the virtio console (hvc0): how many bytes it
+ * took (0 without a virtio console or a running VM). */
+size_t spk_machine_console_input(struct spk_machine *m, const uint8_t *buf, size_t n);
 
 /* Bus accesses per device (by bus name) since the machine was made, over
  * every boot: up to n entries; returns how many devices there are. */

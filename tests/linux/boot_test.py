@@ -95,7 +95,7 @@ def check_common(log, cmdline, cpus):
           "the kernel took our e820 map (low RAM, RAM from 1 MiB to 512 MiB)", log)
     check(re.search(r"ACPI: RSDP 0x00000000000E0000 0000(24|14) \(v02 SPRKLR\)", log) is not None,
           "the kernel found our RSDP at 0xe0000", log)
-    for sig in ("XSDT", "FACP", "DSDT", "APIC"):
+    for sig in ("XSDT", "FACP", "DSDT", "APIC", "MCFG"):
         check(re.search(r"ACPI: %s 0x[0-9A-F]+ [0-9A-F]+ \(v\d\d SPRKLR" % sig, log) is not None,
               "the kernel parsed our ACPI %s" % sig, log)
     # the FACS has no OEM fields, and must be listed once
