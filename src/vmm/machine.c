@@ -90,8 +90,8 @@ void spk_machine_config_init(struct spk_machine_config *cfg)
 	cfg->vcpus = 1;
 	cfg->mem = 512ull << 20;
 	cfg->serial_fd = STDOUT_FILENO;
-}
 	cfg->virtio_console_fd = STDOUT_FILENO;
+}
 
 int spk_config_set_str(char **dst, const char *src)
 {
@@ -364,12 +364,12 @@ static int add_acpi(struct vm_instance *v, uint32_t ncpus, uint64_t *rsdp)
 		.com1 = true,
 		.com1_port = SPK_PC_COM1,
 		.com1_irq = SPK_PC_COM1_IRQ,
-	};
 		.pci = true, /* PCI0 with its _PRT, and the MCFG */
 		.pci_ecam = SPK_PC_PCI_ECAM,
 		.pci_mmio_start = SPK_PC_PCI_MMIO_START,
 		.pci_mmio_size = SPK_PC_PCI_MMIO_SIZE,
 		.pci_intx_gsi = SPK_PC_PCI_INTX_GSI,
+	};
 	struct spk_acpi_info info;
 	int rc = spk_acpi_build(spk_vm_mem(v->vm), SPK_PC_ACPI_START, SPK_PC_ACPI_END, &c, &info);
 
@@ -377,7 +377,6 @@ static int add_acpi(struct vm_instance *v, uint32_t ncpus, uint64_t *rsdp)
 	return rc;
 }
 
-static void destroy_instance(struct spk_machine *m, struct vm_instance *v)
 /* ---- PCI and virtio ------------------------------------------------------------ */
 
 static void write_all(int fd, const uint8_t *buf, size_t n)
@@ -452,6 +451,7 @@ static void destroy_pci(struct vm_instance *v)
 	spk_pci_host_free(v->pci);
 }
 
+static void destroy_instance(struct spk_machine *m, struct vm_instance *v)
 {
 	pthread_mutex_lock(&m->lock);
 	if (m->current == v)
@@ -470,8 +470,8 @@ static void destroy_pci(struct vm_instance *v)
 		}
 	}
 	pthread_mutex_unlock(&m->lock);
-	spk_vm_destroy(v->vm);
 	destroy_pci(v);
+	spk_vm_destroy(v->vm);
 	spk_uart_free(v->uart);
 	spk_i8042_free(v->kbd);
 	spk_rtc_free(v->rtc);
@@ -735,6 +735,17 @@ int spk_machine_resume(struct spk_machine *m)
 	return rc;
 }
 
+size_t spk_machine_console_input(struct spk_machine *m, const uint8_t *buf, size_t n)
+{
+	size_t took = 0;
+
+	pthread_mutex_lock(&m->lock);
+	if (m->current && m->current->vcon)
+		took = spk_virtio_console_input(m->current->vcon, buf, n);
+	pthread_mutex_unlock(&m->lock);
+	return took;
+}
+
 size_t spk_machine_serial_input(struct spk_machine *m, const uint8_t *buf, size_t n)
 {
 	size_t took = 0;
@@ -751,17 +762,6 @@ int spk_machine_ctrl_alt_del(struct spk_machine *m)
 	int rc = -EINVAL;
 
 	pthread_mutex_lock(&m->lock);
-size_t spk_machine_console_input(struct spk_machine *m, const uint8_t *buf, size_t n)
-{
-	size_t took = 0;
-
-	pthread_mutex_lock(&m->lock);
-	if (m->current && m->current->vcon)
-		took = spk_virtio_console_input(m->current->vcon, buf, n);
-	pthread_mutex_unlock(&m->lock);
-	return took;
-}
-
 	if (m->current)
 		rc = spk_i8042_ctrl_alt_del(m->current->kbd);
 	pthread_mutex_unlock(&m->lock);

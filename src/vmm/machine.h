@@ -103,6 +103,9 @@ void spk_machine_stop(struct spk_machine *m);
 /* From any thread, while it runs. -EINVAL when no VM is running. */
 int spk_machine_pause(struct spk_machine *m);
 int spk_machine_resume(struct spk_machine *m);
+/* Host keyboard input for the virtio console (hvc0): how many bytes it
+ * took (0 without a virtio console or a running VM). */
+size_t spk_machine_console_input(struct spk_machine *m, const uint8_t *buf, size_t n);
 /* Host keyboard input for COM1: how many bytes the UART took. */
 size_t spk_machine_serial_input(struct spk_machine *m, const uint8_t *buf, size_t n);
 /* Press Ctrl+Alt+Del on the i8042. -EINVAL when no VM is running. */
@@ -118,9 +121,6 @@ enum spk_machine_state spk_machine_state(struct spk_machine *m);
 
 /* Counters for metrics: exits by kind over all vCPUs of the current VM. */
 void spk_machine_exit_counts(struct spk_machine *m, uint64_t counts[SPK_EXIT__COUNT]);
-/* Host keyboard input for the virtio console (hvc0): how many bytes it
- * took (0 without a virtio console or a running VM). */
-size_t spk_machine_console_input(struct spk_machine *m, const uint8_t *buf, size_t n);
 
 /* Bus accesses per device (by bus name) since the machine was made, over
  * every boot: up to n entries; returns how many devices there are. */
