@@ -867,7 +867,7 @@ static bool serve(struct spk_gdb *g)
 			go_on = false;
 			break;
 		}
-		if (p[2].revents)
+		if (p[2].revents && !p[0].revents) /* the attached one's input first */
 			turn_away(g);
 		if (!p[0].revents)
 			continue;

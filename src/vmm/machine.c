@@ -67,6 +67,7 @@ struct spk_machine {
 	uint64_t exits[SPK_EXIT__COUNT]; /* of VMs that have ended */
 	struct counted_dev devs[MAX_COUNTED_DEVS];
 	size_t n_devs; /* grows under lock */
+	struct spk_machine_debugger dbg; /* set before the run */
 };
 
 static void set_err(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -535,6 +536,11 @@ static enum spk_action machine_on_exit(struct spk_vcpu *vcpu, struct spk_exit *e
 	struct spk_machine *m = opaque;
 	struct vm_instance *v = m->current;
 
+	if (m->dbg.on_exit) {
+		enum spk_action act = m->dbg.on_exit(m->dbg.ctx, vcpu, e);
+		if (act != SPK_ACT_DEFAULT)
+			return act;
+	}
 	switch (e->kind) {
 	case SPK_EXIT_NESTED_PAGE_FAULT: {
 		/* a driver probing an address with nothing behind it: what a
@@ -639,7 +645,7 @@ static void *watchdog_main(void *p)
 
 static int boot_once(struct spk_machine *m, bool *restart, char *err, size_t errlen)
 {
-	const struct spk_run_ops ops = {.on_exit = machine_on_exit, .start_paused = m->cfg.start_paused};
+	struct spk_run_ops ops = {.on_exit = machine_on_exit, .start_paused = m->cfg.start_paused};
 	struct vm_instance *v = calloc(1, sizeof(*v));
 	struct spk_run_result res;
 	int rc, status;
@@ -660,6 +666,8 @@ static int boot_once(struct spk_machine *m, bool *restart, char *err, size_t err
 	pthread_mutex_unlock(&m->lock);
 	if (atomic_load(&m->stop_host)) /* stopped while we were building */
 		kick_vm(v->vm);
+	if (m->dbg.vm_start && m->dbg.vm_start(m->dbg.ctx, v->vm))
+		ops.start_paused = true; /* a debugger sees the first instruction */
 	rc = spk_vm_run(v->vm, &ops, m, &res);
 	if (rc < 0) {
 		set_err(err, errlen, "%s", spk_last_error());
@@ -667,6 +675,9 @@ static int boot_once(struct spk_machine *m, bool *restart, char *err, size_t err
 	} else {
 		status = status_of(m, &res, restart, err, errlen);
 	}
+	if (m->dbg.vm_end)
+		m->dbg.vm_end(m->dbg.ctx, status,
+			      !(status == SPK_STATUS_OK && *restart && !atomic_load(&m->stop_host)));
 	destroy_instance(m, v);
 	return status;
 }
@@ -701,6 +712,11 @@ int spk_machine_run(struct spk_machine *m, char *err, size_t errlen)
 }
 
 /* ---- control from other threads ---------------------------------------------------- */
+
+void spk_machine_set_debugger(struct spk_machine *m, const struct spk_machine_debugger *d)
+{
+	m->dbg = *d;
+}
 
 void spk_machine_stop(struct spk_machine *m)
 {

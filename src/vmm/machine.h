@@ -98,6 +98,21 @@ void spk_machine_free(struct spk_machine *m);
  */
 int spk_machine_run(struct spk_machine *m, char *err, size_t errlen);
 
+/*
+ * A debugger (the gdb stub, gdb.h), set before spk_machine_run; every hook
+ * is optional. on_exit sees each exit first (SPK_ACT_DEFAULT leaves it to
+ * the machine); vm_start is told of each VM before it runs and returns
+ * whether to start it paused; vm_end follows its run with the status
+ * (final: no restart follows).
+ */
+struct spk_machine_debugger {
+	void *ctx;
+	enum spk_action (*on_exit)(void *ctx, struct spk_vcpu *vcpu, struct spk_exit *e);
+	bool (*vm_start)(void *ctx, struct spk_vm *vm);
+	void (*vm_end)(void *ctx, int status, bool final);
+};
+void spk_machine_set_debugger(struct spk_machine *m, const struct spk_machine_debugger *d);
+
 /* From any thread: stop the guest (the run returns SPK_STATUS_STOPPED). */
 void spk_machine_stop(struct spk_machine *m);
 /* From any thread, while it runs. -EINVAL when no VM is running. */

@@ -23,6 +23,7 @@
 
 #include "vmm/vmm.h"
 
+#include "vmm/gdb.h"
 #include "vmm/machine.h"
 
 #define ESCAPE_CHAR 0x01 /* Ctrl-A, then x: quit */
@@ -170,6 +171,9 @@ static void usage(FILE *f)
 		"  --reboot             restart the guest when it resets\n"
 		"  --no-pvh             boot an ELF kernel through its 64-bit entry\n"
 		"  --timeout SEC        stop the guest after SEC seconds (exit status 4)\n"
+		"  --gdb ADDR           serve gdb on tcp:[HOST:]PORT or unix:PATH; the guest\n"
+		"                       waits for it before its first instruction\n"
+		"  --gdb-no-wait        with --gdb: boot at once, gdb may attach later\n"
 		"  --entropy            a virtio-rng device (entropy from the host's getrandom)\n"
 		"  --console-virtio     a virtio console (hvc0) on the terminal: its output to\n"
 		"                       stdout, keyboard input to it instead of COM1; boot with\n"
@@ -181,6 +185,8 @@ static void usage(FILE *f)
 struct cli {
 	struct spk_machine_config cfg;
 	const char *serial;
+	const char *gdb; /* --gdb ADDR */
+	bool gdb_no_wait;
 };
 
 /* One line: "sparkler: OPT ARG: WHY" (ARG may be NULL). */
@@ -203,6 +209,8 @@ static int parse_one(struct cli *c, int opt, const char *arg, char **argv)
 	case 's': c->serial = arg; return 0;
 	case 'r': cfg->reboot = true; return 0;
 	case 'P': cfg->no_pvh = true; return 0;
+	case 'g': c->gdb = arg; return 0;
+	case 'G': c->gdb_no_wait = true; return 0;
 	case 'E': cfg->entropy = true; return 0;
 	case 'V': cfg->virtio_console = true; return 0;
 	case 'h': usage(stdout); exit(0);
@@ -239,6 +247,7 @@ static int parse_opts(int argc, char **argv, struct cli *c)
 		{"serial", required_argument, NULL, 's'}, {"reboot", no_argument, NULL, 'r'},
 		{"no-pvh", no_argument, NULL, 'P'}, {"timeout", required_argument, NULL, 'T'},
 		{"entropy", no_argument, NULL, 'E'}, {"console-virtio", no_argument, NULL, 'V'},
+		{"gdb", required_argument, NULL, 'g'}, {"gdb-no-wait", no_argument, NULL, 'G'},
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 	};
 	char err[256];
@@ -246,6 +255,8 @@ static int parse_opts(int argc, char **argv, struct cli *c)
 
 	spk_machine_config_init(&c->cfg);
 	c->serial = "stdout";
+	c->gdb = NULL;
+	c->gdb_no_wait = false;
 	optind = 1;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "", longs, NULL)) != -1)
@@ -255,6 +266,10 @@ static int parse_opts(int argc, char **argv, struct cli *c)
 		return bad("run:", argv[optind], "unexpected argument");
 	if (!c->cfg.kernel)
 		return bad("run", NULL, "--kernel is required");
+	if (c->gdb && spk_gdb_check_listen(c->gdb, err, sizeof(err)) < 0)
+		return bad("run", NULL, err);
+	if (c->gdb_no_wait && !c->gdb)
+		return bad("--gdb-no-wait", NULL, "needs --gdb");
 	if (spk_machine_config_check(&c->cfg, err, sizeof(err)) < 0)
 		return bad(strstr(err, "memory") ? "--mem" : "run", NULL, err);
 	return 0;
@@ -270,6 +285,48 @@ static int open_serial(const char *dest)
 		return open(dest + 5, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	errno = EINVAL;
 	return -2;
+}
+
+/* ---- gdb ---------------------------------------------------------------------------- */
+
+static enum spk_action gdb_on_exit(void *ctx, struct spk_vcpu *vcpu, struct spk_exit *e)
+{
+	return spk_gdb_on_exit(ctx, vcpu, e);
+}
+
+static bool gdb_vm_start(void *ctx, struct spk_vm *vm)
+{
+	return spk_gdb_vm_start(ctx, vm);
+}
+
+static void gdb_vm_end(void *ctx, int status, bool final)
+{
+	spk_gdb_vm_end(ctx, status, final);
+}
+
+static void gdb_kill(void *opaque)
+{
+	spk_machine_stop(opaque);
+}
+
+/* --gdb: start the stub and hook it into the machine. */
+static int start_gdb(const struct cli *c, struct spk_gdb **out)
+{
+	const struct spk_gdb_config gc = {.listen = c->gdb, .no_wait = c->gdb_no_wait,
+					  .kill = gdb_kill, .opaque = g.m};
+	char err[256];
+
+	*out = NULL;
+	if (!c->gdb)
+		return 0;
+	if (spk_gdb_start(&gc, out, err, sizeof(err)) < 0) {
+		fprintf(stderr, "sparkler: %s\n", err);
+		return -1;
+	}
+	const struct spk_machine_debugger d = {.ctx = *out, .on_exit = gdb_on_exit,
+					       .vm_start = gdb_vm_start, .vm_end = gdb_vm_end};
+	spk_machine_set_debugger(g.m, &d);
+	return 0;
 }
 
 /* ---- the command ---------------------------------------------------------------- */
@@ -297,6 +354,12 @@ int spk_cmd_run(int argc, char **argv)
 		spk_machine_config_free(&c.cfg);
 		return SPK_STATUS_USAGE;
 	}
+	struct spk_gdb *gdb;
+	if (start_gdb(&c, &gdb) < 0) {
+		spk_machine_free(g.m);
+		spk_machine_config_free(&c.cfg);
+		return SPK_STATUS_USAGE;
+	}
 	/* signals go to one thread, never to a vCPU thread */
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
@@ -316,6 +379,7 @@ int spk_cmd_run(int argc, char **argv)
 	if (status != SPK_STATUS_OK && status != SPK_STATUS_STOPPED && *err)
 		fprintf(stderr, "sparkler: %s\n", err);
 
+	spk_gdb_free(gdb);
 	atomic_store(&g.done, true);
 	pthread_kill(sig_t, SIGTERM); /* wake sigwait: done is set */
 	pthread_join(sig_t, NULL);

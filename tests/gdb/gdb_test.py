@@ -15,6 +15,8 @@ kernel code and compares. The cases print what they skip on which host.
 """
 import os
 import re
+import socket
+import subprocess
 import sys
 import time
 
@@ -139,7 +141,7 @@ def case_threads(sparkler, guest_dir, kind):
         'print worker_done', 'thread 2', 'bt', 'continue'])
     has(out, r'Thread 2 hit Breakpoint 1, worker_mark \(id=7\)',
         r'^\s+1\s+Thread 1 \(vCPU 0, kernel mode\)', r'^\*\s+2\s+Thread 2 \(vCPU 1, kernel mode\)',
-        r'^\$1 = 7$', r'Switching to thread 1', r'#0 .* main \(\) at .*gdb_smp.c',
+        r'^\$1 = 7$', r'Switching to thread 1', r'#\d .*main \(\) at .*gdb_smp.c',
         r'^\$2 = 0$', r'Switching to thread 2', r'#1 .* worker \(arg=7\)',
         r'exited normally')
     finished(sb, 0, 'worker_done=7')
@@ -214,11 +216,54 @@ def case_unix(sparkler, guest_dir, kind):
     check(not os.path.exists(path), 'the socket file is removed')
 
 
+def case_run(sparkler, guest_dir, kind):
+    """`sparkler run --gdb`: two vCPUs (the second waits for INIT/SIPI in KVM's LAPIC)."""
+    e = elf(guest_dir, 'gdb_basic')
+    sb = Sandbox(sparkler, e, extra=['--cpus', '2'], run=True)
+    out = gdb(e, sb.gdb_target(), [
+        'break add_one', 'continue', 'print x', 'info threads', 'thread 2', 'print $cs',
+        'thread 1', 'next', 'print local', 'continue'])
+    print(out)
+    has(out, r'Breakpoint 1, add_one \(x=41\)', r'^\$1 = 41$',
+        r'^\*\s+1\s+Thread 1 \(vCPU 0, kernel mode\)', r'^\s+2\s+Thread 2 \(vCPU 1',
+        r'Switching to thread 2', r'Switching to thread 1', r'^\$3 = 42$', r'exited normally')
+    finished(sb, 0, 'knob=7')
+
+
+def case_options(sparkler, guest_dir, kind):
+    """Bad --gdb options: exit status 2 and one line that says why, nothing started."""
+    e = elf(guest_dir, 'gdb_basic')
+    busy = socket.socket()
+    busy.bind(('127.0.0.1', 0))
+    busy.listen(1)
+    port = busy.getsockname()[1]
+    bad = [
+        (['sandbox', '--gdb', 'bogus', e], 'use tcp:'),
+        (['sandbox', '--gdb', 'tcp:127.0.0.1:70000', e], 'port must be a number'),
+        (['sandbox', '--gdb', 'tcp:', e], 'port must be a number'),
+        (['sandbox', '--gdb', 'unix:', e], 'path is empty'),
+        (['sandbox', '--gdb-no-wait', e], 'needs --gdb'),
+        (['sandbox', '--gdb', 'tcp:127.0.0.1:%d' % port, e], 'Address already in use'),
+        (['sandbox', '--gdb', 'tcp:no.such.host.invalid:1', e], 'tcp:no.such.host.invalid'),
+        (['sandbox', '--gdb', 'unix:/nonexistent/dir/sock', e], 'No such file'),
+        (['run', '--kernel', e, '--gdb', 'udp:1'], 'use tcp:'),
+        (['run', '--kernel', e, '--gdb-no-wait'], 'needs --gdb'),
+    ]
+    for args, why in bad:
+        r = subprocess.run([sparkler] + args, stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, timeout=30)
+        lines = r.stderr.strip().splitlines()
+        check(r.returncode == 2 and len(lines) == 1 and why in lines[0],
+              '%s: status %d, stderr %r' % (' '.join(args[:3]), r.returncode, r.stderr))
+    busy.close()
+
+
 CASES = {
     'break': case_break, 'step': case_step, 'setvar': case_setvar, 'hbreak': case_hbreak,
     'watch': case_watch, 'registers': case_registers, 'threads': case_threads,
     'interrupt': case_interrupt, 'interrupt_user': case_interrupt_user, 'detach': case_detach,
-    'no_wait': case_no_wait, 'kill': case_kill, 'unix': case_unix,
+    'no_wait': case_no_wait, 'kill': case_kill, 'unix': case_unix, 'run': case_run,
+    'options': case_options,
 }
 
 if __name__ == '__main__':

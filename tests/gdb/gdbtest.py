@@ -11,6 +11,7 @@ import threading
 import time
 
 SKIP = 77
+_started = []  # every monitor a case started: none outlives the test
 
 
 class Fail(Exception):
@@ -44,11 +45,18 @@ def have_gdb():
 
 
 class Sandbox:
-    """`sparkler sandbox --gdb ADDR GUEST` in the background."""
+    """`sparkler sandbox --gdb ADDR GUEST` in the background; with run=True
+    `sparkler run --kernel GUEST` instead (a guest-SDK program boots through
+    the same ELF loader as a vmlinux)."""
 
-    def __init__(self, sparkler, elf, listen='tcp:127.0.0.1:0', extra=()):
-        self.proc = subprocess.Popen([sparkler, 'sandbox', '--gdb', listen, *extra, elf],
+    def __init__(self, sparkler, elf, listen='tcp:127.0.0.1:0', extra=(), run=False):
+        if run:
+            args = [sparkler, 'run', '--kernel', elf, '--serial', 'none', '--mem', '64M']
+        else:
+            args = [sparkler, 'sandbox', elf]
+        self.proc = subprocess.Popen(args + ['--gdb', listen, *extra], stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _started.append(self)
         self.err_lines = []
         self.out = ''
         self.address = None
@@ -209,6 +217,12 @@ def main(cases):
         cases[case](sparkler, guest_dir, kind)
     except Fail as e:
         print('FAIL: %s' % e)
+        for sb in _started:
+            if sb.running():
+                print('--- the monitor, still running, killed; its stderr ---\n' + sb.stderr())
         return 1
+    finally:
+        for sb in _started:
+            sb.kill()
     print('PASS: %s' % case)
     return 0
