@@ -23,8 +23,8 @@ $(BUILD_ASAN)/build.ninja:
 demo: all
 	$(BUILD)/src/vmm/sparkler sandbox --stats $(BUILD)/guest/demo.elf
 
-# Every test: the normal build, then the unit and guest suites again under
-# ASan + UBSan. scripts/summary.sh prints "N passed, N failed[, N skipped]".
+# Every test: the normal build, then the unit, guest and gdb suites again
+# under ASan + UBSan. scripts/summary.sh prints "N passed, N failed[, N skipped]".
 test:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory $(BUILD)/build.ninja $(BUILD_ASAN)/build.ninja
@@ -33,7 +33,8 @@ test:
 	@rc=0; \
 	meson test -C $(BUILD) --print-errorlogs --num-processes 2 || rc=1; \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	  meson test -C $(BUILD_ASAN) --print-errorlogs --num-processes 2 --suite unit --suite guest || rc=1; \
+	  meson test -C $(BUILD_ASAN) --print-errorlogs --num-processes 2 --suite unit --suite guest \
+	    --suite gdb || rc=1; \
 	scripts/summary.sh $(BUILD) $(BUILD_ASAN); exit $$rc
 
 bench: all
