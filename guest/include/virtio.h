@@ -63,7 +63,7 @@ struct gvirtq {
 	uint64_t notify;          /* the address to write the queue index to */
 	uint16_t avail_idx;       /* our copy of avail->idx */
 	uint16_t last_used;
-	uint16_t next_free;       /* descriptors are handed out round-robin */
+	uint16_t next_free; /* descriptors are handed out round-robin */
 };
 
 struct gvirtio {
@@ -124,7 +124,7 @@ int gvq_wait(struct gvirtq *q, uint32_t *len, uint64_t spins);
 
 /* Raw ring access for tests that play a broken driver. */
 void gvq_put_desc(struct gvirtq *q, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags,
-		  uint16_t next);
+                  uint16_t next);
 void gvq_publish(struct gvirtq *q, uint16_t head);
 
 #endif

@@ -172,7 +172,8 @@ int gvirtio_queue(struct gvirtio *d, unsigned qi, uint16_t size, void *mem)
 {
 	struct gvirtq *q = &d->q[qi];
 	uint8_t *m = mem;
-	uint64_t avail = (uint64_t)m + 16u * size, used = ((avail + 6 + 2u * size + 4095) & ~4095ull);
+	uint64_t avail = (uint64_t)m + 16u * size,
+	         used = ((avail + 6 + 2u * size + 4095) & ~4095ull);
 
 	if (qi >= GV_MAX_QUEUES || size > 256)
 		return -1;
@@ -182,12 +183,12 @@ int gvirtio_queue(struct gvirtio *d, unsigned qi, uint16_t size, void *mem)
 	if (max == 0 || size > max)
 		return -1;
 	*q = (struct gvirtq){
-		.index = (uint16_t)qi,
-		.size = size,
-		.desc = (volatile struct gvq_desc *)m,
-		.avail = (volatile uint16_t *)avail,
-		.used = (volatile uint32_t *)used,
-		.notify = d->notify + (uint64_t)mmio_read16(d->common + CC_QNOTIFY) * d->notify_mult,
+	    .index = (uint16_t)qi,
+	    .size = size,
+	    .desc = (volatile struct gvq_desc *)m,
+	    .avail = (volatile uint16_t *)avail,
+	    .used = (volatile uint32_t *)used,
+	    .notify = d->notify + (uint64_t)mmio_read16(d->common + CC_QNOTIFY) * d->notify_mult,
 	};
 	mmio_write16(d->common + CC_QSIZE, size);
 	write64(d->common + CC_QDESC, (uint64_t)m);
@@ -242,7 +243,7 @@ uint16_t gvirtio_msix_route(struct gvirtio *d, int q, uint16_t vector)
 /* ---- buffers ---- */
 
 void gvq_put_desc(struct gvirtq *q, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags,
-		  uint16_t next)
+                  uint16_t next)
 {
 	volatile struct gvq_desc *e = &q->desc[i % q->size];
 
@@ -269,11 +270,11 @@ int gvq_submit(struct gvirtq *q, const struct gvbuf *bufs, unsigned n)
 		return -1;
 	for (unsigned i = 0; i < n; i++) {
 		uint16_t at = (uint16_t)((head + i) % q->size);
-		uint16_t flags = (uint16_t)((bufs[i].write ? GVQ_F_WRITE : 0) |
-					    (i + 1 < n ? GVQ_F_NEXT : 0));
+		uint16_t flags =
+		    (uint16_t)((bufs[i].write ? GVQ_F_WRITE : 0) | (i + 1 < n ? GVQ_F_NEXT : 0));
 
 		gvq_put_desc(q, at, (uint64_t)bufs[i].addr, bufs[i].len, flags,
-			     (uint16_t)((at + 1) % q->size));
+		             (uint16_t)((at + 1) % q->size));
 	}
 	q->next_free = (uint16_t)(q->next_free + n);
 	gvq_publish(q, head);

@@ -7,7 +7,7 @@
 #include <guest.h>
 #include <virtio.h>
 
-#define QSIZE 8
+#define QSIZE   8
 #define BAD_RAM 0x80000000ull /* the test VM has 16 MiB */
 
 enum {
@@ -36,7 +36,7 @@ static void rng_up(void)
 }
 
 static void desc(struct gvq_desc *t, unsigned i, uint64_t addr, uint32_t len, uint16_t f,
-		 uint16_t next)
+                 uint16_t next)
 {
 	t[i] = (struct gvq_desc){.addr = addr, .len = len, .flags = f, .next = next};
 }
@@ -115,7 +115,7 @@ static uint64_t body(uint64_t which)
 	GUEST_ASSERT(gvirtio_status(&rng) & GV_S_NEEDS_RESET);
 	GUEST_ASSERT(gvirtio_status(&rng) & GV_S_DRIVER_OK);
 	GUEST_ASSERT_EQ(gvq_poll(&rng.q[0], &len), -1); /* the chain was not used */
-	GUEST_ASSERT(gvirtio_isr(&rng) & 2);             /* a config change was signalled */
+	GUEST_ASSERT(gvirtio_isr(&rng) & 2);            /* a config change was signalled */
 	console_says("console ok\n");
 	/* a reset brings the rng back */
 	rng_up();

@@ -48,8 +48,8 @@ static uint64_t body(uint64_t arg)
 	GUEST_ASSERT(d.features & GV_F_INDIRECT_DESC);
 	GUEST_ASSERT_EQ(gvirtio_queue(&d, 0, QSIZE, ring), 0);
 	gvirtio_ready(&d);
-	GUEST_ASSERT_EQ(gvirtio_status(&d), GV_S_ACKNOWLEDGE | GV_S_DRIVER | GV_S_FEATURES_OK |
-						GV_S_DRIVER_OK);
+	GUEST_ASSERT_EQ(gvirtio_status(&d),
+	                GV_S_ACKNOWLEDGE | GV_S_DRIVER | GV_S_FEATURES_OK | GV_S_DRIVER_OK);
 	fetch(&d);
 	memcpy(first, bufs, sizeof(bufs));
 	/* 1 KiB of random bytes has about 250 distinct values */
@@ -60,7 +60,7 @@ static uint64_t body(uint64_t arg)
 	for (unsigned i = 0; i < NBUF; i++)
 		GUEST_ASSERT(memcmp(first[i], bufs[i], BUFSZ) != 0);
 	guest_printf("virtio-rng: %u distinct byte values in %u bytes\n",
-		     distinct(&bufs[0][0], sizeof(bufs)), (unsigned)sizeof(bufs));
+	             distinct(&bufs[0][0], sizeof(bufs)), (unsigned)sizeof(bufs));
 	return 0;
 }
 

@@ -251,6 +251,46 @@ static void case_hostile_nested(void)
 	run_hostile(7, "nested tables");
 }
 
+/* ---- the guest moves a BAR ------------------------------------------------------------------ */
+
+static uint64_t mmio_exits(struct vt *v)
+{
+	struct spk_vcpu_stats st;
+
+	spk_vcpu_get_stats(v->t.vcpu, &st);
+	return st.count[SPK_EXIT_MMIO];
+}
+
+/* Between SYNC stage and stage + 1 the guest kicked 100 times. */
+static void count_kicks(struct vt *v, uint64_t stage)
+{
+	struct spk_exit e;
+
+	th_run(&v->t, &e);
+	CHECK_EQ(th_expect_ucall(&v->t, &e, SPK_UCALL_SYNC).args[0], stage);
+	uint64_t before = mmio_exits(v);
+	th_run(&v->t, &e);
+	CHECK_EQ(th_expect_ucall(&v->t, &e, SPK_UCALL_SYNC).args[0], stage + 1);
+	uint64_t exits = mmio_exits(v) - before;
+	printf("100 kicks: %llu MMIO exits\n", (unsigned long long)exits);
+	CHECK(exits < 10, "the kicks went through the ioeventfd: %llu MMIO exits",
+	      (unsigned long long)exits);
+}
+
+static void case_bar_move(void)
+{
+	struct vt v;
+
+	vt_setup(&v, "t_virtio_bar", true, false);
+	count_kicks(&v, 1);
+	count_kicks(&v, 3);
+	th_run_to_done(&v.t);
+	const char *const want[] = {"virtio-rng (00:01.0)", "BAR 0 at 0x10000000", "outside", NULL};
+	CHECK(log_count(&v, want) == 1, "the refused BAR was logged: %s", v.log[0]);
+	CHECK_EQ(spk_virtio_rng_bytes(v.rng), 3 * 64);
+	vt_teardown(&v);
+}
+
 /* ---- MSI-X through KVM --------------------------------------------------------------------- */
 
 static void case_msix(void)
@@ -420,6 +460,7 @@ static const struct {
     {"hostile_too_long", case_hostile_too_long},
     {"hostile_nested", case_hostile_nested},
     {"msix", case_msix},
+    {"bar_move", case_bar_move},
     {"eventfd", case_eventfd},
 };
 
