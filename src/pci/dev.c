@@ -214,8 +214,8 @@ int spk_pci_dev_add_cap(struct spk_pci_dev *d, uint8_t id, const void *data, uin
 	d->next_cap = (uint16_t)((at + len + 3) & ~3u);
 	if (notify) {
 		if (!d->notify_lo)
-			d->notify_lo = (uint8_t)at;
-		d->notify_hi = (uint8_t)(at + len);
+			d->notify_lo = at;
+		d->notify_hi = (uint16_t)(at + len); /* up to 0x100: not a uint8_t */
 	}
 	if (off)
 		*off = (uint8_t)at;

@@ -54,9 +54,9 @@ struct spk_pci_dev {
 	uint8_t cfg[SPK_PCI_CFG_SIZE];
 	uint8_t wmask[SPK_PCI_CFG_SIZE];
 	uint8_t w1c[SPK_PCI_CFG_SIZE];
-	uint8_t notify_lo, notify_hi; /* [lo, hi): the notify capabilities, 0/0 none */
-	uint8_t last_cap;             /* offset of the last capability, 0 none */
-	uint16_t next_cap;            /* where the next capability goes */
+	uint16_t notify_lo, notify_hi; /* [lo, hi): the notify capabilities, 0/0 none */
+	uint8_t last_cap;              /* offset of the last capability, 0 none */
+	uint16_t next_cap;             /* where the next capability goes */
 	struct pci_bar bars[SPK_PCI_BARS];
 	atomic_uint command;
 	struct spk_dev_ratelimit rl;

@@ -507,6 +507,47 @@ static void test_intx_shared(void **state)
 	spk_pci_dev_free(c.d);
 }
 
+/* A device capability with notify that ends at 0x100: its hooks run for
+ * every byte of it, the last one too. */
+static unsigned hook_writes, hook_reads;
+
+static void hook_written(void *opaque, uint32_t off, unsigned width)
+{
+	hook_writes++;
+}
+
+static void hook_reading(void *opaque, uint32_t off, unsigned width)
+{
+	hook_reads++;
+}
+
+static void test_cap_hooks_to_the_end(void **state)
+{
+	struct fx *f = *state;
+	static const struct spk_pci_dev_ops ops = {.cfg_written = hook_written,
+	                                           .cfg_reading = hook_reading};
+	const struct spk_pci_dev_config c = {.name = "hooks", .vendor = 0x1234, .ops = &ops};
+	uint8_t cap[0xc0] = {0}, wm[0xc0];
+	struct spk_pci_dev *d;
+	unsigned slot;
+	uint8_t at;
+
+	memset(wm, 0xff, sizeof(wm));
+	assert_int_equal(spk_pci_dev_new(&c, &d), 0);
+	assert_int_equal(
+	    spk_pci_dev_add_cap(d, SPK_PCI_CAP_ID_VENDOR, cap, sizeof(cap), wm, true, &at), 0);
+	assert_int_equal(at, 0x40);
+	assert_int_equal(spk_pci_host_add(f->h, d, -1, &slot), 0);
+	hook_writes = hook_reads = 0;
+	cf8_wr(f, slot, 0xfc, 4, 0x11223344);
+	assert_int_equal(hook_writes, 1);
+	assert_int_equal(cf8_rd(f, slot, 0xfc, 4), 0x11223344);
+	assert_int_equal(hook_reads, 1);
+	cf8_wr(f, slot, 0x3c, 1, 5); /* not the capability */
+	assert_int_equal(hook_writes, 1);
+	spk_pci_dev_free(d);
+}
+
 /* ---- setup errors ------------------------------------------------------------------------- */
 
 static void test_setup_errors(void **state)
@@ -597,6 +638,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_msix, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_intx, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_intx_shared, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cap_hooks_to_the_end, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_setup_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
 	};
