@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vmm/gdb_internal.h"
@@ -38,20 +39,33 @@ static bool vm_live(struct spk_gdb *g)
 	return live;
 }
 
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 /*
- * Pause every vCPU. Retries while a vCPU is slow to stop, and while the
- * run has not registered yet (spk_gdb_vm_start comes just before
- * spk_vm_run). -1 once the VM is gone.
+ * Pause every vCPU. Retries while a vCPU is slow to stop (spk_vm_pause
+ * waits a second each time), and while the run has not registered yet
+ * (spk_gdb_vm_start comes just before spk_vm_run), for at most 30 s. -1
+ * once the VM is gone, or if a vCPU would not stop.
  */
 static int pause_all(struct spk_gdb *g, struct spk_vm *vm)
 {
-	for (int tries = 0;; tries++) {
+	uint64_t until = now_ms() + 30000;
+
+	for (;;) {
 		int rc = spk_vm_pause(vm);
 
 		if (rc == 0)
 			return 0;
-		if (!vm_live(g) || (rc != -ETIMEDOUT && rc != -EINVAL) || tries > 10000)
+		if (!vm_live(g) || (rc != -ETIMEDOUT && rc != -EINVAL) || now_ms() > until) {
+			stub_say("cannot pause the guest: %s", spk_last_error());
 			return -1;
+		}
 		if (rc == -EINVAL)
 			usleep(1000);
 	}
@@ -59,12 +73,14 @@ static int pause_all(struct spk_gdb *g, struct spk_vm *vm)
 
 static int resume_all(struct spk_gdb *g, struct spk_vm *vm)
 {
-	for (int tries = 0;; tries++) {
+	uint64_t until = now_ms() + 30000;
+
+	for (;;) {
 		int rc = spk_vm_resume(vm);
 
 		if (rc == 0)
 			return 0;
-		if (!vm_live(g) || rc != -EINVAL || tries > 10000)
+		if (!vm_live(g) || rc != -EINVAL || now_ms() > until)
 			return -1;
 		usleep(1000);
 	}
@@ -328,7 +344,7 @@ int stub_point_insert(struct spk_gdb *g, int type, uint64_t addr, uint64_t len,
 	int rc = 0;
 
 	if (p) {
-		p->refs++; /* inserting twice is allowed; one removal undoes both */
+		p->refs++; /* inserting twice is inserting once (gdb may resend) */
 	} else if (!(p = point_new(g))) {
 		rc = -ENOSPC;
 	} else {
@@ -662,9 +678,10 @@ void stub_release(struct spk_gdb *g)
 	pthread_mutex_lock(&g->lock);
 	enum state st = g->state;
 	pthread_mutex_unlock(&g->lock);
-	if (st == ST_ENDED || !g->vm)
+	if (st == ST_ENDED || st == ST_FREE || !g->vm)
 		return;
-	if (st == ST_RUNNING && pause_all(g, g->vm) < 0)
+	/* running: stop it first, so that no vCPU starts a stop meanwhile */
+	if (st == ST_RUNNING && stub_stop(g, SIGTRAP_GDB) < 0)
 		return;
 	points_clear(g);
 	pthread_mutex_lock(&g->lock);
