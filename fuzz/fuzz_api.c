@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * libFuzzer target for the API's request handling (api_handler.c and the
+ * JSON resources of config.c): routing, JSON parsing, the schemas, the
+ * pre-boot/post-boot rules. No sockets and no VM: the handler's ops are
+ * stubs that move a pretend VM through its states.
+ *
+ * An input is up to MAX_REQUESTS requests separated by NUL bytes, each
+ * "METHOD PATH\nBODY". Every response must be well formed: a known status,
+ * no body for 204, else a JSON object, with a fault_message for errors.
+ *
+ * Files the seed corpus names (fuzz/gen_api_corpus.py) are made in
+ * FILES_DIR at start, so drives and boot sources can also be accepted.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sparkler/log.h>
+
+#include "vmm/api.h"
+
+#define MAX_REQUESTS 8
+#define FILES_DIR    "/tmp/sparkler-fuzz-api"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* machine.c's boot timer counts from here (main.c defines it in sparkler) */
+struct timespec spk_process_start;
+
+/* ---- a pretend VM ----------------------------------------------------------- */
+
+static enum spk_api_state vm;
+static struct spk_api *cur;
+
+static int stub_start(void *ctx, const struct spk_vm_resources *r, char *err, size_t len)
+{
+	if (strstr(r->m.kernel, "fail")) {
+		snprintf(err, len, "the stub refuses kernels named fail");
+		return -EINVAL;
+	}
+	vm = SPK_API_RUNNING;
+	return 0;
+}
+
+static enum spk_api_state stub_state(void *ctx)
+{
+	return vm;
+}
+
+static int stub_pause(void *ctx, char *err, size_t len)
+{
+	if (vm != SPK_API_RUNNING && vm != SPK_API_PAUSED)
+		return -EINVAL;
+	vm = SPK_API_PAUSED;
+	return 0;
+}
+
+static int stub_resume(void *ctx, char *err, size_t len)
+{
+	if (vm != SPK_API_RUNNING && vm != SPK_API_PAUSED)
+		return -EINVAL;
+	vm = SPK_API_RUNNING;
+	return 0;
+}
+
+/* The guest "reboots": the VM exits, as Firecracker's does. */
+static int stub_ctrl_alt_del(void *ctx, char *err, size_t len)
+{
+	vm = SPK_API_EXITED;
+	snprintf(cur->exit_reason, sizeof(cur->exit_reason), "exit status 0");
+	return 0;
+}
+
+static int stub_flush(void *ctx, char *err, size_t len)
+{
+	snprintf(err, len, "no metrics here");
+	return -ENOENT;
+}
+
+static int stub_logger(void *ctx, struct spk_logger_config *cfg, char *err, size_t len)
+{
+	return 0;
+}
+
+static int stub_metrics(void *ctx, struct spk_metrics_config *cfg, char *err, size_t len)
+{
+	return 0;
+}
+
+static const struct spk_api_ops stub_ops = {
+    .start = stub_start,
+    .state = stub_state,
+    .pause = stub_pause,
+    .resume = stub_resume,
+    .ctrl_alt_del = stub_ctrl_alt_del,
+    .flush_metrics = stub_flush,
+    .set_logger = stub_logger,
+    .set_metrics = stub_metrics,
+};
+
+/* ---- the oracle ----------------------------------------------------------------- */
+
+static void check_response(const struct spk_api_response *r)
+{
+	json_t *j, *fm;
+
+	if (r->status != 200 && r->status != 204 && r->status != 400 && r->status != 404 &&
+	    r->status != 405)
+		__builtin_trap();
+	if (r->status == 204) {
+		if (r->body)
+			__builtin_trap();
+		return;
+	}
+	if (!r->body || !(j = json_loads(r->body, 0, NULL)) || !json_is_object(j))
+		__builtin_trap();
+	fm = json_object_get(j, "fault_message");
+	if ((r->status >= 400) != json_is_string(fm))
+		__builtin_trap();
+	if (r->status == 405 && !r->allow)
+		__builtin_trap();
+	json_decref(j);
+}
+
+static void one_request(struct spk_api *api, const char *req, size_t len)
+{
+	const char *nl = memchr(req, '\n', len), *sp;
+	char method[16], path[512];
+	size_t line = nl ? (size_t)(nl - req) : len, mlen, plen;
+	struct spk_api_response r;
+
+	sp = memchr(req, ' ', line);
+	if (!sp)
+		return;
+	mlen = (size_t)(sp - req);
+	plen = line - mlen - 1;
+	if (mlen >= sizeof(method) || plen >= sizeof(path))
+		return;
+	memcpy(method, req, mlen);
+	method[mlen] = '\0';
+	memcpy(path, sp + 1, plen);
+	path[plen] = '\0';
+	/* the body as the server hands it over: not NUL-terminated */
+	size_t blen = nl ? len - line - 1 : 0;
+	char *body = blen ? malloc(blen) : NULL;
+	if (blen && !body)
+		return;
+	if (body)
+		memcpy(body, nl + 1, blen);
+	spk_api_handle(api, method, path, body, blen, &r);
+	check_response(&r);
+	spk_api_response_free(&r);
+	free(body);
+}
+
+static void quiet(enum spk_log_level level, const char *msg, void *opaque)
+{
+}
+
+static void make_file(const char *name, size_t size)
+{
+	char path[256];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", FILES_DIR, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd >= 0) {
+		if (ftruncate(fd, (off_t)size) < 0)
+			perror(path);
+		close(fd);
+	}
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	spk_log_set(quiet, NULL, SPK_LOG_ERROR);
+	mkdir(FILES_DIR, 0755);
+	make_file("vmlinux", 4096);
+	make_file("initrd", 4096);
+	make_file("disk.img", 65536);
+	make_file("fail-kernel", 4096);
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct spk_api api;
+	const char *p = (const char *)data, *end = p + size;
+
+	vm = SPK_API_NOT_STARTED;
+	spk_api_init(&api, &stub_ops, NULL, "fuzz");
+	cur = &api;
+	for (int i = 0; i < MAX_REQUESTS && p < end; i++) {
+		const char *z = memchr(p, '\0', (size_t)(end - p));
+		size_t len = z ? (size_t)(z - p) : (size_t)(end - p);
+
+		one_request(&api, p, len);
+		p += len + 1;
+	}
+	spk_api_destroy(&api);
+	return 0;
+}

@@ -1,0 +1,399 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The API's request handler without sockets or a VM (stub ops): what a
+ * body turns into in the spk_machine_config the machine is built from,
+ * the pre-boot/post-boot rules, requests after the VM exited, a failed
+ * start, config files; and the fuzz target's crash inputs, replayed.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <sparkler/log.h>
+
+#include "vmm/api.h"
+
+struct timespec spk_process_start; /* machine.c's boot timer (main.c in sparkler) */
+
+/* ---- stubs ------------------------------------------------------------------- */
+
+static struct {
+	enum spk_api_state state;
+	int start_rc, pauses, resumes, cads, starts;
+	struct spk_api *api;
+} stub;
+
+static int stub_start(void *ctx, const struct spk_vm_resources *r, char *err, size_t len)
+{
+	stub.starts++;
+	if (stub.start_rc) {
+		snprintf(err, len, "no kernel in there");
+		return stub.start_rc;
+	}
+	stub.state = SPK_API_RUNNING;
+	return 0;
+}
+
+static enum spk_api_state stub_state(void *ctx)
+{
+	return stub.state;
+}
+
+static int stub_pause(void *ctx, char *err, size_t len)
+{
+	stub.pauses++;
+	stub.state = SPK_API_PAUSED;
+	return 0;
+}
+
+static int stub_resume(void *ctx, char *err, size_t len)
+{
+	stub.resumes++;
+	stub.state = SPK_API_RUNNING;
+	return 0;
+}
+
+static int stub_cad(void *ctx, char *err, size_t len)
+{
+	stub.cads++;
+	return 0;
+}
+
+static int stub_flush(void *ctx, char *err, size_t len)
+{
+	return 0;
+}
+
+static int stub_logger(void *ctx, struct spk_logger_config *cfg, char *err, size_t len)
+{
+	return 0;
+}
+
+static int stub_metrics(void *ctx, struct spk_metrics_config *cfg, char *err, size_t len)
+{
+	return 0;
+}
+
+static const struct spk_api_ops ops = {
+    .start = stub_start,
+    .state = stub_state,
+    .pause = stub_pause,
+    .resume = stub_resume,
+    .ctrl_alt_del = stub_cad,
+    .flush_metrics = stub_flush,
+    .set_logger = stub_logger,
+    .set_metrics = stub_metrics,
+};
+
+static char dir[64], disk[128], kernel[128];
+
+static int setup(void **state)
+{
+	static struct spk_api api;
+
+	memset(&stub, 0, sizeof(stub));
+	spk_api_init(&api, &ops, NULL, "unit");
+	stub.api = &api;
+	*state = &api;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	spk_api_destroy(*state);
+	return 0;
+}
+
+/* One request; the status, and the fault message (or body) in out. */
+static unsigned call(struct spk_api *api, const char *method, const char *path, const char *body,
+                     char *out, size_t outlen)
+{
+	struct spk_api_response r;
+	unsigned status;
+
+	spk_api_handle(api, method, path, body, body ? strlen(body) : 0, &r);
+	status = r.status;
+	if (out) {
+		json_t *j = r.body ? json_loads(r.body, 0, NULL) : NULL;
+		const char *fm = json_string_value(json_object_get(j, "fault_message"));
+
+		snprintf(out, outlen, "%s", fm ? fm : (r.body ? r.body : ""));
+		json_decref(j);
+	}
+	if (status != 204)
+		assert_non_null(r.body);
+	else
+		assert_null(r.body);
+	spk_api_response_free(&r);
+	return status;
+}
+
+#define CALL(api, m, p, b) call(api, m, p, b, NULL, 0)
+
+static void put_fmt(struct spk_api *api, unsigned want, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void put_fmt(struct spk_api *api, unsigned want, const char *path, const char *fmt, ...)
+{
+	char body[1024], msg[600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(body, sizeof(body), fmt, ap);
+	va_end(ap);
+	unsigned got = call(api, "PUT", path, body, msg, sizeof(msg));
+	if (got != want)
+		fail_msg("PUT %s %s: %u (%s), wanted %u", path, body, got, msg, want);
+}
+
+/* ---- what the machine gets ------------------------------------------------------ */
+
+static void test_machine_config_mapping(void **state)
+{
+	struct spk_api *api = *state;
+	const struct spk_machine_config *m = &api->res.m;
+
+	put_fmt(api, 204, "/machine-config",
+	        "{\"vcpu_count\": 4, \"mem_size_mib\": 300, \"cpu_template\": \"C3\"}");
+	put_fmt(api, 204, "/boot-source",
+	        "{\"kernel_image_path\": \"%s\", \"boot_args\": \"quiet\"}", kernel);
+	put_fmt(api, 204, "/drives/root",
+	        "{\"drive_id\": \"root\", \"path_on_host\": \"%s\", \"is_root_device\": true, "
+	        "\"is_read_only\": true}",
+	        disk);
+	put_fmt(api, 204, "/network-interfaces/eth0",
+	        "{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap7\", \"guest_mac\": "
+	        "\"02:AB:cd:00:00:ff\"}");
+	put_fmt(api, 204, "/vsock", "{\"guest_cid\": 42, \"uds_path\": \"/run/v.sock\"}");
+	put_fmt(api, 204, "/entropy", "{}");
+	assert_int_equal(m->vcpus, 4);
+	assert_int_equal(m->mem, 300ull << 20);
+	assert_int_equal(m->template, SPK_CPU_TEMPLATE_MINIMAL);
+	assert_string_equal(m->kernel, kernel);
+	assert_null(m->initrd);
+	assert_string_equal(m->cmdline, "quiet");
+	assert_int_equal(m->n_drives, 1);
+	assert_string_equal(m->drives[0].id, "root");
+	assert_string_equal(m->drives[0].path, disk);
+	assert_true(m->drives[0].read_only && m->drives[0].root);
+	assert_int_equal(m->n_nets, 1);
+	assert_string_equal(m->nets[0].tap, "tap7");
+	assert_true(m->nets[0].has_mac);
+	assert_memory_equal(m->nets[0].mac, ((uint8_t[]){2, 0xab, 0xcd, 0, 0, 0xff}), 6);
+	assert_true(m->vsock.enabled);
+	assert_int_equal(m->vsock.guest_cid, 42);
+	assert_string_equal(m->vsock.uds_path, "/run/v.sock");
+	assert_true(m->entropy);
+	/* a PUT resets what it does not name; "None" brings back the host CPU */
+	put_fmt(api, 204, "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64}");
+	assert_int_equal(m->template, SPK_CPU_TEMPLATE_HOST);
+	/* a new boot source drops the old initrd and command line */
+	put_fmt(api, 204, "/boot-source", "{\"kernel_image_path\": \"%s\"}", kernel);
+	assert_null(m->cmdline);
+}
+
+/* ---- the rules ------------------------------------------------------------------ */
+
+static void test_routes_and_methods(void **state)
+{
+	struct spk_api *api = *state;
+	static const struct {
+		const char *method, *path;
+		unsigned status;
+	} cases[] = {
+	    {"GET", "/", 200},
+	    {"GET", "//", 200},
+	    {"GET", "/version", 200},
+	    {"GET", "/version/", 200},
+	    {"GET", "/vm/config", 200},
+	    {"GET", "/machine-config", 200},
+	    {"GET", "/vm", 405},
+	    {"GET", "/vm/config/x", 404},
+	    {"GET", "/drives/a", 405},
+	    {"HEAD", "/", 405},
+	    {"OPTIONS", "/actions", 405},
+	    {"GET", "/xyz", 404},
+	    {"GET", "", 200},
+	    {"GET", "/pmem/a", 400},
+	    {"GET", "/hotplug/memory", 400},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		unsigned got = CALL(api, cases[i].method, cases[i].path, NULL);
+
+		if (got != cases[i].status)
+			fail_msg("%s %s: %u, wanted %u", cases[i].method, cases[i].path, got,
+			         cases[i].status);
+	}
+}
+
+static void test_boot_rules(void **state)
+{
+	struct spk_api *api = *state;
+	char msg[600];
+
+	assert_int_equal(call(api, "PATCH", "/vm", "{\"state\": \"Paused\"}", msg, sizeof(msg)),
+	                 400);
+	assert_non_null(strstr(msg, "not supported before starting the microVM"));
+	assert_int_equal(stub.pauses, 0);
+	put_fmt(api, 204, "/boot-source", "{\"kernel_image_path\": \"%s\"}", kernel);
+	assert_int_equal(CALL(api, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}"), 204);
+	assert_true(api->started);
+	assert_int_equal(call(api, "PUT", "/entropy", "{}", msg, sizeof(msg)), 400);
+	assert_non_null(strstr(msg, "not supported after starting the microVM"));
+	assert_false(api->res.m.entropy);
+	assert_int_equal(CALL(api, "PATCH", "/vm", "{\"state\": \"Paused\"}"), 204);
+	assert_int_equal(CALL(api, "PATCH", "/vm", "{\"state\": \"Resumed\"}"), 204);
+	assert_int_equal(stub.pauses, 1);
+	assert_int_equal(stub.resumes, 1);
+	assert_int_equal(CALL(api, "PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}"),
+	                 204);
+	assert_int_equal(stub.cads, 1);
+	assert_int_equal(CALL(api, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}"), 400);
+	assert_int_equal(stub.starts, 1);
+}
+
+static void test_failed_start(void **state)
+{
+	struct spk_api *api = *state;
+	char msg[600];
+
+	put_fmt(api, 204, "/boot-source", "{\"kernel_image_path\": \"%s\"}", kernel);
+	stub.start_rc = -EINVAL;
+	assert_int_equal(
+	    call(api, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", msg, sizeof(msg)),
+	    400);
+	assert_string_equal(msg, "Failed to start the microVM: no kernel in there");
+	assert_false(api->started);
+	/* still pre-boot: configurable, and startable again */
+	put_fmt(api, 204, "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 64}");
+	stub.start_rc = 0;
+	assert_int_equal(CALL(api, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}"), 204);
+}
+
+/* Between the guest's end and the process's, requests are answered. */
+static void test_after_exit(void **state)
+{
+	struct spk_api *api = *state;
+	char msg[600];
+
+	put_fmt(api, 204, "/boot-source", "{\"kernel_image_path\": \"%s\"}", kernel);
+	assert_int_equal(CALL(api, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}"), 204);
+	stub.state = SPK_API_EXITED;
+	snprintf(api->exit_reason, sizeof(api->exit_reason), "exit status 0");
+	assert_int_equal(call(api, "GET", "/", NULL, msg, sizeof(msg)), 400);
+	assert_string_equal(msg,
+	                    "The microVM has exited (exit status 0); sparkler is shutting down.");
+	assert_int_equal(CALL(api, "PATCH", "/vm", "{\"state\": \"Paused\"}"), 400);
+	assert_int_equal(stub.pauses, 0);
+	assert_int_equal(CALL(api, "PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}"), 400);
+	assert_int_equal(CALL(api, "GET", "/vm/config", NULL), 200);
+	assert_int_equal(CALL(api, "GET", "/version", NULL), 200);
+	assert_int_equal(CALL(api, "GET", "/nope", NULL), 404);
+}
+
+static void test_stats(void **state)
+{
+	struct spk_api *api = *state;
+
+	CALL(api, "GET", "/", NULL);
+	CALL(api, "GET", "/nope", NULL);
+	CALL(api, "PUT", "/machine-config", "{");
+	assert_int_equal(api->stats.requests, 3);
+	assert_int_equal(api->stats.ok, 1);
+	assert_int_equal(api->stats.client_errors, 2);
+}
+
+/* ---- config files --------------------------------------------------------------- */
+
+static void load(const char *json, int want_rc, const char *needle)
+{
+	char path[128], err[512] = "";
+	struct spk_vm_resources r;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/vm.json", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(json, f);
+	fclose(f);
+	spk_res_init(&r);
+	int rc = spk_res_load_file(&r, path, err, sizeof(err));
+	spk_res_free(&r);
+	if (rc != want_rc || (needle && !strstr(err, needle)))
+		fail_msg("%s: rc %d (%s), wanted %d and '%s'", json, rc, err, want_rc,
+		         needle ? needle : "");
+	if (needle)
+		assert_non_null(strstr(err, path));
+}
+
+static void test_config_file(void **state)
+{
+	char good[512];
+
+	snprintf(good, sizeof(good),
+	         "{\"boot-source\": {\"kernel_image_path\": \"%s\"}, \"machine-config\": "
+	         "{\"vcpu_count\": 2, \"mem_size_mib\": 64}, \"drives\": [{\"drive_id\": \"a\", "
+	         "\"path_on_host\": \"%s\", \"is_root_device\": false}], \"logger\": {\"level\": "
+	         "\"Off\"}}",
+	         kernel, disk);
+	load(good, 0, NULL);
+	load("{\"boot-source\": {\"kernel_image_path\": 5}}", -EINVAL,
+	     ": $.boot-source.kernel_image_path: expected a string, got an integer");
+	load("{\"drives\": [{}]}", -EINVAL, ": $.drives[0].drive_id: missing required field");
+	load("{\"vsock\": {\"guest_cid\": 1, \"uds_path\": \"x\"}}", -EINVAL,
+	     ": $.vsock.guest_cid: 1 is out of range");
+	load("{\n\"a\": }", -EINVAL, ": line 2 column");
+	load("[1]", -EINVAL, ": $: expected an object, got an array");
+	load("{}", -EINVAL, ": $.boot-source: missing");
+}
+
+/* ---- the fuzz target's findings, replayed ------------------------------------------ */
+
+static void test_fuzz_regressions(void **state)
+{
+	struct spk_api *api = *state;
+
+	/* (none yet: each crash the fuzzer finds is added here first) */
+	assert_int_equal(CALL(api, "GET", "/", NULL), 200);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_machine_config_mapping, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_routes_and_methods, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_boot_rules, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_failed_start, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_after_exit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
+	    cmocka_unit_test(test_config_file),
+	    cmocka_unit_test_setup_teardown(test_fuzz_regressions, setup, teardown),
+	};
+	FILE *f;
+	int rc;
+
+	spk_log_set(NULL, NULL, SPK_LOG_ERROR);
+	snprintf(dir, sizeof(dir), "/tmp/sparkler-api-unit-XXXXXX");
+	if (!mkdtemp(dir))
+		return 1;
+	snprintf(disk, sizeof(disk), "%s/disk.img", dir);
+	snprintf(kernel, sizeof(kernel), "%s/vmlinux", dir);
+	if (!(f = fopen(disk, "w")) || fclose(f) || !(f = fopen(kernel, "w")) || fclose(f))
+		return 1;
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	unlink(disk);
+	unlink(kernel);
+	snprintf(disk, sizeof(disk), "%s/vm.json", dir);
+	unlink(disk);
+	rmdir(dir);
+	return rc;
+}
