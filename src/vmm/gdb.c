@@ -311,12 +311,10 @@ static void cmd_stop_reason(struct spk_gdb *g)
 
 	pthread_mutex_lock(&g->lock);
 	size_t n = format_stop(g, &g->stop, buf, sizeof(buf));
-	bool ended = g->state == ST_ENDED;
+	if (g->state == ST_ENDED) /* the guest is gone: how it ended */
+		n = (size_t)snprintf(buf, sizeof(buf), "W%02x", g->exit_status & 0xff);
 	pthread_mutex_unlock(&g->lock);
-	if (ended)
-		reply_str(g, "W00");
-	else
-		send_packet(g, buf, n);
+	send_packet(g, buf, n);
 }
 
 static void cmd_read_regs(struct spk_gdb *g)
