@@ -168,6 +168,9 @@ struct spk_run_ops {
 	/* Hold every vCPU before its first instruction until spk_vm_resume()
 	 * (a debugger attaching first, an API that starts the VM paused). */
 	bool start_paused;
+	/* Called on each vCPU thread before its first run (e.g. to install a
+	 * seccomp filter there, before any guest instruction). May be NULL. */
+	void (*thread_start)(struct spk_vcpu *vcpu, void *opaque);
 	/* Start a vCPU that CPU_UP named (state CREATED or STOPPED) at
 	 * entry with arg. NULL: the long-mode start of x86.h, with the
 	 * context the boot vCPU was started with. */

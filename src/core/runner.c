@@ -325,6 +325,8 @@ static void *vcpu_main(void *p)
 
 	free(p);
 	self_runner = r;
+	if (r->ops && r->ops->thread_start)
+		r->ops->thread_start(a.vcpu, r->opaque);
 	for (;;) {
 		park_if_paused(r);
 		if (is_stopping(r))
