@@ -5,8 +5,9 @@
  * file (--config-file, with --no-api for no socket at all).
  *
  * Threads: the HTTP server's (every request, one at a time, under the API
- * lock), the VM's (spk_machine_run, which starts one thread per vCPU), and
- * this one, which waits for signals, the VM's end and the metrics timer.
+ * lock), the VM's (spk_machine_run, which starts one thread per vCPU), one
+ * that feeds stdin to the guest's COM1, and this one, which waits for
+ * signals, the VM's end and the metrics timer.
  * Like Firecracker, the process ends when the guest does, with the exit
  * status of `sparkler run`.
  */
@@ -50,6 +51,10 @@ struct api_main {
 	int status;
 	char err[ERR_LEN];
 	int serial_fd; /* ours to close when >= 0 and not stdout */
+
+	pthread_t stdin_thread; /* stdin -> COM1, as Firecracker does */
+	bool stdin_live;
+	atomic_bool done;
 };
 
 /* ---- the VM thread ------------------------------------------------------------ */
@@ -130,6 +135,46 @@ static int wait_running(struct api_main *a, char *err, size_t len)
 			return status == SPK_STATUS_USAGE ? -EINVAL : 0;
 		nanosleep(&ms, NULL);
 	}
+}
+
+/* ---- stdin to the guest's COM1 ------------------------------------------------------ */
+
+/* Hand buf to the running guest's UART, waiting while its FIFO is full. */
+static void feed_serial(struct api_main *a, const uint8_t *buf, size_t n)
+{
+	const struct timespec ms = {0, 1000L * 1000};
+
+	for (size_t done = 0; done < n && !atomic_load(&a->done);) {
+		size_t took = 0;
+
+		pthread_mutex_lock(&a->lock);
+		if (a->m && a->started && !a->vm_done)
+			took = spk_machine_serial_input(a->m, buf + done, n - done);
+		pthread_mutex_unlock(&a->lock);
+		done += took;
+		if (!took)
+			nanosleep(&ms, NULL); /* not running yet, or the FIFO is full */
+	}
+}
+
+static void *stdin_main(void *p)
+{
+	struct api_main *a = p;
+	uint8_t buf[256];
+
+	pthread_setname_np(pthread_self(), "stdin");
+	while (!atomic_load(&a->done)) {
+		struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
+		ssize_t n;
+
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		n = read(STDIN_FILENO, buf, sizeof(buf));
+		if (n <= 0)
+			break; /* EOF: the guest runs on without input */
+		feed_serial(a, buf, (size_t)n);
+	}
+	return NULL;
 }
 
 /* ---- what the API asks of the VM --------------------------------------------------- */
@@ -570,6 +615,9 @@ static void teardown(struct api_main *a)
 {
 	spk_api_server_stop(a->server); /* no request runs after this */
 	a->server = NULL;
+	atomic_store(&a->done, true);
+	if (a->stdin_live)
+		pthread_join(a->stdin_thread, NULL);
 	pthread_mutex_lock(&a->lock);
 	bool live = a->vm_thread_live;
 	if (live && a->m)
@@ -611,6 +659,7 @@ static int setup(struct api_main *a, const struct opts *o)
 		fprintf(stderr, "sparkler: %s\n", err);
 		return -1;
 	}
+	a->stdin_live = pthread_create(&a->stdin_thread, NULL, stdin_main, a) == 0;
 	if (o->config_file && from_config_file(a, o->config_file) < 0)
 		return -1;
 	spk_log(SPK_LOG_INFO, "sparkler %s: %s%s", SPARKLER_VERSION, o->sock ? "API on " : "",

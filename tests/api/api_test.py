@@ -125,10 +125,10 @@ def raw_request(sock_path, data, timeout=5.0):
 # ---- the process ------------------------------------------------------------------------
 
 class Sparkler:
-    def __init__(self, tmp, args=(), sock=True, name="api.sock"):
+    def __init__(self, tmp, args=(), sock=True, name="api.sock", stdin=subprocess.DEVNULL):
         self.sock = os.path.join(tmp, name) if sock else None
         cmd = [SPARKLER] + (["--api-sock", self.sock] if sock else []) + list(args)
-        self.p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        self.p = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE)
         self.out = self.err = ""
 
@@ -150,6 +150,9 @@ class Sparkler:
         return curl(self.sock, method, path, body, **kw)
 
     def finish(self, sig=signal.SIGTERM, timeout=20):
+        if self.p.stdin:
+            self.p.stdin.close()
+            self.p.stdin = None
         if self.p.poll() is None and sig:
             self.p.send_signal(sig)
         try:
@@ -643,7 +646,7 @@ def full_boot(tmp):
     log = os.path.join(tmp, "vm.log")
     disk = os.path.join(tmp, "vm.img")
     open(disk, "wb").write(b"\0" * 65536)
-    p = started(tmp, name="vm.sock")
+    p = started(tmp, name="vm.sock", stdin=subprocess.PIPE)
     for method, path, body in [
         ("PUT", "/logger", {"log_path": log, "level": "Info"}),
         ("PUT", "/metrics", {"metrics_path": metrics}),
@@ -669,6 +672,11 @@ def full_boot(tmp):
     line = json.loads(open(metrics).read().splitlines()[0])
     check(line.get("event") == "start" and not validate(line, "MetricsLine"),
           "a metrics line at start")
+    p.p.stdin.write(b"hi")
+    p.p.stdin.flush()
+    time.sleep(0.3)
+    got = [l for l in open(serial).read().splitlines() if l.startswith("got ")]
+    check(got == ["got h", "got i"], "stdin reaches the guest's COM1: %r" % got)
     post_boot_rules(p, disk)
     pause_resume(p, serial, metrics)
     many_clients(tmp, p, watch=lambda: len(ticks(serial)))
