@@ -124,6 +124,9 @@ static void check_response(const struct spk_api_response *r)
 	fm = json_object_get(j, "fault_message");
 	if ((r->status >= 400) != json_is_string(fm))
 		__builtin_trap();
+	/* the fallback for a message jansson could not encode */
+	if (fm && strcmp(json_string_value(fm), "internal error") == 0)
+		__builtin_trap();
 	if (r->status == 405 && !r->allow)
 		__builtin_trap();
 	json_decref(j);

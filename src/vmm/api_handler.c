@@ -39,6 +39,14 @@ static char *dump(json_t *o)
 	return s;
 }
 
+/* Make msg printable ASCII: it may quote a path or id that is not UTF-8. */
+static void ascii_only(char *msg)
+{
+	for (unsigned char *p = (unsigned char *)msg; *p; p++)
+		if (*p < 0x20 || *p >= 0x7f)
+			*p = '?';
+}
+
 void spk_api_fault(struct spk_api_response *out, unsigned status, const char *fmt, ...)
 {
 	char msg[ERR_MAX + 128];
@@ -49,7 +57,11 @@ void spk_api_fault(struct spk_api_response *out, unsigned status, const char *fm
 	va_end(ap);
 	out->status = status;
 	out->body = dump(json_pack("{s:s}", "fault_message", msg));
-	if (!out->body) /* out of memory, or msg not UTF-8: a fixed answer */
+	if (!out->body) { /* not UTF-8 (or cut inside a character) */
+		ascii_only(msg);
+		out->body = dump(json_pack("{s:s}", "fault_message", msg));
+	}
+	if (!out->body) /* out of memory: a fixed answer */
 		out->body = strdup("{\"fault_message\":\"internal error\"}");
 }
 

@@ -801,6 +801,14 @@ def config_files(tmp):
     rc, err = run_status(["--config-file", path, "--no-api"])
     check(rc == 0, "--config-file --no-api boots a guest that powers off: status 0 (%d %r)" %
           (rc, err.strip()))
+    junk = os.path.join(tmp, "junk.bin")
+    open(junk, "wb").write(os.urandom(8192))
+    path = os.path.join(tmp, "junk.json")
+    json.dump({"boot-source": {"kernel_image_path": junk}}, open(path, "w"))
+    rc, err = run_status(["--config-file", path, "--no-api"])
+    check(rc == 2 and len(err.strip().splitlines()) == 1 and "junk.json: cannot boot" in err,
+          "a config file whose kernel is no kernel: status 2, one line (%d %r)" %
+          (rc, err.strip()))
     serial = os.path.join(tmp, "cfg-ticker.out")
     path = os.path.join(tmp, "ticker.json")
     json.dump({"boot-source": {"kernel_image_path": TICKER, "boot_args": "console=ttyS0"},

@@ -300,6 +300,16 @@ static void test_after_exit(void **state)
 	assert_int_equal(CALL(api, "GET", "/nope", NULL), 404);
 }
 
+/* A path or value that is not UTF-8 is quoted as '?' in the message. */
+static void test_not_utf8(void **state)
+{
+	struct spk_api *api = *state;
+	char msg[600];
+
+	assert_int_equal(call(api, "GET", "/\xff\xfe", NULL, msg, sizeof(msg)), 404);
+	assert_string_equal(msg, "Invalid request method and/or path: GET /??.");
+}
+
 static void test_stats(void **state)
 {
 	struct spk_api *api = *state;
@@ -374,6 +384,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_boot_rules, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failed_start, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_after_exit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_not_utf8, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
 	    cmocka_unit_test(test_config_file),
 	    cmocka_unit_test_setup_teardown(test_fuzz_regressions, setup, teardown),
