@@ -815,9 +815,18 @@ def config_files(tmp):
                "machine-config": {"vcpu_count": 2, "mem_size_mib": 64},
                "serial": {"serial_out_path": serial},
                "drives": [], "network-interfaces": []}, open(path, "w"))
-    p = started(tmp, ["--config-file", path], name="cfg.sock")
+    metrics = os.path.join(tmp, "cfg.metrics")
+    p = started(tmp, ["--config-file", path, "--metrics-path", metrics, "--metrics-interval",
+                      "1"], name="cfg.sock")
     r = p.call("GET", "/")
     check(r.json and r.json["state"] == "Running", "--config-file with --api-sock: Running")
+    expect(p.call("PATCH", "/vm", {"state": "Paused"}), 204, None, "pause a 2-vCPU VM")
+    check(p.call("GET", "/").json["state"] == "Paused", "both vCPUs held: Paused")
+    expect(p.call("PATCH", "/vm", {"state": "Resumed"}), 204, None, "resume a 2-vCPU VM")
+    time.sleep(1.3)
+    events = [json.loads(l)["event"] for l in open(metrics).read().splitlines()]
+    check(events[:1] == ["start"] and "periodic" in events,
+          "--metrics-interval 1: a line at start, then periodic ones %r" % events)
     c = p.call("GET", "/vm/config").json or {}
     check(c.get("machine-config", {}).get("vcpu_count") == 2,
           "GET /vm/config shows the config file's machine")
