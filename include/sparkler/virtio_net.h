@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * virtio-net (virtio 1.2 section 5.1) on a Linux TAP device: one receive
+ * and one transmit queue, the MAC address in configuration space
+ * (VIRTIO_NET_F_MAC), link status always up (VIRTIO_NET_F_STATUS), no
+ * offloads. Frames move between the TAP and guest memory with readv and
+ * writev on the event loop, at most a bounded batch per event.
+ *
+ * The TAP is opened with IFF_TAP | IFF_NO_PI | IFF_VNET_HDR (created if
+ * there is none of that name: TUNSETIFF needs CAP_NET_ADMIN for that),
+ * with a 12-byte header and its offloads off, and brought up if it is
+ * down and we may (else a warning says to run `ip link set NAME up`). A
+ * TAP created here goes away when the device closes it; a persistent one
+ * stays.
+ */
+#ifndef SPARKLER_VIRTIO_NET_H
+#define SPARKLER_VIRTIO_NET_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <sparkler/virtio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct spk_virtio_net_config {
+	struct spk_pci_host *pci;
+	int slot; /* -1: the first free */
+	struct spk_mem *mem;
+	struct spk_evloop *loop; /* required: the TAP is watched there */
+	const char *tap;         /* the TAP's name (at most 15 bytes) */
+	/* Or an open descriptor with a TAP's semantics (one frame behind a
+	 * 12-byte virtio_net_hdr per read and write, non-blocking), which
+	 * the device then owns; -1 to open tap by name. */
+	int tap_fd;
+	uint8_t mac[6];
+	bool has_mac; /* false: a random, locally administered unicast MAC */
+};
+
+struct spk_virtio_net_stats {
+	uint64_t rx_frames, rx_bytes, rx_dropped; /* TAP to guest */
+	uint64_t tx_frames, tx_bytes, tx_dropped; /* guest to TAP */
+};
+
+struct spk_virtio_net;
+/* -errno with spk_last_error() naming the TAP and what failed. */
+int spk_virtio_net_new(const struct spk_virtio_net_config *cfg, struct spk_virtio_net **out);
+/* After the loop stopped; closes the TAP. */
+void spk_virtio_net_free(struct spk_virtio_net *n);
+struct spk_virtio *spk_virtio_net_dev(struct spk_virtio_net *n);
+/* The TAP's name as the kernel has it ("fd N" for a tap_fd). */
+const char *spk_virtio_net_ifname(const struct spk_virtio_net *n);
+void spk_virtio_net_mac(const struct spk_virtio_net *n, uint8_t mac[6]);
+void spk_virtio_net_get_stats(struct spk_virtio_net *n, struct spk_virtio_net_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

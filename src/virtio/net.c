@@ -1,0 +1,561 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * virtio-net (virtio 1.2 section 5.1) on a Linux TAP device: queue 0
+ * receives (TAP to guest), queue 1 transmits. No offloads are offered, so
+ * every frame is a plain Ethernet frame behind a 12-byte virtio_net_hdr
+ * that says nothing; the TAP uses the same header (IFF_VNET_HDR with
+ * TUNSETVNETHDRSZ 12) and has its offloads off, so frames are handed
+ * through with readv/writev straight between the TAP and guest memory.
+ *
+ * Flow, all on the event loop:
+ *   - TAP readable: take a receive chain, readv the frame into it. No
+ *     chain: stop watching the TAP for input until the driver posts
+ *     buffers (its kick on queue 0 turns the watch back on).
+ *   - kick on queue 1: writev each frame to the TAP. A TAP that would
+ *     block keeps the frame and the loop waits for EPOLLOUT.
+ * Each event moves at most NET_BUDGET frames per direction, so a guest
+ * (or the host side) flooding one queue cannot starve the other devices.
+ *
+ * What the guest gets wrong: a transmit chain with device-writable
+ * buffers or without a whole header, a receive chain with device-readable
+ * buffers or no room for a header, are broken drivers (NEEDS_RESET). A
+ * frame over 64 KiB, shorter than an Ethernet header, or asking for an
+ * offload that was not negotiated is dropped with a rate-limited log
+ * line, and the device goes on.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sparkler/virtio_net.h>
+
+#include "core/internal.h"
+#include "devices/devlog.h"
+
+#define NET_QUEUE_SIZE 256
+#define NET_RX         0
+#define NET_TX         1
+#define NET_HDR_LEN    12          /* virtio_net_hdr with num_buffers (VERSION_1) */
+#define NET_FRAME_MAX  (64u << 10) /* largest frame after the header */
+#define NET_FRAME_MIN  14          /* an Ethernet header */
+#define NET_BUDGET     64          /* frames per event and direction */
+#define NET_IOV_MAX    (2 * NET_QUEUE_SIZE + 1)
+#define NET_CLASS      0x020000 /* network controller, Ethernet */
+
+#define F_MAC            5
+#define F_STATUS         16
+#define S_LINK_UP        1
+#define CFG_MAC          0
+#define CFG_STATUS       6
+#define CFG_SIZE         12 /* mac, status, max_virtqueue_pairs, mtu */
+#define HDR_F_NEEDS_CSUM 1
+
+/* A chain taken from a queue and mapped, waiting for the TAP. */
+struct held {
+	bool held;
+	struct spk_virtq_chain c; /* head and in_len only: buf belongs to the queue */
+	struct iovec iov[NET_IOV_MAX];
+	int niov;
+	uint32_t cap; /* frame bytes it has room for (receive) or carries (transmit) */
+};
+
+struct spk_virtio_net {
+	struct spk_virtio *vd;
+	struct spk_evloop *loop;
+	int tap;
+	char ifname[IFNAMSIZ];
+	uint8_t mac[6];
+	/* under the device lock */
+	uint32_t watching; /* the events the loop watches the TAP for */
+	bool tap_gone;     /* the TAP failed for good: not watched any more */
+	struct held rx, tx;
+	uint8_t rx_hdr[NET_HDR_LEN]; /* the TAP's header of the frame read last */
+	uint8_t rx_spill;            /* a byte past the chain: the frame did not fit */
+	uint8_t tx_hdr[NET_HDR_LEN]; /* all zeros: what the TAP gets */
+	struct spk_virtio_net_stats st;
+	struct spk_dev_ratelimit rl;
+};
+
+#define net_log(n, ...) spk_dev_log(&(n)->rl, spk_virtio_name((n)->vd), SPK_LOG_WARN, __VA_ARGS__)
+
+/* ---- the TAP ----------------------------------------------------------------------------- */
+
+static int tap_fail(int fd, int err, const char *name, const char *what)
+{
+	if (fd >= 0)
+		close(fd);
+	return spk_fail(err, "virtio-net: TAP %s: %s: %s%s", name, what, strerror(err),
+	                err == EPERM    ? " (creating or attaching a TAP needs CAP_NET_ADMIN, "
+	                                  "or a persistent TAP owned by this user)"
+	                : err == EBUSY  ? " (another process has it open)"
+	                : err == EINVAL ? " (it exists and is not a single-queue TAP)"
+	                                : "");
+}
+
+/* Bring the link up if it is down (best effort: a persistent TAP may belong
+ * to an unprivileged user, who then brings it up). */
+static void tap_link_up(const char *name)
+{
+	struct ifreq ifr = {0};
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (s < 0)
+		return;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0 && !(ifr.ifr_flags & IFF_UP)) {
+		ifr.ifr_flags |= IFF_UP;
+		if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+			spk_log(SPK_LOG_WARN,
+			        "virtio-net: TAP %s is down and cannot be brought up (%s); "
+			        "frames flow once it is up (ip link set %s up)",
+			        name, strerror(errno), name);
+	}
+	close(s);
+}
+
+/* Open (or create) the TAP: one frame per read and write, each behind a
+ * 12-byte virtio_net_hdr, no offloads. */
+static int tap_open(const char *name, char out[IFNAMSIZ])
+{
+	struct ifreq ifr = {.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR};
+	int hdr = NET_HDR_LEN;
+	int fd;
+
+	if (!name || !*name || strlen(name) >= IFNAMSIZ || strchr(name, '/'))
+		return spk_fail(EINVAL, "virtio-net: '%s' is not a TAP name (1 to %d characters)",
+		                name ? name : "", IFNAMSIZ - 1);
+	fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return tap_fail(-1, errno, name, "opening /dev/net/tun");
+	memcpy(ifr.ifr_name, name, strlen(name) + 1);
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0)
+		return tap_fail(fd, errno, name, "TUNSETIFF");
+	if (ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0)
+		return tap_fail(fd, errno, name, "TUNSETVNETHDRSZ");
+	if (ioctl(fd, TUNSETOFFLOAD, 0) < 0)
+		return tap_fail(fd, errno, name, "TUNSETOFFLOAD");
+	snprintf(out, IFNAMSIZ, "%s", ifr.ifr_name);
+	tap_link_up(out);
+	return fd;
+}
+
+/* Watch the TAP for in (frames to receive) and out (room to transmit). On the loop. */
+static void tap_watch(struct spk_virtio_net *n, bool in, bool out)
+{
+	uint32_t ev = (in ? EPOLLIN : 0) | (out ? EPOLLOUT : 0);
+
+	if (n->tap_gone || ev == n->watching)
+		return;
+	if (spk_evloop_mod(n->loop, n->tap, ev) == 0)
+		n->watching = ev;
+}
+
+/* The TAP failed in a way that will not pass (deleted under us). */
+static void tap_lost(struct spk_virtio_net *n, const char *what, int err)
+{
+	spk_log(SPK_LOG_ERROR, "%s: TAP %s: %s: %s; no more frames in either direction",
+	        spk_virtio_name(n->vd), n->ifname, what, strerror(err));
+	spk_evloop_del(n->loop, n->tap);
+	n->tap_gone = true;
+}
+
+/* ---- receive: TAP to guest ---------------------------------------------------------------- */
+
+/* Take a receive chain and map it: 1, or 0 when there is none (or the
+ * device cannot run). */
+static int rx_take(struct spk_virtio_net *n)
+{
+	struct held *h = &n->rx;
+	struct spk_virtq_chain c;
+	int rc = spk_virtio_pop(n->vd, NET_RX, &c);
+
+	if (rc <= 0)
+		return 0;
+	if (c.n_out) {
+		spk_virtio_fail(n->vd, NET_RX, "receive chain %u has %u device-readable buffers",
+		                c.head, c.n_out);
+		return 0;
+	}
+	if (c.in_len < NET_HDR_LEN) {
+		spk_virtio_fail(n->vd, NET_RX,
+		                "receive chain %u of %u bytes has no room for the %d-byte header",
+		                c.head, c.in_len, NET_HDR_LEN);
+		return 0;
+	}
+	h->cap = c.in_len - NET_HDR_LEN < NET_FRAME_MAX ? c.in_len - NET_HDR_LEN : NET_FRAME_MAX;
+	h->iov[0] = (struct iovec){.iov_base = n->rx_hdr, .iov_len = NET_HDR_LEN};
+	rc = spk_virtq_iov(spk_virtio_mem(n->vd), &c, true, NET_HDR_LEN, h->cap, h->iov + 1,
+	                   NET_IOV_MAX - 2);
+	if (rc < 0) {
+		spk_virtio_fail(n->vd, NET_RX, "receive chain %u cannot be mapped", c.head);
+		return 0;
+	}
+	/* the TAP truncates a frame that does not fit and says how much it
+	 * copied: a byte beyond the chain tells us */
+	h->iov[rc + 1] = (struct iovec){.iov_base = &n->rx_spill, .iov_len = 1};
+	h->niov = rc + 2;
+	h->c = c;
+	h->held = true;
+	return 1;
+}
+
+/* The guest sees a header that asks for nothing (no offloads were negotiated). */
+static int rx_finish(struct spk_virtio_net *n, const struct spk_virtq_chain *c, uint32_t frame)
+{
+	uint8_t hdr[NET_HDR_LEN] = {[10] = 1}; /* num_buffers = 1 */
+
+	if ((n->rx_hdr[0] & HDR_F_NEEDS_CSUM) || n->rx_hdr[1] != 0) {
+		net_log(n, "%s: TAP %s gave a frame with offloads (flags 0x%x, gso 0x%x); dropped",
+		        spk_virtio_name(n->vd), n->ifname, n->rx_hdr[0], n->rx_hdr[1]);
+		return -1;
+	}
+	if (spk_virtq_write(spk_virtio_mem(n->vd), c, 0, hdr, sizeof(hdr)) != sizeof(hdr))
+		return -1;
+	spk_virtio_push(n->vd, NET_RX, c, NET_HDR_LEN + frame);
+	return 0;
+}
+
+/* Read one frame into the held chain: 1 delivered, 0 nothing to read,
+ * -1 a frame was dropped (the chain stays held for the next one). */
+static int rx_one(struct spk_virtio_net *n)
+{
+	struct held *h = &n->rx;
+	ssize_t r;
+
+	do
+		r = readv(n->tap, h->iov, h->niov);
+	while (r < 0 && errno == EINTR);
+	if (r < 0) {
+		if (errno != EAGAIN)
+			tap_lost(n, "read", errno);
+		return 0;
+	}
+	if (r < NET_HDR_LEN || (size_t)r - NET_HDR_LEN > h->cap) {
+		net_log(n,
+		        "%s: a frame from TAP %s is larger than the guest's receive buffer of %u "
+		        "bytes; dropped",
+		        spk_virtio_name(n->vd), n->ifname, h->cap);
+		n->st.rx_dropped++;
+		return -1;
+	}
+	if (rx_finish(n, &h->c, (uint32_t)(r - NET_HDR_LEN)) < 0) {
+		n->st.rx_dropped++;
+		return -1;
+	}
+	h->held = false;
+	n->st.rx_frames++;
+	n->st.rx_bytes += (uint64_t)(r - NET_HDR_LEN);
+	return 1;
+}
+
+static void rx_pump(struct spk_virtio_net *n)
+{
+	unsigned pushed = 0;
+
+	for (unsigned i = 0; i < NET_BUDGET && !n->tap_gone; i++) {
+		if (!n->rx.held && !rx_take(n)) {
+			/* no buffers: wait for the driver's kick, not for the TAP */
+			tap_watch(n, false, n->tx.held);
+			break;
+		}
+		int rc = rx_one(n);
+		if (rc == 0)
+			break;
+		pushed += rc > 0;
+	}
+	if (pushed)
+		spk_virtio_interrupt(n->vd, NET_RX);
+}
+
+/* ---- transmit: guest to TAP ----------------------------------------------------------------- */
+
+enum tx_verdict { TX_SEND, TX_DROP, TX_BROKEN };
+
+/* Check a transmit chain and map its frame into n->tx. */
+static enum tx_verdict tx_check(struct spk_virtio_net *n, const struct spk_virtq_chain *c)
+{
+	const char *name = spk_virtio_name(n->vd);
+	uint8_t hdr[NET_HDR_LEN];
+	uint32_t frame;
+	int rc;
+
+	if (c->n_out < c->n) {
+		spk_virtio_fail(n->vd, NET_TX, "transmit chain %u has %u device-writable buffers",
+		                c->head, c->n - c->n_out);
+		return TX_BROKEN;
+	}
+	if (c->out_len < NET_HDR_LEN) {
+		spk_virtio_fail(n->vd, NET_TX,
+		                "transmit chain %u of %u bytes is shorter than the %d-byte header",
+		                c->head, c->out_len, NET_HDR_LEN);
+		return TX_BROKEN;
+	}
+	frame = c->out_len - NET_HDR_LEN;
+	if (frame > NET_FRAME_MAX || frame < NET_FRAME_MIN) {
+		net_log(n, "%s: a frame of %u bytes to transmit (need %d to %u); dropped", name,
+		        frame, NET_FRAME_MIN, NET_FRAME_MAX);
+		return TX_DROP;
+	}
+	if (spk_virtq_read(spk_virtio_mem(n->vd), c, 0, hdr, sizeof(hdr)) != sizeof(hdr))
+		return TX_DROP;
+	if ((hdr[0] & HDR_F_NEEDS_CSUM) || hdr[1] != 0) {
+		net_log(n,
+		        "%s: a frame asks for offloads that were not negotiated (flags 0x%x, "
+		        "gso 0x%x); dropped",
+		        name, hdr[0], hdr[1]);
+		return TX_DROP;
+	}
+	/* the TAP gets our own all-zero header: the guest's may change under us */
+	n->tx.iov[0] = (struct iovec){.iov_base = n->tx_hdr, .iov_len = NET_HDR_LEN};
+	rc = spk_virtq_iov(spk_virtio_mem(n->vd), c, false, NET_HDR_LEN, frame, n->tx.iov + 1,
+	                   NET_IOV_MAX - 1);
+	if (rc < 0)
+		return TX_DROP;
+	n->tx.niov = rc + 1;
+	n->tx.cap = frame;
+	return TX_SEND;
+}
+
+/* Write the frame in n->tx: true when done with it (sent or dropped),
+ * false when the TAP is full. */
+static bool tx_write(struct spk_virtio_net *n)
+{
+	ssize_t w;
+
+	do
+		w = writev(n->tap, n->tx.iov, n->tx.niov);
+	while (w < 0 && errno == EINTR);
+	if (w < 0 && errno == EAGAIN)
+		return false;
+	if (w < 0) {
+		/* EIO: the link is down; the frame goes nowhere, as on a cable */
+		net_log(n, "%s: TAP %s: write: %s%s; frame dropped", spk_virtio_name(n->vd),
+		        n->ifname, strerror(errno), errno == EIO ? " (is the link up?)" : "");
+		n->st.tx_dropped++;
+		return true;
+	}
+	n->st.tx_frames++;
+	n->st.tx_bytes += n->tx.cap;
+	return true;
+}
+
+/* The frame the TAP refused earlier; false while it still refuses. */
+static bool tx_retry(struct spk_virtio_net *n)
+{
+	if (!n->tx.held)
+		return true;
+	if (!tx_write(n))
+		return false;
+	n->tx.held = false;
+	spk_virtio_push(n->vd, NET_TX, &n->tx.c, 0);
+	tap_watch(n, n->watching & EPOLLIN, false);
+	return true;
+}
+
+static void tx_pump(struct spk_virtio_net *n)
+{
+	struct spk_virtq_chain c;
+	unsigned i, used = 0;
+
+	if (n->tap_gone || !tx_retry(n))
+		return; /* EPOLLOUT brings us back */
+	for (i = 0; i < NET_BUDGET && spk_virtio_pop(n->vd, NET_TX, &c) > 0; i++) {
+		enum tx_verdict v = tx_check(n, &c);
+
+		if (v == TX_BROKEN)
+			return;
+		if (v == TX_SEND && !tx_write(n)) {
+			n->tx.c = c;
+			n->tx.held = true;
+			tap_watch(n, n->watching & EPOLLIN, true);
+			break;
+		}
+		n->st.tx_dropped += v == TX_DROP;
+		spk_virtio_push(n->vd, NET_TX, &c, 0);
+		used++;
+	}
+	if (used)
+		spk_virtio_interrupt(n->vd, NET_TX);
+	if (i == NET_BUDGET)
+		spk_virtio_kick(n->vd, NET_TX); /* the rest after the other devices' events */
+}
+
+/* ---- the device ---------------------------------------------------------------------------- */
+
+static void on_tap(void *opaque, int fd, uint32_t events)
+{
+	struct spk_virtio_net *n = opaque;
+
+	spk_virtio_lock(n->vd);
+	if (!spk_virtio_running(n->vd)) {
+		/* nothing moves until the driver is back: DRIVER_OK kicks the queues */
+		tap_watch(n, false, false);
+	} else if (events & (EPOLLERR | EPOLLHUP)) {
+		tap_lost(n, "poll", EIO);
+	} else {
+		if (events & EPOLLOUT)
+			tx_pump(n);
+		if (events & EPOLLIN)
+			rx_pump(n);
+	}
+	spk_virtio_unlock(n->vd);
+}
+
+static void net_notify(void *opaque, struct spk_virtio *vd, unsigned q)
+{
+	struct spk_virtio_net *n = opaque;
+
+	if (q == NET_RX) {
+		/* new receive buffers: frames may flow again */
+		tap_watch(n, true, n->tx.held);
+		rx_pump(n);
+	} else if (q == NET_TX) {
+		tx_pump(n);
+	}
+}
+
+static void net_reset(void *opaque, struct spk_virtio *vd)
+{
+	struct spk_virtio_net *n = opaque;
+
+	/* on a vCPU thread: the loop's watch is fixed up by on_tap */
+	n->rx.held = false;
+	n->tx.held = false;
+}
+
+static void net_config_read(void *opaque, uint32_t off, void *buf, uint32_t len)
+{
+	struct spk_virtio_net *n = opaque;
+	uint8_t cfg[CFG_SIZE] = {0};
+
+	memcpy(cfg + CFG_MAC, n->mac, sizeof(n->mac));
+	cfg[CFG_STATUS] = S_LINK_UP;
+	memcpy(buf, cfg + off, len);
+}
+
+static const struct spk_virtio_ops net_ops = {
+    .config_read = net_config_read,
+    .queue_notify = net_notify,
+    .reset = net_reset,
+};
+
+static void random_mac(uint8_t mac[6])
+{
+	if (getrandom(mac, 6, 0) != 6) {
+		uint64_t t = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 20;
+
+		memcpy(mac, &t, 6);
+	}
+	mac[0] = (uint8_t)((mac[0] & 0xfe) | 0x02); /* unicast, locally administered */
+}
+
+static int net_make(struct spk_virtio_net *n, const struct spk_virtio_net_config *cfg)
+{
+	const struct spk_virtio_config vc = {
+	    .name = "virtio-net",
+	    .device_id = SPK_VIRTIO_ID_NET,
+	    .class_code = NET_CLASS,
+	    .num_queues = 2,
+	    .queue_max = NET_QUEUE_SIZE,
+	    .features = SPK_VIRTIO_F_BIT(F_MAC) | SPK_VIRTIO_F_BIT(F_STATUS),
+	    .config_size = CFG_SIZE,
+	    .ops = &net_ops,
+	    .opaque = n,
+	    .pci = cfg->pci,
+	    .slot = cfg->slot,
+	    .mem = cfg->mem,
+	    .loop = cfg->loop,
+	};
+	int rc = spk_virtio_new(&vc, &n->vd);
+
+	if (rc < 0)
+		return rc;
+	/* nothing to receive until the driver is ready: DRIVER_OK kicks the queues */
+	rc = spk_evloop_add(cfg->loop, n->tap, 0, on_tap, n);
+	if (rc < 0) {
+		spk_virtio_free(n->vd);
+		n->vd = NULL;
+	}
+	return rc;
+}
+
+int spk_virtio_net_new(const struct spk_virtio_net_config *cfg, struct spk_virtio_net **out)
+{
+	struct spk_virtio_net *n;
+	int rc;
+
+	if (!cfg || !out || !cfg->loop)
+		return spk_fail(EINVAL, "virtio-net: new needs a config with a loop, and an out "
+		                        "pointer");
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return spk_fail(ENOMEM, "virtio-net: out of memory");
+	n->loop = cfg->loop;
+	if (cfg->has_mac)
+		memcpy(n->mac, cfg->mac, sizeof(n->mac));
+	else
+		random_mac(n->mac);
+	n->tap = cfg->tap_fd >= 0 ? cfg->tap_fd : tap_open(cfg->tap, n->ifname);
+	if (n->tap < 0) {
+		rc = n->tap;
+		goto err_free;
+	}
+	if (cfg->tap_fd >= 0) {
+		snprintf(n->ifname, sizeof(n->ifname), "fd %d", cfg->tap_fd);
+		fcntl(n->tap, F_SETFL, fcntl(n->tap, F_GETFL) | O_NONBLOCK);
+	}
+	if ((rc = net_make(n, cfg)) < 0)
+		goto err_close;
+	*out = n;
+	return 0;
+
+err_close:
+	close(n->tap);
+err_free:
+	free(n);
+	return rc;
+}
+
+void spk_virtio_net_free(struct spk_virtio_net *n)
+{
+	if (!n)
+		return;
+	if (!n->tap_gone)
+		spk_evloop_del(n->loop, n->tap);
+	spk_virtio_free(n->vd);
+	close(n->tap);
+	free(n);
+}
+
+struct spk_virtio *spk_virtio_net_dev(struct spk_virtio_net *n)
+{
+	return n->vd;
+}
+
+const char *spk_virtio_net_ifname(const struct spk_virtio_net *n)
+{
+	return n->ifname;
+}
+
+void spk_virtio_net_mac(const struct spk_virtio_net *n, uint8_t mac[6])
+{
+	memcpy(mac, n->mac, 6);
+}
+
+void spk_virtio_net_get_stats(struct spk_virtio_net *n, struct spk_virtio_net_stats *st)
+{
+	spk_virtio_lock(n->vd);
+	*st = n->st;
+	spk_virtio_unlock(n->vd);
+}
