@@ -175,6 +175,8 @@ static void usage(FILE *f)
 		"                       waits for it before its first instruction\n"
 		"  --gdb-no-wait        with --gdb: boot at once, gdb may attach later\n"
 		"  --entropy            a virtio-rng device (entropy from the host's getrandom)\n"
+		"  --disk PATH[,ro]     a virtio-blk disk on a raw image (a size in whole 512-byte\n"
+		"                       sectors); ,ro: read-only; repeat for more (drive0, drive1..)\n"
 		"  --console-virtio     a virtio console (hvc0) on the terminal: its output to\n"
 		"                       stdout, keyboard input to it instead of COM1; boot with\n"
 		"                       console=hvc0 (COM1 still goes where --serial says)\n"
@@ -196,6 +198,30 @@ static int bad(const char *opt, const char *arg, const char *why)
 	return -1;
 }
 
+/* --disk PATH[,ro]: the next drive (drive0, drive1, ...); opened at boot. */
+static int add_disk(struct spk_machine_config *cfg, const char *arg)
+{
+	size_t len = strlen(arg);
+	bool ro = len >= 3 && strcmp(arg + len - 3, ",ro") == 0;
+	struct spk_drive_config *d;
+	char why[64];
+
+	if (cfg->n_drives >= SPK_MACHINE_MAX_DRIVES) {
+		snprintf(why, sizeof(why), "too many disks (at most %d)", SPK_MACHINE_MAX_DRIVES);
+		return bad("--disk", arg, why);
+	}
+	d = &cfg->drives[cfg->n_drives];
+	len -= ro ? 3 : 0;
+	if (len == 0)
+		return bad("--disk", arg, "needs the path of a raw image");
+	if (!(d->path = strndup(arg, len)))
+		return -ENOMEM;
+	snprintf(d->id, sizeof(d->id), "drive%u", cfg->n_drives);
+	d->read_only = ro;
+	cfg->n_drives++;
+	return 0;
+}
+
 static int parse_one(struct cli *c, int opt, const char *arg, char **argv)
 {
 	struct spk_machine_config *cfg = &c->cfg;
@@ -213,6 +239,7 @@ static int parse_one(struct cli *c, int opt, const char *arg, char **argv)
 	case 'G': c->gdb_no_wait = true; return 0;
 	case 'E': cfg->entropy = true; return 0;
 	case 'V': cfg->virtio_console = true; return 0;
+	case 'D': return add_disk(cfg, arg);
 	case 'h': usage(stdout); exit(0);
 	case 'n':
 		if (spk_parse_uint(arg, 1, 255, &v) < 0)
@@ -247,6 +274,7 @@ static int parse_opts(int argc, char **argv, struct cli *c)
 		{"serial", required_argument, NULL, 's'}, {"reboot", no_argument, NULL, 'r'},
 		{"no-pvh", no_argument, NULL, 'P'}, {"timeout", required_argument, NULL, 'T'},
 		{"entropy", no_argument, NULL, 'E'}, {"console-virtio", no_argument, NULL, 'V'},
+		{"disk", required_argument, NULL, 'D'},
 		{"gdb", required_argument, NULL, 'g'}, {"gdb-no-wait", no_argument, NULL, 'G'},
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 	};
