@@ -14,6 +14,7 @@ enum {
 	SECTION_STARTUP = 1u << 1,
 	SECTION_MEMORY = 1u << 2,
 	SECTION_CHURN = 1u << 3,
+	SECTION_BLK = 1u << 4,
 };
 
 struct bench_opts {
@@ -47,5 +48,6 @@ void bench_exits(const struct bench_opts *o, struct report *r);
 void bench_startup(const struct bench_opts *o, struct report *r);
 void bench_memory(const struct bench_opts *o, struct report *r);
 void bench_churn(const struct bench_opts *o, struct report *r);
+void bench_blk(const struct bench_opts *o, struct report *r);
 
 #endif

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sparkler-bench: sparkler side by side with QEMU and with the limit (a
- * bare KVM program) on exit round trips, start-up, memory and VM churn.
+ * bare KVM program) on exit round trips, start-up, memory and VM churn, and
+ * virtio-blk throughput next to the host's own reads and writes.
  * Prints a Markdown table and writes results.json; `make bench` runs it.
  * Targets are reported as met or missed, never asserted.
  */
@@ -172,7 +173,7 @@ static void usage(FILE *f)
 	fprintf(f,
 	        "usage: sparkler-bench [options]\n"
 	        "  --quick          fewer iterations (a few seconds; numbers are rougher)\n"
-	        "  --only LIST      sections to run, comma-separated: exits,startup,memory,churn\n"
+	        "  --only LIST      sections, comma-separated: exits,startup,memory,churn,blk\n"
 	        "  --out DIR        where results.json and the guest images go (default %s)\n"
 	        "  --sparkler PATH  the sparkler program (default %s)\n"
 	        "  --bare PATH      the bare program (default %s)\n"
@@ -189,7 +190,8 @@ static int parse_sections(const char *list, unsigned *out)
 	} names[] = {{"exits", SECTION_EXITS},
 	             {"startup", SECTION_STARTUP},
 	             {"memory", SECTION_MEMORY},
-	             {"churn", SECTION_CHURN}};
+	             {"churn", SECTION_CHURN},
+	             {"blk", SECTION_BLK}};
 	char buf[256];
 
 	*out = 0;
@@ -331,6 +333,8 @@ int main(int argc, char **argv)
 		bench_memory(&o, &r);
 	if (o.sections & SECTION_CHURN)
 		bench_churn(&o, &r);
+	if (o.sections & SECTION_BLK)
+		bench_blk(&o, &r);
 	if (r.resident)
 		bare_vm_destroy(&resident);
 	getloadavg(&r.host.load_end, 1);

@@ -85,6 +85,8 @@ struct gvirtio {
  * mastering, and read its capabilities. 0, or -1 if there is none.
  */
 int gvirtio_find(struct gvirtio *d, uint16_t id);
+/* The same for the nth device of that type (0: the first), in slot order. */
+int gvirtio_find_nth(struct gvirtio *d, uint16_t id, unsigned n);
 /* Reset, ACKNOWLEDGE, DRIVER, accept want & offered (VERSION_1 always),
  * FEATURES_OK. 0, or -1 if the device refused. */
 int gvirtio_init(struct gvirtio *d, uint64_t want);

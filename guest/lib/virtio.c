@@ -110,10 +110,24 @@ static void read_caps(struct gvirtio *d)
 		d->msix_table = d->bar + (gpci_read((unsigned)d->slot, d->msix_cap + 4, 4) & ~7u);
 }
 
+/* The slot of the nth function (from 0) with this vendor and device id, or -1. */
+static int find_nth(uint16_t vendor, uint16_t device, unsigned n)
+{
+	for (unsigned s = 0; s < 32; s++)
+		if (gpci_read(s, 0, 4) == ((uint32_t)device << 16 | vendor) && n-- == 0)
+			return (int)s;
+	return -1;
+}
+
 int gvirtio_find(struct gvirtio *d, uint16_t id)
 {
+	return gvirtio_find_nth(d, id, 0);
+}
+
+int gvirtio_find_nth(struct gvirtio *d, uint16_t id, unsigned n)
+{
 	memset(d, 0, sizeof(*d));
-	d->slot = gpci_find(VENDOR, (uint16_t)(DEVICE_0 + id));
+	d->slot = find_nth(VENDOR, (uint16_t)(DEVICE_0 + id), n);
 	if (d->slot < 0)
 		return -1;
 	uint32_t lo = gpci_read((unsigned)d->slot, BAR0, 4);

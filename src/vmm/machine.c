@@ -19,6 +19,7 @@
 #include <sparkler/platform.h>
 #include <sparkler/pci.h>
 #include <sparkler/virtio.h>
+#include <sparkler/virtio_blk.h>
 
 #include "vmm/machine.h"
 
@@ -40,6 +41,7 @@ struct vm_instance {
 	struct spk_evloop *loop;
 	struct spk_virtio_rng *rng;
 	struct spk_virtio_console *vcon;
+	struct spk_virtio_blk *disks[SPK_MACHINE_MAX_DRIVES];
 };
 
 /* A device as the bus sees it, with its accesses counted for the metrics;
@@ -400,6 +402,23 @@ static void virtio_console_out(void *ctx, const uint8_t *buf, size_t n)
 	write_all(m->cfg.virtio_console_fd, buf, n);
 }
 
+/* --disk and the API's drives: virtio-blk devices, in order (drive0 first). */
+static int add_disks(struct spk_machine *m, struct vm_instance *v)
+{
+	for (uint32_t i = 0; i < m->cfg.n_drives; i++) {
+		const struct spk_drive_config *d = &m->cfg.drives[i];
+		const struct spk_virtio_blk_config bc = {.pci = v->pci, .slot = -1,
+							 .mem = spk_vm_mem(v->vm), .loop = v->loop,
+							 .path = d->path, .id = d->id,
+							 .read_only = d->read_only};
+		int rc = spk_virtio_blk_new(&bc, &v->disks[i]);
+
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
 static int add_virtio(struct spk_machine *m, struct vm_instance *v)
 {
 	struct spk_mem *mem = spk_vm_mem(v->vm);
@@ -421,7 +440,14 @@ static int add_virtio(struct spk_machine *m, struct vm_instance *v)
 		if ((rc = spk_virtio_console_new(&cc, &v->vcon)) < 0)
 			return rc;
 	}
+	if ((rc = add_disks(m, v)) < 0)
+		return rc;
 	return spk_evloop_start(v->loop);
+}
+
+static bool wants_virtio(const struct spk_machine_config *c)
+{
+	return c->entropy || c->virtio_console || c->n_drives;
 }
 
 /* The host bridge always; the virtio devices the config asks for. */
@@ -437,7 +463,7 @@ static int add_pci(struct spk_machine *m, struct vm_instance *v)
 	};
 	int rc = spk_pci_host_new(&hc, &v->pci);
 
-	if (rc < 0 || (!m->cfg.entropy && !m->cfg.virtio_console))
+	if (rc < 0 || !wants_virtio(&m->cfg))
 		return rc;
 	return add_virtio(m, v);
 }
@@ -448,6 +474,8 @@ static void destroy_pci(struct vm_instance *v)
 	spk_evloop_stop(v->loop);
 	spk_virtio_rng_free(v->rng);
 	spk_virtio_console_free(v->vcon);
+	for (uint32_t i = 0; i < SPK_MACHINE_MAX_DRIVES; i++)
+		spk_virtio_blk_free(v->disks[i]);
 	spk_evloop_free(v->loop);
 	spk_pci_host_free(v->pci);
 }

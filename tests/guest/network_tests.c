@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Guest tests of virtio-net: guest-SDK programs (guest/tests/virtio_net*.c)
- * drive the real device at CPL3 while this host side plays the network: a
- * TAP made here (persistent, IPv6 off so the kernel keeps quiet on it,
- * link down: the device brings it up), read and written through a packet
- * socket bound to it, and deleted at the end.
+ * Guest tests of virtio-net and virtio-vsock: guest-SDK programs
+ * (guest/tests/virtio_net*.c, virtio_vsock*.c) drive the real devices at
+ * CPL3 while this host side plays the network and the host programs:
+ *
+ *   - net: a TAP made here (persistent, IPv6 off so the kernel keeps
+ *     quiet on it, link down: the device brings it up), read and written
+ *     through a packet socket bound to it; deleted at the end;
+ *   - vsock: Unix sockets at uds_path (host to guest, CONNECT) and
+ *     uds_path_PORT (guest to host).
  *
  * Usage: network_tests CASE. Exit status 77 (skip) where /dev/kvm or
  * /dev/net/tun is not usable.
@@ -18,6 +22,7 @@
 #include <net/ethernet.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -29,10 +34,12 @@
 #include <sparkler/platform.h>
 #include <sparkler/virtio.h>
 #include <sparkler/virtio_net.h>
+#include <sparkler/virtio_vsock.h>
 
 #include "harness.h"
 
 #include "../../guest/tests/net_frames.h"
+#include "../../guest/tests/vsock_data.h"
 
 #define SKIP 77
 
@@ -42,9 +49,11 @@
 
 struct nt {
 	struct th t;
+	struct spk_exit e; /* the last exit: the vCPU completes it at the next run */
 	struct spk_evloop *loop;
 	struct spk_pci_host *pci;
 	struct spk_virtio_net *net;
+	struct spk_virtio_vsock *vsock;
 
 	pthread_mutex_t lock; /* log */
 	char log[LOG_LINES][256];
@@ -98,6 +107,7 @@ static void nt_teardown(struct nt *v)
 {
 	spk_evloop_stop(v->loop);
 	spk_virtio_net_free(v->net);
+	spk_virtio_vsock_free(v->vsock);
 	spk_pci_host_free(v->pci);
 	spk_evloop_free(v->loop);
 	th_teardown(&v->t);
@@ -105,13 +115,13 @@ static void nt_teardown(struct nt *v)
 	pthread_mutex_destroy(&v->lock);
 }
 
-/* Run to the guest's SYNC stage. */
-static void run_to_sync(struct nt *v, uint64_t stage)
+/* Run to the guest's SYNC stage: its value. */
+static uint64_t run_to_sync(struct nt *v, uint64_t stage)
 {
-	struct spk_exit e;
-
-	th_run(&v->t, &e);
-	CHECK_EQ(th_expect_ucall(&v->t, &e, SPK_UCALL_SYNC).args[0], stage);
+	th_run(&v->t, &v->e);
+	struct spk_ucall uc = th_expect_ucall(&v->t, &v->e, SPK_UCALL_SYNC);
+	CHECK_EQ(uc.args[0], stage);
+	return uc.args[1];
 }
 
 /* ---- a TAP and a packet socket on it ---------------------------------------------------- */
@@ -362,15 +372,302 @@ static void case_net_create(void)
 	CHECK(if_nametoindex(name) == 0, "TAP %s went with the device", name);
 }
 
+/* ---- virtio-vsock -----------------------------------------------------------------------------
+ */
+
+static char uds[64];
+
+static void uds_cleanup(void)
+{
+	char p[128];
+
+	unlink(uds);
+	for (unsigned port = VD_HOST_PORT; port <= VD_OPEN_PORT; port++) {
+		snprintf(p, sizeof(p), "%s_%u", uds, port);
+		unlink(p);
+	}
+}
+
+static void uds_init(void)
+{
+	snprintf(uds, sizeof(uds), "/tmp/spk-vsock-%u.sock", (unsigned)getpid());
+	uds_cleanup();
+	atexit(uds_cleanup);
+}
+
+static struct sockaddr_un uds_addr(unsigned port)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+
+	if (port)
+		snprintf(a.sun_path, sizeof(a.sun_path), "%s_%u", uds, port);
+	else
+		snprintf(a.sun_path, sizeof(a.sun_path), "%s", uds);
+	return a;
+}
+
+/* A host program listening on uds_path_PORT. */
+static int uds_listen(unsigned port)
+{
+	struct sockaddr_un a = uds_addr(port);
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	CHECK(s >= 0 && bind(s, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(s, 16) == 0,
+	      "listening on %s: %s", a.sun_path, strerror(errno));
+	return s;
+}
+
+/* A blocking socket that gives up after 60 s of silence. */
+static int patient(int s)
+{
+	struct timeval tv = {.tv_sec = 60};
+
+	CHECK(s >= 0, "socket: %s", strerror(errno));
+	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	return s;
+}
+
+static void read_all(int s, uint8_t *buf, size_t n)
+{
+	for (size_t got = 0; got < n;) {
+		ssize_t r = read(s, buf + got, n - got);
+
+		CHECK(r > 0, "read %zu of %zu bytes, then %zd: %s", got, n, r,
+		      r < 0 ? strerror(errno) : "EOF");
+		got += (size_t)r;
+	}
+}
+
+static void write_all(int s, const uint8_t *buf, size_t n)
+{
+	for (size_t done = 0; done < n;) {
+		ssize_t w = write(s, buf + done, n - done);
+
+		CHECK(w > 0, "write: %s", strerror(errno));
+		done += (size_t)w;
+	}
+}
+
+static void expect_eof(int s, const char *what)
+{
+	uint8_t b;
+	ssize_t r = read(s, &b, 1);
+
+	CHECK(r == 0, "%s: expected EOF, read %zd (%s)", what, r, r < 0 ? strerror(errno) : "data");
+}
+
+/* Guest to host: the program at uds_path_5000 takes VD_TO_HOST bytes,
+ * answers VD_FROM_HOST, and closes. */
+static void *g2h_main(void *p)
+{
+	int l = *(int *)p, s = patient(accept4(l, NULL, NULL, SOCK_CLOEXEC));
+	uint8_t *buf = malloc(VD_TO_HOST);
+
+	read_all(s, buf, VD_TO_HOST);
+	for (uint32_t i = 0; i < VD_TO_HOST; i++)
+		CHECK(buf[i] == vd_to_host(i), "byte %u from the guest: 0x%x", i, buf[i]);
+	for (uint32_t i = 0; i < VD_FROM_HOST; i++)
+		buf[i] = vd_from_host(i);
+	write_all(s, buf, VD_FROM_HOST);
+	close(s);
+	free(buf);
+	return NULL;
+}
+
+static int uds_connect(const char *line)
+{
+	struct sockaddr_un a = uds_addr(0);
+	int s = patient(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+
+	CHECK(connect(s, (struct sockaddr *)&a, sizeof(a)) == 0, "connect %s: %s", a.sun_path,
+	      strerror(errno));
+	write_all(s, (const uint8_t *)line, strlen(line));
+	return s;
+}
+
+/* "OK <port>\n", read a byte at a time: the port. */
+static unsigned read_ok(int s)
+{
+	char line[32];
+	unsigned port = 0;
+	size_t n = 0;
+
+	while (n < sizeof(line) - 1) {
+		CHECK(read(s, line + n, 1) == 1, "reading the OK line: %s", strerror(errno));
+		if (line[n++] == '\n')
+			break;
+	}
+	line[n] = '\0';
+	CHECK(sscanf(line, "OK %u\n", &port) == 1, "not an OK line: '%s'", line);
+	return port;
+}
+
+struct h2g {
+	unsigned port; /* from the OK line */
+};
+
+/* Host to guest: a port nobody listens on, a bad line, then an echo. */
+static void *h2g_main(void *p)
+{
+	struct h2g *h = p;
+	uint8_t *buf = malloc(VD_ECHO);
+	char line[32];
+	int s;
+
+	s = uds_connect("CONNECT 7000\n");
+	expect_eof(s, "a port nobody listens on in the guest");
+	close(s);
+	s = uds_connect("HELLO 6000\n");
+	expect_eof(s, "not a CONNECT line");
+	close(s);
+	snprintf(line, sizeof(line), "connect %u\n", VD_GUEST_PORT);
+	s = uds_connect(line);
+	h->port = read_ok(s);
+	for (uint32_t i = 0; i < VD_ECHO; i++)
+		buf[i] = vd_echo(i);
+	write_all(s, buf, VD_ECHO);
+	read_all(s, buf, VD_ECHO);
+	for (uint32_t i = 0; i < VD_ECHO; i++)
+		CHECK(buf[i] == (vd_echo(i) ^ 0x5a), "echoed byte %u: 0x%x", i, buf[i]);
+	expect_eof(s, "after the guest's SHUTDOWN");
+	close(s);
+	free(buf);
+	return NULL;
+}
+
+static void add_vsock(struct nt *v, uint32_t max_conns)
+{
+	const struct spk_virtio_vsock_config vc = {.pci = v->pci,
+	                                           .slot = -1,
+	                                           .mem = spk_vm_mem(v->t.vm),
+	                                           .loop = v->loop,
+	                                           .guest_cid = VD_CID,
+	                                           .uds_path = uds,
+	                                           .max_conns = max_conns};
+
+	CHECK_OK(spk_virtio_vsock_new(&vc, &v->vsock));
+	CHECK_OK(spk_evloop_start(v->loop));
+}
+
+static struct spk_virtio_vsock_stats vsock_idle_stats(struct nt *v)
+{
+	struct spk_virtio_vsock_stats st;
+
+	for (int i = 0; i < 100; i++) { /* the last RST may still be on its way */
+		spk_virtio_vsock_get_stats(v->vsock, &st);
+		if (st.open == 0)
+			break;
+		usleep(10000);
+	}
+	return st;
+}
+
+static void case_vsock(void)
+{
+	pthread_t g2h, h2g;
+	struct h2g hg = {0};
+	struct nt v;
+	int l;
+
+	uds_init();
+	l = uds_listen(VD_HOST_PORT);
+	nt_setup(&v, "t_virtio_vsock");
+	add_vsock(&v, 0);
+	CHECK(pthread_create(&g2h, NULL, g2h_main, &l) == 0, "thread");
+	run_to_sync(&v, 2);
+	CHECK(pthread_create(&h2g, NULL, h2g_main, &hg) == 0, "thread");
+	uint64_t port = run_to_sync(&v, 3); /* the host port the guest saw */
+	th_run_to_done(&v.t);
+	pthread_join(g2h, NULL);
+	pthread_join(h2g, NULL);
+	CHECK_EQ(hg.port, port); /* the OK line names it */
+	struct spk_virtio_vsock_stats st = vsock_idle_stats(&v);
+	printf("stats: %llu opened, %llu refused, %llu bytes to the guest, %llu from it; "
+	       "host port %u\n",
+	       (unsigned long long)st.opened, (unsigned long long)st.refused,
+	       (unsigned long long)st.rx_bytes, (unsigned long long)st.tx_bytes, hg.port);
+	CHECK_EQ(st.rx_bytes, VD_FROM_HOST + VD_ECHO);
+	CHECK_EQ(st.tx_bytes, VD_TO_HOST + VD_ECHO);
+	CHECK_EQ(st.opened, 3); /* to 5000, to 7000 (refused by the guest), to 6000 */
+	CHECK_EQ(st.open, 0);
+	CHECK(v.nlog == 0, "no warnings, got: %s", v.log[0]);
+	close(l);
+	nt_teardown(&v);
+	CHECK(access(uds, F_OK) != 0, "%s was removed", uds);
+}
+
+/* The host programs of the hostile guest: accept, never read. */
+struct keeper {
+	int l[2];
+	int fds[32];
+	unsigned n;
+	atomic_bool stop;
+};
+
+static void *keeper_main(void *p)
+{
+	struct keeper *k = p;
+
+	while (!atomic_load(&k->stop)) {
+		struct pollfd pf[2] = {{.fd = k->l[0], .events = POLLIN},
+		                       {.fd = k->l[1], .events = POLLIN}};
+		if (poll(pf, 2, 50) <= 0)
+			continue;
+		for (int i = 0; i < 2; i++)
+			if ((pf[i].revents & POLLIN) && k->n < SPK_ARRAY_SIZE_T(k->fds))
+				k->fds[k->n++] = accept4(k->l[i], NULL, NULL, SOCK_CLOEXEC);
+	}
+	return NULL;
+}
+
+static void case_vsock_hostile(void)
+{
+	static const char *const once[] = {
+	    "a packet of type 1, operation 99",
+	    "a packet of type 2, operation 1",
+	    "a packet from CID 99",
+	    "too many connections (the limit is 4)",
+	    "beyond the credit",
+	    "queue 1: packet of 20 bytes is shorter than the 44-byte header; device needs reset",
+	    "claims 100 bytes of data and carries 0 (at most 65536); device needs reset",
+	    "has 1 device-writable buffers; device needs reset",
+	    "queue 0: receive chain 0 has 1 device-readable buffers",
+	};
+	struct keeper k = {0};
+	pthread_t kt;
+	struct nt v;
+
+	uds_init();
+	k.l[0] = uds_listen(VD_SILENT_PORT);
+	k.l[1] = uds_listen(VD_OPEN_PORT);
+	CHECK(pthread_create(&kt, NULL, keeper_main, &k) == 0, "thread");
+	nt_setup(&v, "t_virtio_vsock_hostile");
+	add_vsock(&v, VD_MAX_CONNS);
+	th_run_to_done(&v.t);
+	atomic_store(&k.stop, true);
+	pthread_join(kt, NULL);
+	for (size_t i = 0; i < SPK_ARRAY_SIZE_T(once); i++)
+		CHECK(log_count(&v, once[i]) == 1, "one line with '%s', got %u", once[i],
+		      log_count(&v, once[i]));
+	struct spk_virtio_vsock_stats st = vsock_idle_stats(&v);
+	CHECK(st.refused >= 1, "the connection over the limit was refused");
+	CHECK_EQ(st.open, 0);
+	nt_teardown(&v);
+	for (unsigned i = 0; i < k.n; i++)
+		close(k.fds[i]);
+	close(k.l[0]);
+	close(k.l[1]);
+}
+
 /* ------------------------------------------------------------------------------------------- */
 
 static const struct {
 	const char *name;
 	void (*fn)(void);
 } cases[] = {
-    {"net", case_net},
-    {"net_hostile", case_net_hostile},
-    {"net_create", case_net_create},
+    {"net", case_net},     {"net_hostile", case_net_hostile},     {"net_create", case_net_create},
+    {"vsock", case_vsock}, {"vsock_hostile", case_vsock_hostile},
 };
 
 int main(int argc, char **argv)

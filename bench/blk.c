@@ -1,0 +1,339 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * virtio-blk throughput: a guest driver at CPL3 (guest/tests/virtio_blk_bench.c)
+ * keeps 32 requests in flight on a virtio-blk device over an image in the
+ * bench folder, in-process through the library, as `sparkler run` wires
+ * it (PCI host, event loop thread, ioeventfd kicks). The limit is the
+ * host's own pread/pwrite on the same file, with the same request size
+ * and offsets, one request at a time. Both go through the host's page
+ * cache (the image is written first, so it is cached): the rows measure
+ * the path from the guest's ring to the file, not the disk.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sparkler/evloop.h>
+#include <sparkler/pci.h>
+#include <sparkler/platform.h>
+#include <sparkler/sparkler.h>
+#include <sparkler/virtio_blk.h>
+
+#include "bench.h"
+#include "spawn.h"
+
+#ifndef SPK_BENCH_GUEST_DIR
+#error "SPK_BENCH_GUEST_DIR: where the guest programs are (bench/meson.build)"
+#endif
+
+#define BLK_VM_MEM (64ull << 20)
+#define BLK_TABLES 0x10000ull
+#define BLK_MAP    (4ull << 30) /* identity map: RAM and the PCI window */
+#define QD         32           /* the guest's requests in flight */
+
+enum { SEQ_READ = 1, SEQ_WRITE, RAND_READ, RAND_WRITE };
+
+struct blk_row {
+	const char *name;
+	int kind;
+	uint32_t bs;
+};
+
+static const struct blk_row rows[] = {
+    {"virtio-blk sequential read, 128 KiB requests", SEQ_READ, 128 << 10},
+    {"virtio-blk sequential write, 128 KiB requests", SEQ_WRITE, 128 << 10},
+    {"virtio-blk random read, 4 KiB requests", RAND_READ, 4 << 10},
+    {"virtio-blk random write, 4 KiB requests", RAND_WRITE, 4 << 10},
+};
+#define NROWS (sizeof(rows) / sizeof(rows[0]))
+
+struct blk_plan {
+	uint64_t image;    /* bytes */
+	int seq_passes;    /* over the whole image per sequential run */
+	uint64_t rand_ops; /* requests per random run */
+	int reps;          /* runs of each (guest, host) pair */
+};
+
+/* MiB/s of each run: the io_uring engine, the sync engine, the host. */
+struct blk_results {
+	struct samples uring[NROWS], sync[NROWS], host[NROWS];
+	const char *why; /* when the device could not run */
+};
+
+/* ---- the VM ------------------------------------------------------------------- */
+
+struct blk_vm {
+	struct spk_vm *vm;
+	struct spk_vcpu *cpu;
+	struct spk_evloop *loop;
+	struct spk_pci_host *pci;
+	struct spk_virtio_blk *blk;
+	struct spk_exit e; /* the last exit: a SYNC's answer goes back through it */
+};
+
+static void blk_vm_destroy(struct blk_vm *v)
+{
+	spk_evloop_stop(v->loop);
+	spk_virtio_blk_free(v->blk);
+	spk_pci_host_free(v->pci);
+	spk_evloop_free(v->loop);
+	spk_vm_destroy(v->vm);
+	*v = (struct blk_vm){0};
+}
+
+static int fail(struct blk_vm *v, const char *what)
+{
+	fprintf(stderr, "sparkler-bench: blk: %s: %s\n", what, spk_last_error());
+	blk_vm_destroy(v);
+	return -1;
+}
+
+static int add_device(struct blk_vm *v, const char *image, enum spk_blk_engine engine)
+{
+	const struct spk_pci_host_config hc = {
+	    .bus = spk_vm_bus(v->vm),
+	    .vm = v->vm,
+	    .ecam = SPK_PC_PCI_ECAM,
+	    .mmio_start = SPK_PC_PCI_MMIO_START,
+	    .mmio_size = SPK_PC_PCI_MMIO_SIZE,
+	    .intx = spk_vm_irq(v->vm, SPK_PC_PCI_INTX_GSI),
+	};
+	const struct spk_virtio_blk_config bc = {
+	    .slot = -1, .mem = spk_vm_mem(v->vm), .path = image, .id = "bench", .engine = engine};
+	struct spk_virtio_blk_config c = bc;
+	int rc;
+
+	if ((rc = spk_evloop_new("virtio", &v->loop)) < 0 ||
+	    (rc = spk_pci_host_new(&hc, &v->pci)) < 0)
+		return rc;
+	c.pci = v->pci;
+	c.loop = v->loop;
+	if ((rc = spk_virtio_blk_new(&c, &v->blk)) < 0)
+		return rc;
+	return spk_evloop_start(v->loop);
+}
+
+static int blk_vm_create(struct blk_vm *v, const char *image, enum spk_blk_engine engine)
+{
+	const struct spk_vm_config vc = {.max_vcpus = 1, .irqchip = SPK_IRQCHIP_KERNEL};
+	struct spk_x86_long_mode lm;
+	struct spk_elf_info elf;
+	char path[PATH_MAX];
+
+	*v = (struct blk_vm){0};
+	snprintf(path, sizeof(path), "%s/t_virtio_blk_bench.elf", SPK_BENCH_GUEST_DIR);
+	if (spk_vm_create(&vc, &v->vm) < 0)
+		return fail(v, "spk_vm_create");
+	if (spk_vm_add_memory(v->vm, 0, BLK_VM_MEM, SPK_MEM_RAM, "ram", NULL) < 0 ||
+	    spk_x86_build_long_mode(spk_vm_mem(v->vm), BLK_TABLES, BLK_MAP, &lm) < 0 ||
+	    spk_elf_load_file(spk_vm_mem(v->vm), path, BLK_VM_MEM, &elf) < 0)
+		return fail(v, "the guest");
+	if (add_device(v, image, engine) < 0)
+		return fail(v, "the device");
+	const struct spk_x86_entry entry = {.rip = elf.entry, .cpl = 0};
+	if (spk_vcpu_create(v->vm, 0, &v->cpu) < 0 ||
+	    spk_x86_vcpu_enter_long_mode(v->cpu, &lm, &entry) < 0)
+		return fail(v, "the vCPU");
+	return 0;
+}
+
+/* Run to the guest's SYNC stage, answer it; what the guest sent, or -1. */
+static int64_t guest_sync(struct blk_vm *v, uint64_t stage, uint64_t answer)
+{
+	struct spk_exit *e = &v->e;
+	struct spk_ucall uc;
+	char line[256];
+
+	do {
+		if (spk_vcpu_run(v->cpu, e) < 0) {
+			fprintf(stderr, "sparkler-bench: blk: run: %s\n", spk_last_error());
+			return -1;
+		}
+	} while (e->kind == SPK_EXIT_NONE);
+	if (e->kind == SPK_EXIT_HYPERCALL && spk_ucall_decode(v->cpu, e, &uc) == 0 &&
+	    uc.type == SPK_UCALL_SYNC && uc.args[0] == stage) {
+		spk_exit_complete_read(e, answer);
+		return (int64_t)uc.args[1];
+	}
+	if (e->kind == SPK_EXIT_HYPERCALL && spk_ucall_decode(v->cpu, e, &uc) == 0 &&
+	    uc.type == SPK_UCALL_ASSERT)
+		fprintf(stderr,
+		        "sparkler-bench: blk: guest assert: %s at %s:%llu (0x%llx vs 0x%llx)\n",
+		        uc.expr, uc.file, (unsigned long long)uc.line,
+		        (unsigned long long)uc.args[3], (unsigned long long)uc.args[4]);
+	else {
+		spk_exit_format(e, line, sizeof(line));
+		fprintf(stderr, "sparkler-bench: blk: expected SYNC %llu, got %s\n",
+		        (unsigned long long)stage, line);
+	}
+	return -1;
+}
+
+/* One run in the guest: MiB/s, or -1. */
+static double guest_run(struct blk_vm *v, const struct blk_row *row, uint64_t n)
+{
+	if (guest_sync(v, 1, (uint64_t)row->kind) < 0 || guest_sync(v, 2, row->bs) < 0 ||
+	    guest_sync(v, 3, n) < 0 || guest_sync(v, 4, 0) < 0)
+		return -1;
+	double t0 = now_ns();
+	int64_t errors = guest_sync(v, 5, 0);
+	double t = now_ns() - t0;
+	if (errors != 0) {
+		fprintf(stderr, "sparkler-bench: blk: %lld requests failed\n", (long long)errors);
+		return -1;
+	}
+	return (double)n * row->bs / (1 << 20) / (t / 1e9);
+}
+
+/* ---- the host's own reads and writes (the limit) ------------------------------------ */
+
+/* The guest's offsets (sequential, or its LCG over the image in bs units)
+ * and its memory: QD buffers of bs bytes, one after the other. */
+static double host_run(int fd, const struct blk_row *row, uint64_t n, uint64_t image)
+{
+	static uint8_t buf[QD * (128 << 10)] __attribute__((aligned(4096)));
+	uint64_t blocks = image / row->bs, rng = 0x2545f4914f6cdd1dull;
+	bool seq = row->kind == SEQ_READ || row->kind == SEQ_WRITE;
+	bool rd = row->kind == SEQ_READ || row->kind == RAND_READ;
+
+	memset(buf, 0x5a, sizeof(buf));
+	double t0 = now_ns();
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t block;
+
+		if (seq)
+			block = i % blocks;
+		else {
+			rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+			block = (rng >> 17) % blocks;
+		}
+		off_t off = (off_t)(block * row->bs);
+		uint8_t *p = buf + (i % QD) * row->bs;
+		ssize_t got = rd ? pread(fd, p, row->bs, off) : pwrite(fd, p, row->bs, off);
+		if (got != (ssize_t)row->bs)
+			return -1;
+	}
+	double t = now_ns() - t0;
+	return (double)n * row->bs / (1 << 20) / (t / 1e9);
+}
+
+/* ---- the runs ---------------------------------------------------------------------- */
+
+static int make_image(const char *path, uint64_t size)
+{
+	static uint8_t chunk[1 << 20];
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	if (fd < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(chunk); i++)
+		chunk[i] = (uint8_t)(i * 131 + 7);
+	for (uint64_t off = 0; off < size; off += sizeof(chunk))
+		if (pwrite(fd, chunk, sizeof(chunk), (off_t)off) != (ssize_t)sizeof(chunk)) {
+			close(fd);
+			return -1;
+		}
+	return fd;
+}
+
+static uint64_t ops_of(const struct blk_plan *p, const struct blk_row *row)
+{
+	bool seq = row->kind == SEQ_READ || row->kind == SEQ_WRITE;
+
+	return seq ? p->image / row->bs * (uint64_t)p->seq_passes : p->rand_ops;
+}
+
+/* Every row on one VM with this engine; the host's runs paired with the io_uring ones. */
+static int measure_engine(const struct blk_plan *p, const char *image, int fd,
+                          enum spk_blk_engine engine, struct blk_results *res)
+{
+	struct blk_vm v;
+	bool uring = engine == SPK_BLK_ENGINE_IO_URING;
+
+	if (blk_vm_create(&v, image, engine) < 0)
+		return -1;
+	for (size_t i = 0; i < NROWS; i++) {
+		uint64_t n = ops_of(p, &rows[i]);
+
+		for (int rep = 0; rep < p->reps; rep++) {
+			double host = -1, guest;
+
+			if (uring && rep % 2)
+				host = host_run(fd, &rows[i], n, p->image);
+			guest = guest_run(&v, &rows[i], n);
+			if (uring && rep % 2 == 0)
+				host = host_run(fd, &rows[i], n, p->image);
+			if (guest <= 0) {
+				blk_vm_destroy(&v);
+				return -1;
+			}
+			samples_add(uring ? &res->uring[i] : &res->sync[i], guest);
+			if (uring && host > 0)
+				samples_add(&res->host[i], host);
+		}
+	}
+	int rc = guest_sync(&v, 1, 0) < 0 ? -1 : 0; /* done */
+	blk_vm_destroy(&v);
+	return rc;
+}
+
+static void add_rows(struct report *r, const struct blk_plan *p, struct blk_results *res)
+{
+	for (size_t i = 0; i < NROWS; i++) {
+		struct row *row = report_row(r, rows[i].name, "MiB/s", 0);
+		struct cell sync = cell_samples(res->sync[i].v, res->sync[i].n);
+
+		if (!row)
+			return;
+		row->spk =
+		    res->why ? cell_text(res->why) : cell_samples(res->uring[i].v, res->uring[i].n);
+		row->qemu = cell_text("n/a");
+		row->limit = cell_samples(res->host[i].v, res->host[i].n);
+		row_note(row,
+		         "%s A CPL3 guest driver keeps %d requests in flight on a %llu MiB image "
+		         "(page-cached); sparkler is the io_uring engine (the sync engine, "
+		         "preadv/pwritev on the event loop thread: %s%.0f MiB/s); the limit is the "
+		         "host's own %s on the same file, same request size, offsets and buffers, "
+		         "one at a time; median of %d runs of %llu requests.",
+		         i == 0 ? "In-process, the device as `sparkler run` wires it (PCI, event "
+		                  "loop thread, ioeventfd kicks, used-ring polling)."
+		                : "",
+		         QD, (unsigned long long)(p->image >> 20), sync.ok ? "" : "failed, ",
+		         sync.ok ? sync.v : 0.0,
+		         rows[i].kind == SEQ_READ || rows[i].kind == RAND_READ ? "pread" : "pwrite",
+		         p->reps, (unsigned long long)ops_of(p, &rows[i]));
+	}
+}
+
+void bench_blk(const struct bench_opts *o, struct report *r)
+{
+	const struct blk_plan p = {
+	    .image = o->quick ? 64ull << 20 : 256ull << 20,
+	    .seq_passes = o->quick ? 1 : 2,
+	    .rand_ops = o->quick ? 16384 : 32768,
+	    .reps = 3,
+	};
+	static struct blk_results res;
+	char image[PATH_MAX];
+	int fd;
+
+	memset(&res, 0, sizeof(res));
+	bench_path(o, "blk-bench.img", image);
+	fd = make_image(image, p.image);
+	if (fd < 0) {
+		fprintf(stderr, "sparkler-bench: blk: cannot write %s: %s\n", image,
+		        strerror(errno));
+		res.why = "failed";
+	} else if (measure_engine(&p, image, fd, SPK_BLK_ENGINE_IO_URING, &res) < 0) {
+		res.why = "failed";
+	} else if (measure_engine(&p, image, fd, SPK_BLK_ENGINE_SYNC, &res) < 0) {
+		memset(res.sync, 0, sizeof(res.sync));
+	}
+	add_rows(r, &p, &res);
+	if (fd >= 0)
+		close(fd);
+	unlink(image);
+}

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * virtio-vsock (virtio 1.2 section 5.10), stream sockets, with the host
+ * side on Unix sockets as Firecracker has it:
+ *
+ *   - host to guest: connect to uds_path, write "CONNECT <port>\n", read
+ *     "OK <host port>\n" once the guest accepted; then the socket is the
+ *     stream. If the guest refuses, the socket is closed.
+ *   - guest to host: a guest connection to host (CID 2) port P connects
+ *     to the Unix socket "<uds_path>_<P>", where a host program listens;
+ *     if none does, the guest gets a reset (ECONNRESET).
+ *
+ * Flow control is virtio-vsock's credit: each connection buffers at most
+ * 256 KiB of the guest's data for a host program that reads slowly, and
+ * the guest is sent no more than it gave credit for. At most max_conns
+ * connections are open at once (host programs waiting for their CONNECT
+ * line count); more are refused (reset, or the host socket closed).
+ * A device reset by the driver closes every connection.
+ */
+#ifndef SPARKLER_VIRTIO_VSOCK_H
+#define SPARKLER_VIRTIO_VSOCK_H
+
+#include <stdint.h>
+
+#include <sparkler/virtio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct spk_virtio_vsock_config {
+	struct spk_pci_host *pci;
+	int slot; /* -1: the first free */
+	struct spk_mem *mem;
+	struct spk_evloop *loop; /* required */
+	uint32_t guest_cid;      /* 3 to 2^32 - 2 */
+	/* Where host programs connect. A stale socket there is replaced; a
+	 * socket someone listens on, or any other file, is refused. Removed
+	 * when the device is freed. */
+	const char *uds_path;
+	uint32_t max_conns; /* 0: 128; at most 4096 */
+};
+
+struct spk_virtio_vsock_stats {
+	uint64_t opened;   /* connections made, either way */
+	uint64_t refused;  /* not made: the limit, nobody at uds_path_PORT */
+	uint64_t rx_bytes; /* host to guest */
+	uint64_t tx_bytes; /* guest to host */
+	uint32_t open;     /* connections open now */
+};
+
+struct spk_virtio_vsock;
+/* Listen on uds_path and make the device; -errno with spk_last_error(). */
+int spk_virtio_vsock_new(const struct spk_virtio_vsock_config *cfg, struct spk_virtio_vsock **out);
+/* After the loop stopped: closes every connection and removes uds_path. */
+void spk_virtio_vsock_free(struct spk_virtio_vsock *v);
+struct spk_virtio *spk_virtio_vsock_dev(struct spk_virtio_vsock *v);
+void spk_virtio_vsock_get_stats(struct spk_virtio_vsock *v, struct spk_virtio_vsock_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
