@@ -28,6 +28,7 @@
 
 #include <sparkler/log.h>
 
+#include "vmm/seccomp_policy.h"
 #include "vmm/api.h"
 
 #define ERR_LEN 512
@@ -348,7 +349,8 @@ static void usage(FILE *f)
 	        "  --metrics-path PATH     append a JSON metrics line here (like PUT /metrics)\n"
 	        "  --metrics-interval SEC  seconds between metrics lines (default 60)\n"
 	        "  --http-api-max-payload-size BYTES  largest request body (default %d)\n"
-	        "  --boot-timer, --no-seccomp  accepted for Firecracker's command lines\n"
+	        "  --boot-timer       accepted for Firecracker's command lines (always on)\n"
+	        "  --no-seccomp       run without system call filters (debugging only)\n"
 	        "Exit status: that of the guest, as for sparkler run (0 powered off, 2 bad\n"
 	        "usage or config, 3 reset, 4 crash, 5 stopped from the host).\n",
 	        SPK_API_MAX_BODY_DEFAULT);
@@ -401,8 +403,10 @@ static int parse_one(struct opts *o, int c, const char *arg, char **argv)
 		o->metrics_path = arg;
 		return 0;
 	case 'b':
+		return 0; /* --boot-timer: always on */
 	case 'S':
-		return 0; /* --boot-timer (always on), --no-seccomp */
+		spk_seccomp_enabled = false;
+		return 0;
 	case 'h':
 		usage(stdout);
 		exit(0);
@@ -676,6 +680,10 @@ int spk_cmd_api(int argc, char **argv)
 
 	if (parse_opts(argc, argv, &o) < 0)
 		return SPK_STATUS_USAGE;
+	spk_seccomp_warn_if_off();
+	/* every thread of the API process from here on, and each vCPU and
+	 * device thread adds its own, narrower list on top */
+	spk_seccomp_install_or_die(SPK_SECCOMP_API, "api");
 	sfd = block_signals(&set);
 	a = (struct api_main){.serial_fd = -1, .wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
 	pthread_mutex_init(&a.lock, NULL);

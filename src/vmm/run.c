@@ -25,6 +25,7 @@
 
 #include "vmm/gdb.h"
 #include "vmm/machine.h"
+#include "vmm/seccomp_policy.h"
 
 #define ESCAPE_CHAR 0x01 /* Ctrl-A, then x: quit */
 
@@ -171,6 +172,7 @@ static void usage(FILE *f)
 		"  --reboot             restart the guest when it resets\n"
 		"  --no-pvh             boot an ELF kernel through its 64-bit entry\n"
 		"  --timeout SEC        stop the guest after SEC seconds (exit status 4)\n"
+		"  --no-seccomp         run without system call filters (debugging only)\n"
 		"  --gdb ADDR           serve gdb on tcp:[HOST:]PORT or unix:PATH; the guest\n"
 		"                       waits for it before its first instruction\n"
 		"  --gdb-no-wait        with --gdb: boot at once, gdb may attach later\n"
@@ -235,6 +237,7 @@ static int parse_one(struct cli *c, int opt, const char *arg, char **argv)
 	case 's': c->serial = arg; return 0;
 	case 'r': cfg->reboot = true; return 0;
 	case 'P': cfg->no_pvh = true; return 0;
+	case 'N': spk_seccomp_enabled = false; return 0;
 	case 'g': c->gdb = arg; return 0;
 	case 'G': c->gdb_no_wait = true; return 0;
 	case 'E': cfg->entropy = true; return 0;
@@ -273,6 +276,7 @@ static int parse_opts(int argc, char **argv, struct cli *c)
 		{"mem", required_argument, NULL, 'm'}, {"cpu-template", required_argument, NULL, 't'},
 		{"serial", required_argument, NULL, 's'}, {"reboot", no_argument, NULL, 'r'},
 		{"no-pvh", no_argument, NULL, 'P'}, {"timeout", required_argument, NULL, 'T'},
+		{"no-seccomp", no_argument, NULL, 'N'},
 		{"entropy", no_argument, NULL, 'E'}, {"console-virtio", no_argument, NULL, 'V'},
 		{"disk", required_argument, NULL, 'D'},
 		{"gdb", required_argument, NULL, 'g'}, {"gdb-no-wait", no_argument, NULL, 'G'},
@@ -371,6 +375,7 @@ int spk_cmd_run(int argc, char **argv)
 		spk_machine_config_free(&c.cfg);
 		return SPK_STATUS_USAGE;
 	}
+	spk_seccomp_warn_if_off();
 	c.cfg.serial_fd = open_serial(c.serial);
 	if (c.cfg.serial_fd < -1 || (c.cfg.serial_fd == -1 && strcmp(c.serial, "none") != 0)) {
 		fprintf(stderr, "sparkler: --serial %s: %s\n", c.serial, strerror(errno));

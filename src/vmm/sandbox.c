@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "vmm/gdb.h"
+#include "vmm/seccomp_policy.h"
 #include "vmm/vmm.h"
 
 #define SB_TABLES 0x10000ull
@@ -139,6 +140,7 @@ static void usage(FILE *f)
 		   "  --stats          print a table of exits when the guest is done\n"
 		   "  --strict         an access to no device is fatal, not a fault\n"
 		   "  --timeout SEC    stop the guest after SEC seconds (exit status 4)\n"
+		   "  --no-seccomp     run without system call filters (debugging only)\n"
 		   "  --gdb ADDR       serve gdb on tcp:[HOST:]PORT or unix:PATH; the guest\n"
 		   "                   waits for it before its first instruction\n"
 		   "  --gdb-no-wait    with --gdb: start at once, gdb may attach later\n");
@@ -155,6 +157,7 @@ static int parse(int argc, char **argv, struct sb_opts *o)
 	static const struct option longs[] = {
 		{"mem", required_argument, NULL, 'm'},  {"cpus", required_argument, NULL, 'c'},
 		{"stats", no_argument, NULL, 's'},      {"strict", no_argument, NULL, 'S'},
+		{"no-seccomp", no_argument, NULL, 'N'},
 		{"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
 		{"gdb", required_argument, NULL, 'g'},  {"gdb-no-wait", no_argument, NULL, 'G'},
 		{NULL, 0, NULL, 0},
@@ -186,6 +189,9 @@ static int parse(int argc, char **argv, struct sb_opts *o)
 			break;
 		case 's':
 			o->stats = true;
+			break;
+		case 'N':
+			spk_seccomp_enabled = false;
 			break;
 		case 'S':
 			o->strict = true;
@@ -344,10 +350,19 @@ static int start_gdb(struct sandbox *sb, const struct sb_opts *o)
 	return 0;
 }
 
+/* Each vCPU thread filters itself before the guest's first instruction. */
+static void sandbox_vcpu_seccomp(struct spk_vcpu *vcpu, void *opaque)
+{
+	char name[16];
+
+	snprintf(name, sizeof(name), "vcpu%u", spk_vcpu_id(vcpu));
+	spk_seccomp_install_or_die(SPK_SECCOMP_VCPU, name);
+}
+
 int spk_cmd_sandbox(int argc, char **argv)
 {
 	struct sandbox sb = {.status = SPK_STATUS_OK, .console_fd = STDOUT_FILENO};
-	struct spk_run_ops ops = {.on_exit = sandbox_on_exit};
+	struct spk_run_ops ops = {.on_exit = sandbox_on_exit, .thread_start = sandbox_vcpu_seccomp};
 	struct spk_run_result res;
 	struct sb_opts o;
 	pthread_t wd_thread;
@@ -357,6 +372,7 @@ int spk_cmd_sandbox(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &sb.t0);
 	if (parse(argc, argv, &o) < 0)
 		return SPK_STATUS_USAGE;
+	spk_seccomp_warn_if_off();
 	sb.cpus = (uint32_t)o.cpus;
 	sb.mem = o.mem;
 	rc = setup(&sb, &o);

@@ -9,17 +9,39 @@
  * dies of SIGSYS.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <linux/kvm.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
-#include "vmm/seccomp.h"
+#include "vmm/seccomp_policy.h"
 
+/*
+ * Sanitizer builds run without filters: their runtimes stop the world with
+ * ptrace, read /proc and map shadow memory from any thread (LeakSanitizer
+ * at exit, reports on error). The normal build, which CI tests too, always
+ * filters.
+ */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SPK_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SPK_SANITIZED 1
+#endif
+#endif
+
+#ifdef SPK_SANITIZED
+bool spk_seccomp_enabled = false;
+static const bool sanitized = true;
+#else
 bool spk_seccomp_enabled = true;
+static const bool sanitized = false;
+#endif
 
 static __thread char thread_name[16] = "unfiltered";
 
@@ -53,6 +75,7 @@ static const struct rule common[] = {
 	{SCMP_SYS(write), "console output (hypercall, debug port, UART), log lines"},
 	{SCMP_SYS(writev), "stdio flushing several buffers"},
 	{SCMP_SYS(restart_syscall), "a futex wait interrupted by the kick signal"},
+	{SCMP_SYS(seccomp), "a thread adding its own, narrower filter (filters only stack)"},
 };
 
 /* A vCPU thread: KVM (ioctls of type KVMIO only, see below), and making
@@ -90,7 +113,55 @@ static const struct rule device[] = {
 	{SCMP_SYS(poll), "bounded waits on sockets"},
 	{SCMP_SYS(ppoll), "bounded waits on sockets"},
 	{SCMP_SYS(fcntl), "non-blocking sockets"},
+	{SCMP_SYS(setsockopt), "gdb stub: TCP_NODELAY on its connection"},
+	{SCMP_SYS(recvfrom), "gdb stub and vsock: socket reads"},
+	{SCMP_SYS(sendto), "gdb stub and vsock: socket writes"},
+	{SCMP_SYS(shutdown), "gdb stub and vsock: closing a connection"},
 	{SCMP_SYS(ioctl), "KVM only (below)"},
+};
+
+/* The API process (every thread of it, on top of the lists above): it
+ * serves HTTP on its Unix socket, writes logs and metrics, and on
+ * InstanceStart reads the kernel and disks and makes the VM. */
+static const struct rule api[] = {
+	{SCMP_SYS(openat), "InstanceStart reads the kernel, initrd, disks; logger and metrics files"},
+	{SCMP_SYS(newfstatat), "checking drive and kernel paths"},
+	{SCMP_SYS(fstat), "file sizes"},
+	{SCMP_SYS(statx), "file sizes"},
+	{SCMP_SYS(lseek), "stdio on logger files"},
+	{SCMP_SYS(access), "checking paths"},
+	{SCMP_SYS(unlink), "removing the API socket at exit"},
+	{SCMP_SYS(bind), "the API socket"},
+	{SCMP_SYS(listen), "the API socket"},
+	{SCMP_SYS(shutdown), "closing HTTP connections"},
+	{SCMP_SYS(getsockname), "libmicrohttpd"},
+	{SCMP_SYS(getpeername), "libmicrohttpd"},
+	{SCMP_SYS(setsockopt), "libmicrohttpd"},
+	{SCMP_SYS(getsockopt), "libmicrohttpd"},
+	{SCMP_SYS(sendto), "HTTP responses"},
+	{SCMP_SYS(recvfrom), "HTTP requests"},
+	{SCMP_SYS(pipe2), "libmicrohttpd's wakeups"},
+	{SCMP_SYS(epoll_create1), "libmicrohttpd's and the event loops' epoll"},
+	{SCMP_SYS(prlimit64), "glibc reading limits for new threads"},
+	{SCMP_SYS(dup), "serial and metrics descriptors"},
+	{SCMP_SYS(dup3), "serial and metrics descriptors"},
+	{SCMP_SYS(clone3), "the VM, vCPU and event-loop threads"},
+	{SCMP_SYS(clone), "threads (older glibc)"},
+	{SCMP_SYS(set_robust_list), "a new thread's start"},
+	{SCMP_SYS(rseq), "a new thread's start"},
+	{SCMP_SYS(prctl), "thread names"},
+	{SCMP_SYS(mremap), "realloc of large buffers"},
+	{SCMP_SYS(rt_sigaction), "the SIGSYS and kick handlers of new VMs"},
+	{SCMP_SYS(signalfd4), "host signals"},
+	{SCMP_SYS(uname), "glibc"},
+	{SCMP_SYS(getuid), "glibc"},
+	{SCMP_SYS(sched_getaffinity), "glibc thread start"},
+	{SCMP_SYS(timerfd_create), "libmicrohttpd timeouts"},
+	{SCMP_SYS(timerfd_settime), "libmicrohttpd timeouts"},
+	{SCMP_SYS(ftruncate), "metrics files"},
+	{SCMP_SYS(getdents64), "closing descriptors"},
+	{SCMP_SYS(io_uring_setup), "virtio-blk with io_uring"},
+	{SCMP_SYS(io_uring_register), "virtio-blk with io_uring"},
 };
 
 /* ioctl: a vCPU or device thread may only talk to KVM (type KVMIO). */
@@ -98,6 +169,14 @@ static int allow_kvm_ioctls(scmp_filter_ctx ctx)
 {
 	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
 				SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff00, (uint64_t)KVMIO << 8));
+}
+
+/* prctl: only PR_SET_NO_NEW_PRIVS, which seccomp_load sets before it
+ * stacks a filter (a CPU_UP vCPU thread filtering itself again). */
+static int allow_no_new_privs(scmp_filter_ctx ctx)
+{
+	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+				SCMP_A0(SCMP_CMP_EQ, PR_SET_NO_NEW_PRIVS));
 }
 
 static int add_rules(scmp_filter_ctx ctx, const struct rule *r, size_t n)
@@ -147,7 +226,7 @@ static void sigsys_handler(int sig, siginfo_t *si, void *uc)
 	raise(sig);
 }
 
-static void install_handler(void)
+static void install_handler_once(void)
 {
 	struct sigaction sa = {.sa_sigaction = sigsys_handler, .sa_flags = SA_SIGINFO};
 
@@ -155,11 +234,32 @@ static void install_handler(void)
 	sigaction(SIGSYS, &sa, NULL);
 }
 
+/* Once per process: a thread that inherited a filter cannot call
+ * rt_sigaction any more (a vCPU started with CPU_UP, say). */
+static void install_handler(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, install_handler_once);
+}
+
 /* ---- installing --------------------------------------------------------- */
 
 static const char *profile_name(enum spk_seccomp_profile p)
 {
-	return p == SPK_SECCOMP_VCPU ? "vcpu" : "device";
+	return p == SPK_SECCOMP_VCPU ? "vcpu" : p == SPK_SECCOMP_API ? "api" : "device";
+}
+
+void spk_seccomp_warn_if_off(void)
+{
+	static bool said;
+
+	if (!spk_seccomp_enabled && !said && !sanitized) {
+		said = true;
+		fprintf(stderr, "sparkler: WARNING: --no-seccomp: system call filters are OFF; "
+				"a compromised monitor thread can do anything this process can. "
+				"For debugging only.\n");
+	}
 }
 
 int spk_seccomp_install(enum spk_seccomp_profile p, const char *name)
@@ -171,20 +271,40 @@ int spk_seccomp_install(enum spk_seccomp_profile p, const char *name)
 	if (!spk_seccomp_enabled)
 		return 0;
 	install_handler();
+	/* a blocked SIGSYS would kill without the report: let it through */
+	sigset_t sys;
+	sigemptyset(&sys);
+	sigaddset(&sys, SIGSYS);
+	pthread_sigmask(SIG_UNBLOCK, &sys, NULL);
 	ctx = seccomp_init(SCMP_ACT_TRAP);
 	if (!ctx)
 		return -ENOMEM;
 	rc = add_rules(ctx, common, sizeof(common) / sizeof(common[0]));
 	if (rc == 0 && p == SPK_SECCOMP_VCPU)
 		rc = add_rules(ctx, vcpu, sizeof(vcpu) / sizeof(vcpu[0]));
-	if (rc == 0 && p == SPK_SECCOMP_DEVICE)
+	if (rc == 0 && (p == SPK_SECCOMP_DEVICE || p == SPK_SECCOMP_API))
 		rc = add_rules(ctx, device, sizeof(device) / sizeof(device[0]));
+	if (rc == 0 && p == SPK_SECCOMP_API)
+		rc = add_rules(ctx, api, sizeof(api) / sizeof(api[0]));
 	if (rc == 0)
 		rc = allow_kvm_ioctls(ctx);
+	if (rc == 0 && p != SPK_SECCOMP_API) /* the API list allows all of prctl */
+		rc = allow_no_new_privs(ctx);
 	if (rc == 0)
 		rc = seccomp_load(ctx); /* also sets no_new_privs */
 	seccomp_release(ctx);
 	return rc;
+}
+
+void spk_seccomp_install_or_die(enum spk_seccomp_profile p, const char *name)
+{
+	int rc = spk_seccomp_install(p, name);
+
+	if (rc < 0) {
+		fprintf(stderr, "sparkler: seccomp: cannot filter thread %s: %s\n", thread_name,
+			strerror(-rc));
+		_exit(4);
+	}
 }
 
 const char *spk_seccomp_thread_name(void)
