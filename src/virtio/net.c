@@ -164,6 +164,8 @@ static void tap_watch(struct spk_virtio_net *n, bool in, bool out)
 /* The TAP failed in a way that will not pass (deleted under us). */
 static void tap_lost(struct spk_virtio_net *n, const char *what, int err)
 {
+	if (n->tap_gone)
+		return;
 	spk_log(SPK_LOG_ERROR, "%s: TAP %s: %s: %s; no more frames in either direction",
 	        spk_virtio_name(n->vd), n->ifname, what, strerror(err));
 	spk_evloop_del(n->loop, n->tap);
@@ -333,6 +335,10 @@ static bool tx_write(struct spk_virtio_net *n)
 {
 	ssize_t w;
 
+	if (n->tap_gone) { /* a cable pulled out: frames go nowhere */
+		n->st.tx_dropped++;
+		return true;
+	}
 	do
 		w = writev(n->tap, n->tx.iov, n->tx.niov);
 	while (w < 0 && errno == EINTR);
@@ -368,7 +374,7 @@ static void tx_pump(struct spk_virtio_net *n)
 	struct spk_virtq_chain c;
 	unsigned i, used = 0;
 
-	if (n->tap_gone || !tx_retry(n))
+	if (!tx_retry(n))
 		return; /* EPOLLOUT brings us back */
 	for (i = 0; i < NET_BUDGET && spk_virtio_pop(n->vd, NET_TX, &c) > 0; i++) {
 		enum tx_verdict v = tx_check(n, &c);
@@ -398,11 +404,12 @@ static void on_tap(void *opaque, int fd, uint32_t events)
 	struct spk_virtio_net *n = opaque;
 
 	spk_virtio_lock(n->vd);
-	if (!spk_virtio_running(n->vd)) {
+	if (events & (EPOLLERR | EPOLLHUP)) {
+		/* the TAP was deleted under us: these fire whatever we watch */
+		tap_lost(n, "poll", EIO);
+	} else if (!spk_virtio_running(n->vd)) {
 		/* nothing moves until the driver is back: DRIVER_OK kicks the queues */
 		tap_watch(n, false, false);
-	} else if (events & (EPOLLERR | EPOLLHUP)) {
-		tap_lost(n, "poll", EIO);
 	} else {
 		if (events & EPOLLOUT)
 			tx_pump(n);

@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -660,14 +661,57 @@ static void case_vsock_hostile(void)
 	close(k.l[1]);
 }
 
+/* The TAP is deleted under a device: the loop does not spin on the error
+ * the TAP reports from then on (logged once, when it is noticed). */
+static void case_net_gone(void)
+{
+	struct spk_virtio_net_config nc = {.slot = -1, .tap_fd = -1};
+	char name[IFNAMSIZ], cmd[64];
+	struct rusage a, b;
+	struct nt v;
+
+	snprintf(name, sizeof(name), "spkg%u", (unsigned)getpid() % 1000000);
+	nt_setup(&v, "t_virtio_net");
+	nc.pci = v.pci;
+	nc.mem = spk_vm_mem(v.t.vm);
+	nc.loop = v.loop;
+	nc.tap = name;
+	int rc = spk_virtio_net_new(&nc, &v.net);
+	if (rc == -EPERM || rc == -ENOENT || rc == -ENODEV || rc == -EACCES) {
+		printf("SKIP: /dev/net/tun is not usable here: %s\n", spk_last_error());
+		exit(SKIP);
+	}
+	CHECK_OK(rc);
+	CHECK_OK(spk_evloop_start(v.loop));
+	snprintf(cmd, sizeof(cmd), "ip link del %s", name);
+	CHECK(system(cmd) == 0, "%s", cmd);
+	usleep(200000);
+	getrusage(RUSAGE_SELF, &a);
+	usleep(500000);
+	getrusage(RUSAGE_SELF, &b);
+	double cpu = (double)(b.ru_utime.tv_sec - a.ru_utime.tv_sec + b.ru_stime.tv_sec -
+	                      a.ru_stime.tv_sec) +
+	             (double)(b.ru_utime.tv_usec - a.ru_utime.tv_usec + b.ru_stime.tv_usec -
+	                      a.ru_stime.tv_usec) /
+	                 1e6;
+	printf("CPU in 0.5 s after the TAP went: %.3f s\n", cpu);
+	CHECK(cpu < 0.1, "the loop spins: %.3f s of CPU in 0.5 s", cpu);
+	CHECK(log_count(&v, "no more frames in either direction") <= 1, "at most one line");
+	nt_teardown(&v);
+}
+
 /* ------------------------------------------------------------------------------------------- */
 
 static const struct {
 	const char *name;
 	void (*fn)(void);
 } cases[] = {
-    {"net", case_net},     {"net_hostile", case_net_hostile},     {"net_create", case_net_create},
-    {"vsock", case_vsock}, {"vsock_hostile", case_vsock_hostile},
+    {"net", case_net},
+    {"net_hostile", case_net_hostile},
+    {"net_create", case_net_create},
+    {"net_gone", case_net_gone},
+    {"vsock", case_vsock},
+    {"vsock_hostile", case_vsock_hostile},
 };
 
 int main(int argc, char **argv)
