@@ -20,6 +20,8 @@
 #include <sparkler/pci.h>
 #include <sparkler/virtio.h>
 #include <sparkler/virtio_blk.h>
+#include <sparkler/virtio_net.h>
+#include <sparkler/virtio_vsock.h>
 
 #include "vmm/machine.h"
 
@@ -42,6 +44,8 @@ struct vm_instance {
 	struct spk_virtio_rng *rng;
 	struct spk_virtio_console *vcon;
 	struct spk_virtio_blk *disks[SPK_MACHINE_MAX_DRIVES];
+	struct spk_virtio_net *nets[SPK_MACHINE_MAX_NETS];
+	struct spk_virtio_vsock *vsock;
 };
 
 /* A device as the bus sees it, with its accesses counted for the metrics;
@@ -419,6 +423,31 @@ static int add_disks(struct spk_machine *m, struct vm_instance *v)
 	return 0;
 }
 
+/* --net and the API's network interfaces: virtio-net on TAPs; --vsock. */
+static int add_network(struct spk_machine *m, struct vm_instance *v)
+{
+	const struct spk_vsock_config *vs = &m->cfg.vsock;
+	int rc;
+
+	for (uint32_t i = 0; i < m->cfg.n_nets; i++) {
+		const struct spk_net_config *n = &m->cfg.nets[i];
+		struct spk_virtio_net_config nc = {.pci = v->pci, .slot = -1, .mem = spk_vm_mem(v->vm),
+						   .loop = v->loop, .tap = n->tap, .tap_fd = -1,
+						   .has_mac = n->has_mac};
+
+		memcpy(nc.mac, n->mac, sizeof(nc.mac));
+		if ((rc = spk_virtio_net_new(&nc, &v->nets[i])) < 0)
+			return rc;
+	}
+	if (!vs->enabled)
+		return 0;
+	const struct spk_virtio_vsock_config vc = {.pci = v->pci, .slot = -1,
+						   .mem = spk_vm_mem(v->vm), .loop = v->loop,
+						   .guest_cid = vs->guest_cid,
+						   .uds_path = vs->uds_path};
+	return spk_virtio_vsock_new(&vc, &v->vsock);
+}
+
 static int add_virtio(struct spk_machine *m, struct vm_instance *v)
 {
 	struct spk_mem *mem = spk_vm_mem(v->vm);
@@ -442,12 +471,14 @@ static int add_virtio(struct spk_machine *m, struct vm_instance *v)
 	}
 	if ((rc = add_disks(m, v)) < 0)
 		return rc;
+	if ((rc = add_network(m, v)) < 0)
+		return rc;
 	return spk_evloop_start(v->loop);
 }
 
 static bool wants_virtio(const struct spk_machine_config *c)
 {
-	return c->entropy || c->virtio_console || c->n_drives;
+	return c->entropy || c->virtio_console || c->n_drives || c->n_nets || c->vsock.enabled;
 }
 
 /* The host bridge always; the virtio devices the config asks for. */
@@ -476,6 +507,9 @@ static void destroy_pci(struct vm_instance *v)
 	spk_virtio_console_free(v->vcon);
 	for (uint32_t i = 0; i < SPK_MACHINE_MAX_DRIVES; i++)
 		spk_virtio_blk_free(v->disks[i]);
+	for (uint32_t i = 0; i < SPK_MACHINE_MAX_NETS; i++)
+		spk_virtio_net_free(v->nets[i]);
+	spk_virtio_vsock_free(v->vsock);
 	spk_evloop_free(v->loop);
 	spk_pci_host_free(v->pci);
 }

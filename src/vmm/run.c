@@ -12,6 +12,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,6 +30,9 @@
 #include "vmm/seccomp_policy.h"
 
 #define ESCAPE_CHAR 0x01 /* Ctrl-A, then x: quit */
+
+/* long options without a letter */
+enum { OPT_NET = 0x100, OPT_VSOCK };
 
 /* Shared with the signal and stdin threads. */
 static struct {
@@ -182,6 +187,12 @@ static void usage(FILE *f)
 		"  --console-virtio     a virtio console (hvc0) on the terminal: its output to\n"
 		"                       stdout, keyboard input to it instead of COM1; boot with\n"
 		"                       console=hvc0 (COM1 still goes where --serial says)\n"
+		"  --net tap=NAME[,mac=MAC]  a virtio-net device on TAP NAME (made if there is\n"
+		"                       none, brought up); MAC like 06:00:ac:10:00:02, default a\n"
+		"                       random local one; repeat for more (at most 4)\n"
+		"  --vsock cid=N,uds=PATH  a virtio-vsock device, guest CID N: host programs\n"
+		"                       connect to PATH and write \"CONNECT <port>\\n\"; the guest's\n"
+		"                       connections to host port P go to the socket PATH_P\n"
 		"On a terminal, Ctrl-A x quits. Exit status: 0 powered off, 2 bad usage,\n"
 		"3 the guest reset, 4 crash or internal error, 5 stopped from the host.\n");
 }
@@ -224,6 +235,90 @@ static int add_disk(struct spk_machine_config *cfg, const char *arg)
 	return 0;
 }
 
+/* "AA:BB:CC:DD:EE:FF", a unicast address. */
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned v[6];
+	int end = 0;
+
+	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%n", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+		   &end) != 6 || s[end] || end != 17 || (v[0] & 1))
+		return -1;
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)v[i];
+	return 0;
+}
+
+/* A TAP or MAC given twice. */
+static int net_clash(const struct spk_machine_config *cfg, const struct spk_net_config *n,
+		     const char *arg)
+{
+	for (uint32_t i = 0; i < cfg->n_nets; i++) {
+		if (strcmp(cfg->nets[i].tap, n->tap) == 0)
+			return bad("--net", arg, "that TAP is given twice");
+		if (n->has_mac && cfg->nets[i].has_mac && !memcmp(cfg->nets[i].mac, n->mac, 6))
+			return bad("--net", arg, "that MAC is given twice");
+	}
+	return 0;
+}
+
+/* --net tap=NAME[,mac=MAC]: the next network interface (net0, net1, ...). */
+static int add_net(struct spk_machine_config *cfg, const char *arg)
+{
+	struct spk_net_config n = {0};
+	char buf[128], *save = NULL;
+
+	if (cfg->n_nets >= SPK_MACHINE_MAX_NETS || strlen(arg) >= sizeof(buf))
+		return bad("--net", arg, cfg->n_nets >= SPK_MACHINE_MAX_NETS
+					     ? "too many interfaces (at most 4)"
+					     : "too long");
+	strcpy(buf, arg);
+	for (char *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+		if (strncmp(kv, "tap=", 4) == 0 && kv[4] && strlen(kv + 4) < sizeof(n.tap) &&
+		    !strchr(kv + 4, '/'))
+			snprintf(n.tap, sizeof(n.tap), "%s", kv + 4);
+		else if (strncmp(kv, "mac=", 4) == 0 && parse_mac(kv + 4, n.mac) == 0)
+			n.has_mac = true;
+		else
+			return bad("--net", arg, "use tap=NAME[,mac=MAC]: a name of 1 to 15 "
+						 "characters, a unicast MAC like 06:00:ac:10:00:02");
+	}
+	if (!*n.tap)
+		return bad("--net", arg, "needs tap=NAME");
+	if (net_clash(cfg, &n, arg) < 0)
+		return -1;
+	snprintf(n.id, sizeof(n.id), "net%u", cfg->n_nets);
+	cfg->nets[cfg->n_nets++] = n;
+	return 0;
+}
+
+/* --vsock cid=N,uds=PATH */
+static int set_vsock(struct spk_machine_config *cfg, const char *arg)
+{
+	const size_t sun_max = sizeof(((struct sockaddr_un *)0)->sun_path) - 1;
+	char buf[256], *save = NULL;
+	const char *uds = NULL;
+	uint64_t cid = 0;
+
+	if (cfg->vsock.enabled || strlen(arg) >= sizeof(buf))
+		return bad("--vsock", arg, cfg->vsock.enabled ? "only one vsock device" : "too long");
+	strcpy(buf, arg);
+	for (char *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+		if (strncmp(kv, "cid=", 4) == 0 && spk_parse_uint(kv + 4, 3, UINT32_MAX - 1, &cid) == 0)
+			continue;
+		if (strncmp(kv, "uds=", 4) == 0 && kv[4] && strlen(kv + 4) <= sun_max)
+			uds = kv + 4;
+		else
+			return bad("--vsock", arg, "use cid=N,uds=PATH: a CID from 3 to 4294967294, "
+						   "a socket path of at most 107 bytes");
+	}
+	if (!cid || !uds)
+		return bad("--vsock", arg, "needs cid=N and uds=PATH");
+	cfg->vsock.enabled = true;
+	cfg->vsock.guest_cid = (uint32_t)cid;
+	return spk_config_set_str(&cfg->vsock.uds_path, uds);
+}
+
 static int parse_one(struct cli *c, int opt, const char *arg, char **argv)
 {
 	struct spk_machine_config *cfg = &c->cfg;
@@ -243,6 +338,8 @@ static int parse_one(struct cli *c, int opt, const char *arg, char **argv)
 	case 'E': cfg->entropy = true; return 0;
 	case 'V': cfg->virtio_console = true; return 0;
 	case 'D': return add_disk(cfg, arg);
+	case OPT_NET: return add_net(cfg, arg);
+	case OPT_VSOCK: return set_vsock(cfg, arg);
 	case 'h': usage(stdout); exit(0);
 	case 'n':
 		if (spk_parse_uint(arg, 1, 255, &v) < 0)
@@ -280,6 +377,8 @@ static int parse_opts(int argc, char **argv, struct cli *c)
 		{"entropy", no_argument, NULL, 'E'}, {"console-virtio", no_argument, NULL, 'V'},
 		{"disk", required_argument, NULL, 'D'},
 		{"gdb", required_argument, NULL, 'g'}, {"gdb-no-wait", no_argument, NULL, 'G'},
+		{"net", required_argument, NULL, OPT_NET},
+		{"vsock", required_argument, NULL, OPT_VSOCK},
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 	};
 	char err[256];

@@ -10,7 +10,9 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <linux/if_tun.h>
 #include <linux/kvm.h>
+#include <linux/sockios.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -171,6 +173,27 @@ static int allow_kvm_ioctls(scmp_filter_ctx ctx)
 				SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff00, (uint64_t)KVMIO << 8));
 }
 
+/* ioctl in the API process, beyond KVM: setting up the TAP of each
+ * virtio-net device InstanceStart makes (src/virtio/net.c), by command. */
+static int allow_tap_ioctls(scmp_filter_ctx ctx)
+{
+	static const unsigned long cmds[] = {
+		TUNSETIFF,       /* attach (or make) the TAP */
+		TUNSETVNETHDRSZ, /* its 12-byte virtio_net_hdr */
+		TUNSETOFFLOAD,   /* offloads off */
+		SIOCGIFFLAGS,    /* is the link up? */
+		SIOCSIFFLAGS,    /* bring it up */
+	};
+
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+					  SCMP_A1(SCMP_CMP_EQ, (uint64_t)cmds[i]));
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
 /* prctl: only PR_SET_NO_NEW_PRIVS, which seccomp_load sets before it
  * stacks a filter (a CPU_UP vCPU thread filtering itself again). */
 static int allow_no_new_privs(scmp_filter_ctx ctx)
@@ -288,6 +311,8 @@ int spk_seccomp_install(enum spk_seccomp_profile p, const char *name)
 		rc = add_rules(ctx, api, sizeof(api) / sizeof(api[0]));
 	if (rc == 0)
 		rc = allow_kvm_ioctls(ctx);
+	if (rc == 0 && p == SPK_SECCOMP_API)
+		rc = allow_tap_ioctls(ctx);
 	if (rc == 0 && p != SPK_SECCOMP_API) /* the API list allows all of prctl */
 		rc = allow_no_new_privs(ctx);
 	if (rc == 0)
