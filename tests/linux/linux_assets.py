@@ -2,7 +2,11 @@
 """Fetch and prepare what the Linux boot tests need, cached under the build
 folder: Debian's cloud kernel (bzImage and the vmlinux inside it) and an
 initramfs with busybox-static and an /init that prints a marker with the CPU
-count, hits the boot timer and powers off.
+count, hits the boot timer and powers off; and a second initramfs for the
+virtio test with the kernel's own virtio modules (virtio_pci, virtio_blk,
+virtio_net and what they need, decompressed if the package compresses them)
+and an /init that loads them, mounts the first disk, writes and reads a
+file, looks at the second disk and the network, and powers off.
 
 usage: linux_assets.py CACHE_DIR   (prints the paths as KEY=VALUE lines)
 Only Debian packages are used (apt-get download, dpkg-deb -x); one process
@@ -10,6 +14,7 @@ at a time prepares the cache (flock)."""
 import fcntl
 import glob
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -25,6 +30,50 @@ echo "SPARKLER-INIT-OK cpus=$n"
 /bin/busybox devmem 0xfe000000 8 123
 /bin/busybox poweroff -f
 """
+
+
+# /init of the virtio initramfs: every step prints a SPARKLER-... line the
+# test looks for (tests/linux/virtio_test.py).
+INIT_VIRTIO = """#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mkdir -p /proc /sys /dev /mnt
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+echo "SPARKLER-VIRTIO-INIT"
+for m in $(cat /lib/modules/order); do
+	insmod /lib/modules/$m.ko || echo "SPARKLER-INSMOD-FAILED $m"
+done
+echo "SPARKLER-MODULES-LOADED $(cat /lib/modules/order | tr '\\n' ' ')"
+for i in $(seq 50); do [ -b /dev/vda ] && break; sleep 0.1; done
+for d in vda vdb; do
+	[ -b /dev/$d ] && echo "SPARKLER-DISK $d serial=$(cat /sys/block/$d/serial) sectors=$(cat /sys/block/$d/size) ro=$(cat /sys/block/$d/ro)"
+done
+if mount -t ext4 /dev/vda /mnt; then
+	echo "SPARKLER-MOUNT-OK"
+	echo "SPARKLER-READ $(cat /mnt/hello.txt)"
+	echo "written by the guest" > /mnt/from-guest.txt
+	sync
+	echo "SPARKLER-READBACK $(cat /mnt/from-guest.txt)"
+	umount /mnt && echo "SPARKLER-UMOUNT-OK"
+fi
+[ -b /dev/vdb ] && echo "SPARKLER-VDB $(dd if=/dev/vdb bs=16 count=1 2>/dev/null)"
+if [ -e /sys/class/net/eth0 ]; then
+	ip link set eth0 up
+	ip addr add 10.0.2.15/24 dev eth0
+	echo "SPARKLER-NET eth0 $(cat /sys/class/net/eth0/address) $(cat /sys/class/net/eth0/operstate)"
+fi
+n=$(grep -c '^processor' /proc/cpuinfo)
+echo "SPARKLER-INIT-OK cpus=$n"
+devmem 0xfe000000 8 123
+poweroff -f
+"""
+
+# The virtio modules, as Debian 12's cloud kernel has them (=m); the order
+# they load in comes from each module's own depends= (.modinfo).
+VIRTIO_MODULES = ["virtio", "virtio_ring", "virtio_pci", "virtio_pci_modern_dev",
+                  "virtio_pci_legacy_dev", "virtio_blk", "virtio_net", "net_failover",
+                  "failover"]
 
 
 def run(cmd, cwd=None):
@@ -91,6 +140,74 @@ def cpio_newc(entries):
     return bytes(out)
 
 
+def read_module(path):
+    """A module's bytes, decompressed when the package ships .ko.xz/.ko.zst/.ko.gz."""
+    data = open(path, "rb").read()
+    for ext, cmd in ((".xz", ["xz", "-d", "-c"]), (".zst", ["zstd", "-d", "-c"]),
+                     (".gz", ["gzip", "-d", "-c"])):
+        if path.endswith(ext):
+            r = subprocess.run(cmd, input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            if r.returncode != 0:
+                raise RuntimeError("%s %s: %s" % (cmd[0], path, r.stderr.decode()[-300:]))
+            return r.stdout
+    return data
+
+
+def virtio_modules(root):
+    """[(name, bytes)] of VIRTIO_MODULES and their dependencies, in load order."""
+    found = {}
+    for path in glob.glob(os.path.join(root, "lib", "modules", "*", "kernel", "**", "*.ko*"),
+                          recursive=True):
+        name = os.path.basename(path).split(".ko")[0].replace("-", "_")
+        found[name] = path
+    missing = [m for m in VIRTIO_MODULES if m not in found and m not in builtin(root)]
+    if missing:
+        raise RuntimeError("the kernel package has no module %s" % ", ".join(missing))
+    order, data = [], {}
+
+    def visit(name, stack):
+        if name in data or name not in found:
+            return  # loaded already, or built in
+        if name in stack:
+            raise RuntimeError("module dependency loop at %s" % name)
+        data[name] = None
+        blob = read_module(found[name])
+        m = re.search(rb"(?:^|\0)depends=([^\0]*)\0", blob)
+        for dep in (m.group(1).decode().split(",") if m and m.group(1) else []):
+            visit(dep.replace("-", "_"), stack + [name])
+        data[name] = blob
+        order.append(name)
+
+    for m in VIRTIO_MODULES:
+        visit(m, [])
+    return [(n, data[n]) for n in order]
+
+
+def builtin(root):
+    names = set()
+    for path in glob.glob(os.path.join(root, "lib", "modules", "*", "modules.builtin")):
+        for line in open(path):
+            names.add(os.path.basename(line.strip()).split(".ko")[0].replace("-", "_"))
+    return names
+
+
+def make_initramfs_virtio(busybox, modules, out):
+    entries = [
+        ("bin", 0o40755, b""),
+        ("bin/busybox", 0o100755, open(busybox, "rb").read()),
+        ("init", 0o100755, INIT_VIRTIO.encode()),
+        ("dev", 0o40755, b""),
+        ("proc", 0o40755, b""),
+        ("sys", 0o40755, b""),
+        ("mnt", 0o40755, b""),
+        ("lib", 0o40755, b""),
+        ("lib/modules", 0o40755, b""),
+        ("lib/modules/order", 0o100644, "".join(n + "\n" for n, _ in modules).encode()),
+    ]
+    entries += [("lib/modules/%s.ko" % n, 0o100644, blob) for n, blob in modules]
+    open(out, "wb").write(cpio_newc(entries))
+
+
 def make_initramfs(busybox, out):
     entries = [
         ("bin", 0o40755, b""),
@@ -106,7 +223,8 @@ def make_initramfs(busybox, out):
 def prepare(cache):
     os.makedirs(cache, exist_ok=True)
     paths = {k: os.path.join(cache, v) for k, v in
-             (("BZIMAGE", "bzImage"), ("VMLINUX", "vmlinux"), ("INITRD", "initramfs.cpio"))}
+             (("BZIMAGE", "bzImage"), ("VMLINUX", "vmlinux"), ("INITRD", "initramfs.cpio"),
+              ("INITRD_VIRTIO", "initramfs-virtio.cpio"))}
     if all(os.path.exists(p) for p in paths.values()):
         return paths
     debs = os.path.join(cache, "debs")
@@ -121,6 +239,8 @@ def prepare(cache):
     shutil.copy(vmlinuz, paths["BZIMAGE"] + ".tmp")
     extract_vmlinux(vmlinuz, paths["VMLINUX"] + ".tmp")
     make_initramfs(os.path.join(root, "bin", "busybox"), paths["INITRD"] + ".tmp")
+    make_initramfs_virtio(os.path.join(root, "bin", "busybox"), virtio_modules(root),
+                          paths["INITRD_VIRTIO"] + ".tmp")
     for p in paths.values():
         os.rename(p + ".tmp", p)
     with open(os.path.join(cache, "kernel-version"), "w") as f:
