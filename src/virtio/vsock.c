@@ -147,12 +147,15 @@ struct spk_virtio_vsock {
 	bool rx_held;
 	struct spk_virtq_chain rx; /* a receive chain taken and not filled yet */
 	struct spk_virtio_vsock_stats st;
-	struct spk_dev_ratelimit rl;
+	/* what the guest does wrong, and what the host side meets: a guest
+	 * cannot use up the lines that tell of host programs turned away */
+	struct spk_dev_ratelimit rl, rl_host;
 };
 
-#define vs_log(v, fmt, ...)                                                                        \
+#define vs_log_rl(v, rl, fmt, ...)                                                                 \
 	spk_dev_log(&(v)->rl, spk_virtio_name((v)->vd), SPK_LOG_WARN, "%s: " fmt,                  \
 	            spk_virtio_name((v)->vd), __VA_ARGS__)
+#define vs_log(v, fmt, ...) vs_log_rl(v, rl, fmt, __VA_ARGS__)
 
 static void rx_pump(struct spk_virtio_vsock *v);
 
@@ -848,10 +851,10 @@ static void on_listen(void *opaque, int fd, uint32_t events)
 	spk_virtio_lock(v->vd);
 	if (!spk_virtio_running(v->vd) || !(c = conn_new(v, s, C_CMD))) {
 		if (spk_virtio_running(v->vd))
-			vs_log(v,
-			       "too many connections (the limit is %u): refused one from the "
-			       "host",
-			       v->max_conns);
+			vs_log_rl(v, rl_host,
+			          "too many connections (the limit is %u): refused one from the "
+			          "host",
+			          v->max_conns);
 		v->st.refused++;
 		close(s);
 	} else {
