@@ -359,8 +359,11 @@ static bool tx_write(struct spk_virtio_net *n)
 /* The frame the TAP refused earlier; false while it still refuses. */
 static bool tx_retry(struct spk_virtio_net *n)
 {
-	if (!n->tx.held)
+	if (!n->tx.held) {
+		/* a reset dropped the frame: stop waiting for room */
+		tap_watch(n, n->watching & EPOLLIN, false);
 		return true;
+	}
 	if (!tx_write(n))
 		return false;
 	n->tx.held = false;
