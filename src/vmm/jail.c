@@ -4,7 +4,7 @@
  * monitor before it reads any guest input: new mount, PID, IPC and UTS
  * namespaces (and a new network namespace on request), pivot_root into DIR
  * (which holds what the VM needs; /dev/kvm, /dev/net/tun and /dev/null are
- * bind-mounted in), resource limits, every other file descriptor closed,
+ * made there, owned by U:G), resource limits, every other file descriptor closed,
  * the environment cleared, every capability dropped, then U:G. Paths on the
  * command line are then paths inside DIR. The program binary and its
  * libraries are already mapped, so DIR needs none of them.
@@ -42,24 +42,27 @@ static int fail(char *err, size_t len, const char *fmt, ...)
 	return saved ? -saved : -EINVAL;
 }
 
-/* Bind-mount a device node into the jail (a bind keeps its major/minor). */
-static int bind_dev(const char *dir, const char *dev, bool required, char *err, size_t len)
+/*
+ * A device node of the jail's own, owned by the jail's user (as
+ * Firecracker's jailer makes them): the host's /dev/kvm is usually
+ * root:kvm 0660, which the unprivileged jailed user could not open.
+ */
+static int make_dev(const struct spk_jail *j, const char *dev, bool required, char *err,
+		    size_t len)
 {
 	char target[4096];
-	int fd;
+	struct stat st;
 
-	if (access(dev, F_OK) != 0) {
+	if (stat(dev, &st) < 0 || !S_ISCHR(st.st_mode)) {
 		if (!required)
 			return 0;
-		return fail(err, len, "jail: %s does not exist on the host", dev);
+		return fail(err, len, "jail: %s is not a character device on the host", dev);
 	}
-	snprintf(target, sizeof(target), "%s%s", dir, dev);
-	fd = open(target, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return fail(err, len, "jail: cannot create %s: %s", target, strerror(errno));
-	close(fd);
-	if (mount(dev, target, NULL, MS_BIND, NULL) < 0)
-		return fail(err, len, "jail: cannot bind %s into the jail: %s", dev, strerror(errno));
+	snprintf(target, sizeof(target), "%s%s", j->dir, dev);
+	unlink(target);
+	if (mknod(target, S_IFCHR | 0600, st.st_rdev) < 0 || chown(target, j->uid, j->gid) < 0)
+		return fail(err, len, "jail: cannot make %s (is %s mounted nodev?): %s", target,
+			    j->dir, strerror(errno));
 	return 0;
 }
 
@@ -77,8 +80,10 @@ static int make_dirs(const char *dir, char *err, size_t len)
 }
 
 /* New root: DIR becomes / and the host's tree is gone from our view. */
-static int pivot(const char *dir, char *err, size_t len)
+static int pivot(const struct spk_jail *j, char *err, size_t len)
 {
+	const char *dir = j->dir;
+
 	/* our mounts must not propagate back to the host's namespace */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return fail(err, len, "jail: making mounts private: %s", strerror(errno));
@@ -87,11 +92,11 @@ static int pivot(const char *dir, char *err, size_t len)
 		return fail(err, len, "jail: bind-mounting %s: %s", dir, strerror(errno));
 	int rc = make_dirs(dir, err, len);
 	if (rc == 0)
-		rc = bind_dev(dir, "/dev/kvm", true, err, len);
+		rc = make_dev(j, "/dev/kvm", true, err, len);
 	if (rc == 0)
-		rc = bind_dev(dir, "/dev/net/tun", false, err, len);
+		rc = make_dev(j, "/dev/net/tun", false, err, len);
 	if (rc == 0)
-		rc = bind_dev(dir, "/dev/null", true, err, len);
+		rc = make_dev(j, "/dev/null", true, err, len);
 	if (rc < 0)
 		return rc;
 	if (chdir(dir) < 0 || syscall(SYS_pivot_root, ".", ".old-root") < 0)
@@ -190,14 +195,17 @@ int spk_jail_enter(const struct spk_jail *j, char *err, size_t len)
 		return fail(err, len, "jail: fork: %s", strerror(errno));
 	if (pid > 0)
 		wait_child(pid);
-	if (sethostname("sparkler", 8) < 0 || pivot(j->dir, err, len) < 0 ||
+	if (sethostname("sparkler", 8) < 0 || pivot(j, err, len) < 0 ||
 	    set_limits(j, err, len) < 0)
 		return -EPERM;
 	if (syscall(SYS_close_range, 3, ~0u, 0) < 0) {
 		for (int fd = 3; fd < 65536; fd++)
 			close(fd);
 	}
+	/* clearenv() only drops libc's pointers; /proc/PID/environ shows the
+	 * original strings, so wipe them too */
+	for (char **e = environ; e && *e; e++)
+		memset(*e, 0, strlen(*e));
 	clearenv();
-	setenv("PATH", "/", 1);
 	return drop_privileges(j, err, len);
 }

@@ -24,6 +24,7 @@
 #include <sparkler/virtio_vsock.h>
 
 #include "vmm/machine.h"
+#include "vmm/seccomp_policy.h"
 
 #define KERNEL_MAX (512ull << 20)
 #define INITRD_MAX (2ull << 30)
@@ -406,6 +407,12 @@ static void virtio_console_out(void *ctx, const uint8_t *buf, size_t n)
 	write_all(m->cfg.virtio_console_fd, buf, n);
 }
 
+/* The device thread filters itself before its first event. */
+static void loop_seccomp(void *opaque)
+{
+	spk_seccomp_install_or_die(SPK_SECCOMP_DEVICE, "virtio-loop");
+}
+
 /* --disk and the API's drives: virtio-blk devices, in order (drive0 first). */
 static int add_disks(struct spk_machine *m, struct vm_instance *v)
 {
@@ -455,6 +462,7 @@ static int add_virtio(struct spk_machine *m, struct vm_instance *v)
 
 	if ((rc = spk_evloop_new("virtio", &v->loop)) < 0)
 		return rc;
+	spk_evloop_on_start(v->loop, loop_seccomp, NULL);
 	if (m->cfg.entropy) {
 		const struct spk_virtio_rng_config rc_ = {.pci = v->pci, .slot = -1, .mem = mem,
 							  .loop = v->loop};
@@ -705,9 +713,19 @@ static void *watchdog_main(void *p)
 	return NULL;
 }
 
+/* Each vCPU thread filters itself before the guest's first instruction. */
+static void vcpu_seccomp(struct spk_vcpu *vcpu, void *opaque)
+{
+	char name[16];
+
+	snprintf(name, sizeof(name), "vcpu%u", spk_vcpu_id(vcpu));
+	spk_seccomp_install_or_die(SPK_SECCOMP_VCPU, name);
+}
+
 static int boot_once(struct spk_machine *m, bool *restart, char *err, size_t errlen)
 {
-	struct spk_run_ops ops = {.on_exit = machine_on_exit, .start_paused = m->cfg.start_paused};
+	struct spk_run_ops ops = {.on_exit = machine_on_exit, .start_paused = m->cfg.start_paused,
+				  .thread_start = vcpu_seccomp};
 	struct vm_instance *v = calloc(1, sizeof(*v));
 	struct spk_run_result res;
 	int rc, status;

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "vmm/jail.h"
 #include "vmm/vmm.h"
 
 static void usage(FILE *f)
@@ -15,7 +16,53 @@ static void usage(FILE *f)
 		   "  --config-file FILE --no-api  boot from a Firecracker config file\n"
 		   "  sandbox GUEST.elf   run a guest-SDK program (see sparkler sandbox --help)\n"
 		   "  kvm-info            say which KVM this host has\n"
-		   "  version             print the version\n");
+		   "  version             print the version\n"
+		   "before the command, to confine the monitor (as root):\n"
+		   "  --jail DIR --uid U --gid G [--new-netns]\n"
+		   "      new mount, PID, IPC and UTS namespaces (and network with --new-netns),\n"
+		   "      pivot_root into DIR (with /dev/kvm, /dev/net/tun, /dev/null made there),\n"
+		   "      limits, no other fds, no environment, no capabilities, then U:G;\n"
+		   "      the command's paths are then paths inside DIR\n");
+}
+
+/* Parse the jail options in front of the command; how many were used. */
+static int parse_jail(int argc, char **argv, struct spk_jail *j, bool *want)
+{
+	int i = 1;
+	uint64_t v;
+
+	while (i < argc) {
+		const char *a = argv[i];
+
+		if (strcmp(a, "--new-netns") == 0) {
+			j->new_netns = true;
+			i++;
+			continue;
+		}
+		if (strcmp(a, "--jail") != 0 && strcmp(a, "--uid") != 0 && strcmp(a, "--gid") != 0)
+			break;
+		if (i + 1 >= argc) {
+			fprintf(stderr, "sparkler: %s needs a value\n", a);
+			return -1;
+		}
+		*want = true;
+		if (strcmp(a, "--jail") == 0) {
+			j->dir = argv[i + 1];
+		} else if (spk_parse_uint(argv[i + 1], 1, 0xfffffffe, &v) < 0) {
+			fprintf(stderr, "sparkler: %s %s: need a number above 0\n", a, argv[i + 1]);
+			return -1;
+		} else if (a[2] == 'u') {
+			j->uid = (uid_t)v;
+		} else {
+			j->gid = (gid_t)v;
+		}
+		i += 2;
+	}
+	if (*want && (!j->dir || !j->uid || !j->gid)) {
+		fprintf(stderr, "sparkler: the jail needs --jail DIR, --uid U and --gid G\n");
+		return -1;
+	}
+	return i - 1;
 }
 
 struct timespec spk_process_start;
@@ -23,6 +70,21 @@ struct timespec spk_process_start;
 int main(int argc, char **argv)
 {
 	clock_gettime(CLOCK_MONOTONIC, &spk_process_start);
+	struct spk_jail jail = {0};
+	bool jailed = false;
+	int used = parse_jail(argc, argv, &jail, &jailed);
+	if (used < 0)
+		return SPK_STATUS_USAGE;
+	if (jailed) {
+		char err[512];
+
+		if (spk_jail_enter(&jail, err, sizeof(err)) < 0) {
+			fprintf(stderr, "sparkler: %s\n", err);
+			return SPK_STATUS_USAGE;
+		}
+	}
+	argc -= used;
+	argv += used; /* argv[0] is now the last jail option: only argv[1..] counts */
 	if (argc < 2) {
 		usage(stderr);
 		return SPK_STATUS_USAGE;
