@@ -2,6 +2,7 @@
 # what they need from Debian first (scripts/deps.sh).
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
+FUZZ_SECONDS ?= 30
 MESON_OPTS ?=
 
 .PHONY: all deps demo test test-unit test-asan bench fuzz-smoke lint clean format
@@ -23,8 +24,10 @@ $(BUILD_ASAN)/build.ninja:
 demo: all
 	$(BUILD)/src/vmm/sparkler sandbox --stats $(BUILD)/guest/demo.elf
 
-# Every test: the normal build, then the unit, guest and gdb suites again
-# under ASan + UBSan. scripts/summary.sh prints "N passed, N failed[, N skipped]".
+# Every test: the normal build (all suites: unit, guest, gdb, linux, lint),
+# then the unit, guest and gdb suites again under ASan + UBSan, then every
+# libFuzzer target for FUZZ_SECONDS (make fuzz-smoke). scripts/summary.sh
+# prints "N passed, N failed[, N skipped]".
 test:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory $(BUILD)/build.ninja $(BUILD_ASAN)/build.ninja
@@ -35,7 +38,8 @@ test:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  meson test -C $(BUILD_ASAN) --print-errorlogs --num-processes 2 --suite unit --suite guest \
 	    --suite gdb || rc=1; \
-	scripts/summary.sh $(BUILD) $(BUILD_ASAN); exit $$rc
+	scripts/fuzz-smoke.sh $(FUZZ_SECONDS) || rc=1; \
+	scripts/summary.sh $(BUILD) $(BUILD_ASAN) build-fuzz; exit $$rc
 
 bench: all
 	@scripts/deps.sh bench

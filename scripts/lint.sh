@@ -7,7 +7,10 @@ build=${1:-$root/build}
 files=$(cd "$root" && git ls-files 'src/*.c' 2>/dev/null || find src -name '*.c')
 rc=0
 if command -v clang-tidy >/dev/null; then
-	out=$(cd "$root" && clang-tidy -p "$build" --quiet $files 2>&1 | grep -E '(warning|error):')
+	jobs=$(nproc 2>/dev/null || echo 2)
+	out=$(cd "$root" && printf '%s\n' $files |
+		xargs -P "$jobs" -n 4 clang-tidy -p "$build" --quiet 2>&1 | grep -E '(warning|error):' |
+		sort -u)
 	if [ -n "$out" ]; then
 		echo "$out"
 		rc=1

@@ -126,8 +126,8 @@ static void put32(uint8_t *p, uint32_t v)
 
 static void put64(uint8_t *p, uint64_t v)
 {
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
+	for (unsigned i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
 }
 
 /* The byte that makes the n bytes at p sum to 0 (its own slot still 0). */

@@ -153,7 +153,7 @@ static struct kvm_irq_routing_entry msi_entry(uint32_t gsi, const struct spk_msi
 
 static int grow_routes(struct spk_vm *vm, uint32_t need)
 {
-	if (need <= vm->cap_routes)
+	if (need <= vm->cap_routes && vm->routes)
 		return 0;
 	uint32_t cap = vm->cap_routes ? vm->cap_routes * 2 : 64;
 	while (cap < need)

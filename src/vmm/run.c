@@ -272,7 +272,7 @@ static int add_net(struct spk_machine_config *cfg, const char *arg)
 		return bad("--net", arg, cfg->n_nets >= SPK_MACHINE_MAX_NETS
 					     ? "too many interfaces (at most 4)"
 					     : "too long");
-	strcpy(buf, arg);
+	memcpy(buf, arg, strlen(arg) + 1); /* fits: checked above */
 	for (char *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
 		if (strncmp(kv, "tap=", 4) == 0 && kv[4] && strlen(kv + 4) < sizeof(n.tap) &&
 		    !strchr(kv + 4, '/'))
@@ -302,7 +302,7 @@ static int set_vsock(struct spk_machine_config *cfg, const char *arg)
 
 	if (cfg->vsock.enabled || strlen(arg) >= sizeof(buf))
 		return bad("--vsock", arg, cfg->vsock.enabled ? "only one vsock device" : "too long");
-	strcpy(buf, arg);
+	memcpy(buf, arg, strlen(arg) + 1); /* fits: checked above */
 	for (char *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
 		if (strncmp(kv, "cid=", 4) == 0 && spk_parse_uint(kv + 4, 3, UINT32_MAX - 1, &cid) == 0)
 			continue;
@@ -513,7 +513,9 @@ int spk_cmd_run(int argc, char **argv)
 
 	spk_gdb_free(gdb);
 	atomic_store(&g.done, true);
-	pthread_kill(sig_t, SIGTERM); /* wake sigwait: done is set */
+	/* wake its sigwait (SIGTERM is blocked everywhere and only ever
+	 * sigwait-ed for, so this ends no thread); done is set */
+	pthread_kill(sig_t, SIGTERM); // NOLINT(bugprone-bad-signal-to-kill-thread)
 	pthread_join(sig_t, NULL);
 	restore_tty();
 	spk_machine_free(g.m);
