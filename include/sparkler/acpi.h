@@ -44,6 +44,13 @@ struct spk_acpi_info {
 };
 
 /*
+ * The configuration of the sparkler PC platform (platform.h) for ncpus
+ * vCPUs: its LAPIC and IOAPIC, PM1a blocks, reset register, \_S5, COM1,
+ * and with pci its host bridge (MCFG, PCI0 with the INTx _PRT).
+ */
+void spk_acpi_pc_config(struct spk_acpi_config *c, uint32_t ncpus, bool pci);
+
+/*
  * Build RSDP (ACPI 2.0+, at base, 16-byte aligned), XSDT, FADT (revision
  * 6, PM1a blocks, reset register, fixed power button, not hardware-reduced),
  * FACS, DSDT (AML: \_S5, COM1, PCI0 with its _PRT when asked) and MADT (Local APIC per CPU,

@@ -3,6 +3,7 @@
 #include <errno.h>
 
 #include "core/internal.h"
+#include <sparkler/acpi.h>
 #include <sparkler/linux.h>
 #include <sparkler/platform.h>
 #include <sparkler/vm.h>
@@ -57,4 +58,28 @@ int spk_pc_e820(uint64_t mem_size, struct spk_e820 *map, size_t cap)
 		map[n++] = all[i];
 	}
 	return (int)n;
+}
+
+void spk_acpi_pc_config(struct spk_acpi_config *c, uint32_t ncpus, bool pci)
+{
+	*c = (struct spk_acpi_config){
+		.ncpus = ncpus,
+		.lapic_addr = SPK_PC_LAPIC,
+		.ioapic_addr = SPK_PC_IOAPIC,
+		.ioapic_id = (uint8_t)ncpus, /* after the LAPIC ids 0..ncpus-1 */
+		.pm1a_evt_port = SPK_PC_PM1A_EVT,
+		.pm1a_cnt_port = SPK_PC_PM1A_CNT,
+		.sci_irq = SPK_PC_SCI_IRQ,
+		.reset_port = SPK_PC_RESET_PORT,
+		.reset_value = SPK_PC_RESET_VALUE,
+		.s5_slp_typ = SPK_PC_S5_SLP_TYP,
+		.com1 = true,
+		.com1_port = SPK_PC_COM1,
+		.com1_irq = SPK_PC_COM1_IRQ,
+		.pci = pci,
+		.pci_ecam = pci ? SPK_PC_PCI_ECAM : 0,
+		.pci_mmio_start = pci ? SPK_PC_PCI_MMIO_START : 0,
+		.pci_mmio_size = pci ? SPK_PC_PCI_MMIO_SIZE : 0,
+		.pci_intx_gsi = pci ? SPK_PC_PCI_INTX_GSI : 0,
+	};
 }

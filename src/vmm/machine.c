@@ -358,26 +358,9 @@ static int add_legacy_devices(struct spk_machine *m, struct vm_instance *v)
 
 static int add_acpi(struct vm_instance *v, uint32_t ncpus, uint64_t *rsdp)
 {
-	const struct spk_acpi_config c = {
-		.ncpus = ncpus,
-		.lapic_addr = SPK_PC_LAPIC,
-		.ioapic_addr = SPK_PC_IOAPIC,
-		.ioapic_id = (uint8_t)ncpus,
-		.pm1a_evt_port = SPK_PC_PM1A_EVT,
-		.pm1a_cnt_port = SPK_PC_PM1A_CNT,
-		.sci_irq = SPK_PC_SCI_IRQ,
-		.reset_port = SPK_PC_RESET_PORT,
-		.reset_value = SPK_PC_RESET_VALUE,
-		.s5_slp_typ = SPK_PC_S5_SLP_TYP,
-		.com1 = true,
-		.com1_port = SPK_PC_COM1,
-		.com1_irq = SPK_PC_COM1_IRQ,
-		.pci = true, /* PCI0 with its _PRT, and the MCFG */
-		.pci_ecam = SPK_PC_PCI_ECAM,
-		.pci_mmio_start = SPK_PC_PCI_MMIO_START,
-		.pci_mmio_size = SPK_PC_PCI_MMIO_SIZE,
-		.pci_intx_gsi = SPK_PC_PCI_INTX_GSI,
-	};
+	struct spk_acpi_config c;
+
+	spk_acpi_pc_config(&c, ncpus, true); /* PCI0 with its _PRT, and the MCFG */
 	struct spk_acpi_info info;
 	int rc = spk_acpi_build(spk_vm_mem(v->vm), SPK_PC_ACPI_START, SPK_PC_ACPI_END, &c, &info);
 
@@ -676,41 +659,17 @@ static int status_of(struct spk_machine *m, const struct spk_run_result *res, bo
 
 /* ---- running --------------------------------------------------------------------- */
 
-static void kick_vm(struct spk_vm *vm)
+
+/* --timeout: mark the run timed out and kick the VM of the moment. */
+static void timeout_fire(void *ctx)
 {
-	for (uint32_t i = 0; i < spk_vm_max_vcpus(vm); i++)
-		if (spk_vm_vcpu(vm, i))
-			spk_vcpu_kick(spk_vm_vcpu(vm, i));
-}
+	struct spk_machine *m = ctx;
 
-struct watchdog {
-	struct spk_machine *m;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool done;
-};
-
-static void *watchdog_main(void *p)
-{
-	struct watchdog *w = p;
-	struct timespec until;
-
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += (time_t)w->m->cfg.timeout;
-	pthread_mutex_lock(&w->lock);
-	while (!w->done)
-		if (pthread_cond_timedwait(&w->cond, &w->lock, &until) == ETIMEDOUT)
-			break;
-	bool fire = !w->done;
-	pthread_mutex_unlock(&w->lock);
-	if (fire) {
-		atomic_store(&w->m->timed_out, true);
-		pthread_mutex_lock(&w->m->lock);
-		if (w->m->current)
-			kick_vm(w->m->current->vm);
-		pthread_mutex_unlock(&w->m->lock);
-	}
-	return NULL;
+	atomic_store(&m->timed_out, true);
+	pthread_mutex_lock(&m->lock);
+	if (m->current)
+		spk_kick_all(m->current->vm);
+	pthread_mutex_unlock(&m->lock);
 }
 
 /* Each vCPU thread filters itself before the guest's first instruction. */
@@ -745,7 +704,7 @@ static int boot_once(struct spk_machine *m, bool *restart, char *err, size_t err
 	m->state = m->cfg.start_paused ? SPK_MACHINE_PAUSED : SPK_MACHINE_RUNNING;
 	pthread_mutex_unlock(&m->lock);
 	if (atomic_load(&m->stop_host)) /* stopped while we were building */
-		kick_vm(v->vm);
+		spk_kick_all(v->vm);
 	if (m->dbg.vm_start && m->dbg.vm_start(m->dbg.ctx, v->vm))
 		ops.start_paused = true; /* a debugger sees the first instruction */
 	rc = spk_vm_run(v->vm, &ops, m, &res);
@@ -764,27 +723,16 @@ static int boot_once(struct spk_machine *m, bool *restart, char *err, size_t err
 
 int spk_machine_run(struct spk_machine *m, char *err, size_t errlen)
 {
-	struct watchdog wd = {.m = m};
-	pthread_t wd_thread;
-	bool restart, timer = false;
+	struct spk_watchdog *wd = NULL;
+	bool restart;
 	int status;
 
-	pthread_mutex_init(&wd.lock, NULL);
-	pthread_cond_init(&wd.cond, NULL);
-	if (m->cfg.timeout && pthread_create(&wd_thread, NULL, watchdog_main, &wd) == 0)
-		timer = true;
+	if (spk_watchdog_start(m->cfg.timeout, timeout_fire, m, &wd) < 0)
+		spk_log(SPK_LOG_WARN, "no thread for --timeout: the guest runs without one");
 	do {
 		status = boot_once(m, &restart, err, errlen);
 	} while (status == SPK_STATUS_OK && restart && !atomic_load(&m->stop_host));
-	if (timer) {
-		pthread_mutex_lock(&wd.lock);
-		wd.done = true;
-		pthread_cond_signal(&wd.cond);
-		pthread_mutex_unlock(&wd.lock);
-		pthread_join(wd_thread, NULL);
-	}
-	pthread_cond_destroy(&wd.cond);
-	pthread_mutex_destroy(&wd.lock);
+	spk_watchdog_stop(wd);
 	pthread_mutex_lock(&m->lock);
 	m->state = SPK_MACHINE_HALTED;
 	pthread_mutex_unlock(&m->lock);
@@ -804,7 +752,7 @@ void spk_machine_stop(struct spk_machine *m)
 	pthread_mutex_lock(&m->lock);
 	if (m->current) {
 		spk_vm_resume(m->current->vm); /* a paused VM must see the kick */
-		kick_vm(m->current->vm);
+		spk_kick_all(m->current->vm);
 	}
 	pthread_mutex_unlock(&m->lock);
 }

@@ -268,34 +268,13 @@ static int setup(struct sandbox *sb, const struct sb_opts *o)
 	return 0;
 }
 
-struct watchdog {
-	struct sandbox *sb;
-	uint64_t seconds;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool done;
-};
-
-static void *watchdog_main(void *p)
+/* --timeout: mark the run timed out and kick every vCPU. */
+static void timeout_fire(void *ctx)
 {
-	struct watchdog *w = p;
-	struct timespec until;
+	struct sandbox *sb = ctx;
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += (time_t)w->seconds;
-	pthread_mutex_lock(&w->lock);
-	while (!w->done)
-		if (pthread_cond_timedwait(&w->cond, &w->lock, &until) == ETIMEDOUT)
-			break;
-	bool fire = !w->done;
-	pthread_mutex_unlock(&w->lock);
-	if (fire) {
-		atomic_store(&w->sb->timed_out, true);
-		for (uint32_t i = 0; i < spk_vm_max_vcpus(w->sb->vm); i++)
-			if (spk_vm_vcpu(w->sb->vm, i))
-				spk_vcpu_kick(spk_vm_vcpu(w->sb->vm, i));
-	}
-	return NULL;
+	atomic_store(&sb->timed_out, true);
+	spk_kick_all(sb->vm);
 }
 
 static int status_of(struct sandbox *sb, const struct spk_run_result *res)
@@ -365,8 +344,7 @@ int spk_cmd_sandbox(int argc, char **argv)
 	struct spk_run_ops ops = {.on_exit = sandbox_on_exit, .thread_start = sandbox_vcpu_seccomp};
 	struct spk_run_result res;
 	struct sb_opts o;
-	pthread_t wd_thread;
-	struct watchdog wd = {.sb = &sb};
+	struct spk_watchdog *wd = NULL;
 	int rc, status;
 
 	clock_gettime(CLOCK_MONOTONIC, &sb.t0);
@@ -387,11 +365,8 @@ int spk_cmd_sandbox(int argc, char **argv)
 		return SPK_STATUS_USAGE;
 	}
 	ops.start_paused = spk_gdb_vm_start(sb.gdb, sb.vm);
-	wd.seconds = o.timeout;
-	pthread_mutex_init(&wd.lock, NULL);
-	pthread_cond_init(&wd.cond, NULL);
-	if (o.timeout && pthread_create(&wd_thread, NULL, watchdog_main, &wd) != 0)
-		o.timeout = 0;
+	if (spk_watchdog_start(o.timeout, timeout_fire, &sb, &wd) < 0)
+		fprintf(stderr, "sparkler: no thread for --timeout: the guest runs without one\n");
 
 	rc = spk_vm_run(sb.vm, &ops, &sb, &res);
 	status = rc < 0 ? SPK_STATUS_CRASH : status_of(&sb, &res);
@@ -400,13 +375,7 @@ int spk_cmd_sandbox(int argc, char **argv)
 	spk_gdb_vm_end(sb.gdb, status, true);
 	spk_gdb_free(sb.gdb);
 
-	if (o.timeout) {
-		pthread_mutex_lock(&wd.lock);
-		wd.done = true;
-		pthread_cond_signal(&wd.cond);
-		pthread_mutex_unlock(&wd.lock);
-		pthread_join(wd_thread, NULL);
-	}
+	spk_watchdog_stop(wd);
 	if (o.stats)
 		spk_print_stats(stderr, sb.vm);
 	spk_vm_destroy(sb.vm);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,4 +149,78 @@ out:
 	free(buf);
 	close(fd);
 	return rc;
+}
+
+struct spk_watchdog {
+	uint64_t seconds;
+	void (*fire)(void *ctx);
+	void *ctx;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+};
+
+static void *watchdog_main(void *p)
+{
+	struct spk_watchdog *w = p;
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += (time_t)w->seconds;
+	pthread_mutex_lock(&w->lock);
+	while (!w->done)
+		if (pthread_cond_timedwait(&w->cond, &w->lock, &until) == ETIMEDOUT)
+			break;
+	bool fire = !w->done;
+	pthread_mutex_unlock(&w->lock);
+	if (fire)
+		w->fire(w->ctx);
+	return NULL;
+}
+
+int spk_watchdog_start(uint64_t seconds, void (*fire)(void *ctx), void *ctx,
+		       struct spk_watchdog **out)
+{
+	struct spk_watchdog *w;
+
+	*out = NULL;
+	if (!seconds)
+		return 0;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	*w = (struct spk_watchdog){.seconds = seconds, .fire = fire, .ctx = ctx};
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	int rc = pthread_create(&w->thread, NULL, watchdog_main, w);
+	if (rc) {
+		pthread_cond_destroy(&w->cond);
+		pthread_mutex_destroy(&w->lock);
+		free(w);
+		return -rc;
+	}
+	*out = w;
+	return 0;
+}
+
+void spk_watchdog_stop(struct spk_watchdog *w)
+{
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->done = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	pthread_cond_destroy(&w->cond);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}
+
+void spk_kick_all(struct spk_vm *vm)
+{
+	for (uint32_t i = 0; i < spk_vm_max_vcpus(vm); i++)
+		if (spk_vm_vcpu(vm, i))
+			spk_vcpu_kick(spk_vm_vcpu(vm, i));
 }

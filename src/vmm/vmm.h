@@ -49,6 +49,19 @@ int spk_cpuid_policy(void *opaque, uint32_t vcpu_id, struct spk_cpuid_entry *e, 
 		     uint32_t cap);
 int spk_cpu_template_parse(const char *s, enum spk_cpu_template *t);
 
+/*
+ * A watchdog: calls fire(ctx) once, on its own thread, after seconds,
+ * unless stopped first. spk_watchdog_stop() joins it (fire has either run
+ * or never will); both accept NULL (no timeout). -errno if no thread.
+ */
+struct spk_watchdog;
+int spk_watchdog_start(uint64_t seconds, void (*fire)(void *ctx), void *ctx,
+		       struct spk_watchdog **out);
+void spk_watchdog_stop(struct spk_watchdog *w);
+
+/* Kick every vCPU of vm (spk_vcpu_kick): each run returns CANCELLED. */
+void spk_kick_all(struct spk_vm *vm);
+
 /* Read a whole file of at most max bytes: 0, or -errno with *err set. */
 int spk_read_file(const char *path, uint64_t max, void **data, size_t *size, const char **err);
 

@@ -916,10 +916,7 @@ static void case_api_misuse(void)
 
 /* ------------------------------------------------------------------------------------ */
 
-static const struct {
-	const char *name;
-	void (*fn)(void);
-} cases[] = {
+static const struct th_case cases[] = {
 	{"mmio", case_mmio},
 	{"pio", case_pio},
 	{"sysreg", case_sysreg},
@@ -943,29 +940,5 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-	char why[256];
-
-	if (argc != 2) {
-		fprintf(stderr, "usage: %s CASE|--list\n", argv[0]);
-		return 2;
-	}
-	if (strcmp(argv[1], "--list") == 0) {
-		for (size_t i = 0; i < SPK_ARRAY_SIZE_T(cases); i++)
-			printf("%s\n", cases[i].name);
-		return 0;
-	}
-	for (size_t i = 0; i < SPK_ARRAY_SIZE_T(cases); i++) {
-		if (strcmp(argv[1], cases[i].name) != 0)
-			continue;
-		if (!spk_kvm_usable(why, sizeof(why))) {
-			printf("SKIP %s: KVM is not usable here: %s\n", cases[i].name, why);
-			return 77;
-		}
-		printf("running %s on KVM kind '%s'\n", cases[i].name, spk_host_kvm_kind());
-		cases[i].fn();
-		printf("PASS %s (KVM kind '%s')\n", cases[i].name, spk_host_kvm_kind());
-		return 0;
-	}
-	fprintf(stderr, "unknown case '%s'\n", argv[1]);
-	return 2;
+	return th_main(argc, argv, cases, SPK_ARRAY_SIZE_T(cases));
 }

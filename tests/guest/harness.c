@@ -75,3 +75,32 @@ void th_run_to_done(struct th *t)
 	struct spk_ucall uc = th_expect_ucall(t, &e, SPK_UCALL_DONE);
 	CHECK_EQ(uc.args[0], 0);
 }
+
+int th_main(int argc, char **argv, const struct th_case *cases, size_t n)
+{
+	char why[256];
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s CASE|--list\n", argv[0]);
+		return 2;
+	}
+	if (strcmp(argv[1], "--list") == 0) {
+		for (size_t i = 0; i < n; i++)
+			printf("%s\n", cases[i].name);
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(argv[1], cases[i].name) != 0)
+			continue;
+		if (!spk_kvm_usable(why, sizeof(why))) {
+			printf("SKIP %s: KVM is not usable here: %s\n", cases[i].name, why);
+			return 77;
+		}
+		printf("running %s on KVM kind '%s'\n", cases[i].name, spk_host_kvm_kind());
+		cases[i].fn();
+		printf("PASS %s (KVM kind '%s')\n", cases[i].name, spk_host_kvm_kind());
+		return 0;
+	}
+	fprintf(stderr, "unknown case '%s'\n", argv[1]);
+	return 2;
+}

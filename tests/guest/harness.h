@@ -70,4 +70,16 @@ void th_fail_on_assert(struct th *t, const struct spk_exit *e);
 /* Run until the guest's DONE ucall (any other exit fails the test). */
 void th_run_to_done(struct th *t);
 
+/* A test program's cases: `prog CASE` runs one, `prog --list` lists them. */
+struct th_case {
+	const char *name;
+	void (*fn)(void);
+};
+
+/*
+ * The main() of a test program: run the named case, exit 77 (skip) with a
+ * message where KVM is not usable, print which KVM kind ran it.
+ */
+int th_main(int argc, char **argv, const struct th_case *cases, size_t n);
+
 #endif

@@ -78,26 +78,9 @@ static int dump_table(const char *dir, uint64_t gpa)
 
 int main(int argc, char **argv)
 {
-	const struct spk_acpi_config cfg = {
-	    .ncpus = 2,
-	    .lapic_addr = SPK_PC_LAPIC,
-	    .ioapic_addr = SPK_PC_IOAPIC,
-	    .ioapic_id = 2,
-	    .pm1a_evt_port = SPK_PC_PM1A_EVT,
-	    .pm1a_cnt_port = SPK_PC_PM1A_CNT,
-	    .sci_irq = SPK_PC_SCI_IRQ,
-	    .reset_port = SPK_PC_RESET_PORT,
-	    .reset_value = SPK_PC_RESET_VALUE,
-	    .s5_slp_typ = SPK_PC_S5_SLP_TYP,
-	    .com1 = true,
-	    .com1_port = SPK_PC_COM1,
-	    .com1_irq = SPK_PC_COM1_IRQ,
-	    .pci = true,
-	    .pci_ecam = SPK_PC_PCI_ECAM,
-	    .pci_mmio_start = SPK_PC_PCI_MMIO_START,
-	    .pci_mmio_size = SPK_PC_PCI_MMIO_SIZE,
-	    .pci_intx_gsi = 16,
-	};
+	struct spk_acpi_config cfg;
+
+	spk_acpi_pc_config(&cfg, 2, true);
 	struct spk_acpi_info info;
 	int rc;
 

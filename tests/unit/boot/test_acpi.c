@@ -31,21 +31,10 @@ static uint8_t buf[SPACE + GUARD];
 
 static struct spk_acpi_config default_cfg(void)
 {
-	return (struct spk_acpi_config){
-	    .ncpus = 2,
-	    .lapic_addr = SPK_PC_LAPIC,
-	    .ioapic_addr = SPK_PC_IOAPIC,
-	    .ioapic_id = 2,
-	    .pm1a_evt_port = SPK_PC_PM1A_EVT,
-	    .pm1a_cnt_port = SPK_PC_PM1A_CNT,
-	    .sci_irq = SPK_PC_SCI_IRQ,
-	    .reset_port = SPK_PC_RESET_PORT,
-	    .reset_value = SPK_PC_RESET_VALUE,
-	    .s5_slp_typ = SPK_PC_S5_SLP_TYP,
-	    .com1 = true,
-	    .com1_port = SPK_PC_COM1,
-	    .com1_irq = SPK_PC_COM1_IRQ,
-	};
+	struct spk_acpi_config c;
+
+	spk_acpi_pc_config(&c, 2, false);
+	return c;
 }
 
 static struct spk_acpi_config pci_cfg(void)
