@@ -79,6 +79,10 @@ static const uint8_t time_regs[] = {R_SEC, R_MIN, R_HOUR, R_WDAY, R_MDAY, R_MON,
 /* The years a guest may set: four BCD digits, no earlier than 1900. */
 #define YEAR_MIN 1900
 #define YEAR_MAX 9999
+/* The times the registers can show: 0000-01-01 00:00:00 to 9999-12-31
+ * 23:59:59 UTC, in seconds since the epoch. */
+#define TIME_MIN (-62167219200LL)
+#define TIME_MAX 253402300799LL
 
 struct spk_rtc {
 	pthread_mutex_t lock;
@@ -141,13 +145,21 @@ static int64_t days_from_civil(int64_t y, int m, int d)
 	return era * 146097 + doe - 719468;
 }
 
-/* The inverse: seconds since the epoch to a date, for any int64 input
- * that does not overflow (callers keep times within years 0-9999+). */
+/* The inverse: seconds since the epoch to a date. Times outside the
+ * years the registers hold stop at 0000-01-01 00:00:00 or 9999-12-31
+ * 23:59:59: clamping the year alone would make dates that do not exist
+ * (10000-02-29 would read as 9999-02-29). */
 static void civil_from_time(int64_t t, struct rtc_tm *tm)
 {
-	int64_t days = t / 86400, secs = t % 86400;
+	int64_t days, secs;
 	int64_t era, doe, yoe, doy, mp, y;
 
+	if (t < TIME_MIN)
+		t = TIME_MIN;
+	if (t > TIME_MAX)
+		t = TIME_MAX;
+	days = t / 86400;
+	secs = t % 86400;
 	if (secs < 0) {
 		secs += 86400;
 		days--;
@@ -165,7 +177,7 @@ static void civil_from_time(int64_t t, struct rtc_tm *tm)
 	tm->mday = (int)(doy - (153 * mp + 2) / 5 + 1);
 	tm->mon = (int)(mp < 10 ? mp + 3 : mp - 9);
 	y = yoe + era * 400 + (tm->mon <= 2);
-	tm->year = y < 0 ? 0 : (y > YEAR_MAX ? YEAR_MAX : (int)y);
+	tm->year = (int)y; /* 0 to 9999: t is clamped */
 }
 
 static int days_in_month(int year, int mon)

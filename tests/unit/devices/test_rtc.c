@@ -389,6 +389,24 @@ static void test_wild_host_clock(void **state)
 	}
 }
 
+/* Past 9999-12-31 23:59:59 the clock stays there: 60 days on is
+ * 10000-02-29, which must not read as 9999-02-29, a date that does not
+ * exist (fuzz/regressions/devices/rtc-past-year-9999). */
+static void test_past_year_9999(void **state)
+{
+	struct env *e = *state;
+	const struct regs last = {0x59, 0x59, 0x23, 6, 0x31, 0x12, 0x99, 0x99};
+
+	linux_set_time(e, last);
+	assert_regs(read_time(e), last);
+	e->host += 60 * 86400;
+	assert_regs(read_time(e), last);
+	/* and before year 0 (a host clock 30000 years back) it stays at
+	 * 0000-01-01 00:00:00, a Saturday */
+	e->host = (time_t)-1000000000000;
+	assert_regs(read_time(e), (struct regs){0x00, 0x00, 0x00, 7, 0x01, 0x01, 0x00, 0x00});
+}
+
 static void test_null_config(void **state)
 {
 	struct spk_rtc *r;
@@ -421,6 +439,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_invalid_time_ignored, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_wild_host_clock, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_past_year_9999, setup, teardown),
 	    cmocka_unit_test(test_null_config),
 	};
 
