@@ -1213,24 +1213,35 @@ static int load_section(struct spk_vm_resources *r, const char *key, json_t *v,
 	                key);
 }
 
-int spk_res_load_file(struct spk_vm_resources *r, const char *file, char *err, size_t errlen)
+/* A config file's refusal goes to a terminal as one line: the keys,
+ * values and file names it quotes may hold any control character. */
+static int one_line(char *err, int rc)
+{
+	for (unsigned char *p = (unsigned char *)err; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	return rc;
+}
+
+int spk_res_load_buffer(struct spk_vm_resources *r, const char *name, const char *buf, size_t len,
+                        char *err, size_t errlen)
 {
 	json_error_t je;
 	struct spk_res_err e;
-	json_t *root = json_load_file(file, JSON_REJECT_DUPLICATES, &je), *v;
+	json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je), *v;
 	const char *key;
 	int rc = 0;
 
 	if (!root) {
 		if (je.line > 0)
-			snprintf(err, errlen, "%s: line %d column %d: %s", file, je.line, je.column,
+			snprintf(err, errlen, "%s: line %d column %d: %s", name, je.line, je.column,
 			         je.text);
 		else
-			snprintf(err, errlen, "%s: %s", file, je.text);
-		return -EINVAL;
+			snprintf(err, errlen, "%s: %s", name, je.text);
+		return one_line(err, -EINVAL);
 	}
 	if (!json_is_object(root)) {
-		snprintf(err, errlen, "%s: $: expected an object, got %s", file,
+		snprintf(err, errlen, "%s: $: expected an object, got %s", name,
 		         json_type_name(root));
 		rc = -EINVAL;
 	}
@@ -1240,12 +1251,72 @@ int spk_res_load_file(struct spk_vm_resources *r, const char *file, char *err, s
 	json_object_foreach(root, key, v) if (!rc && strcmp(key, "machine-config") != 0) rc =
 	    load_section(r, key, v, &e);
 	if (rc && json_is_object(root))
-		snprintf(err, errlen, "%s: %s", file, e.msg);
+		snprintf(err, errlen, "%s: %s", name, e.msg);
 	else if (!rc && !r->m.kernel) {
 		snprintf(err, errlen, "%s: $.boot-source: missing: a VM needs a kernel to boot",
-		         file);
+		         name);
 		rc = -EINVAL;
 	}
 	json_decref(root);
+	return rc ? one_line(err, rc) : 0;
+}
+
+/* The whole file, at most SPK_RES_FILE_MAX bytes, into *out (malloc'd). */
+static int read_config(const char *file, char **out, size_t *len, char *err, size_t errlen)
+{
+	char *buf = malloc(SPK_RES_FILE_MAX + 1);
+	int fd, rc;
+
+	*len = 0;
+	if (!buf) {
+		snprintf(err, errlen, "%s: out of memory", file);
+		return -ENOMEM;
+	}
+	fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: cannot open: %s", file, strerror(-rc));
+		goto err_free;
+	}
+	while (*len <= SPK_RES_FILE_MAX) {
+		ssize_t n = read(fd, buf + *len, SPK_RES_FILE_MAX + 1 - *len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			snprintf(err, errlen, "%s: cannot read: %s", file, strerror(-rc));
+			goto err_close;
+		}
+		if (n == 0)
+			break;
+		*len += (size_t)n;
+	}
+	if (*len > SPK_RES_FILE_MAX) {
+		rc = -EFBIG;
+		snprintf(err, errlen, "%s: larger than %s", file, SPK_RES_FILE_MAX_TEXT);
+		goto err_close;
+	}
+	close(fd);
+	*out = buf;
+	return 0;
+
+err_close:
+	close(fd);
+err_free:
+	free(buf);
+	return rc;
+}
+
+int spk_res_load_file(struct spk_vm_resources *r, const char *file, char *err, size_t errlen)
+{
+	char *buf = NULL;
+	size_t len;
+	int rc = read_config(file, &buf, &len, err, errlen);
+
+	if (rc < 0)
+		return one_line(err, rc);
+	rc = spk_res_load_buffer(r, file, buf, len, err, errlen);
+	free(buf);
 	return rc;
 }

@@ -132,9 +132,16 @@ json_t *spk_res_full_json(const struct spk_vm_resources *r);
 
 /*
  * A whole Firecracker config file (boot-source, drives, machine-config,
- * network-interfaces, vsock, entropy, serial, logger, metrics). 0, or -errno
- * with "FILE: $.json.path: problem" in err.
+ * network-interfaces, vsock, entropy, serial, logger, metrics), at most
+ * SPK_RES_FILE_MAX bytes. 0, or -errno with "FILE: $.json.path: problem"
+ * (or "FILE: line L column C: problem" for bad JSON) in err, one line.
  */
+#define SPK_RES_FILE_MAX      (1u << 20)
+#define SPK_RES_FILE_MAX_TEXT "1 MiB"
 int spk_res_load_file(struct spk_vm_resources *r, const char *file, char *err, size_t errlen);
+/* The same for the file's text (len bytes, no NUL needed); messages
+ * begin with name instead of the file's. */
+int spk_res_load_buffer(struct spk_vm_resources *r, const char *name, const char *buf, size_t len,
+                        char *err, size_t errlen);
 
 #endif

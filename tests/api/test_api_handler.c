@@ -366,7 +366,44 @@ static void test_config_file(void **state)
 	load("{}", -EINVAL, ": $.boot-source: missing");
 }
 
-/* ---- the fuzz target's findings, replayed ------------------------------------------ */
+/* ---- the fuzz targets' findings, replayed ------------------------------------------ */
+
+/* A refusal of a config file is one line even when it quotes the file's
+ * keys or values: control characters become '?' (fuzz_config:
+ * fuzz/regressions/config/newline-in-key, escape-in-value). */
+static void test_config_file_one_line(void **state)
+{
+	char key[256];
+	const char *const texts[] = {
+	    key,
+	    "{\"boot-source\": {\"kernel_image_path\": \"/x\\u001b[31m\\nred\"}}",
+	    "{\"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": 64, \"\\r\\t\": 1}}",
+	};
+	static const char *const want[] = {
+	    "vm.json: $: unknown section `a?b`",
+	    "vm.json: $.boot-source.kernel_image_path: /x?[31m?red: cannot open",
+	    "vm.json: $.machine-config: unknown field `??`",
+	};
+
+	snprintf(key, sizeof(key),
+	         "{\"boot-source\": {\"kernel_image_path\": \"%s\"}, \"a\\nb\": 1}", kernel);
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		struct spk_vm_resources r;
+		char err[512] = "";
+
+		spk_res_init(&r);
+		assert_int_equal(spk_res_load_buffer(&r, "vm.json", texts[i], strlen(texts[i]), err,
+		                                     sizeof(err)),
+		                 -EINVAL);
+		spk_res_free(&r);
+		if (strncmp(err, want[i], strlen(want[i])) != 0)
+			fail_msg("%s: got '%s', wanted '%s...'", texts[i], err, want[i]);
+		for (const char *p = err; *p; p++)
+			assert_true((unsigned char)*p >= 0x20 && *p != 0x7f);
+	}
+	/* through the file too */
+	load(texts[0], -EINVAL, ": $: unknown section `a?b`");
+}
 
 static void test_fuzz_regressions(void **state)
 {
@@ -388,6 +425,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
 	    cmocka_unit_test(test_config_file),
 	    cmocka_unit_test_setup_teardown(test_fuzz_regressions, setup, teardown),
+	    cmocka_unit_test(test_config_file_one_line),
 	};
 	FILE *f;
 	int rc;
