@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sparkler/exit.h>
 #include <sparkler/hypercall.h>
@@ -222,6 +223,104 @@ const char *spk_hypercall_name(uint64_t nr)
 	return NULL;
 }
 
+/* ---- dispatch ---- */
+
+/* SPK_HC_CONSOLE_WRITE: the bytes, straight from guest memory. */
+static uint64_t console_write(const struct spk_hc_ctx *c, uint64_t gpa, uint64_t len)
+{
+	if (len > SPK_HC_CONSOLE_MAX)
+		return SPK_HC_EINVAL;
+	if (len == 0)
+		return 0;
+	const char *p = spk_mem_ptr(c->mem, gpa, len, SPK_MEM_R);
+	if (!p)
+		return SPK_HC_EFAULT;
+	for (uint64_t done = 0; done < len;) {
+		ssize_t n = write(c->console_fd, p + done, len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return done ? done : (uint64_t)(-(int64_t)EIO);
+		done += (uint64_t)n;
+	}
+	return len;
+}
+
+/* The library's own numbers: handled here, or turned into their kind. */
+static bool library_hypercall(const struct spk_hc_ctx *c, struct spk_exit *exit, uint64_t nr,
+                              const uint64_t *a, uint64_t *rax)
+{
+	exit->priv.flags = SPK_COMPLETE_HC_PRIV;
+	exit->priv.hc_ret = 0;
+	switch (nr) {
+	case SPK_HC_CPU_ON:
+		exit->kind = SPK_EXIT_CPU_UP;
+		exit->cpu_up.target_cpu = a[0];
+		exit->cpu_up.entry_point = a[1];
+		exit->cpu_up.arg = a[2];
+		return false;
+	case SPK_HC_CPU_OFF:
+		exit->kind = SPK_EXIT_CPU_DOWN;
+		exit->cpu_down.state = a[0];
+		return false;
+	case SPK_HC_SEND_IPI:
+		exit->kind = SPK_EXIT_SEND_IPI;
+		exit->ipi.target_cpu = a[0];
+		exit->ipi.target_cpu_aux = 0;
+		exit->ipi.vector = a[1];
+		exit->ipi.to_self = a[2] & SPK_IPI_TO_SELF;
+		exit->ipi.to_all = a[2] & SPK_IPI_TO_ALL;
+		return false;
+	case SPK_HC_SYSTEM_OFF:
+		exit->kind = SPK_EXIT_SYSTEM_DOWN;
+		exit->system_down.source = SPK_SOURCE_HYPERCALL;
+		return false;
+	case SPK_HC_SYSTEM_RESET:
+		exit->kind = SPK_EXIT_RESET;
+		exit->reset.source = SPK_SOURCE_HYPERCALL;
+		return false;
+	case SPK_HC_CONSOLE_WRITE:
+		*rax = console_write(c, a[0], a[1]);
+		exit->priv.flags = 0;
+		return true;
+	case SPK_HC_VCPU_ID:
+		*rax = c->vcpu_id;
+		exit->priv.flags = 0;
+		return true;
+	case SPK_HC_UCALL:
+		exit->kind = SPK_EXIT_HYPERCALL;
+		exit->priv.flags = SPK_COMPLETE_HC;
+		exit->hypercall.ret = 0;
+		return false;
+	default:
+		/* an unknown library number: the guest learns it does not exist */
+		*rax = SPK_HC_ENOSYS;
+		exit->priv.flags = 0;
+		return true;
+	}
+}
+
+bool spk_hypercall_dispatch(const struct spk_hc_ctx *c, uint64_t nr, const uint64_t args[6],
+                            struct spk_exit *exit, uint64_t *rax)
+{
+	exit->kind = SPK_EXIT_HYPERCALL;
+	exit->hypercall.nr = nr;
+	memcpy(exit->hypercall.args, args, sizeof(exit->hypercall.args));
+	if (nr < SPK_HC_EMBEDDER_BASE)
+		return library_hypercall(c, exit, nr, args, rax);
+
+	void *opaque;
+	spk_hypercall_fn fn = spk_hypercall_lookup(c->table, nr, &opaque, NULL);
+	if (fn) {
+		*rax = fn(c->vcpu, nr, args, opaque);
+		return true;
+	}
+	exit->hypercall.ret = SPK_HC_ENOSYS; /* if the caller does not complete it */
+	exit->priv.flags = SPK_COMPLETE_HC;
+	return false;
+}
+
 /* ---- ucall ---- */
 
 static void bad_string(char *buf, uint64_t gpa)
@@ -249,17 +348,13 @@ static void read_guest_text(const struct spk_mem *mem, uint64_t gpa, uint64_t le
 	buf[len] = '\0';
 }
 
-int spk_ucall_decode(struct spk_vcpu *vcpu, const struct spk_exit *exit, struct spk_ucall *uc)
+int spk_ucall_decode_mem(const struct spk_mem *mem, const struct spk_exit *exit,
+                         struct spk_ucall *uc)
 {
 	const uint64_t *a;
-	struct spk_vm *vm;
-	struct spk_mem *mem;
 
-	if (!vcpu || !exit || !uc)
-		return spk_fail(EINVAL, "ucall: decode without %s",
-		                !vcpu   ? "a vcpu"
-		                : !exit ? "an exit"
-		                        : "a result");
+	if (!exit || !uc)
+		return spk_fail(EINVAL, "ucall: decode without %s", !exit ? "an exit" : "a result");
 	if (exit->kind != SPK_EXIT_HYPERCALL || exit->hypercall.nr != SPK_HC_UCALL)
 		return spk_fail(EINVAL, "ucall: exit is %s%s, not a UCALL hypercall",
 		                spk_exit_name(exit->kind),
@@ -271,8 +366,6 @@ int spk_ucall_decode(struct spk_vcpu *vcpu, const struct spk_exit *exit, struct 
 		uc->args[i] = a[i + 1];
 	if (uc->type != SPK_UCALL_ASSERT && uc->type != SPK_UCALL_PRINT)
 		return 0;
-	vm = spk_vcpu_vm(vcpu);
-	mem = vm ? spk_vm_mem(vm) : NULL;
 	if (!mem)
 		return spk_fail(EINVAL, "ucall: vcpu %" PRIu32 " has no guest memory", exit->vcpu);
 	if (uc->type == SPK_UCALL_ASSERT) {
@@ -283,4 +376,17 @@ int spk_ucall_decode(struct spk_vcpu *vcpu, const struct spk_exit *exit, struct 
 		read_guest_text(mem, a[1], a[2], uc->expr);
 	}
 	return 0;
+}
+
+int spk_ucall_decode(struct spk_vcpu *vcpu, const struct spk_exit *exit, struct spk_ucall *uc)
+{
+	struct spk_vm *vm;
+
+	if (!vcpu || !exit || !uc)
+		return spk_fail(EINVAL, "ucall: decode without %s",
+		                !vcpu   ? "a vcpu"
+		                : !exit ? "an exit"
+		                        : "a result");
+	vm = spk_vcpu_vm(vcpu);
+	return spk_ucall_decode_mem(vm ? spk_vm_mem(vm) : NULL, exit, uc);
 }

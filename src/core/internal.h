@@ -77,4 +77,29 @@ void spk_vm_runner_clear(struct spk_vm *vm);
 /* A SYSTEM_DOWN or RESET request is pending (spk_vm_request_stop). */
 bool spk_vm_stop_pending(struct spk_vm *vm);
 
+/*
+ * Hypercall dispatch without KVM (core/hypercall.c): the backend reads the
+ * guest's registers, calls this, and writes *rax back when it returns
+ * true (handled: the guest runs on); false means *exit is for the caller
+ * (CPU_UP, SYSTEM_DOWN, a UCALL, an embedder number nobody registered).
+ * Pure but for CONSOLE_WRITE, which writes to console_fd, and embedder
+ * handlers, which get vcpu.
+ */
+struct spk_exit;
+struct spk_mem;
+struct spk_ucall;
+struct spk_hypercall_table;
+struct spk_hc_ctx {
+	struct spk_vcpu *vcpu;
+	uint32_t vcpu_id;
+	const struct spk_mem *mem; /* CONSOLE_WRITE reads here */
+	int console_fd;
+	const struct spk_hypercall_table *table;
+};
+bool spk_hypercall_dispatch(const struct spk_hc_ctx *c, uint64_t nr, const uint64_t args[6],
+                            struct spk_exit *exit, uint64_t *rax);
+/* spk_ucall_decode() with the guest memory given (NULL: none). */
+int spk_ucall_decode_mem(const struct spk_mem *mem, const struct spk_exit *exit,
+                         struct spk_ucall *uc);
+
 #endif

@@ -445,106 +445,27 @@ static bool handle_io(struct spk_vcpu *vcpu, struct spk_exit *exit)
 
 /* ---- hypercalls -------------------------------------------------------- */
 
-static uint64_t console_write(struct spk_vcpu *vcpu, uint64_t gpa, uint64_t len)
-{
-	if (len > SPK_HC_CONSOLE_MAX)
-		return SPK_HC_EINVAL;
-	if (len == 0)
-		return 0;
-	const char *p = spk_mem_ptr(vcpu->vm->mem, gpa, len, SPK_MEM_R);
-	if (!p)
-		return SPK_HC_EFAULT;
-	for (uint64_t done = 0; done < len;) {
-		ssize_t n = write(vcpu->vm->console_fd, p + done, len - done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return done ? done : (uint64_t)-(int64_t)EIO;
-		done += (uint64_t)n;
-	}
-	return len;
-}
-
-/* The library's own numbers: handled here, or turned into their kind. */
-static bool library_hypercall(struct spk_vcpu *vcpu, struct spk_exit *exit, uint64_t nr,
-			      const uint64_t *a)
-{
-	exit->priv.flags = SPK_COMPLETE_HC_PRIV;
-	exit->priv.hc_ret = 0;
-	switch (nr) {
-	case SPK_HC_CPU_ON:
-		exit->kind = SPK_EXIT_CPU_UP;
-		exit->cpu_up.target_cpu = a[0];
-		exit->cpu_up.entry_point = a[1];
-		exit->cpu_up.arg = a[2];
-		return false;
-	case SPK_HC_CPU_OFF:
-		exit->kind = SPK_EXIT_CPU_DOWN;
-		exit->cpu_down.state = a[0];
-		return false;
-	case SPK_HC_SEND_IPI:
-		exit->kind = SPK_EXIT_SEND_IPI;
-		exit->ipi.target_cpu = a[0];
-		exit->ipi.target_cpu_aux = 0;
-		exit->ipi.vector = a[1];
-		exit->ipi.to_self = a[2] & SPK_IPI_TO_SELF;
-		exit->ipi.to_all = a[2] & SPK_IPI_TO_ALL;
-		return false;
-	case SPK_HC_SYSTEM_OFF:
-		exit->kind = SPK_EXIT_SYSTEM_DOWN;
-		exit->system_down.source = SPK_SOURCE_HYPERCALL;
-		return false;
-	case SPK_HC_SYSTEM_RESET:
-		exit->kind = SPK_EXIT_RESET;
-		exit->reset.source = SPK_SOURCE_HYPERCALL;
-		return false;
-	case SPK_HC_CONSOLE_WRITE:
-		set_guest_rax(vcpu, console_write(vcpu, a[0], a[1]));
-		exit->priv.flags = 0;
-		return true;
-	case SPK_HC_VCPU_ID:
-		set_guest_rax(vcpu, vcpu->id);
-		exit->priv.flags = 0;
-		return true;
-	case SPK_HC_UCALL:
-		exit->kind = SPK_EXIT_HYPERCALL;
-		exit->priv.flags = SPK_COMPLETE_HC;
-		exit->hypercall.ret = 0;
-		return false;
-	default:
-		/* an unknown library number: the guest learns it does not exist */
-		set_guest_rax(vcpu, SPK_HC_ENOSYS);
-		exit->priv.flags = 0;
-		return true;
-	}
-}
-
+/* The registers in, rax out; what each number does is core/hypercall.c's. */
 static bool handle_hypercall(struct spk_vcpu *vcpu, struct spk_exit *exit)
 {
 	struct kvm_regs r;
+	uint64_t rax = 0;
 
 	if (exit_regs(vcpu, &r) < 0) {
 		set_internal(exit, SPK_INTERNAL_HYPERCALL, 0, "cannot read registers for a hypercall");
 		return false;
 	}
 	const uint64_t args[6] = {r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9};
+	const struct spk_hc_ctx c = {.vcpu = vcpu,
+				     .vcpu_id = vcpu->id,
+				     .mem = vcpu->vm->mem,
+				     .console_fd = vcpu->vm->console_fd,
+				     .table = vcpu->vm->hc};
 
-	exit->kind = SPK_EXIT_HYPERCALL;
-	exit->hypercall.nr = r.rax;
-	memcpy(exit->hypercall.args, args, sizeof(args));
-	if (r.rax < SPK_HC_EMBEDDER_BASE)
-		return library_hypercall(vcpu, exit, r.rax, args);
-
-	void *opaque;
-	spk_hypercall_fn fn = spk_hypercall_lookup(vcpu->vm->hc, r.rax, &opaque, NULL);
-	if (fn) {
-		set_guest_rax(vcpu, fn(vcpu, r.rax, args, opaque));
-		return true;
-	}
-	exit->hypercall.ret = SPK_HC_ENOSYS; /* if the caller does not complete it */
-	exit->priv.flags = SPK_COMPLETE_HC;
-	return false;
+	if (!spk_hypercall_dispatch(&c, r.rax, args, exit, &rax))
+		return false;
+	set_guest_rax(vcpu, rax);
+	return true;
 }
 
 /* ---- MMIO --------------------------------------------------------------- */
