@@ -30,6 +30,7 @@
 
 #include "vmm/seccomp_policy.h"
 #include "vmm/api.h"
+#include "vmm/mhd.h"
 
 #define ERR_LEN 512
 
@@ -680,6 +681,14 @@ int spk_cmd_api(int argc, char **argv)
 
 	if (parse_opts(argc, argv, &o) < 0)
 		return SPK_STATUS_USAGE;
+	if (o.sock) { /* dlopen() before seccomp: mmap of a new file is not allowed after */
+		char why[256];
+
+		if (!spk_mhd_load(why, sizeof(why))) {
+			fprintf(stderr, "sparkler: --api-sock %s: %s\n", o.sock, why);
+			return SPK_STATUS_USAGE;
+		}
+	}
 	spk_seccomp_warn_if_off();
 	/* every thread of the API process from here on, and each vCPU and
 	 * device thread adds its own, narrower list on top */

@@ -25,12 +25,16 @@
 #include <sparkler/log.h>
 
 #include "vmm/api.h"
+#include "vmm/mhd.h"
 
 #define DRAIN_MS 1000
 /* A body too long is read to its end (and dropped) before the refusal,
  * unless it is longer than this many times the limit: then it is refused
  * from its Content-Length, or (chunked) the connection is closed. */
 #define DISCARD_FACTOR 64
+
+/* libmicrohttpd's functions, loaded by the first spk_api_server_start() */
+static const struct spk_mhd *mhd;
 
 struct spk_api_server {
 	struct spk_api *api;
@@ -140,23 +144,23 @@ static enum MHD_Result send_response(struct MHD_Connection *c, struct spk_api_re
 	enum MHD_Result ret;
 
 	if (r->body) {
-		resp = MHD_create_response_from_buffer(strlen(r->body), r->body,
+		resp = mhd->create_response_from_buffer(strlen(r->body), r->body,
 		                                       MHD_RESPMEM_MUST_FREE);
 		if (!resp) {
 			spk_api_response_free(r);
 			return MHD_NO;
 		}
 		r->body = NULL; /* MHD frees it */
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+		mhd->add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 	} else {
-		resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+		resp = mhd->create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
 		if (!resp)
 			return MHD_NO;
 	}
 	if (r->allow)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
-	ret = MHD_queue_response(c, r->status, resp);
-	MHD_destroy_response(resp);
+		mhd->add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+	ret = mhd->queue_response(c, r->status, resp);
+	mhd->destroy_response(resp);
 	return ret;
 }
 
@@ -175,7 +179,7 @@ static enum MHD_Result too_big(struct spk_api_server *s, struct MHD_Connection *
 static enum MHD_Result begin(struct spk_api_server *s, struct MHD_Connection *c, void **cls)
 {
 	const char *cl =
-	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	    mhd->lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	struct upload *u = calloc(1, sizeof(*u));
 
 	if (!u)
@@ -286,12 +290,17 @@ int spk_api_server_start(struct spk_api *api, const char *path, size_t max_body,
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	if (!(mhd = spk_mhd_load(err, errlen))) {
+		free(s->path);
+		free(s);
+		return -ENOENT;
+	}
 	s->api = api;
 	s->max_body = max_body;
 	s->listen_fd = -1;
 	if ((rc = listen_on(s, path, err, errlen)) < 0)
 		goto err_free;
-	s->daemon = MHD_start_daemon(
+	s->daemon = mhd->start_daemon(
 	    MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL,
 	    on_request, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_CONNECTION_TIMEOUT,
 	    (unsigned int)SPK_API_CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
@@ -321,11 +330,11 @@ void spk_api_server_stop(struct spk_api_server *s)
 	if (!s)
 		return;
 	remove_socket(s);
-	MHD_quiesce_daemon(s->daemon); /* no new connections */
+	mhd->quiesce_daemon(s->daemon); /* no new connections */
 	close(s->listen_fd);
 	for (int waited = 0; atomic_load(&s->in_flight) > 0 && waited < DRAIN_MS; waited += 5)
 		nanosleep(&step, NULL);
-	MHD_stop_daemon(s->daemon);
+	mhd->stop_daemon(s->daemon);
 	free(s->path);
 	free(s);
 }

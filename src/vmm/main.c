@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "vmm/jail.h"
+#include "vmm/mhd.h"
 #include "vmm/vmm.h"
 
 static void usage(FILE *f)
@@ -77,6 +78,12 @@ int main(int argc, char **argv)
 		return SPK_STATUS_USAGE;
 	if (jailed) {
 		char err[512];
+
+		/* libmicrohttpd is loaded on demand; inside the jail its file is
+		 * gone, so load it now (a failure is reported by the API command) */
+		for (int i = used + 1; i < argc; i++)
+			if (strcmp(argv[i], "--api-sock") == 0)
+				spk_mhd_load(NULL, 0);
 
 		if (spk_jail_enter(&jail, err, sizeof(err)) < 0) {
 			fprintf(stderr, "sparkler: %s\n", err);
