@@ -6,22 +6,24 @@
  * its first event. Threads a filtered thread creates inherit its filter
  * (a CPU_UP vCPU from a vCPU thread). A syscall outside the list traps:
  * the SIGSYS handler names the thread and the syscall, then the process
- * dies of SIGSYS.
+ * dies of SIGSYS. The lists are in seccomp_rules.c; the build compiles
+ * them to BPF (seccomp-gen), and this file only installs the programs.
  */
 #include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
-#include <linux/if_tun.h>
-#include <linux/kvm.h>
-#include <linux/sockios.h>
-#include <seccomp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "vmm/seccomp_policy.h"
+/* spk_seccomp_bpf[profile]: the allowlists of seccomp_rules.c compiled to
+ * BPF at build time by seccomp-gen; spk_syscall_names[nr] */
+#include "seccomp_bpf.h"
 
 /*
  * Sanitizer builds run without filters: their runtimes stop the world with
@@ -46,181 +48,6 @@ static const bool sanitized = false;
 #endif
 
 static __thread char thread_name[16] = "unfiltered";
-
-/* ---- the allowlists: every syscall with who needs it -------------------- */
-
-struct rule {
-	int nr;
-	const char *why;
-};
-
-/* What every filtered thread needs: memory, locks, signals, exiting. */
-static const struct rule common[] = {
-	{SCMP_SYS(futex), "pthread mutexes, conditions and the HALT wait"},
-	{SCMP_SYS(mmap), "malloc arenas; thread stacks of CPU_UP threads"},
-	{SCMP_SYS(munmap), "free of large blocks, thread stacks"},
-	{SCMP_SYS(mprotect), "guard pages of new thread stacks"},
-	{SCMP_SYS(madvise), "glibc trims freed thread stacks"},
-	{SCMP_SYS(brk), "malloc"},
-	{SCMP_SYS(rt_sigprocmask), "pthread_sigmask: kick signal, blocked host signals"},
-	{SCMP_SYS(rt_sigreturn), "return from the kick signal's handler"},
-	{SCMP_SYS(sigaltstack), "glibc thread exit"},
-	{SCMP_SYS(exit), "thread exit"},
-	{SCMP_SYS(exit_group), "process exit"},
-	{SCMP_SYS(gettid), "pthread_kill"},
-	{SCMP_SYS(getpid), "pthread_kill"},
-	{SCMP_SYS(tgkill), "kicking vCPU threads (spk_vcpu_kick)"},
-	{SCMP_SYS(clock_gettime), "exit statistics, timeouts (when the vDSO falls back)"},
-	{SCMP_SYS(clock_nanosleep), "bounded waits"},
-	{SCMP_SYS(nanosleep), "bounded waits"},
-	{SCMP_SYS(sched_yield), "spinning on a contended lock"},
-	{SCMP_SYS(write), "console output (hypercall, debug port, UART), log lines"},
-	{SCMP_SYS(writev), "stdio flushing several buffers"},
-	{SCMP_SYS(restart_syscall), "a futex wait interrupted by the kick signal"},
-	{SCMP_SYS(seccomp), "a thread adding its own, narrower filter (filters only stack)"},
-};
-
-/* A vCPU thread: KVM (ioctls of type KVMIO only, see below), and making
- * the thread of a vCPU the guest starts with CPU_UP. */
-static const struct rule vcpu[] = {
-	{SCMP_SYS(clone3), "CPU_UP starts a vCPU thread"},
-	{SCMP_SYS(clone), "CPU_UP starts a vCPU thread (older glibc)"},
-	{SCMP_SYS(set_robust_list), "a new thread's start"},
-	{SCMP_SYS(rseq), "a new thread's start"},
-};
-
-/* A device or event-loop thread: its queues, files and sockets. */
-static const struct rule device[] = {
-	{SCMP_SYS(read), "eventfds, sockets, TAP"},
-	{SCMP_SYS(readv), "TAP, sockets"},
-	{SCMP_SYS(pread64), "disk images"},
-	{SCMP_SYS(preadv), "disk images"},
-	{SCMP_SYS(pwrite64), "disk images"},
-	{SCMP_SYS(pwritev), "disk images"},
-	{SCMP_SYS(fdatasync), "virtio-blk flush"},
-	{SCMP_SYS(fsync), "virtio-blk flush"},
-	{SCMP_SYS(fallocate), "virtio-blk discard and write-zeroes"},
-	{SCMP_SYS(epoll_wait), "the event loop"},
-	{SCMP_SYS(epoll_pwait), "the event loop"},
-	{SCMP_SYS(epoll_ctl), "adding and removing sources"},
-	{SCMP_SYS(eventfd2), "notifications"},
-	{SCMP_SYS(close), "connections that end"},
-	{SCMP_SYS(getrandom), "virtio-rng"},
-	{SCMP_SYS(io_uring_enter), "virtio-blk with io_uring"},
-	{SCMP_SYS(sendmsg), "vsock over Unix sockets"},
-	{SCMP_SYS(recvmsg), "vsock over Unix sockets"},
-	{SCMP_SYS(accept4), "vsock: host connections"},
-	{SCMP_SYS(connect), "vsock: guest connections to uds_path_PORT"},
-	{SCMP_SYS(socket), "vsock: guest connections to uds_path_PORT"},
-	{SCMP_SYS(poll), "bounded waits on sockets"},
-	{SCMP_SYS(ppoll), "bounded waits on sockets"},
-	{SCMP_SYS(fcntl), "non-blocking sockets"},
-	{SCMP_SYS(setsockopt), "gdb stub: TCP_NODELAY on its connection"},
-	{SCMP_SYS(recvfrom), "gdb stub and vsock: socket reads"},
-	{SCMP_SYS(sendto), "gdb stub and vsock: socket writes"},
-	{SCMP_SYS(shutdown), "gdb stub and vsock: closing a connection"},
-	{SCMP_SYS(ioctl), "KVM only (below)"},
-};
-
-/* The API process (every thread of it, on top of the lists above): it
- * serves HTTP on its Unix socket, writes logs and metrics, and on
- * InstanceStart reads the kernel and disks and makes the VM. */
-static const struct rule api[] = {
-	{SCMP_SYS(openat), "InstanceStart reads the kernel, initrd, disks; logger and metrics files"},
-	{SCMP_SYS(newfstatat), "checking drive and kernel paths"},
-	{SCMP_SYS(fstat), "file sizes"},
-	{SCMP_SYS(statx), "file sizes"},
-	{SCMP_SYS(lseek), "stdio on logger files"},
-	{SCMP_SYS(access), "checking paths"},
-	{SCMP_SYS(unlink), "removing the API socket at exit"},
-	{SCMP_SYS(bind), "the API socket"},
-	{SCMP_SYS(listen), "the API socket"},
-	{SCMP_SYS(shutdown), "closing HTTP connections"},
-	{SCMP_SYS(getsockname), "libmicrohttpd"},
-	{SCMP_SYS(getpeername), "libmicrohttpd"},
-	{SCMP_SYS(setsockopt), "libmicrohttpd"},
-	{SCMP_SYS(getsockopt), "libmicrohttpd"},
-	{SCMP_SYS(sendto), "HTTP responses"},
-	{SCMP_SYS(recvfrom), "HTTP requests"},
-	{SCMP_SYS(pipe2), "libmicrohttpd's wakeups"},
-	{SCMP_SYS(epoll_create1), "libmicrohttpd's and the event loops' epoll"},
-	{SCMP_SYS(prlimit64), "glibc reading limits for new threads"},
-	{SCMP_SYS(dup), "serial and metrics descriptors"},
-	{SCMP_SYS(dup3), "serial and metrics descriptors"},
-	{SCMP_SYS(clone3), "the VM, vCPU and event-loop threads"},
-	{SCMP_SYS(clone), "threads (older glibc)"},
-	{SCMP_SYS(set_robust_list), "a new thread's start"},
-	{SCMP_SYS(rseq), "a new thread's start"},
-	{SCMP_SYS(prctl), "thread names"},
-	{SCMP_SYS(mremap), "realloc of large buffers"},
-	{SCMP_SYS(rt_sigaction), "the SIGSYS and kick handlers of new VMs"},
-	{SCMP_SYS(signalfd4), "host signals"},
-	{SCMP_SYS(uname), "glibc"},
-	{SCMP_SYS(getuid), "glibc"},
-	{SCMP_SYS(sched_getaffinity), "glibc thread start"},
-	{SCMP_SYS(timerfd_create), "libmicrohttpd timeouts"},
-	{SCMP_SYS(timerfd_settime), "libmicrohttpd timeouts"},
-	{SCMP_SYS(ftruncate), "metrics files"},
-	{SCMP_SYS(getdents64), "closing descriptors"},
-	{SCMP_SYS(io_uring_setup), "virtio-blk with io_uring"},
-	{SCMP_SYS(io_uring_register), "virtio-blk with io_uring"},
-};
-
-/* One argument comparison, spelled out (libseccomp's SCMP_A* macros leave
- * datum_b out for two-operand compares, which clang warns about). */
-static struct scmp_arg_cmp arg_cmp(unsigned arg, enum scmp_compare op, uint64_t a, uint64_t b)
-{
-	return (struct scmp_arg_cmp){.arg = arg, .op = op, .datum_a = a, .datum_b = b};
-}
-
-/* ioctl: a vCPU or device thread may only talk to KVM (type KVMIO). */
-static int allow_kvm_ioctls(scmp_filter_ctx ctx)
-{
-	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-				arg_cmp(1, SCMP_CMP_MASKED_EQ, 0xff00, (uint64_t)KVMIO << 8));
-}
-
-/* ioctl in the API process, beyond KVM: setting up the TAP of each
- * virtio-net device InstanceStart makes (src/virtio/net.c), by command. */
-static int allow_tap_ioctls(scmp_filter_ctx ctx)
-{
-	static const unsigned long cmds[] = {
-		TUNSETIFF,       /* attach (or make) the TAP */
-		TUNSETVNETHDRSZ, /* its 12-byte virtio_net_hdr */
-		TUNSETOFFLOAD,   /* offloads off */
-		SIOCGIFFLAGS,    /* is the link up? */
-		SIOCSIFFLAGS,    /* bring it up */
-	};
-
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-		int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-					  arg_cmp(1, SCMP_CMP_EQ, (uint64_t)cmds[i], 0));
-		if (rc < 0)
-			return rc;
-	}
-	return 0;
-}
-
-/* prctl: only PR_SET_NO_NEW_PRIVS, which seccomp_load sets before it
- * stacks a filter (a CPU_UP vCPU thread filtering itself again). */
-static int allow_no_new_privs(scmp_filter_ctx ctx)
-{
-	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
-				arg_cmp(0, SCMP_CMP_EQ, PR_SET_NO_NEW_PRIVS, 0));
-}
-
-static int add_rules(scmp_filter_ctx ctx, const struct rule *r, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (r[i].nr == SCMP_SYS(ioctl))
-			continue; /* only with the KVMIO argument check */
-		int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r[i].nr, 0);
-		/* a syscall this kernel or libseccomp does not know: skip */
-		if (rc < 0 && rc != -EDOM && rc != -EFAULT)
-			return rc;
-	}
-	return 0;
-}
 
 /* ---- the trap ----------------------------------------------------------- */
 
@@ -250,7 +77,16 @@ static void sigsys_handler(int sig, siginfo_t *si, void *uc)
 	put("sparkler: seccomp: thread ");
 	put(thread_name);
 	put(" made forbidden system call ");
-	put_num(si->si_syscall);
+	if (si->si_syscall >= 0 &&
+	    (size_t)si->si_syscall < sizeof(spk_syscall_names) / sizeof(spk_syscall_names[0]) &&
+	    spk_syscall_names[si->si_syscall]) {
+		put(spk_syscall_names[si->si_syscall]);
+		put(" (");
+		put_num(si->si_syscall);
+		put(")");
+	} else {
+		put_num(si->si_syscall);
+	}
 	put("; stopping\n");
 	signal(sig, SIG_DFL);
 	raise(sig);
@@ -294,38 +130,28 @@ void spk_seccomp_warn_if_off(void)
 
 int spk_seccomp_install(enum spk_seccomp_profile p, const char *name)
 {
-	scmp_filter_ctx ctx;
-	int rc;
+	struct sock_fprog prog;
 
 	snprintf(thread_name, sizeof(thread_name), "%s", name ? name : profile_name(p));
 	if (!spk_seccomp_enabled)
 		return 0;
+	if ((unsigned)p >= sizeof(spk_seccomp_bpf) / sizeof(spk_seccomp_bpf[0]))
+		return -EINVAL;
 	install_handler();
 	/* a blocked SIGSYS would kill without the report: let it through */
 	sigset_t sys;
 	sigemptyset(&sys);
 	sigaddset(&sys, SIGSYS);
 	pthread_sigmask(SIG_UNBLOCK, &sys, NULL);
-	ctx = seccomp_init(SCMP_ACT_TRAP);
-	if (!ctx)
-		return -ENOMEM;
-	rc = add_rules(ctx, common, sizeof(common) / sizeof(common[0]));
-	if (rc == 0 && p == SPK_SECCOMP_VCPU)
-		rc = add_rules(ctx, vcpu, sizeof(vcpu) / sizeof(vcpu[0]));
-	if (rc == 0 && (p == SPK_SECCOMP_DEVICE || p == SPK_SECCOMP_API))
-		rc = add_rules(ctx, device, sizeof(device) / sizeof(device[0]));
-	if (rc == 0 && p == SPK_SECCOMP_API)
-		rc = add_rules(ctx, api, sizeof(api) / sizeof(api[0]));
-	if (rc == 0)
-		rc = allow_kvm_ioctls(ctx);
-	if (rc == 0 && p == SPK_SECCOMP_API)
-		rc = allow_tap_ioctls(ctx);
-	if (rc == 0 && p != SPK_SECCOMP_API) /* the API list allows all of prctl */
-		rc = allow_no_new_privs(ctx);
-	if (rc == 0)
-		rc = seccomp_load(ctx); /* also sets no_new_privs */
-	seccomp_release(ctx);
-	return rc;
+	prog = (struct sock_fprog){.len = spk_seccomp_bpf[p].len,
+	                           .filter = (struct sock_filter *)spk_seccomp_bpf[p].filter};
+	/* no_new_privs first: without CAP_SYS_ADMIN the kernel refuses a
+	 * filter otherwise; filters stack, so a thread that has one may add
+	 * a narrower one */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+	    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+		return -errno;
+	return 0;
 }
 
 void spk_seccomp_install_or_die(enum spk_seccomp_profile p, const char *name)

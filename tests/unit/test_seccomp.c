@@ -125,7 +125,7 @@ static void test_forbidden_is_fatal(void **state)
 	assert_null(strstr(out, "survived"));
 	assert_non_null(strstr(out, "thread vcpu1"));
 	char want[64];
-	snprintf(want, sizeof(want), "forbidden system call %d", SYS_openat);
+	snprintf(want, sizeof(want), "forbidden system call openat (%d)", SYS_openat);
 	assert_non_null(strstr(out, want));
 }
 
