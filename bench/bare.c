@@ -171,6 +171,35 @@ int bare_vm_enter(struct bare_vm *vm, unsigned cpl)
 	return 0;
 }
 
+int bare_vm_enter32(struct bare_vm *vm, uint64_t rip)
+{
+	struct kvm_sregs s;
+
+	if (ioctl(vm->vcpu_fd, KVM_GET_SREGS, &s) < 0)
+		return fail("KVM_GET_SREGS");
+	s.cs = segment(0, true);
+	s.cs.l = 0;
+	s.cs.db = 1;
+	s.ds = s.es = s.fs = s.gs = s.ss = segment(0, false);
+	s.tr = (struct kvm_segment){.base = GUEST_TABLES + TSS_OFF,
+	                            .limit = TSS_SIZE - 1,
+	                            .selector = SEL_TSS,
+	                            .type = 11,
+	                            .present = 1};
+	s.ldt = (struct kvm_segment){.type = 2, .present = 1, .unusable = 1};
+	s.gdt = (struct kvm_dtable){.base = GUEST_TABLES + GDT_OFF, .limit = 7 * 8 - 1};
+	s.cr0 = 0x11; /* ET PE */
+	s.cr3 = 0;
+	s.cr4 = 0;
+	s.efer = 0;
+	if (ioctl(vm->vcpu_fd, KVM_SET_SREGS, &s) < 0)
+		return fail("KVM_SET_SREGS");
+	struct kvm_regs r = {.rip = rip, .rflags = 0x2};
+	if (ioctl(vm->vcpu_fd, KVM_SET_REGS, &r) < 0)
+		return fail("KVM_SET_REGS");
+	return 0;
+}
+
 static void console(struct kvm_run *run, int fd)
 {
 	const uint8_t *data = (const uint8_t *)run + run->io.data_offset;
@@ -196,7 +225,7 @@ long bare_vm_run(struct bare_vm *vm, int console_fd)
 			fprintf(stderr, "bare: unexpected exit reason %u\n", run->exit_reason);
 			return -EIO;
 		}
-		if (run->io.port == GUEST_PORT_DONE)
+		if (run->io.port == GUEST_PORT_DONE || run->io.port == GUEST_PORT_RESET)
 			return exits;
 		if (run->io.port == GUEST_PORT_CONSOLE)
 			console(run, console_fd);

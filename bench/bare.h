@@ -38,7 +38,13 @@ int bare_vm_load(struct bare_vm *vm, const void *code, size_t len);
 int bare_vm_enter(struct bare_vm *vm, unsigned cpl);
 
 /*
- * KVM_RUN until the guest writes to GUEST_PORT_DONE. Bytes written to
+ * Put the vCPU in 32-bit protected mode, flat, paging off, CPL0, at rip:
+ * the state a PVH kernel is entered in.
+ */
+int bare_vm_enter32(struct bare_vm *vm, uint64_t rip);
+
+/*
+ * KVM_RUN until the guest writes to GUEST_PORT_DONE or GUEST_PORT_RESET. Bytes written to
  * GUEST_PORT_CONSOLE go to console_fd (if >= 0); every other port exit
  * just runs again. Returns the number of exits, or -errno (with a line on
  * stderr) on an error or an unexpected exit.

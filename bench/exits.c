@@ -4,10 +4,13 @@
  * then signals done. Timed in-process through spk_vcpu_run() and through a
  * bare KVM_RUN loop (the limit), and per process for `sparkler sandbox`
  * and QEMU, where start-up is taken out by running the guest with n and
- * with 1 write: (T(n) - T(1)) / (n - 1).
+ * with 1 write: (T(n) - T(1)) / (n - 1). One more guest is a PVH kernel
+ * file that `sparkler run --kernel` and QEMU's `-kernel` both run, the
+ * bare loop running its code in the same 32-bit mode.
  */
 #include <sched.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "bare.h"
@@ -40,7 +43,9 @@ struct inproc_mode {
 struct exit_results {
 	struct inproc_mode cpl3, cpl0;
 	struct samples sandbox, qemu;
-	const char *qemu_why; /* when there are no QEMU samples */
+	const char *qemu_why;                       /* when there are no QEMU samples */
+	struct samples pvh_run, pvh_qemu, pvh_bare; /* the PVH file */
+	const char *pvh_qemu_why;
 };
 
 /* ---- in-process: the library and the bare loop, same guest bytes, same CPL ---- */
@@ -227,6 +232,74 @@ static void run_qemu(const struct bench_opts *o, const struct exit_plan *p, stru
 	measure_pairs(o, argv_n, argv_1, GUEST_QEMU_STATUS, p, &x->qemu);
 }
 
+/* ---- one PVH kernel file: `sparkler run`, QEMU -kernel, the bare loop ---------- */
+
+/* The bare loop runs the file's code, 32-bit protected mode at CPL0 like a PVH entry. */
+static void run_pvh_bare(const struct exit_plan *p, const struct guest_code *g,
+                         struct exit_results *x)
+{
+	struct bare_vm bare;
+	int kvm = bare_kvm_open();
+
+	if (kvm < 0)
+		return;
+	if (bare_vm_create(&bare, kvm, EXIT_MEM) == 0 && bare_vm_load(&bare, g->bytes, g->len) == 0)
+		for (int i = 0; i < p->reps_cpl0; i++) {
+			if (bare_vm_enter32(&bare, GUEST_LOAD) < 0)
+				break;
+			double t0 = now_ns();
+			long exits = bare_vm_run(&bare, -1);
+			double t = now_ns() - t0;
+			if (exits != (long)p->n_proc + 1) {
+				fprintf(stderr,
+				        "sparkler-bench: the bare loop saw %ld exits of the PVH "
+				        "code, not %u\n",
+				        exits, p->n_proc + 1);
+				break;
+			}
+			samples_add(&x->pvh_bare, t / 1e3 / p->n_proc);
+		}
+	bare_vm_destroy(&bare);
+	close(kvm);
+}
+
+static void run_pvh(const struct bench_opts *o, const struct exit_plan *p, struct exit_results *x)
+{
+	char elf_n[PATH_MAX], elf_1[PATH_MAX];
+	struct guest_code g, g1;
+
+	x->pvh_qemu_why = o->qemu[0] ? "failed" : "not installed";
+	bench_path(o, "pvh-loop-n.elf", elf_n);
+	bench_path(o, "pvh-loop-1.elf", elf_1);
+	guest_loop_pvh(&g, p->n_proc);
+	guest_loop_pvh(&g1, 1);
+	if (guest_write_pvh(elf_n, &g) < 0 || guest_write_pvh(elf_1, &g1) < 0) {
+		fprintf(stderr, "sparkler-bench: cannot write the PVH guests in %s\n", o->out_dir);
+		return;
+	}
+	/* clang-format off */
+	char *spk_n[] = {(char *)o->sparkler, "run", "--kernel", elf_n, "--mem", "64M",
+	                 "--cpus", "1", "--serial", "none", NULL};
+	char *spk_1[] = {(char *)o->sparkler, "run", "--kernel", elf_1, "--mem", "64M",
+	                 "--cpus", "1", "--serial", "none", NULL};
+	char *qemu_n[] = {(char *)o->qemu, "-accel", "kvm", "-M",
+	                  "microvm,x-option-roms=off,isa-serial=on,rtc=off,pit=off,pic=off",
+	                  "-nodefaults", "-no-user-config", "-kernel", elf_n, "-m", "64",
+	                  "-display", "none", "-no-reboot", "-device",
+	                  "isa-debug-exit,iobase=0xf4,iosize=4", NULL};
+	/* clang-format on */
+	char *qemu_1[sizeof(qemu_n) / sizeof(qemu_n[0])];
+
+	/* sparkler run exits 3 when the guest resets */
+	measure_pairs(o, spk_n, spk_1, 3, p, &x->pvh_run);
+	if (o->qemu[0]) {
+		memcpy(qemu_1, qemu_n, sizeof(qemu_n));
+		qemu_1[8] = elf_1;
+		measure_pairs(o, qemu_n, qemu_1, GUEST_PVH_QEMU_STATUS, p, &x->pvh_qemu);
+	}
+	run_pvh_bare(p, &g, x);
+}
+
 /* ---- the rows ------------------------------------------------------------------ */
 
 static void note_acct(char *buf, size_t size, const struct lib_acct *a)
@@ -294,6 +367,37 @@ static void row_cpl0(struct report *r, const struct exit_plan *p, struct exit_re
 	         p->n_inproc, p->reps_cpl0, acct, p->n_proc, p->n_proc - 1, p->reps_proc);
 }
 
+static void row_pvh(struct report *r, const struct exit_plan *p, struct exit_results *x)
+{
+	struct row *row = report_row(r,
+	                             "Exit round trip, one PVH file: `sparkler run` / QEMU "
+	                             "-kernel, CPL0 32-bit (emulated)",
+	                             "µs/exit", 2);
+
+	if (!row)
+		return;
+	row->spk = cell_samples(x->pvh_run.v, x->pvh_run.n);
+	row->qemu =
+	    x->pvh_qemu.n ? cell_samples(x->pvh_qemu.v, x->pvh_qemu.n) : cell_text(x->pvh_qemu_why);
+	row->limit = cell_samples(x->pvh_bare.v, x->pvh_bare.n);
+	row_note(
+	    row,
+	    "One file, byte for byte, for both monitors: an ELF64 kernel with the PVH note "
+	    "(XEN_ELFNOTE_PHYS32_ENTRY), entered in flat 32-bit protected mode at CPL0 by "
+	    "`sparkler run --kernel FILE --mem 64M --cpus 1 --serial none` (its Linux PVH "
+	    "loader) and by `qemu-system-x86_64 -M microvm -accel kvm -m 64 -kernel FILE` "
+	    "(qboot loads it from fw_cfg and jumps to the PVH entry). The code: `mov $n, "
+	    "%%ecx`, then n times `out %%al, $0x80` (a diagnostic port neither monitor acts "
+	    "on: both return to the guest), `sub $1, %%ecx`, `jnz`; then `out $0xfe` to the i8042 "
+	    "port 0x64 (sparkler resets, `sparkler run` exits 3; microvm has no i8042) "
+	    "and `out` to port 0xf4 (QEMU's isa-debug-exit). (T(%u writes) - T(1 write)) / "
+	    "%u over two processes, %d pairs each: start-up, firmware (QEMU runs qboot "
+	    "first) and teardown cancel out. Limit: the same code bytes loaded at 1 MiB in "
+	    "a bare VM in this process, entered in the same 32-bit mode, the loop timed "
+	    "directly (time / %u, %d runs). Every instruction here is emulated by PVM.",
+	    p->n_proc, p->n_proc - 1, p->reps_proc, p->n_proc, p->reps_cpl0);
+}
+
 static void exit_target(struct report *r, struct inproc_mode *cpl3, struct inproc_mode *cpl0)
 {
 	const char *what = "library exit overhead within 5% of the bare loop";
@@ -325,9 +429,13 @@ void bench_exits(const struct bench_opts *o, struct report *r)
 	run_sandbox(o, &p, &x);
 	fprintf(stderr, "exit round trip: QEMU...\n");
 	run_qemu(o, &p, &x);
+	fprintf(stderr,
+	        "exit round trip: one PVH file in sparkler run, QEMU and the bare loop...\n");
+	run_pvh(o, &p, &x);
 	if (pinned)
 		sched_setaffinity(0, sizeof(saved), &saved);
 	rows_cpl3(r, &p, &x);
 	row_cpl0(r, &p, &x);
+	row_pvh(r, &p, &x);
 	exit_target(r, &x.cpl3, &x.cpl0);
 }

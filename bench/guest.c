@@ -70,6 +70,24 @@ static const uint8_t to_cpl3[] = {
 /* clang-format on */
 #define TO_CPL3_RIP_OFF 20
 
+/*
+ * The PVH loop (guest_loop_pvh): every instruction decodes the same in
+ * 32- and 64-bit mode, so the bare loop can run these bytes too.
+ */
+/* clang-format off */
+static const uint8_t pvh_loop[] = {
+	0xe6, GUEST_PORT_LOOP, /* 1: out %al, $0x80 (an exit nobody claims) */
+	0x83, 0xe9, 0x01,      /*    sub $1, %ecx */
+	0x75, 0xf9,            /*    jnz 1b */
+};
+static const uint8_t pvh_done[] = {
+	0xb0, 0xfe,             /* mov $0xfe, %al */
+	0xe6, GUEST_PORT_RESET, /* out %al, $0x64: i8042 reset (sparkler run) */
+	0xe6, GUEST_PORT_QEMU,  /* out %al, $0xf4: isa-debug-exit (QEMU) */
+	0xeb, 0xfe,             /* jmp . */
+};
+/* clang-format on */
+
 /* jmp far $0xf000:$0x0000: from the reset vector to the start of the image */
 static const uint8_t reset_jump[] = {0xea, 0x00, 0x00, 0x00, 0xf0};
 #define RESET_VECTOR 0xfff0
@@ -131,6 +149,14 @@ void guest_oneexit64(struct guest_code *g)
 	g->len = 0;
 	EMIT(g, set_eax64);
 	EMIT(g, done);
+}
+
+void guest_loop_pvh(struct guest_code *g, uint32_t n)
+{
+	g->len = 0;
+	emit_count(g, set_ecx64, sizeof(set_ecx64), n);
+	EMIT(g, pvh_loop);
+	EMIT(g, pvh_done);
 }
 
 /* hlt everywhere else: a stray jump stops rather than runs garbage */
@@ -248,4 +274,71 @@ int guest_write_elf(const char *path, const struct guest_code *g)
 
 	memcpy(f.code, g->bytes, g->len);
 	return guest_write_flat(path, &f, offsetof(struct elf_file, code) + g->len);
+}
+
+#define XEN_ELFNOTE_PHYS32_ENTRY 18
+
+/* Xen's PHYS32_ENTRY note: the 32-bit entry point of a PVH kernel */
+struct pvh_note {
+	Elf64_Nhdr nh;
+	char name[4]; /* "Xen" */
+	uint32_t entry;
+};
+
+/* PT_LOAD of the code at GUEST_LOAD and PT_NOTE of the PVH note: what the
+ * PVH loaders of sparkler and of QEMU (load_elfboot) look for. */
+struct pvh_file {
+	Elf64_Ehdr eh;
+	Elf64_Phdr load, note;
+	struct pvh_note pvh;
+	uint32_t pad; /* the code 8-aligned in the file, as in memory */
+	uint8_t code[sizeof(((struct guest_code *)0)->bytes)];
+};
+
+int guest_write_pvh(const char *path, const struct guest_code *g)
+{
+	/* clang-format off */
+	struct pvh_file f = {
+		.eh = {
+			.e_ident = {ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3, ELFCLASS64, ELFDATA2LSB,
+				    EV_CURRENT},
+			.e_type = ET_EXEC,
+			.e_machine = EM_X86_64,
+			.e_version = EV_CURRENT,
+			.e_entry = GUEST_LOAD,
+			.e_phoff = offsetof(struct pvh_file, load),
+			.e_ehsize = sizeof(Elf64_Ehdr),
+			.e_phentsize = sizeof(Elf64_Phdr),
+			.e_phnum = 2,
+		},
+		.load = {
+			.p_type = PT_LOAD,
+			.p_flags = PF_R | PF_X,
+			.p_offset = offsetof(struct pvh_file, code),
+			.p_vaddr = GUEST_LOAD,
+			.p_paddr = GUEST_LOAD,
+			.p_filesz = g->len,
+			.p_memsz = g->len,
+			.p_align = 8,
+		},
+		.note = {
+			.p_type = PT_NOTE,
+			.p_flags = PF_R,
+			.p_offset = offsetof(struct pvh_file, pvh),
+			.p_filesz = sizeof(struct pvh_note),
+			.p_memsz = sizeof(struct pvh_note),
+			.p_align = 4,
+		},
+		.pvh = {
+			.nh = {.n_namesz = 4, .n_descsz = 4, .n_type = XEN_ELFNOTE_PHYS32_ENTRY},
+			.name = "Xen",
+			.entry = (uint32_t)GUEST_LOAD,
+		},
+	};
+	/* clang-format on */
+	_Static_assert(offsetof(struct pvh_file, pvh) % 4 == 0, "note alignment");
+	_Static_assert(offsetof(struct pvh_file, code) % 8 == 0, "code alignment");
+
+	memcpy(f.code, g->bytes, g->len);
+	return guest_write_flat(path, &f, offsetof(struct pvh_file, code) + g->len);
 }

@@ -20,12 +20,15 @@
 #define GUEST_PORT_DONE    0xe4 /* SPK_HC_PORT: hypercall SPK_HC_SYSTEM_OFF */
 #define GUEST_PORT_CONSOLE 0xe9 /* debug console: sandbox, bare, QEMU debugcon */
 #define GUEST_PORT_QEMU    0xf4 /* QEMU's isa-debug-exit */
+#define GUEST_PORT_RESET   0x64 /* i8042 command port: 0xfe pulses the CPU's reset line */
 
 #define GUEST_BIOS_SIZE 0x10000 /* QEMU -bios image: 64 KiB, reset vector at 0xfff0 */
 #define GUEST_LOOP_MAX  0xffff  /* the loop counter is %cx in real mode */
 
 /* Status QEMU exits with when isa-debug-exit sees our done byte (4). */
 #define GUEST_QEMU_STATUS ((4 << 1) | 1)
+/* ... and the PVH guest's byte (0xfe), truncated to 8 bits by exit() */
+#define GUEST_PVH_QEMU_STATUS (((0xfe << 1) | 1) & 0xff)
 
 struct guest_code {
 	uint8_t bytes[128];
@@ -45,6 +48,18 @@ void guest_startup64(struct guest_code *g);
 void guest_oneexit64(struct guest_code *g);
 
 /*
+ * n port writes to GUEST_PORT_LOOP, then the reset: the code of the PVH
+ * kernel that `sparkler run --kernel` and QEMU's `-kernel` both enter in
+ * 32-bit protected mode at GUEST_LOAD. The bytes decode the same in 32-
+ * and 64-bit mode. The end is `out $0xfe` to the i8042 command port, which
+ * resets sparkler's machine (`sparkler run` exits 3) and which QEMU's
+ * microvm, having no i8042, ignores; the next `out` reaches its
+ * isa-debug-exit (status GUEST_PVH_QEMU_STATUS). The bare loop stops at
+ * GUEST_PORT_RESET.
+ */
+void guest_loop_pvh(struct guest_code *g, uint32_t n);
+
+/*
  * QEMU -bios images (GUEST_BIOS_SIZE bytes) of the same guests in real
  * mode. The loop image starts with a far jump at the reset vector; the
  * other two put their first instruction at the reset vector itself.
@@ -56,5 +71,7 @@ void guest_oneexit_bios(uint8_t *img);
 /* Write code as a file: flat, or as an ELF64 executable loaded at GUEST_LOAD. */
 int guest_write_flat(const char *path, const void *bytes, size_t len);
 int guest_write_elf(const char *path, const struct guest_code *g);
+/* ... as an ELF64 kernel with the PVH note (XEN_ELFNOTE_PHYS32_ENTRY) naming GUEST_LOAD */
+int guest_write_pvh(const char *path, const struct guest_code *g);
 
 #endif
