@@ -93,11 +93,17 @@ static enum spk_action on_ucall(struct sandbox *sb, struct spk_vcpu *vcpu, struc
 		return SPK_ACT_DEFAULT;
 	switch (uc.type) {
 	case SPK_UCALL_DONE:
+		/*
+		 * main() returned: keep its status and let the guest go on to
+		 * power off (the SDK's SYSTEM_OFF right after DONE), so that the
+		 * run ends on SYSTEM_DOWN like any guest that powers off. A guest
+		 * that never does is stopped by --timeout, as any hung guest.
+		 */
 		atomic_store(&sb->status, uc.args[0] ? SPK_STATUS_GUEST : SPK_STATUS_OK);
 		if (uc.args[0])
 			fprintf(stderr, "sparkler: guest finished with status %lld\n",
 				(long long)uc.args[0]);
-		return SPK_ACT_STOP_VM;
+		return SPK_ACT_CONTINUE;
 	case SPK_UCALL_ASSERT:
 		fprintf(stderr, "sparkler: guest assertion failed on vCPU %u: %s at %s:%llu "
 				"(0x%llx vs 0x%llx)\n",
