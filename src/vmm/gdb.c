@@ -464,10 +464,30 @@ static bool can_step(struct spk_gdb *g, struct spk_vcpu *v)
 	return !g->pvm || !stub_user_mode(v);
 }
 
+/*
+ * The signal of C sig, S sig, vCont;C sig and vCont;S sig. A VM has no
+ * signals to deliver: gdb passes one on when the last stop was a signal
+ * (here always SIGTRAP or SIGINT, i.e. "the stop itself"), and
+ * `signal N` / `queue-signal` would ask for one. We do what QEMU's
+ * system-mode stub does: handle_cont_with_sig (gdbstub/gdbstub.c) only
+ * records it in gdbserver_state.signal, which only user-mode emulation
+ * (gdbstub/user.c, gdb_handlesig) delivers; system mode resumes with
+ * vm_start() (gdbstub/system.c, gdb_continue) and the vCont form with
+ * gdb_continue_partial, neither of which looks at it. So: accept any
+ * signal, resume or step exactly as c and s would, inject nothing.
+ */
+static void ignore_signal(uint8_t sig)
+{
+	(void)sig;
+}
+
 static void cmd_resume(struct spk_gdb *g, const struct gdb_cmd *c)
 {
 	struct spk_vcpu *v = cont_vcpu(g);
 	bool step = c->kind == GDB_CMD_STEP;
+
+	if (c->has_sig)
+		ignore_signal(c->sig); /* C sig, S sig: as c and s (see ignore_signal) */
 
 	if (!v)
 		return reply_err(g, ESRCH);
@@ -504,6 +524,8 @@ static void cmd_vcont(struct spk_gdb *g, const struct gdb_cmd *c)
 		struct spk_vcpu *v = spk_vm_vcpu(g->vm, i);
 		const struct gdb_vcont_action *a = vcont_for(c, (int64_t)i + 1);
 
+		if (a)
+			ignore_signal(a->sig); /* vCont;C sig / S sig: as c and s */
 		if (!v || !a || a->op == 'c')
 			continue; /* no action: it runs too (all-stop: every vCPU resumes) */
 		if (!can_step(g, v)) {
@@ -893,6 +915,8 @@ static void *stub_main(void *p)
 {
 	struct spk_gdb *g = p;
 
+	/* named for ps, top and /proc/PID/task/TID/comm (tests/linux/seccomp_test.py) */
+	pthread_setname_np(pthread_self(), "gdb-stub");
 	/* the stub parses hostile packets: it gets the device allowlist */
 	spk_seccomp_install_or_die(SPK_SECCOMP_DEVICE, "gdb-stub");
 

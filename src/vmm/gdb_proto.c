@@ -328,6 +328,10 @@ static enum gdb_cmd_kind parse_resume(struct cur *c, struct gdb_cmd *cmd, char o
 
 	if (with_sig && (!hex_u64(c, &sig) || sig > 0xff))
 		return bad(cmd, "want a signal number");
+	if (with_sig) {
+		cmd->has_sig = true;
+		cmd->sig = (uint8_t)sig;
+	}
 	if (!at_end(c)) {
 		if (with_sig && !eat(c, ';'))
 			return bad(cmd, "want ';' before the address");

@@ -120,6 +120,8 @@ struct gdb_cmd {
 	const char *why;    /* MALFORMED: a short reason */
 	uint64_t addr, len; /* memory, breakpoints (len = kind), qXfer offset/length */
 	bool has_addr;      /* c/s with a resume address */
+	bool has_sig;       /* C/S: a signal was given (gdb.c ignores it, as QEMU does) */
+	uint8_t sig;        /* C/S: the signal number */
 	unsigned reg;       /* p/P */
 	int bp_type;        /* Z/z: 0 sw, 1 hw, 2 write, 3 read, 4 access */
 	char thread_op;     /* H: 'g' or 'c' */

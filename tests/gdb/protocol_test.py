@@ -280,10 +280,89 @@ def case_reconnect_loop(sparkler, guest_dir, kind):
     finished(sb, 0, 'stopped spinning (1)')
 
 
+# ---- resumes with a signal, Hc -------------------------------------------------------------
+
+def rip(c, tid):
+    check(c.cmd('Hg%x' % tid) == 'OK', 'Hg%x' % tid)
+    return int.from_bytes(bytes.fromhex(c.cmd('p10')), 'little')
+
+
+def case_signals(sparkler, guest_dir, kind):
+    """C sig, S sig, vCont;C sig, vCont;S sig: the signal is accepted and ignored, as
+    QEMU's system-mode stub does; each resumes or steps like c and s and stops properly."""
+    e = elf(guest_dir, 'gdb_basic')
+    sb = Sandbox(sparkler, e)
+    c = Client(sb)
+    entry = symbol(e, '_start')
+    check(rip(c, 1) == entry, 'waiting at the entry point')
+    # S05: one instruction (entry code runs at CPL0: steppable on every host)
+    check(c.cmd('S05') == 'T05thread:1;', 'S05 stops with a SIGTRAP stop reply')
+    pc1 = rip(c, 1)
+    check(pc1 != entry, 'S05 stepped: rip %#x is no longer the entry' % pc1)
+    check(c.cmd('vCont;S05:1') == 'T05thread:1;', 'vCont;S05:1 stops with a stop reply')
+    pc2 = rip(c, 1)
+    check(pc2 != pc1, 'vCont;S05:1 stepped: rip %#x -> %#x' % (pc1, pc2))
+    # a signal gdb would otherwise deliver (SIGSEGV, 0b) is ignored just the same
+    check(c.cmd('S0b') == 'T05thread:1;', 'S0b steps too')
+    pc3 = rip(c, 1)
+    check(pc3 != pc2, 'S0b stepped: rip %#x -> %#x' % (pc2, pc3))
+    # C05 and vCont;C05 run to hardware breakpoints
+    add_one, hw_target = symbol(e, 'add_one'), symbol(e, 'hw_target')
+    check(c.cmd('Z1,%x,1' % add_one) == 'OK' and c.cmd('Z1,%x,1' % hw_target) == 'OK',
+          'two hardware breakpoints')
+    check(c.cmd('vCont;C05') == 'T05thread:1;', 'vCont;C05 runs to the breakpoint')
+    check(rip(c, 1) == add_one, 'stopped at add_one')
+    # as gdb does, take the breakpoint under rip out before resuming (a debug register
+    # would stop the vCPU again at the same instruction)
+    check(c.cmd('z1,%x,1' % add_one) == 'OK', 'add_one breakpoint removed')
+    check(c.cmd('C05') == 'T05thread:1;', 'C05 runs to the next breakpoint')
+    check(rip(c, 1) == hw_target, 'stopped at hw_target')
+    check(c.cmd('z1,%x,1' % hw_target) == 'OK', 'hw_target breakpoint removed')
+    check(c.cmd('m%x,4' % symbol(e, 'counter')) == '2a000000', 'add_one ran: counter = 42')
+    # vCont;C02 (SIGINT, what gdb passes after a Ctrl-C) runs the guest to its end
+    c.send_raw(frame('vCont;C02'))
+    check(c.ack() == b'+', 'vCont;C02 taken')
+    check(c.packet() == 'W00', 'the guest ran to its end: W00')
+    c.close()
+    finished(sb, 0, 'knob=7 counter=42')
+
+
+def case_hc(sparkler, guest_dir, kind):
+    """Hc picks the vCPU that a plain s steps and c continues (two vCPUs)."""
+    e = elf(guest_dir, 'gdb_smp')
+    sb = Sandbox(sparkler, e, extra=['--cpus', '2'])
+    c = Client(sb)
+    mark = symbol(e, 'worker_mark')
+    check(c.cmd('Z1,%x,1' % mark) == 'OK', 'a breakpoint in the second vCPU\'s code')
+    check(c.cmd('c') == 'T05thread:2;', 'vCPU 1 (thread 2) stops at worker_mark')
+    check(c.cmd('z1,%x,1' % mark) == 'OK', 'removed')
+    check(c.cmd('qfThreadInfo') == 'm1,2', 'two threads')
+    # the stopped thread (2) is the default; Hc1 makes a plain s step thread 1
+    t1, t2 = rip(c, 1), rip(c, 2)
+    check(t2 == mark, 'thread 2 is at worker_mark')
+    check(c.cmd('Hc1') == 'OK', 'Hc1')
+    check(c.cmd('s') == 'T05thread:1;', 'after Hc1, s steps thread 1 and says so')
+    n1 = rip(c, 1)
+    check(n1 != t1, 'thread 1 moved: %#x -> %#x' % (t1, n1))
+    check(c.cmd('Hc2') == 'OK', 'Hc2')
+    check(c.cmd('s') == 'T05thread:2;', 'after Hc2, s steps thread 2 and says so')
+    n2 = rip(c, 2)
+    check(n2 != mark, 'thread 2 stepped off worker_mark: %#x' % n2)
+    check(c.cmd('s') == 'T05thread:2;', 'Hc stays: s steps thread 2 again')
+    check(rip(c, 2) != n2, 'thread 2 moved again')
+    # c with Hc2: every vCPU resumes (all-stop) and the guest finishes
+    c.send_raw(frame('c'))
+    check(c.ack() == b'+', 'c taken')
+    check(c.packet() == 'W00', 'c after Hc2 runs the guest to its end: W00')
+    c.close()
+    finished(sb, 0, 'worker_done=7')
+
+
 CASES = {
     'framing': case_framing, 'commands': case_commands, 'memory': case_memory,
     'points': case_points, 'disconnect': case_disconnect,
     'disconnect_running': case_disconnect_running, 'reconnect_loop': case_reconnect_loop,
+    'signals': case_signals, 'hc': case_hc,
 }
 
 if __name__ == '__main__':

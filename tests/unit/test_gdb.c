@@ -170,8 +170,15 @@ static void test_parse_basic(void **state)
 	assert_true(c.has_addr);
 	assert_int_equal(c.addr, 0x1234);
 	assert_int_equal(parse("s", &c), GDB_CMD_STEP);
+	assert_false(c.has_sig);
 	assert_int_equal(parse("C05", &c), GDB_CMD_CONTINUE);
-	assert_int_equal(parse("S05;10", &c), GDB_CMD_STEP);
+	assert_true(c.has_sig);
+	assert_int_equal(c.sig, 5);
+	assert_false(c.has_addr);
+	assert_int_equal(parse("S0b;10", &c), GDB_CMD_STEP);
+	assert_true(c.has_sig);
+	assert_int_equal(c.sig, 11);
+	assert_true(c.has_addr);
 	assert_int_equal(c.addr, 0x10);
 	assert_int_equal(parse("Z0,101000,1", &c), GDB_CMD_INSERT_BP);
 	assert_int_equal(c.bp_type, 0);
