@@ -472,6 +472,103 @@ static void case_triple_fault(void)
 	th_teardown(&t);
 }
 
+static enum spk_action sync_continue(struct spk_vcpu *vcpu, struct spk_exit *e, void *opaque)
+{
+	struct spk_ucall uc;
+
+	if (e->kind == SPK_EXIT_HYPERCALL && e->hypercall.nr == SPK_HC_UCALL &&
+	    spk_ucall_decode(vcpu, e, &uc) == 0 && uc.type == SPK_UCALL_SYNC) {
+		(*(int *)opaque)++;
+		return SPK_ACT_CONTINUE;
+	}
+	return SPK_ACT_DEFAULT;
+}
+
+static void case_system_reset(void)
+{
+	struct spk_run_result res;
+	struct spk_exit e;
+	struct th t;
+	int syncs = 0;
+
+	/* the exit itself, through spk_vcpu_run() */
+	th_setup(&t, "t_system_reset", NULL);
+	th_run(&t, &e);
+	struct spk_ucall uc = th_expect_ucall(&t, &e, SPK_UCALL_SYNC);
+	CHECK_EQ(uc.args[1], 0x5e7);
+	th_run(&t, &e);
+	CHECK(e.kind == SPK_EXIT_RESET, "got %s", spk_exit_name(e.kind));
+	CHECK_EQ(e.vcpu, 0);
+	CHECK_EQ(e.reset.source, SPK_SOURCE_HYPERCALL);
+	th_teardown(&t);
+
+	/* through the runner: an orderly end of the run, not a report */
+	const struct spk_run_ops ops = {.on_exit = sync_continue};
+	th_setup(&t, "t_system_reset", NULL);
+	CHECK_OK(spk_vm_run(t.vm, &ops, &syncs, &res));
+	CHECK(res.kind == SPK_EXIT_RESET, "got %s", spk_exit_name(res.kind));
+	CHECK_EQ(res.exit.reset.source, SPK_SOURCE_HYPERCALL);
+	CHECK(!res.unhandled, "a reset request is an orderly end: %s", res.report);
+	CHECK_EQ(syncs, 1);
+	th_teardown(&t);
+}
+
+/* ---- strict bus: an access to no device is fatal ---------------------------------- */
+
+static void case_strict_miss(void)
+{
+	struct spk_run_result res;
+	struct spk_exit e;
+	struct th t;
+	char line[512];
+
+	/* MMIO under SPK_MISS_FATAL: INTERNAL_ERROR naming the access */
+	th_setup(&t, "t_strict_miss", NULL);
+	CHECK_OK(spk_bus_set_miss_policy(spk_vm_bus(t.vm), SPK_BUS_MMIO, SPK_MISS_FATAL));
+	CHECK_EQ(spk_bus_miss_policy(spk_vm_bus(t.vm), SPK_BUS_MMIO), SPK_MISS_FATAL);
+	th_run(&t, &e);
+	struct spk_ucall uc = th_expect_ucall(&t, &e, SPK_UCALL_SYNC);
+	CHECK_EQ(uc.args[0], 1);
+	uint64_t insn = uc.args[1];
+	th_run(&t, &e);
+	spk_exit_format(&e, line, sizeof(line));
+	printf("MMIO miss: %s\n", line);
+	CHECK(e.kind == SPK_EXIT_INTERNAL_ERROR, "got %s", line);
+	CHECK_EQ(e.vcpu, 0);
+	CHECK_EQ(e.pc, insn); /* the access did not complete */
+	CHECK_EQ(e.internal.code, SPK_INTERNAL_STRICT_MISS);
+	CHECK_EQ(e.internal.raw, 0xd0000100);
+	CHECK_EQ(e.internal.insn_len, 0);
+	CHECK(strcmp(e.internal.message, "MMIO read of 4 bytes at 0xd0000100 hits no device") == 0,
+	      "message '%s'", e.internal.message);
+	th_teardown(&t);
+
+	/* MMIO misses ignored (all ones), PIO fatal, through the runner */
+	th_setup(&t, "t_strict_miss", NULL);
+	CHECK_OK(spk_bus_set_miss_policy(spk_vm_bus(t.vm), SPK_BUS_MMIO, SPK_MISS_IGNORE));
+	CHECK_OK(spk_bus_set_miss_policy(spk_vm_bus(t.vm), SPK_BUS_PIO, SPK_MISS_FATAL));
+	th_run(&t, &e);
+	uc = th_expect_ucall(&t, &e, SPK_UCALL_SYNC);
+	CHECK_EQ(uc.args[0], 1);
+	th_run(&t, &e);
+	uc = th_expect_ucall(&t, &e, SPK_UCALL_SYNC);
+	CHECK_EQ(uc.args[0], 2);
+	CHECK_EQ(uc.args[1], 0xffffffff); /* an ignored read sees all ones */
+	CHECK_OK(spk_vm_run(t.vm, NULL, NULL, &res));
+	printf("PIO miss: %s\n", res.report);
+	CHECK(res.unhandled, "a strict miss ends the run with a report");
+	CHECK(res.kind == SPK_EXIT_INTERNAL_ERROR, "got %s", spk_exit_name(res.kind));
+	CHECK_EQ(res.exit.vcpu, 0);
+	CHECK_EQ(res.exit.internal.code, SPK_INTERNAL_STRICT_MISS);
+	CHECK_EQ(res.exit.internal.raw, 0x510);
+	CHECK(strcmp(res.exit.internal.message, "PIO write of 1 bytes at 0x510 hits no device") == 0,
+	      "message '%s'", res.exit.internal.message);
+	CHECK(strstr(res.report, "INTERNAL_ERROR") && strstr(res.report, "vCPU 0") &&
+		      strstr(res.report, "RIP 0x") && strstr(res.report, "0x510 hits no device"),
+	      "report: %s", res.report);
+	th_teardown(&t);
+}
+
 /* ---- DEBUG --------------------------------------------------------------------- */
 
 static void case_single_step(void)
@@ -957,6 +1054,8 @@ static const struct th_case cases[] = {
 	{"api_misuse", case_api_misuse},
 	{"sipi", case_sipi},
 	{"pause", case_pause},
+	{"system_reset", case_system_reset},
+	{"strict_miss", case_strict_miss},
 };
 
 int main(int argc, char **argv)
