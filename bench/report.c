@@ -178,6 +178,15 @@ static void json_cell(FILE *f, const char *key, const struct cell *c)
 	fprintf(f, ",\n");
 }
 
+/* The table's ratio columns (of the medians); null where a cell is missing. */
+static void json_ratio(FILE *f, const char *key, double ratio)
+{
+	if (ratio > 0)
+		fprintf(f, "      \"%s\": %.6g,\n", key, ratio);
+	else
+		fprintf(f, "      \"%s\": null,\n", key);
+}
+
 static void json_row(FILE *f, const struct row *row, bool last)
 {
 	fprintf(f, "    {\n      \"name\": ");
@@ -188,6 +197,8 @@ static void json_row(FILE *f, const struct row *row, bool last)
 	json_cell(f, "sparkler", &row->spk);
 	json_cell(f, "qemu", &row->qemu);
 	json_cell(f, "limit", &row->limit);
+	json_ratio(f, "sparkler_per_limit", row_ratio(&row->spk, &row->limit));
+	json_ratio(f, "qemu_per_sparkler", row_ratio(&row->qemu, &row->spk));
 	fprintf(f, "      \"note\": ");
 	json_str(f, row->note);
 	fprintf(f, "\n    }%s\n", last ? "" : ",");

@@ -24,7 +24,7 @@ struct row {
 	const char *unit;
 	int decimals;
 	struct cell spk, qemu, limit;
-	char note[1024];
+	char note[2048];
 };
 
 enum target_state { TARGET_UNKNOWN = -1, TARGET_MISSED = 0, TARGET_MET = 1 };

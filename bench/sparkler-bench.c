@@ -3,7 +3,8 @@
  * sparkler-bench: sparkler side by side with QEMU and with the limit (a
  * bare KVM program) on exit round trips, start-up, memory and VM churn, and
  * virtio-blk throughput next to the host's own reads and writes.
- * Prints a Markdown table and writes results.json; `make bench` runs it.
+ * Prints a Markdown table and writes it to results.md, with results.json
+ * next to it (the ratios too); `make bench` runs it.
  * Targets are reported as met or missed, never asserted.
  */
 #include <errno.h>
@@ -174,7 +175,8 @@ static void usage(FILE *f)
 	        "usage: sparkler-bench [options]\n"
 	        "  --quick          fewer iterations (a few seconds; numbers are rougher)\n"
 	        "  --only LIST      sections, comma-separated: exits,startup,memory,churn,blk\n"
-	        "  --out DIR        where results.json and the guest images go (default %s)\n"
+	        "  --out DIR        where results.json, results.md and the guest images go\n"
+	        "                   (default %s)\n"
 	        "  --sparkler PATH  the sparkler program (default %s)\n"
 	        "  --bare PATH      the bare program (default %s)\n"
 	        "  --qemu PATH      qemu-system-x86_64 (default: from PATH; \"none\" to skip)\n"
@@ -304,11 +306,25 @@ static bool any_failed(const struct report *r)
 	return false;
 }
 
+/* The table printed on stdout, also as a file: 0 or -errno. */
+static int write_markdown(const char *path, const struct report *r)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return -errno;
+	report_markdown(f, r);
+	int err = ferror(f) ? EIO : 0;
+	if (fclose(f) != 0 && !err)
+		err = errno;
+	return -err;
+}
+
 int main(int argc, char **argv)
 {
 	static struct report r;
 	struct bench_opts o;
-	char why[256], json[PATH_MAX];
+	char why[256], json[PATH_MAX], md[PATH_MAX];
 
 	if (parse(argc, argv, &o) < 0)
 		return 2;
@@ -341,10 +357,14 @@ int main(int argc, char **argv)
 	report_markdown(stdout, &r);
 	fflush(stdout); /* before the line on stderr, when both go to one terminal */
 	bench_path(&o, "results.json", json);
+	bench_path(&o, "results.md", md);
 	int rc = report_json(json, &r);
 	if (rc < 0)
 		fprintf(stderr, "sparkler-bench: cannot write %s: %s\n", json, strerror(-rc));
-	else
-		fprintf(stderr, "sparkler-bench: results in %s\n", json);
-	return rc < 0 || any_failed(&r) ? 1 : 0;
+	int rc_md = write_markdown(md, &r);
+	if (rc_md < 0)
+		fprintf(stderr, "sparkler-bench: cannot write %s: %s\n", md, strerror(-rc_md));
+	if (rc >= 0 && rc_md >= 0)
+		fprintf(stderr, "sparkler-bench: results in %s and %s\n", json, md);
+	return rc < 0 || rc_md < 0 || any_failed(&r) ? 1 : 0;
 }
