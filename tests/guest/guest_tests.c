@@ -569,6 +569,96 @@ static void case_strict_miss(void)
 	th_teardown(&t);
 }
 
+/* ---- a vCPU started directly at CPL3 ------------------------------------------------ */
+
+static uint32_t expect_pio_out(struct th *t, struct spk_vcpu *v, uint16_t port, unsigned width)
+{
+	struct spk_exit e;
+	uint32_t val = 0;
+
+	do {
+		CHECK_OK(spk_vcpu_run(v, &e));
+	} while (e.kind == SPK_EXIT_NONE);
+	th_fail_on_assert(t, &e);
+	CHECK(e.kind == SPK_EXIT_PIO, "got %s", spk_exit_name(e.kind));
+	CHECK_EQ(e.vcpu, 1);
+	CHECK_EQ(e.pio.port, port);
+	CHECK_EQ(e.pio.width, width);
+	CHECK_EQ(e.pio.is_write, true);
+	CHECK_EQ(e.pio.count, 1);
+	memcpy(&val, e.pio.data, width);
+	return val;
+}
+
+static void case_cpl3_entry(void)
+{
+	const struct th_opts o = {.max_vcpus = 2};
+	struct spk_x86_sregs sr;
+	struct spk_x86_regs regs;
+	struct spk_vcpu *user;
+	struct spk_exit e;
+	struct th t;
+
+	th_setup(&t, "t_cpl3_entry", &o);
+	CHECK_OK(spk_bus_set_miss_policy(spk_vm_bus(t.vm), SPK_BUS_PIO, SPK_MISS_EXIT));
+	CHECK_OK(spk_vcpu_create(t.vm, 1, &user));
+	th_run(&t, &e);
+	struct spk_ucall uc = th_expect_ucall(&t, &e, SPK_UCALL_SYNC);
+	CHECK_EQ(uc.args[0], 1);
+	uint64_t rip = uc.args[1];
+	th_run(&t, &e);
+	uc = th_expect_ucall(&t, &e, SPK_UCALL_SYNC);
+	CHECK_EQ(uc.args[0], 2);
+	uint64_t rsp = uc.args[1];
+
+	const struct spk_x86_entry bad = {.rip = rip, .rsp = rsp, .cpl = 1};
+	CHECK(spk_x86_vcpu_enter_long_mode(user, &t.lm, &bad) == -EINVAL, "CPL 1 refused");
+	const struct spk_x86_entry bad_iopl = {.rip = rip, .rsp = rsp, .cpl = 3, .iopl = 4};
+	CHECK(spk_x86_vcpu_enter_long_mode(user, &t.lm, &bad_iopl) == -EINVAL, "IOPL 4 refused");
+	const struct spk_x86_entry entry = {
+		.rip = rip, .rsp = rsp, .rdi = 0x1000, .rsi = 0x234, .cpl = 3, .iopl = 3};
+	CHECK_OK(spk_x86_vcpu_enter_long_mode(user, &t.lm, &entry));
+	CHECK_OK(spk_vcpu_get_sregs(user, &sr));
+	CHECK_EQ(sr.cs.selector, SPK_X86_SEL_CODE3);
+	CHECK_EQ(sr.cs.dpl, 3);
+	CHECK_EQ(sr.cs.l, 1);
+	CHECK_EQ(sr.ss.selector, SPK_X86_SEL_DATA3);
+	CHECK_EQ(sr.ss.dpl, 3);
+	CHECK_OK(spk_vcpu_get_regs(user, &regs));
+	CHECK_EQ((regs.rflags >> 12) & 3, 3);
+
+	/* user code's first exits: its arguments, its RFLAGS, its CS */
+	CHECK_EQ(expect_pio_out(&t, user, 0x520, 4), 0x1000 * 3 + 0x234);
+	CHECK_OK(spk_vcpu_get_sregs(user, &sr));
+	CHECK_EQ(sr.cs.selector & 3, 3); /* CPL = CS.RPL = 3 at the exit */
+	CHECK_EQ(sr.cs.dpl, 3);
+	CHECK_EQ(sr.ss.dpl, 3);
+	uint32_t rflags = expect_pio_out(&t, user, 0x521, 4);
+	CHECK_OK(spk_vcpu_get_regs(user, &regs));
+	printf("RFLAGS: pushfq at CPL3 0x%x (IOPL %u), KVM_GET_REGS 0x%llx\n", rflags,
+	       (rflags >> 12) & 3, (unsigned long long)regs.rflags);
+	if (strcmp(spk_host_kvm_kind(), "pvm") != 0)
+		CHECK_EQ((rflags >> 12) & 3, 3);
+	/* PVM runs guest CPL3 as host user mode, which never holds IOPL: the
+	 * guest sees IOPL 0 and its port I/O goes through the TSS I/O bitmap
+	 * (all ports open, see spk_x86_build_long_mode); the outs above and
+	 * below exited all the same. */
+	uint32_t cs = expect_pio_out(&t, user, 0x522, 2);
+	printf("CS seen by the guest at CPL3: 0x%x\n", cs);
+	CHECK_EQ(cs & 3, 3); /* RPL = CPL = 3 */
+	if (strcmp(spk_host_kvm_kind(), "pvm") != 0)
+		CHECK_EQ(cs, SPK_X86_SEL_CODE3);
+	/* (PVM: the host's own user CS, 0x33, is what `mov %cs` reads) */
+	CHECK_OK(spk_vcpu_get_regs(user, &regs));
+	CHECK(regs.rip > rip && regs.rip < rip + 64, "rip 0x%llx in user_entry",
+	      (unsigned long long)regs.rip);
+	CHECK_EQ(regs.rsp, rsp); /* pushfq/pop: balanced, on the given stack */
+	CHECK_EQ(expect_pio_out(&t, user, 0x523, 1), cs & 0xff);
+	CHECK_OK(spk_vcpu_get_sregs(user, &sr));
+	CHECK_EQ(sr.cs.dpl, 3);
+	th_teardown(&t);
+}
+
 /* ---- DEBUG --------------------------------------------------------------------- */
 
 static void case_single_step(void)
@@ -1056,6 +1146,7 @@ static const struct th_case cases[] = {
 	{"pause", case_pause},
 	{"system_reset", case_system_reset},
 	{"strict_miss", case_strict_miss},
+	{"cpl3_entry", case_cpl3_entry},
 };
 
 int main(int argc, char **argv)
