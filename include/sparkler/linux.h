@@ -46,7 +46,8 @@ int spk_pc_add_ram(struct spk_vm *vm, uint64_t mem_size);
 
 /*
  * The e820 map for mem_size bytes of RAM: low RAM below the EBDA, the
- * reserved BIOS/ACPI area, RAM from 1 MiB to the hole, RAM above 4 GiB.
+ * reserved BIOS/ACPI area, RAM from 1 MiB to the hole, the PCI ECAM and
+ * the platform MMIO [boot timer, 4 GiB) reserved, RAM above 4 GiB.
  * Returns the number of entries (at most cap), or -ENOSPC.
  */
 int spk_pc_e820(uint64_t mem_size, struct spk_e820 *map, size_t cap);

@@ -42,6 +42,17 @@ int spk_pc_e820(uint64_t mem_size, struct spk_e820 *map, size_t cap)
 		/* EBDA, VGA, BIOS and our ACPI tables: not RAM to the guest */
 		{SPK_PC_LOW_RAM_END, SPK_PC_HIGH_RAM - SPK_PC_LOW_RAM_END, SPK_E820_RESERVED},
 		{SPK_PC_HIGH_RAM, low_ram(mem_size) - SPK_PC_HIGH_RAM, SPK_E820_RAM},
+		/*
+		 * The 32-bit hole: the PCI MMIO window [0xc0000000, ECAM) stays
+		 * out of the map, a gap where Linux puts PCI resources (as in
+		 * Firecracker's and cloud-hypervisor's maps). The ECAM is
+		 * reserved, as they do and as Linux wants for MMCONFIG (the
+		 * DSDT's PNP0C02 says it too); so is the page-sized platform
+		 * MMIO from the boot timer up: IOAPIC and LAPIC, as a PC
+		 * BIOS reserves them.
+		 */
+		{SPK_PC_PCI_ECAM, SPK_PC_PCI_ECAM_SIZE, SPK_E820_RESERVED},
+		{SPK_PC_BOOT_TIMER, SPK_PC_HIGH_RAM_START - SPK_PC_BOOT_TIMER, SPK_E820_RESERVED},
 		{SPK_PC_HIGH_RAM_START, mem_size > SPK_PC_HOLE_START ? mem_size - SPK_PC_HOLE_START : 0,
 		 SPK_E820_RAM},
 	};

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include <sparkler/acpi.h>
 #include <sparkler/linux.h>
 #include <sparkler/log.h>
 #include <sparkler/platform.h>
@@ -139,15 +140,20 @@ static void test_bzimage_loads(void **state)
 	assert_int_equal(r32(bp + 0x218), b.initrd_start);
 	assert_int_equal(r32(bp + 0x21c), sizeof(initrd));
 	assert_int_equal(r64(bp + 0x070), SPK_PC_ACPI_START);
-	assert_int_equal(bp[0x1e8], 3);
-	assert_int_equal(b.e820_entries, 3);
-	/* e820: [0, 0x9fc00) RAM, reserved to 1 MiB, RAM to the end */
+	assert_int_equal(bp[0x1e8], 5);
+	assert_int_equal(b.e820_entries, 5);
+	/* e820: [0, 0x9fc00) RAM, reserved to 1 MiB, RAM to the end, then
+	 * the ECAM and the platform MMIO reserved */
 	assert_int_equal(r64(bp + 0x2d0), 0);
 	assert_int_equal(r64(bp + 0x2d8), SPK_PC_LOW_RAM_END);
 	assert_int_equal(r32(bp + 0x2e0), SPK_E820_RAM);
 	assert_int_equal(r32(bp + 0x2d0 + 20 + 16), SPK_E820_RESERVED);
 	assert_int_equal(r64(bp + 0x2d0 + 40), 0x100000);
 	assert_int_equal(r64(bp + 0x2d0 + 48), MEM - 0x100000);
+	assert_int_equal(r64(bp + 0x2d0 + 60), SPK_PC_PCI_ECAM);
+	assert_int_equal(r32(bp + 0x2d0 + 60 + 16), SPK_E820_RESERVED);
+	assert_int_equal(r64(bp + 0x2d0 + 80), SPK_PC_BOOT_TIMER);
+	assert_int_equal(r64(bp + 0x2d0 + 88), (1ull << 32) - SPK_PC_BOOT_TIMER);
 	free(k);
 }
 
@@ -309,11 +315,15 @@ static void test_elf_and_pvh(void **state)
 	assert_int_equal(r32(si + 12), 1); /* one module: the initrd */
 	assert_int_equal(r64(si + 24), SPK_PC_CMDLINE);
 	assert_int_equal(r64(si + 32), SPK_PC_ACPI_START);
-	assert_int_equal(r32(si + 48), 3); /* memmap entries */
+	assert_int_equal(r32(si + 48), 5); /* memmap entries */
 	uint64_t modlist = r64(si + 16), memmap = r64(si + 40);
 	assert_int_equal(r64(f->ram + modlist), b.initrd_start);
 	assert_int_equal(r64(f->ram + modlist + 8), sizeof(initrd));
 	assert_int_equal(r64(f->ram + memmap + 24 + 16) & 0xffffffff, SPK_E820_RESERVED);
+	/* the same map as the zero page's: the ECAM reserved after the RAM */
+	assert_int_equal(r64(f->ram + memmap + 3 * 24), SPK_PC_PCI_ECAM);
+	assert_int_equal(r64(f->ram + memmap + 3 * 24 + 8), SPK_PC_PCI_ECAM_SIZE);
+	assert_int_equal(r32(f->ram + memmap + 3 * 24 + 16), SPK_E820_RESERVED);
 
 	c.no_pvh = true; /* the same kernel through its 64-bit entry */
 	assert_int_equal(spk_linux_load(f->mem, &c, &b), 0);
@@ -345,17 +355,64 @@ static void test_regression_short_elf(void **state)
 	free(k);
 }
 
+/* Does a reserved entry of m[0, n) cover [addr, addr + len)? */
+static bool reserved(const struct spk_e820 *m, int n, uint64_t addr, uint64_t len)
+{
+	for (int i = 0; i < n; i++)
+		if (m[i].type == SPK_E820_RESERVED && m[i].addr <= addr &&
+		    addr + len <= m[i].addr + m[i].size)
+			return true;
+	return false;
+}
+
+/* Sorted, disjoint, RAM never in the 32-bit hole; the ECAM of the MCFG,
+ * the boot timer, IOAPIC and LAPIC reserved; the PCI MMIO window unlisted. */
+static void check_map(const struct spk_e820 *m, int n, uint64_t mem)
+{
+	uint64_t ram = 0;
+
+	for (int i = 0; i < n; i++) {
+		assert_true(m[i].size > 0);
+		if (i)
+			assert_true(m[i - 1].addr + m[i - 1].size <= m[i].addr);
+		if (m[i].type == SPK_E820_RAM) {
+			ram += m[i].size;
+			assert_true(m[i].addr + m[i].size <= SPK_PC_HOLE_START ||
+				    m[i].addr >= SPK_PC_HIGH_RAM_START);
+		}
+		/* nothing of the PCI MMIO window, where BARs go */
+		assert_true(m[i].addr + m[i].size <= SPK_PC_PCI_MMIO_START ||
+			    m[i].addr >= SPK_PC_PCI_MMIO_START + SPK_PC_PCI_MMIO_SIZE);
+	}
+	assert_int_equal(ram, mem - (SPK_PC_HIGH_RAM - SPK_PC_LOW_RAM_END));
+	assert_true(reserved(m, n, SPK_PC_LOW_RAM_END, SPK_PC_HIGH_RAM - SPK_PC_LOW_RAM_END));
+	assert_true(reserved(m, n, SPK_PC_PCI_ECAM, SPK_PC_PCI_ECAM_SIZE));
+	assert_true(reserved(m, n, SPK_PC_BOOT_TIMER, 4096));
+	assert_true(reserved(m, n, SPK_PC_IOAPIC, 4096));
+	assert_true(reserved(m, n, SPK_PC_LAPIC, 4096));
+}
+
 static void test_e820(void **state)
 {
 	struct spk_e820 m[8];
+	struct spk_acpi_config ac;
 
-	assert_int_equal(spk_pc_e820(512ull << 20, m, 8), 3);
+	assert_int_equal(spk_pc_e820(512ull << 20, m, 8), 5);
+	check_map(m, 5, 512ull << 20);
 	assert_int_equal(m[2].addr + m[2].size, 512ull << 20);
-	assert_int_equal(spk_pc_e820(8ull << 30, m, 8), 4);
+	assert_int_equal(spk_pc_e820(3ull << 30, m, 8), 5); /* RAM right up to the hole */
+	check_map(m, 5, 3ull << 30);
+	assert_int_equal(spk_pc_e820(8ull << 30, m, 8), 6);
+	check_map(m, 6, 8ull << 30);
 	assert_int_equal(m[2].addr + m[2].size, SPK_PC_HOLE_START);
-	assert_int_equal(m[3].addr, 1ull << 32);
-	assert_int_equal(m[3].size, (8ull << 30) - SPK_PC_HOLE_START);
-	assert_int_equal(spk_pc_e820(8ull << 30, m, 3), -ENOSPC);
+	assert_int_equal(m[5].addr, 1ull << 32);
+	assert_int_equal(m[5].size, (8ull << 30) - SPK_PC_HOLE_START);
+	/* the ACPI tables' addresses (MCFG, MADT) are the ones reserved here */
+	spk_acpi_pc_config(&ac, 2, true);
+	assert_true(reserved(m, 6, ac.pci_ecam, SPK_PC_PCI_ECAM_SIZE));
+	assert_true(reserved(m, 6, ac.ioapic_addr, 4096));
+	assert_true(reserved(m, 6, ac.lapic_addr, 4096));
+	assert_int_equal(spk_pc_e820(8ull << 30, m, 5), -ENOSPC);
 	assert_int_equal(spk_pc_e820(1 << 20, m, 8), -EINVAL);
 	assert_int_equal(spk_pc_e820((512ull << 20) + 1, m, 8), -EINVAL);
 }
