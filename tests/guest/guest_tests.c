@@ -4,6 +4,14 @@
  * guest-SDK program (guest/tests/) and a host loop here that asserts the
  * exit's fields and what the guest saw. Usage: guest_tests CASE.
  * Exit status 77 (skip) where /dev/kvm is not usable.
+ *
+ * Beyond one case per kind: system_reset (the SYSTEM_RESET hypercall),
+ * strict_miss (SPK_MISS_FATAL: an access to no device is INTERNAL_ERROR
+ * naming it), cpl3_entry (a vCPU started directly at CPL3 with IOPL 3),
+ * cpuid (the embedder's CPUID policy hook as the guest reads it at CPL0
+ * and CPL3). internal_error checks the instruction bytes on PVM hosts,
+ * where xsave at CPL0 cannot be emulated. FAIL_ENTRY has no case: KVM
+ * here refuses an invalid state at KVM_SET_SREGS, before any entry.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -659,6 +667,116 @@ static void case_cpl3_entry(void)
 	th_teardown(&t);
 }
 
+/* ---- the CPUID policy hook reaches the guest ------------------------------------------ */
+
+#define CPUID_CX16 (1u << 13) /* leaf 1 ECX: cmpxchg16b, which KVM lets us clear */
+
+struct cpuid_hook {
+	int calls;
+	uint32_t vcpu;
+	bool had_cx16;
+};
+
+static int cpuid_hook(void *opaque, uint32_t vcpu_id, struct spk_cpuid_entry *e, uint32_t *n,
+		      uint32_t cap)
+{
+	struct cpuid_hook *h = opaque;
+	struct spk_cpuid_entry *sig = spk_cpuid_find(e, *n, 0x40000000, 0);
+	struct spk_cpuid_entry *leaf1 = spk_cpuid_find(e, *n, 1, 0);
+
+	h->calls++;
+	h->vcpu = vcpu_id;
+	if (!leaf1)
+		return -ENOENT;
+	if (!sig) { /* KVM lists it; add it where it does not */
+		if (*n >= cap)
+			return -ENOSPC;
+		sig = &e[(*n)++];
+		*sig = (struct spk_cpuid_entry){.function = 0x40000000, .eax = 0x40000000};
+	}
+	/* "SparklerHook" in ebx, ecx, edx */
+	memcpy(&sig->ebx, "Spar", 4);
+	memcpy(&sig->ecx, "kler", 4);
+	memcpy(&sig->edx, "Hook", 4);
+	h->had_cx16 = leaf1->ecx & CPUID_CX16;
+	leaf1->ecx &= ~CPUID_CX16;
+	return 0;
+}
+
+static int cpuid_hook_fails(void *opaque, uint32_t vcpu_id, struct spk_cpuid_entry *e,
+			    uint32_t *n, uint32_t cap)
+{
+	return -EPERM;
+}
+
+static int cpuid_hook_too_many(void *opaque, uint32_t vcpu_id, struct spk_cpuid_entry *e,
+			       uint32_t *n, uint32_t cap)
+{
+	*n = cap + 1;
+	return 0;
+}
+
+static void check_cpuid_ucall(struct spk_ucall uc, uint64_t stage)
+{
+	char sig[13] = {0};
+	uint32_t r[3] = {(uint32_t)uc.args[1], (uint32_t)uc.args[2], (uint32_t)uc.args[3]};
+
+	memcpy(sig, r, 12);
+	printf("stage %llu: leaf 0x40000000 '%s', leaf 1 ECX 0x%08llx\n",
+	       (unsigned long long)stage, sig, (unsigned long long)uc.args[4]);
+	CHECK_EQ(uc.args[0], stage);
+	CHECK(strcmp(sig, "SparklerHook") == 0, "the guest read '%s'", sig);
+	CHECK_EQ(uc.args[4] & CPUID_CX16, 0);
+}
+
+static void case_cpuid(void)
+{
+	struct cpuid_hook h = {0};
+	const struct th_opts o = {.cpuid_policy = cpuid_hook, .cpuid_opaque = &h};
+	struct spk_exit e;
+	struct th t;
+
+	th_setup(&t, "t_cpuid", &o);
+	th_run(&t, &e);
+	CHECK_EQ(h.calls, 1);
+	CHECK_EQ(h.vcpu, 0);
+	printf("KVM listed CX16: %s\n", h.had_cx16 ? "yes" : "no");
+	check_cpuid_ucall(th_expect_ucall(&t, &e, SPK_UCALL_SYNC), 1); /* CPL0 */
+	th_run(&t, &e);
+	check_cpuid_ucall(th_expect_ucall(&t, &e, SPK_UCALL_SYNC), 2); /* CPL3 */
+	th_run_to_done(&t);
+	th_teardown(&t);
+
+	/* the control: without the hook the guest sees KVM's values */
+	th_setup(&t, "t_cpuid", NULL);
+	th_run(&t, &e);
+	struct spk_ucall uc = th_expect_ucall(&t, &e, SPK_UCALL_SYNC);
+	char sig[13] = {0};
+	uint32_t r[3] = {(uint32_t)uc.args[1], (uint32_t)uc.args[2], (uint32_t)uc.args[3]};
+	memcpy(sig, r, 12);
+	printf("without the hook: leaf 0x40000000 '%s', leaf 1 ECX 0x%08llx\n", sig,
+	       (unsigned long long)uc.args[4]);
+	CHECK(strcmp(sig, "SparklerHook") != 0, "'%s'", sig);
+	if (h.had_cx16)
+		CHECK(uc.args[4] & CPUID_CX16, "CX16 is there without the hook");
+	th_teardown(&t);
+
+	/* a hook that fails, or claims more entries than there is room for,
+	 * stops the vCPU's creation with a message */
+	for (int bad = 0; bad < 2; bad++) {
+		struct spk_vm_config cfg = {.cpuid_policy = bad ? cpuid_hook_too_many : cpuid_hook_fails};
+		struct spk_vm *vm;
+		struct spk_vcpu *v;
+
+		CHECK_OK(spk_vm_create(&cfg, &vm));
+		int rc = spk_vcpu_create(vm, 0, &v);
+		CHECK(rc == (bad ? -EINVAL : -EPERM), "rc %d", rc);
+		CHECK(strstr(spk_last_error(), "policy hook failed for vCPU 0"), "message: %s",
+		      spk_last_error());
+		spk_vm_destroy(vm);
+	}
+}
+
 /* ---- DEBUG --------------------------------------------------------------------- */
 
 static void case_single_step(void)
@@ -1147,6 +1265,7 @@ static const struct th_case cases[] = {
 	{"system_reset", case_system_reset},
 	{"strict_miss", case_strict_miss},
 	{"cpl3_entry", case_cpl3_entry},
+	{"cpuid", case_cpuid},
 };
 
 int main(int argc, char **argv)

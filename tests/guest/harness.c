@@ -14,6 +14,8 @@ void th_setup(struct th *t, const char *name, const struct th_opts *o)
 		.msr_exits = o->msr_exits,
 		.n_msr_exits = o->n_msr_exits,
 		.console_fd = o->console_fd,
+		.cpuid_policy = o->cpuid_policy,
+		.cpuid_opaque = o->cpuid_opaque,
 	};
 	CHECK_OK(spk_vm_create(&cfg, &t->vm));
 	CHECK_OK(spk_vm_add_memory(t->vm, 0, TH_RAM, SPK_MEM_RAM, "ram", NULL));

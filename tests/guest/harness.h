@@ -44,6 +44,8 @@ struct th_opts {
 	const uint32_t *msr_exits;
 	uint32_t n_msr_exits;
 	int console_fd;
+	spk_cpuid_policy_fn cpuid_policy;
+	void *cpuid_opaque;
 };
 
 struct th {
