@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
 """The jail: `sparkler --jail DIR --uid U --gid G --new-netns run ...` boots a
-guest-SDK program (a stand-in kernel that halts and keeps the VM alive) and
-the test checks from the host that the jailed monitor cannot see the host's
-files, PIDs or network, runs as U:G without capabilities, with no other
+guest-SDK program (a stand-in kernel that halts and keeps the VM alive) with
+a virtio-blk disk inside the jail, and the test checks from the host that
+the jailed monitor cannot see the host's files, PIDs or network, has the
+host's /dev/kvm (and /dev/null, /dev/net/tun) as its own 0600 nodes, runs
+as U:G without capabilities, under the rlimits jail.c sets, with no other
 descriptors and no environment; then stops it with SIGTERM.
 
 usage: jail_test.py SPARKLER GUEST_DIR WORK_DIR"""
 import os
+import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -33,6 +37,14 @@ def children(pid):
         return [int(p) for p in open("/proc/%d/task/%d/children" % (pid, pid)).read().split()]
     except OSError:
         return []
+
+
+def disk_open(pid):
+    try:
+        return any(os.readlink("/proc/%d/fd/%s" % (pid, fd)) == "/disk.img"
+                   for fd in os.listdir("/proc/%d/fd" % pid))
+    except OSError:
+        return False
 
 
 def refusals(jail):
@@ -103,6 +115,9 @@ def main():
     shutil.rmtree(jail, ignore_errors=True)
     os.makedirs(jail)
     shutil.copy(os.path.join(GUEST_DIR, "t_halt.elf"), os.path.join(jail, "kernel.elf"))
+    with open(os.path.join(jail, "disk.img"), "wb") as f:  # a virtio-blk disk inside the jail
+        f.truncate(1 << 20)
+    os.chown(os.path.join(jail, "disk.img"), UID, GID)
     refusals(jail)
 
     env = dict(os.environ, SPARKLER_SECRET="host-only")
@@ -112,16 +127,17 @@ def main():
     env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
     p = subprocess.Popen([SPARKLER, "--jail", jail, "--uid", str(UID), "--gid", str(GID),
                           "--new-netns", "run", "--kernel", "/kernel.elf", "--serial", "none",
-                          "--timeout", "60"], stdin=subprocess.DEVNULL,
+                          "--disk", "/disk.img", "--timeout", "60"], stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     inner = None
-    for _ in range(100):
+    for _ in range(200):
         kids = children(p.pid)
-        if kids and int(status(kids[0]).get("Threads", "1")) >= 2:
+        if kids and int(status(kids[0]).get("Threads", "1")) >= 2 and disk_open(kids[0]):
             inner = kids[0]
             break
         time.sleep(0.05)
-    check(inner is not None, "the jailed monitor runs (a vCPU thread besides the main one)")
+    check(inner is not None, "the jailed monitor runs (a vCPU thread besides the main one) and "
+          "has the disk inside the jail open")
     if inner is None:
         p.kill()
         print(p.communicate()[1].decode())
@@ -138,9 +154,30 @@ def main():
         check(os.readlink("/proc/%d/ns/%s" % (inner, ns)) != os.readlink("/proc/self/ns/" + ns),
               "its %s namespace is not the host's" % ns)
     files = sorted(os.listdir("/proc/%d/root" % inner))
-    check(files == ["dev", "kernel.elf"], "its / holds only the jail's files: %s" % files)
+    check(files == ["dev", "disk.img", "kernel.elf"], "its / holds only the jail's files: %s" %
+          files)
     devs = sorted(os.listdir("/proc/%d/root/dev" % inner))
-    check(set(devs) <= {"kvm", "net", "null"}, "its /dev holds only kvm, net/tun, null: %s" % devs)
+    want = {"kvm", "null"} | ({"net"} if os.path.exists("/dev/net/tun") else set())
+    check(set(devs) == want, "its /dev holds exactly %s: %s" % (sorted(want), devs))
+    for dev in ["kvm", "null"] + (["net/tun"] if "net" in want else []):
+        st_in = os.stat("/proc/%d/root/dev/%s" % (inner, dev))
+        st_host = os.stat("/dev/" + dev)
+        check(stat.S_ISCHR(st_in.st_mode) and st_in.st_rdev == st_host.st_rdev and
+              (st_in.st_uid, st_in.st_gid) == (UID, GID) and stat.S_IMODE(st_in.st_mode) == 0o600,
+              "/dev/%s in the jail is the host's device %d:%d, %d:%d 0600 (%d:%d %d:%d %o)" %
+              (dev, os.major(st_host.st_rdev), os.minor(st_host.st_rdev), UID, GID,
+               os.major(st_in.st_rdev), os.minor(st_in.st_rdev), st_in.st_uid, st_in.st_gid,
+               stat.S_IMODE(st_in.st_mode)))
+    # the limits src/vmm/jail.c set_limits() gives: soft = hard
+    limits = {}
+    for line in open("/proc/%d/limits" % inner).read().splitlines()[1:]:
+        m = re.match(r"(Max [a-z ]+?)\s{2,}(\S+)\s+(\S+)", line)
+        if m:
+            limits[m.group(1)] = (m.group(2), m.group(3))
+    for name, value in [("Max open files", "2048"), ("Max core file size", "0"),
+                        ("Max locked memory", str(64 << 10))]:
+        check(limits.get(name) == (value, value), "rlimit %s is %s (soft and hard): %s" %
+              (name, value, limits.get(name)))
     check(not os.path.exists("/proc/%d/root/etc" % inner), "the host's /etc is not there")
     netdev = open("/proc/%d/net/dev" % inner).read()
     ifaces = sorted(l.split(":")[0].strip() for l in netdev.splitlines()[2:])
@@ -151,8 +188,12 @@ def main():
     fds = {}
     for fd in os.listdir("/proc/%d/fd" % inner):
         fds[int(fd)] = os.readlink("/proc/%d/fd/%s" % (inner, fd))
-    extra = {fd: t for fd, t in fds.items() if fd > 2 and not ("kvm" in t)}
-    check(not extra, "no descriptors beyond stdio and KVM's: %s" % extra)
+    check("/disk.img" in fds.values(), "the disk is open under its path in the jail: %s" % fds)
+    # the VM's own: KVM's, the disk, the virtio loop's event descriptors and io_uring
+    own = ("/disk.img", "anon_inode:[eventfd]", "anon_inode:[eventpoll]",
+           "anon_inode:[timerfd]", "anon_inode:[io_uring]")
+    extra = {fd: t for fd, t in fds.items() if fd > 2 and "kvm" not in t and t not in own}
+    check(not extra, "no descriptors beyond stdio, KVM's and the VM's own: %s" % extra)
     p.send_signal(signal.SIGTERM)
     out, err = p.communicate(timeout=20)
     check(p.returncode == 5, "SIGTERM reaches the jailed monitor: status 5 (got %d: %s)" %
