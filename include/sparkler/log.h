@@ -27,6 +27,22 @@ void spk_log_set(spk_log_fn fn, void *opaque, enum spk_log_level max);
 void spk_log(enum spk_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /*
+ * The same, naming the source file and line of the call; spk_log() is a
+ * macro that passes __FILE__ and __LINE__ (the function stays for callers
+ * that take its address or #undef it: no origin then).
+ */
+void spk_log_at(const char *file, int line, enum spk_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#define spk_log(level, ...) spk_log_at(__FILE__, __LINE__, (level), __VA_ARGS__)
+
+/*
+ * Inside a spk_log_fn: the source file of the line being logged (from the
+ * first "src/" or "include/" on, or as given) and its line through *line;
+ * NULL and 0 when the caller gave none. Only valid during that call.
+ */
+const char *spk_log_origin(int *line);
+
+/*
  * The message of the last call that failed on this thread (every function
  * returning -errno sets it), or "" if none did.
  */

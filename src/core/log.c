@@ -33,6 +33,9 @@ static __thread char last_error[LAST_ERROR_MAX];
 /* Set while this thread is inside a custom logger: a logger that logs
  * (directly or through a failing library call) must not deadlock. */
 static __thread bool in_logger;
+/* The file and line of the spk_log_at() call being delivered, if any. */
+static __thread const char *origin_file;
+static __thread int origin_line;
 
 static const char *level_name(enum spk_log_level level)
 {
@@ -145,7 +148,7 @@ log_vformat(enum spk_log_level level, const char *fmt, va_list ap)
 	errno = saved_errno;
 }
 
-void spk_log(enum spk_log_level level, const char *fmt, ...)
+void(spk_log)(enum spk_log_level level, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -154,6 +157,40 @@ void spk_log(enum spk_log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	log_vformat(level, fmt, ap);
 	va_end(ap);
+}
+
+void spk_log_at(const char *file, int line, enum spk_log_level level, const char *fmt, ...)
+{
+	const char *saved_file = origin_file;
+	int saved_line = origin_line;
+	va_list ap;
+
+	if (!fmt)
+		return;
+	origin_file = file;
+	origin_line = line;
+	va_start(ap, fmt);
+	log_vformat(level, fmt, ap);
+	va_end(ap);
+	origin_file = saved_file;
+	origin_line = saved_line;
+}
+
+const char *spk_log_origin(int *line)
+{
+	const char *f = origin_file, *p;
+
+	if (line)
+		*line = f ? origin_line : 0;
+	if (!f)
+		return NULL;
+	/* the build gives "../src/x.c" or an absolute path: from src/ on */
+	for (p = f; *p; p++)
+		if ((p == f || p[-1] == '/') &&
+		    (!strncmp(p, "src/", 4) || !strncmp(p, "include/", 8) ||
+		     !strncmp(p, "tests/", 6)))
+			return p;
+	return f;
 }
 
 const char *spk_last_error(void)

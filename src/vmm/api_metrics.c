@@ -85,18 +85,26 @@ static const char *level_word(enum spk_log_level l)
 static void sink_log(enum spk_log_level level, const char *msg, void *opaque)
 {
 	struct log_sink *s = opaque;
-	char line[LOG_LINE], thread[16] = "?", when[32];
+	char line[LOG_LINE], thread[16] = "?", when[32], origin[160] = "";
 	struct timespec now;
 	struct tm tm;
-	int n;
+	int n, at;
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
 	pthread_getname_np(pthread_self(), thread, sizeof(thread));
+	if (s->show_origin) { /* Firecracker's ":file:line" of the log call */
+		const char *file = spk_log_origin(&at);
+
+		if (file)
+			snprintf(origin, sizeof(origin), ":%.120s:%d", file, at);
+		else
+			snprintf(origin, sizeof(origin), ":sparkler");
+	}
 	n = snprintf(line, sizeof(line), "%s.%09ld [%s:%s%s%s%s] %s\n", when, now.tv_nsec, s->id,
 	             thread, s->show_level ? ":" : "", s->show_level ? level_word(level) : "",
-	             s->show_origin ? ":sparkler" : "", msg);
+	             origin, msg);
 	if (n < 0)
 		return;
 	if ((size_t)n >= sizeof(line)) {

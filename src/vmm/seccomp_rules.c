@@ -174,12 +174,19 @@ static int allow_tap_ioctls(scmp_filter_ctx ctx)
 }
 
 /* prctl: only PR_SET_NO_NEW_PRIVS, which spk_seccomp_install sets before it
- * stacks a filter (a CPU_UP vCPU thread filtering itself again). */
+ * stacks a filter (a CPU_UP vCPU thread filtering itself again), and
+ * PR_GET_NAME, the thread's own name for the API logger's lines (glibc's
+ * pthread_getname_np on itself). */
 static int allow_no_new_privs(scmp_filter_ctx ctx)
 {
-	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
-				arg_cmp(0, SCMP_CMP_EQ, PR_SET_NO_NEW_PRIVS, 0));
+	int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+				  arg_cmp(0, SCMP_CMP_EQ, PR_SET_NO_NEW_PRIVS, 0));
+
+	return rc ? rc
+		  : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+				     arg_cmp(0, SCMP_CMP_EQ, PR_GET_NAME, 0));
 }
+
 
 static int add_rules(scmp_filter_ctx ctx, const struct rule *r, size_t n)
 {

@@ -14,6 +14,7 @@ usage: api_test.py SPARKLER GUEST_DIR http|vm"""
 import concurrent.futures
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -29,6 +30,10 @@ SPARKLER, GUEST_DIR, MODE = sys.argv[1], sys.argv[2], sys.argv[3]
 TICKER = os.path.join(GUEST_DIR, "t_ticker.elf")      # prints "tick N" on COM1 forever
 SYSTEM_OFF = os.path.join(GUEST_DIR, "t_system_off.elf")  # powers off at once
 TRIPLE = os.path.join(GUEST_DIR, "t_triple_fault.elf")    # resets at once
+CAD = os.path.join(GUEST_DIR, "t_ctrl_alt_del.elf")  # waits for Ctrl+Alt+Del, powers off
+SRC_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CAD_SET1 = "1d 38 e0 53 e0 d3 b8 9d"  # Ctrl, Alt, Del down; Del, Alt, Ctrl up (set 1)
+LOG_LINE = re.compile(r"^\S+ \[([^:\]]+):([^:\]]*):([A-Z]+)(?::([^:\]]+):(\d+))?\] (.*)$")
 BODY_LIMIT = 51200
 failures = []
 
@@ -314,6 +319,79 @@ def happy_paths(tmp):
           ":INFO]" in logged, "the log file has the requests, with levels")
     last = json.loads(open(metrics).read().splitlines()[-1])
     check(rc == 5 and last.get("event") == "exit", "a metrics line at exit (%d)" % rc)
+
+
+# ---- http: log levels and origins ------------------------------------------------------------
+
+def log_lines(path):
+    """(level, file, line, message) of each line of a logger file with
+    show_level on; a line that does not parse is a failure."""
+    out = []
+    for l in open(path).read().splitlines():
+        m = LOG_LINE.match(l)
+        if not check(m is not None, "a log line parses: %r" % l):
+            continue
+        out.append((m.group(3), m.group(4), int(m.group(5) or 0), m.group(6)))
+    return out
+
+
+def origin_ok(lines):
+    """Every line names file:line of a spk_log call in our own sources."""
+    bad = []
+    for level, f, n, msg in lines:
+        try:
+            src = open(os.path.join(SRC_ROOT, f)).read().splitlines() if f else []
+        except OSError:
+            src = []
+        # the call may span lines: the named line opens it
+        if not (0 < n <= len(src) and "spk_log" in src[n - 1]):
+            bad.append((f, n, msg[:60]))
+    return bad
+
+
+def logger_levels(tmp):
+    """PUT /logger level: Warning hides the INFO lines, Info shows them
+    without DEBUG ones, Debug adds the request bodies; show_log_origin
+    names the source file and line of each log call."""
+    seen = {}
+    for level in ["Warning", "Info", "Debug"]:
+        log = os.path.join(tmp, "level-%s.log" % level)
+        p = started(tmp, name="lvl.sock")
+        expect(p.call("PUT", "/logger", {"log_path": log, "level": level, "show_level": True,
+                                         "show_log_origin": True}), 204, None,
+               "PUT /logger level %s with origins" % level)
+        expect(p.call("PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 64}), 204,
+               None, "PUT /machine-config at level %s" % level)
+        expect(p.call("PUT", "/machine-config", {"vcpu_count": "one"}), 400, None,
+               "a refused request at level %s" % level)
+        p.call("GET", "/machine-config")
+        p.finish()
+        lines = log_lines(log)
+        seen[level] = lines
+        levels = sorted({l[0] for l in lines})
+        bad = origin_ok(lines)
+        check(not bad, "level %s: every line names the file:line of its spk_log call %r" %
+              (level, bad[:3]))
+        if level == "Warning":
+            check(all(l[0] in ("WARN", "ERROR") for l in lines),
+                  "level Warning: no INFO or DEBUG line (%r)" % levels)
+        elif level == "Info":
+            check("INFO" in levels and "DEBUG" not in levels,
+                  "level Info: INFO lines, no DEBUG line (%r)" % levels)
+        else:
+            check("INFO" in levels and "DEBUG" in levels, "level Debug: INFO and DEBUG lines "
+                  "(%r)" % levels)
+    got = [l for l in seen["Info"] if l[3].startswith(
+        'The API server received a PUT request on "/machine-config"')]
+    check(len(got) == 2 and all(g[0] == "INFO" and g[1] == "src/vmm/api_handler.c"
+                                for g in got),
+          "level Info: both PUTs logged as INFO from src/vmm/api_handler.c (%r)" % got[:2])
+    check(not any("received a" in l[3] for l in seen["Warning"]),
+          "level Warning: the same requests leave no request line")
+    bodies = [l for l in seen["Debug"] if l[3].startswith("Request body:")]
+    check(len(bodies) == 2 and all(b[0] == "DEBUG" for b in bodies) and
+          '"one"' in bodies[1][3], "level Debug: each PUT's body as a DEBUG line (%r)" %
+          [b[3] for b in bodies])
 
 
 # ---- http: refusals ---------------------------------------------------------------------------
@@ -780,6 +858,55 @@ def vm_ends(tmp):
               "the last metrics line says the VM exited")
 
 
+def wait_for(pred, timeout):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()
+
+
+def ctrl_alt_del(tmp):
+    """SendCtrlAltDel reaches the guest: t_ctrl_alt_del polls the i8042
+    (at CPL0: the API's Linux-style boot GDT has no user segments), prints the bytes it got and powers off; sparkler exits 0.
+    Its logger (level Warning, origins on) holds the WARN line of the
+    guest's read of the hole, naming machine.c, and no INFO line."""
+    serial = os.path.join(tmp, "cad.out")
+    log = os.path.join(tmp, "cad.log")
+    p = started(tmp, name="cad.sock")
+    for method, path, body in [
+        ("PUT", "/logger", {"log_path": log, "level": "Warning", "show_level": True,
+                            "show_log_origin": True}),
+        ("PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 32}),
+        ("PUT", "/boot-source", {"kernel_image_path": CAD}),
+        ("PUT", "/serial", {"serial_out_path": serial}),
+        ("PUT", "/actions", {"action_type": "InstanceStart"}),
+    ]:
+        expect(p.call(method, path, body), 204, None, "%s %s" % (method, path))
+    out = lambda: open(serial).read() if os.path.exists(serial) else ""
+    check(wait_for(lambda: "cad: waiting" in out(), 20),
+          "the guest polls the i8042 (%r)" % out())
+    check(p.p.poll() is None and "cad: got" not in out(),
+          "without Ctrl+Alt+Del the guest waits")
+    expect(p.call("PUT", "/actions", {"action_type": "SendCtrlAltDel"}), 204, None,
+           "SendCtrlAltDel to a guest that waits for it")
+    rc = p.finish(sig=None, timeout=30)
+    got = [l for l in out().splitlines() if l.startswith("cad: got")]
+    check(got == ["cad: got " + CAD_SET1],
+          "the guest read Ctrl+Alt+Del's set-1 scancodes from port 0x60 (%r)" % got)
+    check(rc == 0 and "cad: powering off" in out(),
+          "then it powered off: sparkler exits 0 (%d, %r)" % (rc, p.err.strip()[-200:]))
+    lines = log_lines(log)
+    warns = [l for l in lines if l[0] == "WARN" and "hits no device" in l[3]]
+    check(len(warns) == 1 and warns[0][1] == "src/vmm/machine.c" and not origin_ok(warns),
+          "level Warning: the guest's hole read is one WARN line from src/vmm/machine.c:N "
+          "(%r)" % warns)
+    check(not any(l[0] in ("INFO", "DEBUG") for l in lines),
+          "level Warning: no INFO or DEBUG line while a VM starts and stops (%r)" %
+          sorted({l[0] for l in lines}))
+
+
 def failed_start(tmp):
     junk = os.path.join(tmp, "junk-kernel")
     open(junk, "wb").write(os.urandom(8192))
@@ -847,6 +974,7 @@ def main():
         if MODE == "http":
             cli(tmp)
             happy_paths(tmp)
+            logger_levels(tmp)
             refusals(tmp)
             many_clients(tmp)
             config_file_errors(tmp)
@@ -863,6 +991,7 @@ def main():
                 return 77
             full_boot(tmp)
             vm_ends(tmp)
+            ctrl_alt_del(tmp)
             failed_start(tmp)
             config_files(tmp)
     print("%d failure(s)" % len(failures))
