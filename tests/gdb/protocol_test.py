@@ -328,7 +328,13 @@ def case_signals(sparkler, guest_dir, kind):
 
 
 def case_hc(sparkler, guest_dir, kind):
-    """Hc picks the vCPU that a plain s steps and c continues (two vCPUs)."""
+    """Hc picks the vCPU that a plain s steps and c continues (two vCPUs).
+
+    All-stop: a step of one vCPU lets the other run. So thread 2 is stepped
+    first, while thread 1 only spins waiting for it (worker_mark stores
+    worker_done in its 6th instruction; two steps stay before that), and for
+    the step of thread 1, thread 2 is parked on a `jmp .` written over the
+    start of worker_mark, then put back, so neither step races the other."""
     e = elf(guest_dir, 'gdb_smp')
     sb = Sandbox(sparkler, e, extra=['--cpus', '2'])
     c = Client(sb)
@@ -337,26 +343,35 @@ def case_hc(sparkler, guest_dir, kind):
     check(c.cmd('c') == 'T05thread:2;', 'vCPU 1 (thread 2) stops at worker_mark')
     check(c.cmd('z1,%x,1' % mark) == 'OK', 'removed')
     check(c.cmd('qfThreadInfo') == 'm1,2', 'two threads')
-    # the stopped thread (2) is the default; Hc1 makes a plain s step thread 1
-    t1, t2 = rip(c, 1), rip(c, 2)
-    check(t2 == mark, 'thread 2 is at worker_mark')
-    check(c.cmd('Hc1') == 'OK', 'Hc1')
-    check(c.cmd('s') == 'T05thread:1;', 'after Hc1, s steps thread 1 and says so')
-    n1 = rip(c, 1)
-    check(n1 != t1, 'thread 1 moved: %#x -> %#x' % (t1, n1))
+    check(rip(c, 2) == mark, 'thread 2 is at worker_mark')
+    # Hc2: a plain s steps thread 2 (the stopped thread, and now the chosen one)
     check(c.cmd('Hc2') == 'OK', 'Hc2')
     check(c.cmd('s') == 'T05thread:2;', 'after Hc2, s steps thread 2 and says so')
     n2 = rip(c, 2)
     check(n2 != mark, 'thread 2 stepped off worker_mark: %#x' % n2)
     check(c.cmd('s') == 'T05thread:2;', 'Hc stays: s steps thread 2 again')
-    check(rip(c, 2) != n2, 'thread 2 moved again')
-    # c with Hc2: every vCPU resumes (all-stop) and the guest finishes
+    n2b = rip(c, 2)
+    check(n2b != n2, 'thread 2 moved again: %#x -> %#x' % (n2, n2b))
+    # Hc1: now a plain s steps thread 1, although thread 2 stopped last
+    saved = c.cmd('m%x,2' % mark)
+    check(c.cmd('M%x,2:ebfe' % mark) == 'OK', 'jmp . over the start of worker_mark')
+    check(c.cmd('Hg2') == 'OK' and c.cmd('P10=' + mark.to_bytes(8, 'little').hex()) == 'OK',
+          'thread 2 parked on it')
+    t1 = rip(c, 1)
+    check(c.cmd('Hc1') == 'OK', 'Hc1')
+    check(c.cmd('s') == 'T05thread:1;', 'after Hc1, s steps thread 1 and says so')
+    n1 = rip(c, 1)
+    check(n1 != t1, 'thread 1 moved: %#x -> %#x' % (t1, n1))
+    check(rip(c, 2) == mark, 'thread 2 stayed parked while thread 1 stepped')
+    check(c.cmd('M%x,2:%s' % (mark, saved)) == 'OK', 'worker_mark restored')
+    check(c.cmd('Hg2') == 'OK' and c.cmd('P10=' + n2b.to_bytes(8, 'little').hex()) == 'OK',
+          'thread 2 back where its steps left it')
+    # c with Hc1: every vCPU resumes (all-stop) and the guest finishes
     c.send_raw(frame('c'))
     check(c.ack() == b'+', 'c taken')
-    check(c.packet() == 'W00', 'c after Hc2 runs the guest to its end: W00')
+    check(c.packet() == 'W00', 'c after Hc1 runs the guest to its end: W00')
     c.close()
     finished(sb, 0, 'worker_done=7')
-
 
 CASES = {
     'framing': case_framing, 'commands': case_commands, 'memory': case_memory,

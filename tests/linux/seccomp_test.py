@@ -16,7 +16,9 @@ vCPU threads carry no name: they are the threads blocked in
 ioctl(KVM_RUN) (/proc/PID/task/TID/syscall: 16, then the vCPU fd, then
 0xae80), not counting KVM's own worker thread (kvm-nx-lpage-recovery,
 PF_USER_WORKER), which the kernel also shows among the process's threads.
-A guest that halts (t_halt) keeps every vCPU there.
+A guest that halts (t_halt) keeps every vCPU there. The virtio loop and
+the gdb stub are looked at once they wait for their first event (epoll,
+poll), which is after they filter themselves.
 
 usage: seccomp_test.py SPARKLER GUEST_DIR WORK_DIR SANITIZE"""
 import http.client
@@ -34,6 +36,9 @@ SPARKLER, GUEST_DIR, WORK, SANITIZE = sys.argv[1:5]
 HALT = os.path.join(GUEST_DIR, "t_halt.elf")
 KVM_RUN = 0xAE80
 SYS_IOCTL = 16
+# where the event loop and the gdb stub wait, after they filter themselves
+EPOLL_WAITS = (232, 281)  # epoll_wait, epoll_pwait
+POLLS = (7, 271)  # poll, ppoll
 PF_USER_WORKER = 0x4000
 failures = []
 
@@ -62,6 +67,10 @@ class Thread:
         s = self.syscall
         return (not self.worker() and len(s) > 2 and s[0] == str(SYS_IOCTL)
                 and int(s[2], 16) == KVM_RUN)
+
+    def waiting(self, *nrs):
+        """Blocked in one of these system calls: past its start-up (and its filter)."""
+        return bool(self.syscall) and self.syscall[0] in {str(n) for n in nrs}
 
     def __repr__(self):
         return "%d %s (Seccomp %d, filters %d, syscall %s)" % (
@@ -115,8 +124,9 @@ def run_mode(tmp):
                           "--timeout", "120"], stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ts = wait_for(p.pid, lambda ts: sum(t.vcpu() for t in ts) == 2 and
-                  {"virtio", "gdb-stub"} <= {t.comm for t in ts},
-                  "run: two vCPU threads in KVM_RUN, the virtio loop and the gdb stub appear")
+                  any(t.comm == "virtio" and t.waiting(*EPOLL_WAITS) for t in ts) and
+                  any(t.comm == "gdb-stub" and t.waiting(*POLLS) for t in ts),
+                  "run: two vCPU threads in KVM_RUN, the virtio loop and the gdb stub waiting")
     if ts is None:
         p.kill()
         print(p.communicate()[1])
@@ -180,8 +190,10 @@ def api_mode(tmp):
             ("PUT", "/actions", {"action_type": "InstanceStart"})]:
         code, text = request(sock, method, path, body)
         check(code == 204, "api: %s %s -> 204 (%d %s)" % (method, path, code, text.strip()))
-    ts = wait_for(p.pid, lambda ts: sum(t.vcpu() for t in ts) == 2,
-                  "api: after InstanceStart two vCPU threads are in KVM_RUN")
+    ts = wait_for(p.pid, lambda ts: sum(t.vcpu() for t in ts) == 2 and
+                  any(t.comm == "virtio" and t.waiting(*EPOLL_WAITS) for t in ts),
+                  "api: after InstanceStart two vCPU threads are in KVM_RUN, the virtio loop "
+                  "waits")
     if ts is None:
         p.kill()
         print(p.communicate()[1])
@@ -196,9 +208,9 @@ def api_mode(tmp):
     check(all(t.filters >= 2 for t in vcpus),
           "api: each vCPU thread adds its own list on top of the API's (filters >= 2): %s" %
           vcpus)
-    for t in ts:
-        if t.comm == "virtio":
-            check(t.filters >= 2, "api: the virtio loop adds the device list (%r)" % t)
+    loops = [t for t in ts if t.comm == "virtio"]
+    check(loops and all(t.filters >= 2 for t in loops),
+          "api: the virtio loop adds the device list: %s" % loops)
     stop(p, "the API process")
 
 
@@ -208,7 +220,7 @@ def no_seccomp(tmp):
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     ts = wait_for(p.pid, lambda ts: any(t.vcpu() for t in ts) and
-                  any(t.comm == "virtio" for t in ts),
+                  any(t.comm == "virtio" and t.waiting(*EPOLL_WAITS) for t in ts),
                   "--no-seccomp: the vCPU and the virtio loop run")
     if ts is None:
         p.kill()
