@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <termios.h>
@@ -41,6 +42,11 @@ static struct {
 	bool virtio_console; /* the terminal is hvc0 */
 	bool raw_tty;
 	struct termios saved_tty;
+	/* the same, as the kernel's struct termios (TCGETS), for restoring
+	 * with one ioctl(0, TCSETS) from a signal handler: glibc's tcsetattr
+	 * may make other calls, which a filtered thread's seccomp traps */
+	unsigned char saved_ktty[64];
+	bool have_ktty;
 } g;
 
 /* ---- the terminal ------------------------------------------------------ */
@@ -53,12 +59,20 @@ static void restore_tty(void)
 	}
 }
 
+/* Async-signal-safe, one system call the seccomp lists allow: for the
+ * crash handlers and the seccomp trap, which die right after it without
+ * atexit, maybe on a filtered vCPU or device thread. */
+static void restore_tty_now(void)
+{
+	if (g.raw_tty && g.have_ktty)
+		ioctl(STDIN_FILENO, TCSETS, g.saved_ktty);
+}
+
 /* A crash (ours) must not leave the user's terminal raw: restore it, then
- * die of the same signal. tcsetattr is async-signal-safe. */
+ * die of the same signal. */
 static void crash_handler(int sig)
 {
-	if (g.raw_tty)
-		tcsetattr(STDIN_FILENO, TCSANOW, &g.saved_tty);
+	restore_tty_now();
 	raise(sig); /* SA_RESETHAND: the default action now */
 }
 
@@ -78,6 +92,7 @@ static void raw_tty(void)
 
 	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &g.saved_tty) < 0)
 		return;
+	g.have_ktty = ioctl(STDIN_FILENO, TCGETS, g.saved_ktty) == 0;
 	t = g.saved_tty;
 	cfmakeraw(&t);
 	t.c_oflag |= OPOST | ONLCR; /* our own messages still end lines */
@@ -85,6 +100,8 @@ static void raw_tty(void)
 		g.raw_tty = true;
 		atexit(restore_tty);
 		restore_on_crash();
+		/* SIGSYS from a filter, or a filter that cannot be installed */
+		spk_seccomp_fatal_hook = restore_tty_now;
 	}
 }
 

@@ -49,6 +49,16 @@ static const bool sanitized = false;
 
 static __thread char thread_name[16] = "unfiltered";
 
+void (*volatile spk_seccomp_fatal_hook)(void);
+
+static void run_fatal_hook(void)
+{
+	void (*hook)(void) = spk_seccomp_fatal_hook;
+
+	if (hook)
+		hook();
+}
+
 /* ---- the trap ----------------------------------------------------------- */
 
 static void put(const char *s)
@@ -88,6 +98,7 @@ static void sigsys_handler(int sig, siginfo_t *si, void *uc)
 		put_num(si->si_syscall);
 	}
 	put("; stopping\n");
+	run_fatal_hook();
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
@@ -161,6 +172,7 @@ void spk_seccomp_install_or_die(enum spk_seccomp_profile p, const char *name)
 	if (rc < 0) {
 		fprintf(stderr, "sparkler: seccomp: cannot filter thread %s: %s\n", thread_name,
 			strerror(-rc));
+		run_fatal_hook();
 		_exit(4);
 	}
 }

@@ -14,6 +14,11 @@ enum spk_seccomp_profile {
 /* false with --no-seccomp (said loudly at start). */
 extern bool spk_seccomp_enabled;
 
+/* Called, when set, right before the process dies of a seccomp trap
+ * (SIGSYS) or of a filter it cannot install (_exit, no atexit): must be
+ * async-signal-safe. `sparkler run` restores the terminal with it. */
+extern void (*volatile spk_seccomp_fatal_hook)(void);
+
 /*
  * Filter the calling thread (and the threads it creates later) with the
  * profile's allowlist; name (at most 15 characters) is what the SIGSYS

@@ -173,6 +173,17 @@ static int allow_tap_ioctls(scmp_filter_ctx ctx)
 	return 0;
 }
 
+/* ioctl(0, TCSETS): the only terminal call, made by the SIGSYS handler of a
+ * filtered thread so that `sparkler run` dies with the user's terminal
+ * restored (spk_seccomp_fatal_hook); a trapped call there would kill the
+ * process with the terminal still raw. */
+static int allow_tty_restore(scmp_filter_ctx ctx)
+{
+	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 2,
+				arg_cmp(0, SCMP_CMP_EQ, 0, 0), /* stdin */
+				arg_cmp(1, SCMP_CMP_EQ, TCSETS, 0));
+}
+
 /* prctl: only PR_SET_NO_NEW_PRIVS, which spk_seccomp_install sets before it
  * stacks a filter (a CPU_UP vCPU thread filtering itself again), and
  * PR_GET_NAME, the thread's own name for the API logger's lines (glibc's
@@ -186,7 +197,6 @@ static int allow_no_new_privs(scmp_filter_ctx ctx)
 		  : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
 				     arg_cmp(0, SCMP_CMP_EQ, PR_GET_NAME, 0));
 }
-
 
 static int add_rules(scmp_filter_ctx ctx, const struct rule *r, size_t n)
 {
@@ -215,6 +225,8 @@ int spk_seccomp_rules(scmp_filter_ctx ctx, enum spk_seccomp_profile p)
 		rc = allow_kvm_ioctls(ctx);
 	if (rc == 0 && p == SPK_SECCOMP_API)
 		rc = allow_tap_ioctls(ctx);
+	if (rc == 0 && p != SPK_SECCOMP_API)
+		rc = allow_tty_restore(ctx);
 	if (rc == 0 && p != SPK_SECCOMP_API) /* the API list allows all of prctl */
 		rc = allow_no_new_privs(ctx);
 	return rc;

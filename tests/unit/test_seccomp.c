@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * seccomp: a filtered thread can do its job, and a forbidden system call
- * kills the process with SIGSYS and a line naming the thread and the call.
+ * kills the process with SIGSYS and a line naming the thread and the call,
+ * after the fatal hook (`sparkler run` restores the terminal in it).
  * Each case runs in a child process.
  */
 #include <errno.h>
@@ -15,8 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -106,6 +109,80 @@ static void child_bad_ioctl(void)
 	pthread_join(t, NULL);
 }
 
+/* The terminal of `sparkler run`, as its fatal hook restores it: a pty. */
+static int pty_slave = -1;
+static struct termios saved_tty;
+static unsigned char saved_ktty[64]; /* the kernel's struct termios */
+
+/* What run.c's hook does: one ioctl(0, TCSETS) */
+static void restore_tty_hook(void)
+{
+	ioctl(STDIN_FILENO, TCSETS, saved_ktty);
+}
+
+static void raw_stdin(void)
+{
+	struct termios raw;
+
+	dup2(pty_slave, STDIN_FILENO);
+	tcgetattr(STDIN_FILENO, &saved_tty);
+	ioctl(STDIN_FILENO, TCGETS, saved_ktty);
+	raw = saved_tty;
+	cfmakeraw(&raw);
+	tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+}
+
+static void child_raw_forbidden_hooked(void)
+{
+	raw_stdin();
+	spk_seccomp_fatal_hook = restore_tty_hook;
+	child_forbidden(); /* dies of SIGSYS in a vCPU-filtered thread */
+}
+
+static void child_raw_forbidden_unhooked(void)
+{
+	raw_stdin();
+	child_forbidden();
+}
+
+static bool same_tty(const struct termios *a, const struct termios *b)
+{
+	return a->c_iflag == b->c_iflag && a->c_oflag == b->c_oflag &&
+	       a->c_cflag == b->c_cflag && a->c_lflag == b->c_lflag &&
+	       !memcmp(a->c_cc, b->c_cc, sizeof(a->c_cc));
+}
+
+/* The hook runs in the SIGSYS handler of the filtered thread, whose filter
+ * lets exactly this ioctl(0, TCSETS) through: the terminal is the one from
+ * before; without the hook it stays raw. */
+static void test_fatal_hook_restores_tty(void **state)
+{
+	struct termios before, after;
+	char out[512];
+	int master = posix_openpt(O_RDWR | O_NOCTTY);
+
+	assert_true(master >= 0);
+	assert_int_equal(grantpt(master), 0);
+	assert_int_equal(unlockpt(master), 0);
+	pty_slave = open(ptsname(master), O_RDWR | O_NOCTTY);
+	assert_true(pty_slave >= 0);
+	assert_int_equal(tcgetattr(pty_slave, &before), 0);
+
+	int st = in_child(child_raw_forbidden_hooked, out, sizeof(out));
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS);
+	assert_non_null(strstr(out, "thread vcpu1"));
+	assert_int_equal(tcgetattr(pty_slave, &after), 0);
+	assert_true(same_tty(&before, &after));
+
+	st = in_child(child_raw_forbidden_unhooked, out, sizeof(out));
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS);
+	assert_int_equal(tcgetattr(pty_slave, &after), 0);
+	assert_false(same_tty(&before, &after)); /* left raw */
+	assert_false(after.c_lflag & ICANON);
+	close(pty_slave);
+	close(master);
+}
+
 static void test_allowed(void **state)
 {
 	char out[512];
@@ -146,6 +223,7 @@ int main(void)
 		cmocka_unit_test(test_allowed),
 		cmocka_unit_test(test_forbidden_is_fatal),
 		cmocka_unit_test(test_only_kvm_ioctls),
+		cmocka_unit_test(test_fatal_hook_restores_tty),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
