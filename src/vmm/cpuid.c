@@ -4,6 +4,7 @@
  * vCPU, no SMT), the hypervisor bit, a template that hides features, and
  * what these hosts' KVM cannot emulate (CX16 on PVM, see PLATFORM notes).
  */
+#include <errno.h>
 #include <string.h>
 
 #include "vmm/vmm.h"
@@ -99,11 +100,37 @@ static void apply_minimal(struct spk_cpuid_entry *e, uint32_t n)
 	}
 }
 
+/*
+ * KVM_GET_SUPPORTED_CPUID may list leaf 0xB / 0x1F with sub-leaf 0 only
+ * (it does on these hosts); a guest then reads zeros for sub-leaf 1, no
+ * core level, and sees one vCPU per package. Add sub-leaves 1 (core) and
+ * 2 (the end) so that apply_topology fills them in.
+ */
+static int add_topology_subleaves(struct spk_cpuid_entry *e, uint32_t *n, uint32_t cap,
+				  uint32_t leaf)
+{
+	if (!spk_cpuid_find(e, *n, leaf, 0))
+		return 0;
+	for (uint32_t sub = 1; sub <= 2; sub++) {
+		if (spk_cpuid_find(e, *n, leaf, sub))
+			continue;
+		if (*n >= cap)
+			return -ENOSPC;
+		e[(*n)++] = (struct spk_cpuid_entry){.function = leaf, .index = sub,
+						     .flags = SPK_CPUID_FLAG_SIGNIFICANT_INDEX};
+	}
+	return 0;
+}
+
 int spk_cpuid_policy(void *opaque, uint32_t vcpu_id, struct spk_cpuid_entry *e, uint32_t *n,
 		     uint32_t cap)
 {
 	const struct spk_cpu_policy *p = opaque;
+	int rc;
 
+	if ((rc = add_topology_subleaves(e, n, cap, 0xb)) < 0 ||
+	    (rc = add_topology_subleaves(e, n, cap, 0x1f)) < 0)
+		return rc;
 	apply_topology(e, *n, p->ncpus, vcpu_id);
 	if (p->template == SPK_CPU_TEMPLATE_MINIMAL)
 		apply_minimal(e, *n);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The CPUID policy of `sparkler run`: topology, templates, CX16. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -60,6 +61,38 @@ static void test_topology(void **state)
 	}
 }
 
+/* KVM on these hosts lists 0xB and 0x1F with sub-leaf 0 only: the policy
+ * adds the core level and the end, or says it has no room. */
+static void test_topology_subleaves_added(void **state)
+{
+	struct spk_cpu_policy p = {.ncpus = 2};
+	struct spk_cpuid_entry e[8] = {
+		{1, 0, 0, 0xa0671, 0x800, 0, 0},
+		{0xb, 0, 1, 0, 0, 0, 1},
+		{0x1f, 0, 1, 0, 0, 0, 1},
+	};
+	uint32_t n = 3;
+
+	assert_int_equal(spk_cpuid_policy(&p, 1, e, &n, 8), 0);
+	assert_int_equal(n, 7);
+	for (uint32_t leaf = 0xb; leaf <= 0x1f; leaf += 0x1f - 0xb) {
+		struct spk_cpuid_entry *core = spk_cpuid_find(e, n, leaf, 1);
+		struct spk_cpuid_entry *end = spk_cpuid_find(e, n, leaf, 2);
+
+		assert_non_null(core);
+		assert_non_null(end);
+		assert_int_equal(core->flags, SPK_CPUID_FLAG_SIGNIFICANT_INDEX);
+		assert_int_equal(core->ebx, 2);
+		assert_int_equal(core->ecx, 0x201);
+		assert_int_equal(core->eax, 1);
+		assert_int_equal(core->edx, 1); /* vCPU 1's x2APIC id */
+		assert_int_equal(end->ebx, 0);
+		assert_int_equal(end->ecx, 2); /* level type 0: the last */
+	}
+	n = 3;
+	assert_int_equal(spk_cpuid_policy(&p, 0, e, &n, 4), -ENOSPC);
+}
+
 static void test_minimal_template_and_cx16(void **state)
 {
 	struct spk_cpu_policy p = {.ncpus = 2, .template = SPK_CPU_TEMPLATE_MINIMAL,
@@ -100,6 +133,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_topology),
+		cmocka_unit_test(test_topology_subleaves_added),
 		cmocka_unit_test(test_minimal_template_and_cx16),
 		cmocka_unit_test(test_template_names),
 	};
