@@ -567,8 +567,7 @@ static int build_instance(struct spk_machine *m, struct vm_instance *v)
 					 .cpuid_policy = spk_cpuid_policy,
 					 .cpuid_opaque = &v->cpu};
 	if ((rc = spk_vm_create(&vc, &v->vm)) < 0 || (rc = spk_pc_add_ram(v->vm, c->mem)) < 0 ||
-	    (rc = add_acpi(v, c->vcpus, &rsdp)) < 0 || (rc = add_legacy_devices(m, v)) < 0 ||
-	    (rc = add_pci(m, v)) < 0)
+	    (rc = add_acpi(v, c->vcpus, &rsdp)) < 0)
 		return rc;
 	const struct spk_linux_config lc = {
 		.kernel = m->kernel, .kernel_size = m->kernel_size,
@@ -576,7 +575,10 @@ static int build_instance(struct spk_machine *m, struct vm_instance *v)
 		.cmdline = c->cmdline ? c->cmdline : SPK_MACHINE_DEFAULT_CMDLINE,
 		.mem_size = c->mem, .rsdp = rsdp, .no_pvh = c->no_pvh,
 	};
+	/* the kernel and initrd first: a guest that does not fit opens no
+	 * disk, makes no TAP and starts no device thread */
 	if ((rc = spk_linux_load(spk_vm_mem(v->vm), &lc, &boot)) < 0 ||
+	    (rc = add_legacy_devices(m, v)) < 0 || (rc = add_pci(m, v)) < 0 ||
 	    (rc = add_vcpus(v, c->vcpus, &boot)) < 0)
 		return rc;
 	return 0;
