@@ -109,6 +109,10 @@ def exit_statuses():
     r = run(["--kernel", TRIPLE])
     check(r.returncode == 3 and "reset" in r.stderr,
           "a triple fault ends with status 3 (reset): %d %r" % (r.returncode, r.stderr.strip()))
+    r = run(["--kernel", PROBE, "--cmdline", "reset"])
+    check(r.returncode == 3 and "probe: done" in r.stdout,
+          "a write to the ACPI reset register ends with status 3: %d %r" %
+          (r.returncode, r.stderr.strip()))
     r = run(["--kernel", HALT, "--timeout", "1"])
     took = time.monotonic() - t0
     check(r.returncode == 4 and "--timeout" in r.stderr,
