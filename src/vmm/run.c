@@ -160,6 +160,11 @@ static void *stdin_main(void *p)
 	bool escape = false;
 	uint8_t in[64], out[64];
 
+	/* it hands input to the UART or, with --console-virtio, pops the
+	 * guest's receive queue from guest memory: filtered like a device */
+	pthread_setname_np(pthread_self(), "stdin");
+	spk_seccomp_install_or_die(SPK_SECCOMP_DEVICE, "stdin");
+
 	while (!atomic_load(&g.done)) {
 		struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
 		if (poll(&pfd, 1, 100) <= 0)

@@ -8,6 +8,8 @@ many programs are stacked):
   filtered; the threads left unfiltered are the main thread and the
   monitor's own helpers (signal thread, watchdog), which never read guest
   memory (docs/threat-model.md), and there are at most four of them;
+- `run --serial stdout` (and with `--console-virtio`, where it fills the
+  guest's receive queue): the stdin thread ("stdin") is filtered;
 - `--api-sock` after InstanceStart: every thread of the API process is
   filtered, and each vCPU thread has its own list on top (two filters);
 - `run --no-seccomp`: the loud WARNING line, and no thread is filtered.
@@ -143,7 +145,7 @@ def run_mode(tmp):
     open_ = [t for t in ts if t.seccomp == 0]
     check(any(t.tid == p.pid for t in open_), "run: the main thread is one of the unfiltered")
     check(all(t.comm == "sparkler" and not t.vcpu() for t in open_) and len(open_) <= 4,
-          "run: unfiltered are only the monitor's own threads (main, signals, stdin, "
+          "run: unfiltered are only the monitor's own threads (main, signals, "
           "watchdog), none in KVM_RUN: %s" % open_)
     stop(p, "run")
 
@@ -168,6 +170,30 @@ def request(sock, method, path, body=None):
         return r.status, r.read().decode()
     finally:
         c.close()
+
+
+def stdin_mode(tmp):
+    """With the console on stdout, the thread that reads stdin (and, with
+    --console-virtio, fills the guest's receive queue) is filtered."""
+    for extra in ([], ["--console-virtio"]):
+        p = subprocess.Popen([SPARKLER, "run", "--kernel", HALT, "--serial", "stdout",
+                              "--timeout", "120"] + extra, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        what = "run %s" % " ".join(["--serial stdout"] + extra)
+        ts = wait_for(p.pid, lambda ts: sum(t.vcpu() for t in ts) == 1 and
+                      any(t.comm == "stdin" for t in ts), what + ": the stdin thread")
+        if ts is None:
+            p.kill()
+            print(p.communicate()[1])
+            return
+        t = [t for t in ts if t.comm == "stdin"][0]
+        check(t.seccomp == 2 and t.filters >= 1, "%s: the stdin thread is filtered (%r)" %
+              (what, t))
+        p.stdin.write("hello\n")
+        p.stdin.flush()
+        time.sleep(0.2)
+        check(p.poll() is None, "%s: input reaches the guest, the monitor lives on" % what)
+        stop(p, what)
 
 
 def api_mode(tmp):
@@ -251,6 +277,7 @@ def main():
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     run_mode(tmp)
+    stdin_mode(tmp)
     api_mode(tmp)
     no_seccomp(tmp)
     shutil.rmtree(tmp, ignore_errors=True)
