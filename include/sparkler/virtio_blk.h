@@ -60,6 +60,18 @@ void spk_virtio_blk_free(struct spk_virtio_blk *b);
 struct spk_virtio *spk_virtio_blk_dev(struct spk_virtio_blk *b);
 /* "io_uring" or "sync". */
 const char *spk_virtio_blk_engine_name(const struct spk_virtio_blk *b);
+/*
+ * Put the image at path behind the disk (Firecracker's PATCH /drives with a
+ * new path_on_host), opened as the device was (read-only or not). The new
+ * file is opened and checked first: one that cannot be opened or whose
+ * size is not a multiple of 512 is refused and the old one stays. Then,
+ * under the device lock, requests in flight finish on the old file (-EBUSY
+ * and no change if they take over 5 s), the fd and capacity change, the
+ * config generation moves and the driver gets a config-change interrupt;
+ * the old file is closed. Call from a thread that may use io_uring (not a
+ * vCPU thread).
+ */
+int spk_virtio_blk_swap(struct spk_virtio_blk *b, const char *path);
 /* The image size in bytes. */
 uint64_t spk_virtio_blk_size(const struct spk_virtio_blk *b);
 

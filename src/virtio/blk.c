@@ -56,6 +56,7 @@
 #define ID_MAX         64
 #define DRAIN_NAP_NS   50000ull         /* reset: how often to look at the ring */
 #define DRAIN_MAX_NS   (30000000000ull) /* and for how long at most */
+#define SWAP_WAIT_NS   (5000000000ull)  /* a swap waits this long for requests in flight */
 
 /* Request types and status (virtio 1.2 section 5.2.6). */
 enum {
@@ -966,6 +967,67 @@ void spk_virtio_blk_free(struct spk_virtio_blk *b)
 	if (b->fd >= 0)
 		close(b->fd);
 	free(b);
+}
+
+/*
+ * Wait, under the lock, until no request is in flight: io_uring requests
+ * hold the fd number, so it may change only then. Requests still queued
+ * in the ring are submitted (the caller is the API thread, whose filter
+ * has io_uring_enter), finished requests answered, nothing new started.
+ */
+static int quiesce(struct spk_virtio_blk *b)
+{
+	const struct timespec nap = {.tv_nsec = DRAIN_NAP_NS};
+
+	for (uint64_t waited = 0; b->uring && b->inflight; waited += DRAIN_NAP_NS) {
+		if (io_uring_sq_ready(&b->ring))
+			io_uring_submit(&b->ring);
+		reap(b);
+		if (!b->inflight)
+			break;
+		if (waited >= SWAP_WAIT_NS)
+			return -EBUSY;
+		nanosleep(&nap, NULL);
+	}
+	return 0;
+}
+
+int spk_virtio_blk_swap(struct spk_virtio_blk *b, const char *path)
+{
+	struct spk_virtio_blk n = {.fd = -1, .read_only = b ? b->read_only : false};
+	int rc, old;
+
+	if (!b || !path)
+		return spk_fail(EINVAL, "virtio-blk: swap needs a device and a path");
+	memcpy(n.id, b->id, sizeof(n.id));
+	/* the new file first, outside the lock: a bad one changes nothing */
+	if ((rc = open_image(&n, path)) < 0) {
+		if (n.fd >= 0)
+			close(n.fd);
+		return rc;
+	}
+	spk_virtio_lock(b->vd);
+	if (quiesce(b) < 0) {
+		unsigned left = b->inflight;
+
+		spk_virtio_interrupt(b->vd, 0);
+		spk_virtio_unlock(b->vd);
+		close(n.fd);
+		return spk_fail(EBUSY, "virtio-blk %s: %u requests still in flight; the disk is "
+		                       "unchanged", b->id, left);
+	}
+	old = b->fd;
+	b->fd = n.fd;
+	b->size = n.size;
+	spk_virtio_interrupt(b->vd, 0);     /* what quiesce answered */
+	spk_virtio_config_changed(b->vd);   /* new capacity: generation, config IRQ */
+	if (b->stalled)
+		spk_virtio_kick(b->vd, 0);
+	spk_virtio_unlock(b->vd);
+	close(old);
+	spk_log(SPK_LOG_INFO, "virtio-blk %s: now %s (%llu sectors)", b->id, path,
+	        (unsigned long long)(n.size / SECTOR));
+	return 0;
 }
 
 struct spk_virtio *spk_virtio_blk_dev(struct spk_virtio_blk *b)

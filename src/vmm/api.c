@@ -303,6 +303,26 @@ static int op_ctrl_alt_del(void *ctx, char *err, size_t len)
 	return vm_call(ctx, spk_machine_ctrl_alt_del, err, len);
 }
 
+static int op_swap_drive(void *ctx, const char *id, const char *path, char *err, size_t len)
+{
+	struct api_main *a = ctx;
+	bool running;
+	int rc = -EINVAL;
+
+	pthread_mutex_lock(&a->lock);
+	running = a->m && !a->vm_done;
+	if (running)
+		rc = spk_machine_drive_swap(a->m, id, path);
+	pthread_mutex_unlock(&a->lock);
+	if (!running)
+		snprintf(err, len, "the microVM is not running");
+	else if (rc == -ENODEV)
+		snprintf(err, len, "the running microVM has no drive %s", id);
+	else if (rc < 0)
+		snprintf(err, len, "%s", spk_last_error());
+	return rc;
+}
+
 static int op_flush_metrics(void *ctx, char *err, size_t len)
 {
 	struct api_main *a = ctx;
@@ -327,6 +347,7 @@ static const struct spk_api_ops api_ops = {
     .pause = op_pause,
     .resume = op_resume,
     .ctrl_alt_del = op_ctrl_alt_del,
+    .swap_drive = op_swap_drive,
     .flush_metrics = op_flush_metrics,
     .set_logger = op_set_logger,
     .set_metrics = op_set_metrics,

@@ -35,6 +35,9 @@ struct spk_api_ops {
 	int (*pause)(void *ctx, char *err, size_t len);
 	int (*resume)(void *ctx, char *err, size_t len);
 	int (*ctrl_alt_del)(void *ctx, char *err, size_t len);
+	/* PATCH /drives after boot with a path_on_host: the running disk of
+	 * drive id takes that file, or nothing changes (NULL: only recorded). */
+	int (*swap_drive)(void *ctx, const char *id, const char *path, char *err, size_t len);
 	int (*flush_metrics)(void *ctx, char *err, size_t len);
 	/* Open cfg's file; cfg stays the caller's. */
 	int (*set_logger)(void *ctx, struct spk_logger_config *cfg, char *err, size_t len);

@@ -173,10 +173,24 @@ static void drives(struct req *q)
 {
 	struct spk_res_err e;
 
-	if (q->method == M_PUT)
+	char err[ERR_MAX] = "";
+	const char *file;
+	int rc;
+
+	if (q->method == M_PUT) {
 		applied(q, spk_res_drive(&q->api->res, q->id, q->body, "$", &e), &e);
-	else
-		applied(q, spk_res_drive_patch(&q->api->res, q->id, q->body, "$", &e), &e);
+		return;
+	}
+	/* after boot (the route allows PATCH only then): a new backing file
+	 * goes to the running disk first; if it refuses, nothing is recorded */
+	rc = spk_res_drive_patch_check(&q->api->res, q->id, q->body, "$", &e);
+	file = json_string_value(json_object_get(q->body, "path_on_host"));
+	if (rc >= 0 && file && q->api->ops->swap_drive &&
+	    q->api->ops->swap_drive(q->api->ctx, q->id, file, err, sizeof(err)) < 0) {
+		spk_api_fault(q->out, 400, "Unable to patch the block device: %s", err);
+		return;
+	}
+	applied(q, rc < 0 ? rc : spk_res_drive_patch(&q->api->res, q->id, q->body, "$", &e), &e);
 }
 
 static void nets(struct req *q)

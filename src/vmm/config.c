@@ -656,8 +656,8 @@ int spk_res_drive(struct spk_vm_resources *r, const char *url_id, json_t *body, 
 	return 0;
 }
 
-int spk_res_drive_patch(struct spk_vm_resources *r, const char *url_id, json_t *body,
-                        const char *path, struct spk_res_err *e)
+int spk_res_drive_patch_check(const struct spk_vm_resources *r, const char *url_id,
+                              json_t *body, const char *path, struct spk_res_err *e)
 {
 	static const struct jfield f[] = {
 	    {"drive_id", JT_STR, true},
@@ -665,7 +665,6 @@ int spk_res_drive_patch(struct spk_vm_resources *r, const char *url_id, json_t *
 	    {"rate_limiter", JT_OBJ, false},
 	};
 	json_t *rl = NULL;
-	char *file = NULL;
 	int idx;
 
 	if (check_object(body, path, f, ARRAY_LEN(f), e) < 0 ||
@@ -678,6 +677,19 @@ int spk_res_drive_patch(struct spk_vm_resources *r, const char *url_id, json_t *
 	if (check_file_field(body, path, "path_on_host", "drive's backing file", true,
 	                     !r->m.drives[idx].read_only, e) < 0 ||
 	    rate_limiter_field(body, path, "rate_limiter", &rl, e) < 0)
+		return -EINVAL;
+	json_decref(rl);
+	return idx;
+}
+
+int spk_res_drive_patch(struct spk_vm_resources *r, const char *url_id, json_t *body,
+                        const char *path, struct spk_res_err *e)
+{
+	json_t *rl = NULL;
+	char *file = NULL;
+	int idx = spk_res_drive_patch_check(r, url_id, body, path, e);
+
+	if (idx < 0 || rate_limiter_field(body, path, "rate_limiter", &rl, e) < 0)
 		return -EINVAL;
 	if (field(body, "path_on_host") && set_str(&file, str_field(body, "path_on_host"), e) < 0) {
 		json_decref(rl);

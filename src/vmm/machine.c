@@ -814,6 +814,27 @@ int spk_machine_ctrl_alt_del(struct spk_machine *m)
 	return rc;
 }
 
+int spk_machine_drive_swap(struct spk_machine *m, const char *id, const char *path)
+{
+	int rc;
+
+	pthread_mutex_lock(&m->lock);
+	rc = m->current ? -ENODEV : -EINVAL;
+	for (uint32_t i = 0; m->current && i < m->cfg.n_drives; i++) {
+		if (strcmp(m->cfg.drives[i].id, id) != 0)
+			continue;
+		rc = m->current->disks[i] ? spk_virtio_blk_swap(m->current->disks[i], path)
+		                          : -ENODEV;
+		/* a rebuild (--reboot) takes the new file too */
+		if (rc == 0 && spk_config_set_str(&m->cfg.drives[i].path, path))
+			spk_log(SPK_LOG_WARN, "drive %s: out of memory: a reboot would use the "
+			                      "old file", id);
+		break;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
 enum spk_machine_state spk_machine_state(struct spk_machine *m)
 {
 	pthread_mutex_lock(&m->lock);

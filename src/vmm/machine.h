@@ -125,6 +125,10 @@ size_t spk_machine_console_input(struct spk_machine *m, const uint8_t *buf, size
 size_t spk_machine_serial_input(struct spk_machine *m, const uint8_t *buf, size_t n);
 /* Press Ctrl+Alt+Del on the i8042. -EINVAL when no VM is running. */
 int spk_machine_ctrl_alt_del(struct spk_machine *m);
+/* Give drive id's running disk the file at path (spk_virtio_blk_swap).
+ * -EINVAL when no VM is running, -ENODEV without such a drive, else the
+ * disk's -errno with spk_last_error(). */
+int spk_machine_drive_swap(struct spk_machine *m, const char *id, const char *path);
 
 enum spk_machine_state {
 	SPK_MACHINE_NOT_STARTED = 0,

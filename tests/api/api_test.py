@@ -782,6 +782,8 @@ def full_boot(tmp):
     logged = open(log).read()
     check("the microVM started" in logged and "paused" in logged,
           "the log file has the start and the pause")
+    check("virtio-blk rootfs: now %s (256 sectors)" % os.path.join(tmp, "vm2.img") in logged,
+          "the log has the swapped disk's new capacity (128 KiB: 256 sectors)")
 
 
 def post_boot_rules(p, disk):
@@ -805,6 +807,7 @@ def post_boot_rules(p, disk):
            204, None, "PATCH /drives after boot")
     expect(p.call("PATCH", "/drives/nope", {"drive_id": "nope"}), 400, None,
            "PATCH of an unknown drive", "no drive nope")
+    drive_swap(p, disk)
     expect(p.call("PATCH", "/network-interfaces/eth0",
                   {"iface_id": "eth0", "tx_rate_limiter": {"ops": {"size": 5,
                                                                    "refill_time": 10}}}),
@@ -813,6 +816,44 @@ def post_boot_rules(p, disk):
     expect(c, 200, "FullVmConfiguration", "GET /vm/config after boot")
     check((c.json or {}).get("network-interfaces", [{}])[0].get("tx_rate_limiter") is not None,
           "the patched rate limiter is recorded")
+
+
+def open_files(pid):
+    out = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            out.add(os.readlink("/proc/%d/fd/%s" % (pid, fd)))
+        except OSError:
+            pass
+    return out
+
+
+def drive_swap(p, disk):
+    """PATCH /drives with a new path_on_host after boot: the running disk
+    takes the file (sparkler holds it open and no longer the old one, and
+    logs the new capacity); a file whose size is not a multiple of 512 is
+    refused with the reason and the disk keeps its file."""
+    tmp = os.path.dirname(disk)
+    odd = os.path.join(tmp, "odd.img")
+    open(odd, "wb").write(b"\0" * 1000)
+    new = os.path.join(tmp, "vm2.img")
+    open(new, "wb").write(b"\x5a" * (128 << 10))
+    cfg_path = lambda: [d.get("path_on_host") for d in
+                        (p.call("GET", "/vm/config").json or {}).get("drives", [])]
+    expect(p.call("PATCH", "/drives/rootfs", {"drive_id": "rootfs", "path_on_host": odd}), 400,
+           None, "PATCH /drives to a 1000-byte file", "not a multiple of 512")
+    files = open_files(p.p.pid)
+    check(disk in files and odd not in files and cfg_path() == [disk],
+          "refused: the disk keeps its file, the config its path (%r)" % cfg_path())
+    expect(p.call("PATCH", "/drives/rootfs", {"drive_id": "rootfs", "path_on_host": new}), 204,
+           None, "PATCH /drives to a new 128 KiB file after boot")
+    files = open_files(p.p.pid)
+    check(new in files and disk not in files and cfg_path() == [new],
+          "the running disk now holds the new file, not the old one, and the config says so")
+    expect(p.call("PATCH", "/drives/rootfs", {"drive_id": "rootfs", "path_on_host": disk}), 204,
+           None, "PATCH /drives back to the first file")
+    files = open_files(p.p.pid)
+    check(disk in files and new not in files, "and back: the second file is closed")
 
 
 def pause_resume(p, serial, metrics):

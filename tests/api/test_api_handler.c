@@ -27,7 +27,8 @@ struct timespec spk_process_start; /* machine.c's boot timer (main.c in sparkler
 
 static struct {
 	enum spk_api_state state;
-	int start_rc, pauses, resumes, cads, starts;
+	int start_rc, pauses, resumes, cads, starts, swaps, swap_rc;
+	char swap_id[64], swap_path[256];
 	struct spk_api *api;
 } stub;
 
@@ -67,6 +68,16 @@ static int stub_cad(void *ctx, char *err, size_t len)
 	return 0;
 }
 
+static int stub_swap(void *ctx, const char *id, const char *path, char *err, size_t len)
+{
+	stub.swaps++;
+	snprintf(stub.swap_id, sizeof(stub.swap_id), "%s", id);
+	snprintf(stub.swap_path, sizeof(stub.swap_path), "%s", path);
+	if (stub.swap_rc)
+		snprintf(err, len, "the image is 1000 bytes, not a multiple of 512");
+	return stub.swap_rc;
+}
+
 static int stub_flush(void *ctx, char *err, size_t len)
 {
 	return 0;
@@ -88,6 +99,7 @@ static const struct spk_api_ops ops = {
     .pause = stub_pause,
     .resume = stub_resume,
     .ctrl_alt_del = stub_cad,
+    .swap_drive = stub_swap,
     .flush_metrics = stub_flush,
     .set_logger = stub_logger,
     .set_metrics = stub_metrics,
@@ -261,6 +273,46 @@ static void test_boot_rules(void **state)
 	assert_int_equal(stub.starts, 1);
 }
 
+/* PATCH /drives after boot: a new path_on_host goes to the running disk
+ * first; what it refuses is a 400 and the recorded path stays. */
+static void test_drive_swap(void **state)
+{
+	struct spk_api *api = *state;
+	char msg[600], body[600];
+
+	put_fmt(api, 204, "/boot-source", "{\"kernel_image_path\": \"%s\"}", kernel);
+	put_fmt(api, 204, "/drives/root",
+	        "{\"drive_id\": \"root\", \"path_on_host\": \"%s\", \"is_root_device\": true}",
+	        disk);
+	assert_int_equal(CALL(api, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}"), 204);
+	snprintf(body, sizeof(body), "{\"drive_id\": \"root\", \"path_on_host\": \"%s\"}", kernel);
+	stub.swap_rc = -EINVAL;
+	assert_int_equal(call(api, "PATCH", "/drives/root", body, msg, sizeof(msg)), 400);
+	assert_string_equal(msg, "Unable to patch the block device: the image is 1000 bytes, not a "
+	                         "multiple of 512");
+	assert_int_equal(stub.swaps, 1);
+	assert_string_equal(stub.swap_id, "root");
+	assert_string_equal(stub.swap_path, kernel);
+	assert_string_equal(api->res.m.drives[0].path, disk);
+	stub.swap_rc = 0;
+	assert_int_equal(CALL(api, "PATCH", "/drives/root", body), 204);
+	assert_int_equal(stub.swaps, 2);
+	assert_string_equal(api->res.m.drives[0].path, kernel);
+	/* no path_on_host, a file that is not there, a bad body: the disk is not asked */
+	assert_int_equal(CALL(api, "PATCH", "/drives/root", "{\"drive_id\": \"root\"}"), 204);
+	assert_int_equal(CALL(api, "PATCH", "/drives/root",
+	                      "{\"drive_id\": \"root\", \"path_on_host\": \"/nonexistent/x\"}"),
+	                 400);
+	assert_int_equal(CALL(api, "PATCH", "/drives/root",
+	                      "{\"drive_id\": \"root\", \"path_on_host\": 7}"),
+	                 400);
+	assert_int_equal(CALL(api, "PATCH", "/drives/other",
+	                      "{\"drive_id\": \"root\", \"path_on_host\": \"/\"}"),
+	                 400);
+	assert_int_equal(stub.swaps, 2);
+	assert_string_equal(api->res.m.drives[0].path, kernel);
+}
+
 static void test_failed_start(void **state)
 {
 	struct spk_api *api = *state;
@@ -419,6 +471,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_machine_config_mapping, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_routes_and_methods, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_boot_rules, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_drive_swap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failed_start, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_after_exit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_not_utf8, setup, teardown),

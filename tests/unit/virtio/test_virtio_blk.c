@@ -62,7 +62,7 @@ struct fx {
 	struct log_capture log;
 	char path[64];
 	int fd; /* the image, for checks */
-	uint64_t bar, common, notify, device;
+	uint64_t bar, common, notify, device, isr;
 	uint32_t notify_mult;
 	uint16_t next_desc, nreq;
 	enum spk_blk_engine engine;
@@ -108,10 +108,12 @@ static void probe(struct fx *f)
 		else if (type == 2) {
 			f->notify = f->bar + off;
 			f->notify_mult = spk_pci_host_cfg_read(f->h, slot, at + 16u, 4);
-		} else if (type == 4)
+		} else if (type == 3)
+			f->isr = f->bar + off;
+		else if (type == 4)
 			f->device = f->bar + off;
 	}
-	assert_true(f->common && f->notify && f->device);
+	assert_true(f->common && f->notify && f->device && f->isr);
 }
 
 static uint64_t offered(struct fx *f)
@@ -747,6 +749,108 @@ static void test_refused_images(void **state)
 	spk_virtio_blk_free(b);
 }
 
+/* Write a size-byte image whose byte i is ~pattern(i); its path in path. */
+static void other_image(char *path, size_t len, off_t size)
+{
+	const char *tmp = getenv("TMPDIR");
+	uint8_t *img = malloc((size_t)size);
+
+	assert_non_null(img);
+	snprintf(path, len, "%s/blk-swap-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	for (off_t i = 0; i < size; i++)
+		img[i] = (uint8_t)~pattern((uint64_t)i);
+	assert_int_equal(pwrite(fd, img, (size_t)size, 0), size);
+	free(img);
+	close(fd);
+}
+
+/*
+ * PATCH /drives with a new path_on_host after boot: requests in flight
+ * finish on the old file, then the disk is the new file (data, capacity,
+ * bounds), with a new config generation and a config interrupt; a file
+ * that does not open or whose size is not a multiple of 512 changes
+ * nothing.
+ */
+static void test_swap(void **state)
+{
+	struct fx *f = *state;
+	const off_t new_size = 1 << 20;
+	char other[64], odd[80];
+	uint8_t buf[512];
+
+	init_dev(f, V1 | F_FLUSH);
+	/* four 64 KiB reads in flight on the old image (io_uring: submitted, not reaped) */
+	for (unsigned k = 0; k < 4; k++) {
+		uint64_t h = header(f, k, T_IN, 128ull * k);
+		const struct seg s[3] = {
+		    {h, 16, false}, {DATA + 0x10000ull * k, 0x10000, true}, {h + 0x80, 1, true}};
+		publish(f, s, 3);
+	}
+	kick(f);
+	spk_evloop_run_once(f->loop, 100);
+	(void)mm_rd(f, f->isr, 1); /* clears the ISR */
+	uint8_t gen = (uint8_t)mm_rd(f, f->common + 0x15, 1);
+	f->irq.level = false;
+
+	other_image(other, sizeof(other), new_size);
+	assert_int_equal(spk_virtio_blk_swap(f->blk, other), 0);
+	/* the reads in flight were answered from the old file */
+	assert_int_equal(used_idx(f), 4);
+	for (unsigned k = 0; k < 4; k++) {
+		assert_int_equal(req_status(f, k), S_OK);
+		for (uint64_t i = 0; i < 0x10000; i += 0x1001)
+			assert_int_equal(f->m.ram[DATA + 0x10000ull * k + i],
+			                 pattern(128 * 512 * k + i));
+	}
+	/* the new capacity, a new generation, a config interrupt (ISR bit 1) */
+	assert_int_equal(spk_virtio_blk_size(f->blk), new_size);
+	assert_int_equal(mm_rd(f, f->device + 0, 8), new_size / 512);
+	assert_int_equal((uint8_t)mm_rd(f, f->common + 0x15, 1), (uint8_t)(gen + 1));
+	assert_true(f->irq.level);
+	assert_int_equal(mm_rd(f, f->isr, 1) & 2, 2);
+	/* reads and writes reach the new file, within its bounds */
+	assert_int_equal(req(f, T_IN, 5, 0, 512, true), S_OK);
+	for (unsigned i = 0; i < 512; i++)
+		assert_int_equal(f->m.ram[DATA + i], (uint8_t)~pattern(5 * 512 + i));
+	assert_int_equal(req(f, T_IN, new_size / 512 - 1, 0, 512, true), S_OK);
+	assert_int_equal(req(f, T_IN, new_size / 512, 0, 512, true), S_IOERR);
+	memset(f->m.ram + DATA, 0x3c, 512);
+	assert_int_equal(req(f, T_OUT, 9, 0, 512, false), S_OK);
+	int nfd = open(other, O_RDONLY);
+	assert_true(nfd >= 0);
+	assert_int_equal(pread(nfd, buf, 512, 9 * 512), 512);
+	close(nfd);
+	for (unsigned i = 0; i < 512; i++)
+		assert_int_equal(buf[i], 0x3c);
+	image_read(f, 9 * 512, buf, 512); /* the old file is untouched */
+	for (unsigned i = 0; i < 512; i++)
+		assert_int_equal(buf[i], pattern(9 * 512 + i));
+
+	/* refused: no file, a size that is not a multiple of 512; nothing changes */
+	gen = (uint8_t)mm_rd(f, f->common + 0x15, 1);
+	assert_int_equal(spk_virtio_blk_swap(f->blk, "/nonexistent/disk.img"), -ENOENT);
+	assert_non_null(strstr(spk_last_error(), "/nonexistent/disk.img"));
+	snprintf(odd, sizeof(odd), "%s.odd", other);
+	int ofd = open(odd, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_true(ofd >= 0);
+	assert_int_equal(ftruncate(ofd, 4097), 0);
+	close(ofd);
+	assert_int_equal(spk_virtio_blk_swap(f->blk, odd), -EINVAL);
+	assert_non_null(strstr(spk_last_error(), "4097 bytes, not a multiple of 512"));
+	assert_non_null(strstr(spk_last_error(), "drive0"));
+	assert_true(spk_virtio_blk_swap(f->blk, "/") < 0); /* a directory */
+	assert_int_equal(spk_virtio_blk_swap(NULL, other), -EINVAL);
+	assert_int_equal(mm_rd(f, f->device + 0, 8), new_size / 512);
+	assert_int_equal((uint8_t)mm_rd(f, f->common + 0x15, 1), gen);
+	assert_int_equal(req(f, T_IN, 5, 0, 512, true), S_OK);
+	assert_int_equal(f->m.ram[DATA + 7], (uint8_t)~pattern(5 * 512 + 7));
+	unlink(odd);
+	unlink(other);
+	assert_int_equal(f->log.warnings, 0);
+}
+
 int main(void)
 {
 #define BOTH(fn)                                                                                   \
@@ -764,6 +868,7 @@ int main(void)
 	    BOTH(test_discard_write_zeroes),
 	    BOTH(test_bad_ranges),
 	    BOTH(test_reset_in_flight),
+	    BOTH(test_swap),
 	    cmocka_unit_test_setup_teardown(test_zero_fill, setup_uring_nofalloc, teardown),
 	    cmocka_unit_test_setup_teardown(test_zero_fill, setup_sync_nofalloc, teardown),
 	    cmocka_unit_test_setup_teardown(test_read_only, setup_uring_ro, teardown),
