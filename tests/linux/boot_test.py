@@ -93,6 +93,10 @@ def check_common(log, cmdline, cpus):
     check("BIOS-e820: [mem 0x0000000000000000-0x000000000009fbff] usable" in log and
           "BIOS-e820: [mem 0x0000000000100000-0x000000001fffffff] usable" in log,
           "the kernel took our e820 map (low RAM, RAM from 1 MiB to 512 MiB)", log)
+    check("BIOS-e820: [mem 0x00000000e0000000-0x00000000e00fffff] reserved" in log and
+          "BIOS-e820: [mem 0x00000000fe000000-0x00000000ffffffff] reserved" in log,
+          "the kernel took our reserved device ranges (the PCI ECAM; the boot timer, IOAPIC "
+          "and LAPIC page up to 4 GiB)", log)
     check(re.search(r"ACPI: RSDP 0x00000000000E0000 0000(24|14) \(v02 SPRKLR\)", log) is not None,
           "the kernel found our RSDP at 0xe0000", log)
     for sig in ("XSDT", "FACP", "DSDT", "APIC", "MCFG"):
