@@ -83,6 +83,10 @@ void spk_api_fault(struct spk_api_response *out, unsigned status, const char *fm
 #define SPK_API_MAX_BODY_DEFAULT 51200 /* Firecracker's --http-api-max-payload-size */
 #define SPK_API_CONN_TIMEOUT_S   10    /* an idle or stalled connection is closed */
 #define SPK_API_MAX_CONNECTIONS  64
+/* A request not answered this long after its connection opened (or its
+ * previous request was answered) is cut, however steadily it trickles in:
+ * the time in the handler does not count. */
+#define SPK_API_REQUEST_DEADLINE_S 15
 
 struct spk_api_server;
 

@@ -7,8 +7,19 @@
  * threads of their own. A body is collected up to max_body bytes; a longer
  * one is refused with 400 (Firecracker's answer) once it has been read and
  * dropped, or at once when it is far too long.
+ *
+ * The inactivity timeout alone lets a client that sends a byte every few
+ * seconds hold its connection for ever, and SPK_API_MAX_CONNECTIONS such
+ * clients would lock everyone else out. So a watchdog thread also cuts
+ * (shutdown(2)) every connection whose request has not been answered
+ * SPK_API_REQUEST_DEADLINE_S after the connection opened or its previous
+ * answer, the handler's own time excepted. libmicrohttpd tells us when a
+ * connection starts and closes (it reports the close before it closes the
+ * fd, and we drop the entry under the lock the watchdog holds, so the
+ * watchdog never shuts down a reused fd number).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -28,6 +39,7 @@
 #include "vmm/mhd.h"
 
 #define DRAIN_MS 1000
+#define WATCH_MS 500 /* how often the watchdog looks */
 /* A body too long is read to its end (and dropped) before the refusal,
  * unless it is longer than this many times the limit: then it is refused
  * from its Content-Length, or (chunked) the connection is closed. */
@@ -45,6 +57,21 @@ struct spk_api_server {
 	ino_t ino;
 	size_t max_body;
 	atomic_int in_flight; /* requests begun, not yet answered */
+	/* the connections and their deadlines */
+	pthread_mutex_t lock; /* conns, stopping */
+	pthread_cond_t wake;
+	struct conn *conns;
+	bool stopping, watching;
+	pthread_t watcher;
+};
+
+/* One open connection. */
+struct conn {
+	struct conn *next, **pprev;
+	int fd;
+	int64_t since_ms;   /* opened, or its last request answered */
+	bool in_handler;    /* the API is working on its request */
+	bool cut;
 };
 
 /* One request's body, collected across calls of the access handler. */
@@ -55,6 +82,103 @@ struct upload {
 	bool too_big;
 	bool answered; /* refused from its Content-Length, before the body */
 };
+
+/* ---- deadlines ------------------------------------------------------------------ */
+
+static int64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **ctx,
+                          enum MHD_ConnectionNotificationCode code)
+{
+	struct spk_api_server *s = cls;
+	struct conn *k = *ctx;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *fd =
+		    mhd->get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+		if (!(k = calloc(1, sizeof(*k))))
+			return; /* unwatched: only the inactivity timeout applies */
+		k->fd = fd ? fd->connect_fd : -1;
+		k->since_ms = now_ms();
+		pthread_mutex_lock(&s->lock);
+		k->next = s->conns;
+		k->pprev = &s->conns;
+		if (s->conns)
+			s->conns->pprev = &k->next;
+		s->conns = k;
+		pthread_mutex_unlock(&s->lock);
+		*ctx = k;
+	} else if (k) { /* closed: before libmicrohttpd closes the fd */
+		pthread_mutex_lock(&s->lock);
+		*k->pprev = k->next;
+		if (k->next)
+			k->next->pprev = k->pprev;
+		pthread_mutex_unlock(&s->lock);
+		free(k);
+		*ctx = NULL;
+	}
+}
+
+static struct conn *conn_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *i =
+	    mhd->get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return i ? i->socket_context : NULL;
+}
+
+/* The handler starts (busy) or a request was answered (!busy). */
+static void conn_mark(struct spk_api_server *s, struct MHD_Connection *c, bool busy)
+{
+	struct conn *k = conn_of(c);
+
+	if (!k)
+		return;
+	pthread_mutex_lock(&s->lock);
+	k->in_handler = busy;
+	k->since_ms = now_ms();
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void *watch(void *arg)
+{
+	struct spk_api_server *s = arg;
+
+	pthread_setname_np(pthread_self(), "api-watch");
+	pthread_mutex_lock(&s->lock);
+	while (!s->stopping) {
+		struct timespec until;
+		int64_t now;
+
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec += WATCH_MS * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&s->wake, &s->lock, &until);
+		now = now_ms();
+		for (struct conn *k = s->conns; k; k = k->next) {
+			if (k->cut || k->in_handler || k->fd < 0 ||
+			    now - k->since_ms < SPK_API_REQUEST_DEADLINE_S * 1000)
+				continue;
+			k->cut = true;
+			shutdown(k->fd, SHUT_RDWR); /* libmicrohttpd sees the end and closes it */
+			spk_log(SPK_LOG_INFO,
+			        "http: a request not complete after %d s: connection closed",
+			        SPK_API_REQUEST_DEADLINE_S);
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
 
 /* ---- the socket file ------------------------------------------------------- */
 
@@ -247,7 +371,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return MHD_YES;
 	if (u->too_big)
 		return too_big(s, c, u->seen);
+	conn_mark(s, c, true);
 	spk_api_handle(s->api, method, url, u->buf, u->len, &r);
+	conn_mark(s, c, false);
 	return send_response(c, &r);
 }
 
@@ -263,6 +389,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 	free(u);
 	*req_cls = NULL;
 	atomic_fetch_sub(&s->in_flight, 1);
+	conn_mark(s, c, false); /* the next request's deadline starts now */
 }
 
 /* libmicrohttpd hands us its own format strings */
@@ -298,6 +425,15 @@ int spk_api_server_start(struct spk_api *api, const char *path, size_t max_body,
 	s->api = api;
 	s->max_body = max_body;
 	s->listen_fd = -1;
+	pthread_mutex_init(&s->lock, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&s->wake, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	if ((rc = listen_on(s, path, err, errlen)) < 0)
 		goto err_free;
 	s->daemon = mhd->start_daemon(
@@ -305,12 +441,21 @@ int spk_api_server_start(struct spk_api *api, const char *path, size_t max_body,
 	    on_request, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_CONNECTION_TIMEOUT,
 	    (unsigned int)SPK_API_CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
 	    (unsigned int)SPK_API_MAX_CONNECTIONS, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_END);
+	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+	    s, MHD_OPTION_END);
 	if (!s->daemon) {
 		snprintf(err, errlen, "--api-sock %s: the HTTP server did not start", path);
 		rc = -EIO;
 		goto err_close;
 	}
+	if ((rc = pthread_create(&s->watcher, NULL, watch, s)) != 0) {
+		mhd->stop_daemon(s->daemon);
+		snprintf(err, errlen, "--api-sock %s: no thread for the request deadlines: %s", path,
+		         strerror(rc));
+		rc = -rc;
+		goto err_close;
+	}
+	s->watching = true;
 	*out = s;
 	return 0;
 
@@ -318,6 +463,8 @@ err_close:
 	remove_socket(s);
 	close(s->listen_fd);
 err_free:
+	pthread_cond_destroy(&s->wake);
+	pthread_mutex_destroy(&s->lock);
 	free(s->path);
 	free(s);
 	return rc;
@@ -334,7 +481,16 @@ void spk_api_server_stop(struct spk_api_server *s)
 	close(s->listen_fd);
 	for (int waited = 0; atomic_load(&s->in_flight) > 0 && waited < DRAIN_MS; waited += 5)
 		nanosleep(&step, NULL);
-	mhd->stop_daemon(s->daemon);
+	mhd->stop_daemon(s->daemon); /* every connection reported closed */
+	if (s->watching) {
+		pthread_mutex_lock(&s->lock);
+		s->stopping = true;
+		pthread_cond_signal(&s->wake);
+		pthread_mutex_unlock(&s->lock);
+		pthread_join(s->watcher, NULL);
+	}
+	pthread_cond_destroy(&s->wake);
+	pthread_mutex_destroy(&s->lock);
 	free(s->path);
 	free(s);
 }

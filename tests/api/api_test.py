@@ -608,6 +608,58 @@ def slow_clients(tmp, p=None, watch=None):
         p.finish()
 
 
+def slowloris(tmp):
+    """As many connections as the server takes (64), each trickling a
+    header byte every 2 s (never silent long enough for the 10 s
+    inactivity timeout): the server cuts each once its request is 15 s
+    old, and a normal client gets through while they keep trickling."""
+    log = os.path.join(tmp, "slowloris.log")
+    p = started(tmp, ["--log-path", log, "--level", "Info"], name="loris.sock")
+    conns = []
+    for i in range(64):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(p.sock)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        conns.append(s)
+    alive = list(conns)
+    sent = {id(s): 0 for s in conns}
+    served = None
+    end = time.monotonic() + 60
+    last = 0.0
+    while time.monotonic() < end and (alive or served is None):
+        if time.monotonic() - last >= 2:
+            last = time.monotonic()
+            for s in list(alive):
+                try:
+                    s.sendall(b"a")
+                    sent[id(s)] += 1
+                except OSError:
+                    alive.remove(s)
+        if served is None:
+            r = p.call("GET", "/", extra=("--max-time", "1"))
+            if r.status == 200:
+                served = time.monotonic()
+        time.sleep(0.5)
+    cut = 0
+    for s in conns:
+        s.settimeout(5)
+        try:
+            data = s.recv(4096)
+            cut += 1 if not data or not data.startswith(b"HTTP/1.1 200") else 0
+        except OSError:
+            cut += 1
+        s.close()
+    check(cut == 64 and not alive,
+          "64 trickling connections (%d-%d bytes each, one per 2 s) were all cut by the server"
+          % (min(sent.values()), max(sent.values())))
+    check(served is not None, "a normal client got through beside them")
+    expect(p.call("GET", "/"), 200, "InstanceInfo", "GET / once they are gone")
+    p.finish()
+    logged = open(log).read()
+    check(logged.count("not complete after 15 s") >= 64,
+          "the log says why, once per connection (%d)" % logged.count("not complete after"))
+
+
 def many_clients(tmp, p=None, watch=None):
     own = p is None
     if own:
@@ -1020,6 +1072,7 @@ def main():
             many_clients(tmp)
             config_file_errors(tmp)
             slow_clients(tmp)
+            slowloris(tmp)
         else:
             if not os.access("/dev/kvm", os.R_OK | os.W_OK):
                 print("SKIP: /dev/kvm is not usable")
