@@ -144,6 +144,18 @@ static struct kvm_segment segment(unsigned cpl, bool code)
 	/* clang-format on */
 }
 
+/* The TSS and GDT the guest tables hold, for both entries below. */
+static void set_tables(struct kvm_sregs *s)
+{
+	s->tr = (struct kvm_segment){.base = GUEST_TABLES + TSS_OFF,
+	                             .limit = TSS_SIZE - 1,
+	                             .selector = SEL_TSS,
+	                             .type = 11,
+	                             .present = 1};
+	s->ldt = (struct kvm_segment){.type = 2, .present = 1, .unusable = 1};
+	s->gdt = (struct kvm_dtable){.base = GUEST_TABLES + GDT_OFF, .limit = 7 * 8 - 1};
+}
+
 int bare_vm_enter(struct bare_vm *vm, unsigned cpl)
 {
 	struct kvm_sregs s;
@@ -152,13 +164,7 @@ int bare_vm_enter(struct bare_vm *vm, unsigned cpl)
 		return fail("KVM_GET_SREGS");
 	s.cs = segment(cpl, true);
 	s.ds = s.es = s.fs = s.gs = s.ss = segment(cpl, false);
-	s.tr = (struct kvm_segment){.base = GUEST_TABLES + TSS_OFF,
-	                            .limit = TSS_SIZE - 1,
-	                            .selector = SEL_TSS,
-	                            .type = 11,
-	                            .present = 1};
-	s.ldt = (struct kvm_segment){.type = 2, .present = 1, .unusable = 1};
-	s.gdt = (struct kvm_dtable){.base = GUEST_TABLES + GDT_OFF, .limit = 7 * 8 - 1};
+	set_tables(&s);
 	s.cr0 = 0x80010033; /* PG WP NE ET MP PE */
 	s.cr3 = GUEST_TABLES + PML4_OFF;
 	s.cr4 = 0x620;  /* OSXMMEXCPT OSFXSR PAE */
@@ -181,13 +187,7 @@ int bare_vm_enter32(struct bare_vm *vm, uint64_t rip)
 	s.cs.l = 0;
 	s.cs.db = 1;
 	s.ds = s.es = s.fs = s.gs = s.ss = segment(0, false);
-	s.tr = (struct kvm_segment){.base = GUEST_TABLES + TSS_OFF,
-	                            .limit = TSS_SIZE - 1,
-	                            .selector = SEL_TSS,
-	                            .type = 11,
-	                            .present = 1};
-	s.ldt = (struct kvm_segment){.type = 2, .present = 1, .unusable = 1};
-	s.gdt = (struct kvm_dtable){.base = GUEST_TABLES + GDT_OFF, .limit = 7 * 8 - 1};
+	set_tables(&s);
 	s.cr0 = 0x11; /* ET PE */
 	s.cr3 = 0;
 	s.cr4 = 0;

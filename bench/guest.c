@@ -243,34 +243,44 @@ struct elf_file {
 	uint8_t code[sizeof(((struct guest_code *)0)->bytes)];
 };
 
+/* The ELF header and the PT_LOAD of code at GUEST_LOAD, shared by the two
+ * files below: phoff/phnum say where the program headers are, code_off
+ * where the code is in the file. */
+static Elf64_Ehdr elf_header(size_t phoff, unsigned phnum)
+{
+	return (Elf64_Ehdr){
+	    .e_ident = {ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3, ELFCLASS64, ELFDATA2LSB, EV_CURRENT},
+	    .e_type = ET_EXEC,
+	    .e_machine = EM_X86_64,
+	    .e_version = EV_CURRENT,
+	    .e_entry = GUEST_LOAD,
+	    .e_phoff = phoff,
+	    .e_ehsize = sizeof(Elf64_Ehdr),
+	    .e_phentsize = sizeof(Elf64_Phdr),
+	    .e_phnum = (Elf64_Half)phnum,
+	};
+}
+
+static Elf64_Phdr code_segment(size_t code_off, size_t len)
+{
+	return (Elf64_Phdr){
+	    .p_type = PT_LOAD,
+	    .p_flags = PF_R | PF_X,
+	    .p_offset = code_off,
+	    .p_vaddr = GUEST_LOAD,
+	    .p_paddr = GUEST_LOAD,
+	    .p_filesz = len,
+	    .p_memsz = len,
+	    .p_align = 8,
+	};
+}
+
 int guest_write_elf(const char *path, const struct guest_code *g)
 {
-	/* clang-format off */
 	struct elf_file f = {
-		.eh = {
-			.e_ident = {ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3, ELFCLASS64, ELFDATA2LSB,
-				    EV_CURRENT},
-			.e_type = ET_EXEC,
-			.e_machine = EM_X86_64,
-			.e_version = EV_CURRENT,
-			.e_entry = GUEST_LOAD,
-			.e_phoff = sizeof(Elf64_Ehdr),
-			.e_ehsize = sizeof(Elf64_Ehdr),
-			.e_phentsize = sizeof(Elf64_Phdr),
-			.e_phnum = 1,
-		},
-		.ph = {
-			.p_type = PT_LOAD,
-			.p_flags = PF_R | PF_X,
-			.p_offset = offsetof(struct elf_file, code),
-			.p_vaddr = GUEST_LOAD,
-			.p_paddr = GUEST_LOAD,
-			.p_filesz = g->len,
-			.p_memsz = g->len,
-			.p_align = 8,
-		},
+	    .eh = elf_header(sizeof(Elf64_Ehdr), 1),
+	    .ph = code_segment(offsetof(struct elf_file, code), g->len),
 	};
-	/* clang-format on */
 
 	memcpy(f.code, g->bytes, g->len);
 	return guest_write_flat(path, &f, offsetof(struct elf_file, code) + g->len);
@@ -299,28 +309,8 @@ int guest_write_pvh(const char *path, const struct guest_code *g)
 {
 	/* clang-format off */
 	struct pvh_file f = {
-		.eh = {
-			.e_ident = {ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3, ELFCLASS64, ELFDATA2LSB,
-				    EV_CURRENT},
-			.e_type = ET_EXEC,
-			.e_machine = EM_X86_64,
-			.e_version = EV_CURRENT,
-			.e_entry = GUEST_LOAD,
-			.e_phoff = offsetof(struct pvh_file, load),
-			.e_ehsize = sizeof(Elf64_Ehdr),
-			.e_phentsize = sizeof(Elf64_Phdr),
-			.e_phnum = 2,
-		},
-		.load = {
-			.p_type = PT_LOAD,
-			.p_flags = PF_R | PF_X,
-			.p_offset = offsetof(struct pvh_file, code),
-			.p_vaddr = GUEST_LOAD,
-			.p_paddr = GUEST_LOAD,
-			.p_filesz = g->len,
-			.p_memsz = g->len,
-			.p_align = 8,
-		},
+		.eh = elf_header(offsetof(struct pvh_file, load), 2),
+		.load = code_segment(offsetof(struct pvh_file, code), g->len),
 		.note = {
 			.p_type = PT_NOTE,
 			.p_flags = PF_R,
