@@ -4,10 +4,17 @@
  * fake guest memory and kicks the device through a real bus and PCI host;
  * the event loop (not started) is turned by hand, so io_uring completions
  * and kicks are handled here, one at a time. Every case runs with both
- * engines (io_uring and sync) on a 4 MiB image in $TMPDIR.
+ * engines (io_uring and sync) on a 4 MiB image in $TMPDIR; a few run again
+ * on the preadv/pwritev fallback the automatic choice takes where
+ * io_uring_setup fails (a seccomp filter on the thread that creates the
+ * device).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,7 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -35,6 +44,8 @@
 #define DATA    0x40000ull /* data buffers: 512 KiB */
 #define IMAGE   (4u << 20)
 #define SECTORS (IMAGE / 512)
+
+#define TEST_NO_URING (1u << 31) /* make_fx: io_uring_setup fails (ENOSYS) under new */
 
 enum { T_IN = 0, T_OUT = 1, T_FLUSH = 4, T_GET_ID = 8, T_DISCARD = 11, T_WZ = 13 };
 enum { S_OK = 0, S_IOERR = 1, S_UNSUPP = 2 };
@@ -60,6 +71,7 @@ struct fx {
 	struct fake_irq irq;
 	struct spk_virtio_blk *blk;
 	struct log_capture log;
+	char new_log[512]; /* the last log line of spk_virtio_blk_new (fallback fixture) */
 	char path[64];
 	int fd; /* the image, for checks */
 	uint64_t bar, common, notify, device, isr;
@@ -281,6 +293,45 @@ static struct spk_virtio_blk_stats stats(struct fx *f)
 
 /* ---- fixtures ---- */
 
+struct new_args {
+	const struct spk_virtio_blk_config *bc;
+	struct spk_virtio_blk **out;
+	int setup_errno; /* io_uring_setup's errno under the filter */
+	int rc;
+};
+
+/*
+ * spk_virtio_blk_new in a thread where io_uring_setup fails with ENOSYS, as
+ * on a kernel built without io_uring: a seccomp filter on this thread only
+ * (it goes with the thread; the test process keeps io_uring).
+ */
+static void *new_without_uring(void *p)
+{
+	struct new_args *a = p;
+	struct sock_filter prog[] = {
+	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	const struct sock_fprog fp = {.len = sizeof(prog) / sizeof(prog[0]), .filter = prog};
+	uint8_t params[120] = {0}; /* struct io_uring_params */
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fp)) {
+		a->rc = -errno;
+		return NULL;
+	}
+	errno = 0;
+	if (syscall(__NR_io_uring_setup, 4, params) < 0)
+		a->setup_errno = errno;
+	a->rc = spk_virtio_blk_new(a->bc, a->out);
+	return NULL;
+}
+
 static struct fx *make_fx(enum spk_blk_engine engine, bool ro, unsigned flags)
 {
 	struct fx *f = calloc(1, sizeof(*f));
@@ -315,8 +366,23 @@ static struct fx *make_fx(enum spk_blk_engine engine, bool ro, unsigned flags)
 	                                         .id = "drive0",
 	                                         .read_only = ro,
 	                                         .engine = engine,
-	                                         .test_flags = flags};
-	assert_int_equal(spk_virtio_blk_new(&bc, &f->blk), 0);
+	                                         .test_flags = flags & ~TEST_NO_URING};
+	if (flags & TEST_NO_URING) {
+		/* AUTO with an event loop but no io_uring: preadv/pwritev, and a line saying so */
+		struct new_args a = {.bc = &bc, .out = &f->blk};
+		pthread_t t;
+
+		log_capture_start(&f->log);
+		assert_int_equal(pthread_create(&t, NULL, new_without_uring, &a), 0);
+		assert_int_equal(pthread_join(t, NULL), 0);
+		assert_int_equal(a.rc, 0);
+		assert_int_equal(a.setup_errno, ENOSYS);
+		assert_int_equal(f->log.warnings, 0); /* an INFO line, not a warning */
+		snprintf(f->new_log, sizeof(f->new_log), "%s", f->log.last);
+		engine = SPK_BLK_ENGINE_SYNC; /* what the device must end up with */
+	} else {
+		assert_int_equal(spk_virtio_blk_new(&bc, &f->blk), 0);
+	}
 	f->engine = engine;
 	probe(f);
 	log_capture_start(&f->log);
@@ -356,6 +422,12 @@ static int setup_uring_nofalloc(void **state)
 static int setup_sync_nofalloc(void **state)
 {
 	*state = make_fx(SPK_BLK_ENGINE_SYNC, false, SPK_BLK_TEST_NO_FALLOCATE);
+	return 0;
+}
+
+static int setup_fallback(void **state)
+{
+	*state = make_fx(SPK_BLK_ENGINE_AUTO, false, TEST_NO_URING);
 	return 0;
 }
 
@@ -851,6 +923,20 @@ static void test_swap(void **state)
 	assert_int_equal(f->log.warnings, 0);
 }
 
+/*
+ * AUTO with an event loop on a kernel where io_uring_setup fails: the device
+ * falls back to preadv/pwritev, says so in one INFO line, and works (the
+ * read/write, many-in-flight and flush cases run on it after this one).
+ */
+static void test_fallback(void **state)
+{
+	struct fx *f = *state;
+
+	assert_string_equal(spk_virtio_blk_engine_name(f->blk), "sync");
+	assert_string_equal(f->new_log, "virtio-blk drive0: io_uring is not available (Function "
+	                                "not implemented): preadv/pwritev");
+}
+
 int main(void)
 {
 #define BOTH(fn)                                                                                   \
@@ -874,6 +960,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_read_only, setup_uring_ro, teardown),
 	    cmocka_unit_test_setup_teardown(test_read_only, setup_sync_ro, teardown),
 	    cmocka_unit_test_setup_teardown(test_refused_images, setup_sync, teardown),
+	    cmocka_unit_test_setup_teardown(test_fallback, setup_fallback, teardown),
+	    cmocka_unit_test_setup_teardown(test_identity, setup_fallback, teardown),
+	    cmocka_unit_test_setup_teardown(test_read_write, setup_fallback, teardown),
+	    cmocka_unit_test_setup_teardown(test_many_in_flight, setup_fallback, teardown),
+	    cmocka_unit_test_setup_teardown(test_flush, setup_fallback, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
