@@ -40,10 +40,14 @@ enum why { WHY_SIGNAL, WHY_SWBREAK, WHY_HWBREAK, WHY_WATCH, WHY_RWATCH, WHY_AWAT
 
 struct stop {
 	bool valid;
+	/* an instruction breakpoint in a debug register stopped the vCPU before
+	 * the instruction at linear address pc: the next resume steps over it */
+	bool exec_bp;
 	uint32_t vcpu;
 	int sig;
 	enum why why;
 	uint64_t addr; /* watchpoints: what was hit */
+	uint64_t pc;
 };
 
 /* One breakpoint or watchpoint gdb inserted (Z type, addr, kind). */
@@ -68,7 +72,11 @@ struct point {
 struct vcpu_ctl {
 	bool step;  /* report the next single-step */
 	bool range; /* ... unless pc is in [start, end) */
+	/* stepping over the instruction breakpoint it stopped at: those at
+	 * over_pc are off for one single-step, then armed again */
+	bool over;
 	uint64_t start, end;
+	uint64_t over_pc;
 	struct stop pending; /* a watchpoint hit while another vCPU stopped the VM */
 };
 

@@ -405,8 +405,15 @@ static struct spk_vcpu_debug vcpu_debug(struct spk_gdb *g, uint32_t id, bool use
 	struct spk_vcpu_debug d = g->common;
 	const struct vcpu_ctl *c = &g->cpu[id];
 
+	/* stepping over a breakpoint (plan_step_over): the debug registers
+	 * that stop at its instruction are off for this one step */
+	if (c->over)
+		for (int i = 0; i < 4; i++)
+			if (g->drs[i].dr.used && g->drs[i].dr.type == GDB_X86_DR_EXEC &&
+			    g->drs[i].dr.addr == c->over_pc)
+				d.dr7 &= ~(3ull << (2 * i)); /* Ln, Gn */
 	/* PVM: #DB at CPL3 goes to the guest, so user code is never stepped */
-	d.single_step = c->step || c->range || (g->n_emulated && !(g->pvm && user_mode));
+	d.single_step = c->step || c->range || c->over || (g->n_emulated && !(g->pvm && user_mode));
 	d.enable = d.hw_breakpoints || d.sw_breakpoints || d.single_step;
 	return d;
 }
@@ -499,16 +506,21 @@ static struct point *dr_owner(struct spk_gdb *g, int i)
 /*
  * What a DEBUG exit means: false to let the vCPU run on (a step inside a
  * range, a step for emulated watchpoints that saw no change), true with
- * *s filled for a stop to report. With g->lock held.
+ * *s filled for a stop to report; *rearm if the exit ended a step over a
+ * breakpoint (its debug registers must be armed again). With g->lock held.
  */
 static bool classify(struct spk_gdb *g, struct spk_vcpu *vcpu, const struct spk_exit *e,
-                     struct stop *s)
+                     struct stop *s, bool *rearm)
 {
 	uint32_t id = spk_vcpu_id(vcpu);
 	struct vcpu_ctl *c = &g->cpu[id];
 	struct point *p;
 
 	*s = (struct stop){.valid = true, .vcpu = id, .sig = SIGTRAP_GDB, .why = WHY_SIGNAL};
+	/* any DEBUG exit ends a step over a breakpoint: a stop reported now
+	 * gets fresh settings at the next resume; else on_debug re-arms */
+	*rearm = c->over;
+	c->over = false;
 	if (e->debug.exception == 3) { /* int3 */
 		for (int i = 0; i < MAX_POINTS; i++)
 			if (g->points[i].used && g->points[i].int3 &&
@@ -521,6 +533,10 @@ static bool classify(struct spk_gdb *g, struct spk_vcpu *vcpu, const struct spk_
 			continue;
 		if (p->type <= 1) {
 			s->why = p->type == 0 ? WHY_SWBREAK : WHY_HWBREAK;
+			/* our DR7 entry for DRi, not the exit's dr7: KVM's emulator (PVM)
+			 * leaves that field unset when it reports a code breakpoint */
+			s->exec_bp = g->drs[i].dr.used && g->drs[i].dr.type == GDB_X86_DR_EXEC;
+			s->pc = e->debug.pc;
 		} else {
 			s->why = watch_why(p->type);
 			s->addr = p->addr;
@@ -550,6 +566,21 @@ static void stop_from_vcpu(struct spk_gdb *g, struct spk_vm *vm, const struct st
 	stub_wake(g);
 }
 
+/* The step over a breakpoint is done and the vCPU runs on: its breakpoint
+ * again, and no single-step unless gdb asked for one. On the vCPU's own
+ * thread between two KVM_RUNs (state READY). */
+static void rearm_after_step_over(struct spk_gdb *g, struct spk_vcpu *vcpu)
+{
+	bool um = stub_user_mode(vcpu);
+
+	pthread_mutex_lock(&g->lock);
+	struct spk_vcpu_debug d = vcpu_debug(g, spk_vcpu_id(vcpu), um);
+	pthread_mutex_unlock(&g->lock);
+	if (spk_vcpu_set_debug(vcpu, &d) < 0)
+		stub_say("vCPU %u: cannot arm the breakpoints again: %s", spk_vcpu_id(vcpu),
+		         spk_last_error());
+}
+
 static enum spk_action on_debug(struct spk_gdb *g, struct spk_vcpu *vcpu, struct spk_exit *e)
 {
 	uint32_t id = spk_vcpu_id(vcpu);
@@ -562,7 +593,8 @@ static enum spk_action on_debug(struct spk_gdb *g, struct spk_vcpu *vcpu, struct
 		pthread_mutex_unlock(&g->lock);
 		return SPK_ACT_CONTINUE; /* left over from a session that ended */
 	}
-	bool stop = classify(g, vcpu, e, &s);
+	bool rearm = false;
+	bool stop = classify(g, vcpu, e, &s, &rearm);
 	if (stop && g->state != ST_RUNNING) {
 		/* another vCPU is stopping the VM: keep a watchpoint hit for
 		 * later (a breakpoint just hits again when it runs) */
@@ -575,6 +607,8 @@ static enum spk_action on_debug(struct spk_gdb *g, struct spk_vcpu *vcpu, struct
 	pthread_mutex_unlock(&g->lock);
 	if (stop)
 		stop_from_vcpu(g, spk_vcpu_vm(vcpu), &s);
+	else if (rearm)
+		rearm_after_step_over(g, vcpu);
 	return SPK_ACT_CONTINUE; /* the runner parks this thread while paused */
 }
 
@@ -651,6 +685,59 @@ static bool take_pending(struct spk_gdb *g)
 	return false;
 }
 
+/* rip as a linear address, what KVM reports as the DEBUG exit's pc */
+static uint64_t linear_pc(const struct spk_x86_regs *r, const struct spk_x86_sregs *s)
+{
+	if ((s->efer & (1ull << 10)) && s->cs.l) /* EFER.LMA and a 64-bit code segment */
+		return r->rip;
+	return (s->cs.base + r->rip) & 0xffffffffull;
+}
+
+/*
+ * An instruction breakpoint is a fault: the vCPU stopped before the
+ * instruction, and with the debug register still armed it would stop there
+ * again at once, with no progress (gdb hides this by taking its breakpoints
+ * out and stepping over the one at pc; a raw client, or a breakpoint gdb
+ * keeps inserted, sees it). So the vCPU whose breakpoint stop was reported,
+ * if rip is still where it stopped (gdb may have moved it), first
+ * single-steps that one instruction with the debug registers that hold pc
+ * disabled; the step's DEBUG exit arms them again and the vCPU runs on
+ * (classify, rearm_after_step_over), or stops if gdb asked for a step.
+ * Only that vCPU: another vCPU's hit dropped while this one stopped the VM
+ * must still hit when it runs.
+ *
+ * Why not RFLAGS.RF, what a #DB handler does on real hardware (VMX and
+ * SVM would load it from the state KVM_SET_REGS wrote): on this PVM host
+ * (6.18.44-fc) rflags read back with RF set after KVM_SET_REGS, yet the
+ * vCPU stopped again on the same instruction: KVM's emulator, which runs
+ * guest kernel code here and checks the host's code breakpoints itself,
+ * does not skip them for RF. The single-step works on VMX, SVM and PVM
+ * (here hardware breakpoints only ever hit in kernel mode, which steps).
+ */
+static void plan_step_over(struct spk_gdb *g)
+{
+	struct spk_x86_regs r;
+	struct spk_x86_sregs sr;
+	struct spk_vcpu *v;
+
+	pthread_mutex_lock(&g->lock);
+	struct stop st = g->stop;
+	g->stop.exec_bp = false; /* once: the next stop decides again */
+	pthread_mutex_unlock(&g->lock);
+	if (!st.valid || !st.exec_bp || st.vcpu >= MAX_VCPUS || !(v = spk_vm_vcpu(g->vm, st.vcpu)))
+		return;
+	if (spk_vcpu_get_regs(v, &r) < 0 || spk_vcpu_get_sregs(v, &sr) < 0 ||
+	    linear_pc(&r, &sr) != st.pc)
+		return;
+	pthread_mutex_lock(&g->lock);
+	for (int i = 0; i < 4; i++) /* still armed? (gdb takes its own out first) */
+		if (g->drs[i].dr.used && g->drs[i].dr.type == GDB_X86_DR_EXEC &&
+		    g->drs[i].dr.addr == st.pc)
+			g->cpu[st.vcpu].over = true;
+	g->cpu[st.vcpu].over_pc = st.pc;
+	pthread_mutex_unlock(&g->lock);
+}
+
 bool stub_resume(struct spk_gdb *g)
 {
 	pthread_mutex_lock(&g->lock);
@@ -659,6 +746,9 @@ bool stub_resume(struct spk_gdb *g)
 		pthread_mutex_unlock(&g->lock);
 		return false;
 	}
+	pthread_mutex_unlock(&g->lock);
+	plan_step_over(g);
+	pthread_mutex_lock(&g->lock);
 	stub_compute_common(g);
 	emulated_snapshot(g);
 	pthread_mutex_unlock(&g->lock);

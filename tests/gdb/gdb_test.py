@@ -98,6 +98,22 @@ def case_hbreak(sparkler, guest_dir, kind):
               'kernel mode here; the int3 path of Z0 runs only on VMX/SVM hosts')
 
 
+def case_hbreak_loop(sparkler, guest_dir, kind):
+    """hbreak in a function called in a loop, kept inserted while stopped (`breakpoint
+    always-inserted`): each continue stops at the next call, one call later, never twice
+    at the same one (the stub steps the vCPU over its breakpoint when resuming)."""
+    sb, out = session(sparkler, guest_dir, 'gdb_loop', [
+        'set breakpoint always-inserted on', 'hbreak tick', 'continue', 'print calls',
+        'continue', 'print calls', 'continue', 'print calls', 'delete', 'continue'])
+    hits = re.findall(r'^Breakpoint 1, tick \(\)', out, re.M)
+    values = [int(v) for v in re.findall(r'^\$\d+ = (\d+)$', out, re.M)]
+    check(len(hits) == 3 and values == [0, 1, 2],
+          'three stops at tick with calls 0, 1, 2, not %d stops with %r' % (len(hits), values),
+          out)
+    has(out, r'exited normally')
+    finished(sb, 0, 'calls=5')
+
+
 def case_watch(sparkler, guest_dir, kind):
     """A write watchpoint on a global; then an access watchpoint."""
     sb, out = session(sparkler, guest_dir, 'gdb_basic', [
@@ -260,6 +276,7 @@ def case_options(sparkler, guest_dir, kind):
 
 CASES = {
     'break': case_break, 'step': case_step, 'setvar': case_setvar, 'hbreak': case_hbreak,
+    'hbreak_loop': case_hbreak_loop,
     'watch': case_watch, 'registers': case_registers, 'threads': case_threads,
     'interrupt': case_interrupt, 'interrupt_user': case_interrupt_user, 'detach': case_detach,
     'no_wait': case_no_wait, 'kill': case_kill, 'unix': case_unix, 'run': case_run,

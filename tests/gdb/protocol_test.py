@@ -312,8 +312,8 @@ def case_signals(sparkler, guest_dir, kind):
           'two hardware breakpoints')
     check(c.cmd('vCont;C05') == 'T05thread:1;', 'vCont;C05 runs to the breakpoint')
     check(rip(c, 1) == add_one, 'stopped at add_one')
-    # as gdb does, take the breakpoint under rip out before resuming (a debug register
-    # would stop the vCPU again at the same instruction)
+    # as gdb does, take the breakpoint under rip out before resuming (resuming with it in
+    # place steps over it as well: case rearm)
     check(c.cmd('z1,%x,1' % add_one) == 'OK', 'add_one breakpoint removed')
     check(c.cmd('C05') == 'T05thread:1;', 'C05 runs to the next breakpoint')
     check(rip(c, 1) == hw_target, 'stopped at hw_target')
@@ -373,11 +373,44 @@ def case_hc(sparkler, guest_dir, kind):
     c.close()
     finished(sb, 0, 'worker_done=7')
 
+# ---- resuming from a hardware breakpoint -----------------------------------------------------
+
+def calls_now(c, e):
+    return int.from_bytes(bytes.fromhex(c.cmd('m%x,4' % symbol(e, 'calls'))), 'little')
+
+
+def case_rearm(sparkler, guest_dir, kind):
+    """A hardware breakpoint gdb leaves in place (raw clients; gdb's hbreak when it does not
+    step over it): each resume from it runs the instruction once and the next stop is the
+    next call, one loop iteration later, for c, vCont;c, C05, and s then vCont;c."""
+    e = elf(guest_dir, 'gdb_loop')
+    sb = Sandbox(sparkler, e)
+    c = Client(sb)
+    tick = symbol(e, 'tick')
+    check(c.cmd('Z1,%x,1' % tick) == 'OK', 'a hardware breakpoint at tick')
+    for n, resume in enumerate(['c', 'c', 'vCont;c', 'C05']):
+        check(c.cmd(resume) == 'T05thread:1;', '%s: a stop reply' % resume)
+        check(rip(c, 1) == tick, '%s: stopped at tick' % resume)
+        got = calls_now(c, e)
+        check(got == n, '%s: stop %d at tick after %d calls, not %d (a resume from the '
+              'breakpoint must run the loop once more)' % (resume, n + 1, n, got))
+    # a step from the breakpoint leaves it (one instruction, not a stop in place)
+    check(c.cmd('s') == 'T05thread:1;', 's from the breakpoint')
+    check(rip(c, 1) != tick, 's moved off tick')
+    check(c.cmd('vCont;c') == 'T05thread:1;', 'vCont;c after the step')
+    check(rip(c, 1) == tick and calls_now(c, e) == 4, 'the fifth call stops at tick')
+    check(c.cmd('z1,%x,1' % tick) == 'OK', 'removed')
+    c.send_raw(frame('c'))
+    c.ack()
+    check(c.packet() == 'W00', 'the guest runs to its end: W00')
+    c.close()
+    finished(sb, 0, 'calls=5')
+
 CASES = {
     'framing': case_framing, 'commands': case_commands, 'memory': case_memory,
     'points': case_points, 'disconnect': case_disconnect,
     'disconnect_running': case_disconnect_running, 'reconnect_loop': case_reconnect_loop,
-    'signals': case_signals, 'hc': case_hc,
+    'signals': case_signals, 'hc': case_hc, 'rearm': case_rearm,
 }
 
 if __name__ == '__main__':
