@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * libFuzzer target for the legacy PC devices: the 8250 UART, the CMOS RTC,
- * the i8042 and the ACPI PM blocks, each driven through its bus ops as the
+ * the i8042 and the ACPI PM and GPE0 blocks, each driven through its bus ops as the
  * bus does (an offset, a width of 1, 2, 4 or 8, and the absolute port in
  * who->addr; a little past the device's ports too, as the unit tests do)
  * with the host's own calls interleaved: UART input, Ctrl+Alt+Del, the
@@ -25,18 +25,19 @@
  *   i8042    the line is low while the output buffer is empty; a reset
  *            comes exactly from a 0xF0-0xFE pulse command, never a
  *            power-off; at the end the queue holds at most 16 bytes;
- *   ACPI PM  the SCI is high exactly when PWRBTN is both set and enabled;
- *            only PWRBTN and WAK are ever set, only enable bits stick;
- *            SCI_EN reads 1 and SLP_EN 0; power-off comes exactly from
- *            SLP_EN with the S5 type, reset exactly from the reset value.
+ *   ACPI PM  the SCI is high exactly when GPE 0 (the power button) is
+ *            both set and enabled; in PM1 only WAK is ever set, in GPE0
+ *            only bit 0, and only defined enable bits stick; SCI_EN
+ *            reads 1 and SLP_EN 0; power-off comes exactly from SLP_EN
+ *            with the S5 type, reset exactly from the reset value.
  *
  * Input: an 8-byte header, then operations.
  *   0     the device: % 4 = UART, RTC, i8042, ACPI PM
  *   1..7  RTC: the host clock, T0 + (int32 in 1..4) seconds, or a wild
  *         one when byte 5 has bit 7; ACPI PM: byte 1 the S5 SLP_TYP (& 7),
  *         byte 2 the reset value, and when byte 3 has bit 0 the event,
- *         control and reset ports at 0x600 + (bytes 4, 5, 6 & 15), which
- *         may overlap
+ *         control, reset and GPE0 ports at 0x600 + (bytes 4, 5, 6, 7 & 15),
+ *         which may overlap
  * An operation is a byte: bits 0-1 kind (0 read, 1 write, 2-3 host),
  * bits 2-3 width (1, 2, 4, 8), bits 4-7 which port; a write is followed
  * by its value (width bytes), a host call by its arguments:
@@ -376,18 +377,20 @@ static void run_i8042(struct in *in)
 /* ---- ACPI PM ---------------------------------------------------------------------------- */
 
 struct pm_ports {
-	uint16_t evt, cnt, reset;
+	uint16_t evt, cnt, reset, gpe;
 	uint8_t s5, reset_value;
 };
 
-/* What a byte written at port asks for, as the device decides it
- * (event block first, then control, then reset): 0, 1 power-off, 2 reset. */
+/* What a byte written at port asks for, as the device decides it (event
+ * block first, then control, then GPE0, then reset): 0, 1 power-off, 2 reset. */
 static int pm_action(const struct pm_ports *pp, uint64_t port, uint8_t byte)
 {
 	if (port >= pp->evt && port < pp->evt + 4u)
 		return 0;
 	if (port >= pp->cnt && port < pp->cnt + 2u)
 		return port == pp->cnt + 1u && (byte & 0x20) && ((byte >> 2) & 7) == pp->s5 ? 1 : 0;
+	if (port >= pp->gpe && port < pp->gpe + 4u)
+		return 0;
 	return port == pp->reset && byte == pp->reset_value ? 2 : 0;
 }
 
@@ -402,8 +405,16 @@ static void pm_check(struct spk_acpi_pm *p, const struct pm_ports *pp)
 	uint16_t sts = (uint16_t)rd(ops, p, pp->evt, 0, 2),
 	         en = (uint16_t)rd(ops, p, pp->evt, 2, 2);
 
-	if (seen.level != ((sts & en & 0x0100) != 0) || (sts & ~0x8100) || (en & ~0x4721))
-		abort();
+	if ((sts & ~0x8000) || (en & ~0x4721))
+		abort(); /* PM1 sets only WAK, which has no enable: it never raises the SCI */
+	/* GPE0 reads as itself unless the event or control block comes first */
+	if (!overlap(pp->gpe, 4, pp->evt, 4) && !overlap(pp->gpe, 4, pp->cnt, 2)) {
+		uint16_t gsts = (uint16_t)rd(ops, p, pp->gpe, 0, 2),
+		         gen = (uint16_t)rd(ops, p, pp->gpe, 2, 2);
+
+		if (seen.level != ((gsts & gen & 1) != 0) || (gsts & ~1) || (gen & ~1))
+			abort();
+	}
 	if (!overlap(pp->evt, 4, pp->cnt, 2) && !overlap(pp->reset, 1, pp->cnt, 2)) {
 		uint16_t cnt = (uint16_t)rd(ops, p, pp->cnt, 0, 2);
 
@@ -414,8 +425,8 @@ static void pm_check(struct spk_acpi_pm *p, const struct pm_ports *pp)
 
 static void run_pm(const uint8_t *hdr, struct in *in)
 {
-	struct pm_ports pp = {SPK_PC_PM1A_EVT, SPK_PC_PM1A_CNT, SPK_PC_RESET_PORT, hdr[1] & 7,
-	                      hdr[2]};
+	struct pm_ports pp = {SPK_PC_PM1A_EVT, SPK_PC_PM1A_CNT, SPK_PC_RESET_PORT,
+	                      SPK_PC_GPE0_BLK, hdr[1] & 7,      hdr[2]};
 	const struct spk_acpi_pm_config cfg = {.s5_slp_typ = pp.s5,
 	                                       .reset_value = pp.reset_value,
 	                                       .stop = on_stop,
@@ -429,11 +440,13 @@ static void run_pm(const uint8_t *hdr, struct in *in)
 		pp.evt = 0x600 + (hdr[4] & 15);
 		pp.cnt = 0x600 + (hdr[5] & 15);
 		pp.reset = 0x600 + (hdr[6] & 15);
-		spk_acpi_pm_set_ports(p, pp.evt, pp.cnt, pp.reset);
+		pp.gpe = 0x600 + (hdr[7] & 15);
+		spk_acpi_pm_set_ports(p, pp.evt, pp.cnt, pp.gpe, pp.reset);
 	}
 	for (unsigned i = 0; i < MAX_OPS && in->left; i++) {
 		uint8_t op = (uint8_t)take(in, 1);
-		const uint16_t bases[4] = {pp.evt, pp.cnt, pp.reset, (uint16_t)(pp.evt + 0x10)};
+		/* ports past the blocks: reset + 1-3 (off is 0-3) */
+		const uint16_t bases[4] = {pp.evt, pp.cnt, pp.reset, pp.gpe};
 		unsigned w = widths[(op >> 2) & 3], off = (op >> 4) & 3;
 		uint64_t port = bases[op >> 6], v;
 		unsigned down = seen.down, reset = seen.reset;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Seed corpus for fuzz_devices: what Linux's drivers do with the legacy
 PC devices (the 8250 probe and transmit loop, CMOS time reads and sets,
-the i8042 probe and keyboard commands, ACPI power button, S5 and reset),
+the i8042 probe and keyboard commands, ACPI GPE0 power button, S5 and reset),
 with host input, Ctrl+Alt+Del, the power button and clock jumps in
 between. Writes fuzz/corpus/devices/. The input format is in
 fuzz/fuzz_devices.c."""
@@ -168,22 +168,25 @@ s = Seq(I8042)
 s.wr(CMD, 0xfe).wr(CMD, 0xff).wr(CMD, 0xf0).wr(DATA | 1, 0xfe).wr(DATA, 0xfe00000000, 8)
 s.wr(DATA, 0x1, 4).rd(DATA, 8).rd(CMD | 2, 2).save("i8042_reset")
 
-# ---- ACPI PM (port: bits 2-3 pick event, control, reset, event + 0x10; bits 0-1 the offset)
-EVT, CNT, RST, FAR = 0, 4, 8, 12
+# ---- ACPI PM (port: bits 2-3 pick event, control, reset, GPE0; bits 0-1 the offset)
+EVT, CNT, RST, GPE = 0, 4, 8, 12
 hdr = bytes([5, 6])
 s = Seq(PM, hdr)
-s.rd(EVT, 2).rd(EVT | 2, 2).rd(CNT, 2)
+s.rd(EVT, 2).rd(EVT | 2, 2).rd(CNT, 2).rd(GPE, 4)
+# ACPICA: GPE0 enables cleared byte by byte, GPE 0 enabled, a press, _E00's clear
+s.wr(GPE | 2, 0).wr(GPE | 3, 0).wr(GPE | 2, 1).host().rd(GPE).wr(GPE, 1).rd(GPE)
+s.host().wr(GPE | 2, 0, 2).wr(GPE | 2, 0xffff, 2).wr(GPE, 0xffff, 2)
 s.wr(EVT | 2, 0x0100, 2).host().rd(EVT, 2).wr(EVT, 0x0100, 2).rd(EVT, 2)
-s.host().wr(EVT | 2, 0, 2).wr(EVT | 2, 0x0100, 2).wr(EVT, 0xffff, 2)
 s.wr(CNT, 0x0c00 | 0x2000, 2).rd(EVT, 2)             # S3: not supported, WAK
 s.wr(CNT, 0x1401, 2).wr(CNT | 1, 0x34, 1)            # S5 through the high byte
 s.save("pm_s5")
 
 s = Seq(PM, hdr)
 s.wr(RST, 0x02).wr(RST, 0x06).rd(RST).wr(EVT, 0x0601060100000000, 8).rd(EVT, 8)
-s.wr(CNT | 3, 0x12345678, 4).rd(FAR, 4).wr(FAR | 1, 1).save("pm_reset")
+s.wr(CNT | 3, 0x12345678, 4).rd(RST | 1, 4).wr(RST | 3, 1).save("pm_reset")
 
-s = Seq(PM, bytes([5, 6, 1, 0, 3, 4]))               # ports that overlap
+s = Seq(PM, bytes([5, 6, 1, 0, 3, 4, 2]))            # ports that overlap
 s.wr(EVT, 0xffffffff, 4).wr(CNT, 0x3414, 2).wr(RST, 0x06).rd(EVT, 8).host()
+s.wr(GPE | 2, 0xffff, 2).host().rd(GPE, 4).wr(GPE, 0xffffffff, 4)
 s.save("pm_overlap")
 print("wrote corpus to %s" % out)

@@ -70,8 +70,11 @@ has DSDT.dsl 'Name (_S5, Package (0x04)' "0x$slp_typ, " \
 # the PCI0 _PRT: 31 slots x 4 pins straight to GSIs 16-23
 has DSDT.dsl 'Name (_PRT, Package (0x7C)' '0x0001FFFF,' '0x001FFFFF,'
 count DSDT.dsl 'Package (0x04)' 125 # \_S5 and the 124 _PRT entries
-# the power button is the FADT's fixed one, not a device
-count DSDT.dsl 'PNP0C0C' 0
+# the power button is a control-method device, notified by GPE 0's edge method
+count DSDT.dsl 'PNP0C0C' 1
+has DSDT.dsl 'Device (PWRB)' 'Scope (_GPE)' 'Method (_E00, 0, NotSerialized)' \
+	'Notify (\_SB.PWRB, 0x80)'
+count DSDT.dsl 'Notify (' 1
 
 count APIC.dsl '[Processor Local APIC]' 2
 has APIC.dsl "Local Apic Address : $lapic" 'Local Apic ID : 00' 'Local Apic ID : 01' \
@@ -86,11 +89,18 @@ has FACP.dsl 'Revision : 06' 'Table Length : 00000114' "SCI Interrupt : $sci16" 
 	"PM1A Control Block Address : $pm1a_cnt" 'PM1 Event Block Length : 04' \
 	'PM1 Control Block Length : 02' 'PM Timer Block Length : 00' \
 	"Address : $reset" "Value to cause reset : $reset_value" \
-	'Reset Register Supported (V2) : 1' 'Control Method Power Button (V1) : 0' \
+	'Reset Register Supported (V2) : 1' 'Control Method Power Button (V1) : 1' \
 	'Control Method Sleep Button (V1) : 1' '8042 Present on ports 60/64 (V2) : 1' \
 	'VGA Not Present (V4) : 1' 'CMOS RTC Not Present (V5) : 0' 'Hardware Reduced (V5) : 0'
 count FACP.dsl "Address : 0000000000$(echo "$pm1a_evt" | cut -c3-)" 1
 count FACP.dsl "Address : 0000000000$(echo "$pm1a_cnt" | cut -c3-)" 1
+# the GPE0 block, 4 bytes (status, enable), in the legacy field and the GAS
+has FACP.dsl "GPE0 Block Address : $gpe0" 'GPE0 Block Length : 04' \
+	'GPE1 Block Address : 00000000' 'GPE1 Block Length : 00' 'GPE0 Block : [Generic Address Structure]'
+count FACP.dsl "Address : $gpe0_64" 1
+sed -n '/GPE0 Block : \[Generic Address Structure\]/,/Address :/p' FACP.dsl >gpe0.gas
+has gpe0.gas 'Space ID : 01 [SystemIO]' 'Bit Width : 20' 'Encoded Access Width : 01 [Byte Access:8]' \
+	"Address : $gpe0_64"
 
 has MCFG.dsl "Base Address : $ecam" 'Start Bus Number : 00' 'End Bus Number : 00'
 has FACS.dsl 'Signature : "FACS"' 'Length : 00000040' 'Version : 02'

@@ -20,6 +20,7 @@ struct spk_acpi_config {
 	uint8_t ioapic_id;      /* ncpus is fine: after the LAPIC ids */
 	uint16_t pm1a_evt_port; /* PM1a_EVT_BLK, 4 bytes */
 	uint16_t pm1a_cnt_port; /* PM1a_CNT_BLK, 2 bytes */
+	uint16_t gpe0_port;     /* GPE0_BLK, 4 bytes; GPE 0 is the power button */
 	uint8_t sci_irq;
 	uint16_t reset_port;    /* FADT RESET_REG (system I/O, 8 bits) */
 	uint8_t reset_value;
@@ -45,15 +46,17 @@ struct spk_acpi_info {
 
 /*
  * The configuration of the sparkler PC platform (platform.h) for ncpus
- * vCPUs: its LAPIC and IOAPIC, PM1a blocks, reset register, \_S5, COM1,
+ * vCPUs: its LAPIC and IOAPIC, PM1a and GPE0 blocks, reset register, \_S5, COM1,
  * and with pci its host bridge (MCFG, PCI0 with the INTx _PRT).
  */
 void spk_acpi_pc_config(struct spk_acpi_config *c, uint32_t ncpus, bool pci);
 
 /*
  * Build RSDP (ACPI 2.0+, at base, 16-byte aligned), XSDT, FADT (revision
- * 6, PM1a blocks, reset register, fixed power button, not hardware-reduced),
- * FACS, DSDT (AML: \_S5, COM1, PCI0 with its _PRT when asked) and MADT (Local APIC per CPU,
+ * 6, PM1a blocks, GPE0 block, reset register, not hardware-reduced),
+ * FACS, DSDT (AML: \_S5, the control-method power button \_SB.PWRB
+ * (PNP0C0C) with \_GPE._E00 to notify it, COM1, PCI0 with its _PRT when
+ * asked) and MADT (Local APIC per CPU,
  * the IOAPIC, overrides for IRQ0 -> GSI2 and the SCI) into buf, which the
  * guest will see at gpa base. Checksums right. -ENOSPC if size is too
  * small, -EINVAL for a bad config (the message says which field).

@@ -85,23 +85,26 @@ int spk_rtc_new(const struct spk_rtc_config *cfg, struct spk_rtc **out);
 void spk_rtc_free(struct spk_rtc *r);
 const struct spk_bus_ops *spk_rtc_ops(void); /* register 2 ports at 0x70 */
 
-/* ---- ACPI PM1a event/control blocks and the reset register ---- */
+/* ---- ACPI PM1a event/control blocks, the GPE0 block and the reset register ---- */
 struct spk_acpi_pm;
 struct spk_acpi_pm_config {
 	uint8_t s5_slp_typ; /* SLP_TYP value of \_S5 (platform.h) */
 	uint8_t reset_value; /* the FADT reset value */
 	spk_stop_fn stop;    /* SYSTEM_DOWN on S5, RESET on the reset value */
 	void *stop_ctx;
-	struct spk_irq_line sci; /* the power button's SCI */
+	struct spk_irq_line sci; /* the SCI (level): PM1 and GPE0 events */
 };
 int spk_acpi_pm_new(const struct spk_acpi_pm_config *cfg, struct spk_acpi_pm **out);
 void spk_acpi_pm_free(struct spk_acpi_pm *p);
-/* Register at PM1a_EVT (4 ports), at PM1a_CNT (2 ports) and at the reset
- * port (1), all with opaque p; told apart by spk_bus_access.addr, so the
- * config says which is which. */
+/* Register at PM1a_EVT (4 ports), at PM1a_CNT (2 ports), at GPE0_BLK (4
+ * ports) and at the reset port (1), all with opaque p; told apart by
+ * spk_bus_access.addr, so set_ports says which is which (default: the
+ * platform's, platform.h). */
 const struct spk_bus_ops *spk_acpi_pm_ops(void);
-void spk_acpi_pm_set_ports(struct spk_acpi_pm *p, uint16_t evt, uint16_t cnt, uint16_t reset);
-/* Press the power button: sets PWRBTN_STS and raises the SCI if enabled. */
+void spk_acpi_pm_set_ports(struct spk_acpi_pm *p, uint16_t evt, uint16_t cnt, uint16_t gpe0,
+                           uint16_t reset);
+/* Press the power button (control method, \_SB.PWRB): sets GPE0_STS bit 0
+ * and raises the SCI if GPE 0 is enabled. */
 void spk_acpi_pm_power_button(struct spk_acpi_pm *p);
 
 /* ---- boot timer (MMIO, one page) ---- */

@@ -43,6 +43,7 @@
 #define SPK_PC_PM1A_CNT      0x604 /* 2 bytes: PM1a control */
 #define SPK_PC_RESET_PORT    0x608 /* ACPI reset register (FADT); not 0xcf9, inside PCI 0xcf8 */
 #define SPK_PC_RESET_VALUE   0x06
+#define SPK_PC_GPE0_BLK      0x60c /* 4 bytes: GPE0 status (2) + enable (2); GPE 0 power button */
 #define SPK_PC_SCI_IRQ       9
 #define SPK_PC_S5_SLP_TYP    5     /* \_S5 package value; PM1a_CNT.SLP_TYP */
 

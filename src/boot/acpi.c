@@ -8,11 +8,14 @@
  * written: a refused build leaves the buffer as it was, and nothing is ever
  * written past size.
  *
- * The power button is the FADT's fixed-feature one: the PM device sets
- * PWRBTN_STS in PM1a and raises the SCI (devices.h), which OSPM only
- * handles when the FADT's PWR_BUTTON flag is clear. A control-method
- * button (PNP0C0C) would need a GPE block and an _Lxx method to Notify it;
- * the platform has neither, so the DSDT has no power button device.
+ * The power button is a control-method one, as on QEMU's microvm and
+ * cloud-hypervisor but through a GPE block of the full (not hardware-
+ * reduced) FADT: the FADT sets PWR_BUTTON ("no fixed power button") and
+ * has a GPE0 block; the DSDT has \_SB.PWRB (PNP0C0C) and \_GPE._E00,
+ * which notifies it (0x80, "pressed"). The PM device sets GPE0_STS bit 0
+ * on a press and raises the SCI while GPE 0 is enabled (devices.h); the
+ * status is set once per press, so the GPE is edge-triggered (_E00: ACPICA
+ * clears the status before it runs the method).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -66,8 +69,10 @@ enum {
 	FADT_SMI_CMD = 48,
 	FADT_PM1A_EVT_BLK = 56,
 	FADT_PM1A_CNT_BLK = 64,
+	FADT_GPE0_BLK = 80,
 	FADT_PM1_EVT_LEN = 88,
 	FADT_PM1_CNT_LEN = 89,
+	FADT_GPE0_BLK_LEN = 92,
 	FADT_P_LVL2_LAT = 96,
 	FADT_P_LVL3_LAT = 98,
 	FADT_IAPC_BOOT_ARCH = 109,
@@ -79,16 +84,19 @@ enum {
 	FADT_X_DSDT = 140,
 	FADT_X_PM1A_EVT_BLK = 148,
 	FADT_X_PM1A_CNT_BLK = 172,
+	FADT_X_GPE0_BLK = 220,
 	FADT_HYPERVISOR_ID = 268,
 };
 
 #define PM1_EVT_LEN   4 /* status (2) + enable (2) */
 #define PM1_CNT_LEN   2
+#define GPE0_BLK_LEN  4      /* status (2) + enable (2): GPEs 0-15 */
 #define NO_CSTATE_LAT 0x0fff /* > 100 / > 1000 us: no C2 / C3 */
 
 /* FADT flags */
 #define FADT_F_WBINVD        (1u << 0)
 #define FADT_F_PROC_C1       (1u << 2) /* HLT works on every vCPU */
+#define FADT_F_PWR_BUTTON    (1u << 4) /* the power button is a control-method device */
 #define FADT_F_SLP_BUTTON    (1u << 5) /* no fixed sleep button */
 #define FADT_F_RESET_REG_SUP (1u << 10)
 /* IAPC_BOOT_ARCH */
@@ -156,10 +164,16 @@ enum {
 	AML_SCOPE = 0x10,
 	AML_BUFFER = 0x11,
 	AML_PACKAGE = 0x12,
+	AML_METHOD = 0x14,
+	AML_DUAL_NAME_PREFIX = 0x2e,
+	AML_MULTI_NAME_PREFIX = 0x2f,
 	AML_EXT_PREFIX = 0x5b,
 	AML_EXT_DEVICE = 0x82,
+	AML_NOTIFY = 0x86,
 	AML_ROOT_CHAR = '\\',
 };
+
+#define AML_MAX_SEGS 8 /* NameSegs in one NameString we emit */
 
 /*
  * A byte sink for AML and resource templates. Once something does not fit,
@@ -259,16 +273,45 @@ static void aml_close(struct aml *a)
 	a->len += k;
 }
 
-/* "COM1", "_S5", "\\FOO": an optional root prefix and one NameSeg padded with '_'. */
+/*
+ * "COM1", "_S5", "\\_SB.PWRB": an optional root prefix, then NameSegs
+ * separated by dots, each padded to 4 with '_'. Two segments take a
+ * DualNamePrefix, more a MultiNamePrefix and their count. A segment
+ * longer than 4 characters, an empty one or too many of them is a bug in
+ * this file: it sets overflow, so the build fails.
+ */
 static void aml_namestring(struct aml *a, const char *name)
 {
-	char seg[4] = {'_', '_', '_', '_'};
+	char segs[AML_MAX_SEGS][4];
+	size_t n = 0, len = 0;
 
 	if (*name == AML_ROOT_CHAR)
 		aml_u8(a, (uint8_t)*name++);
-	for (size_t i = 0; i < sizeof(seg) && name[i]; i++)
-		seg[i] = name[i];
-	aml_put(a, seg, sizeof(seg));
+	for (const char *c = name;; c++) {
+		if (*c == '.' || *c == '\0') {
+			if (len == 0 || n == AML_MAX_SEGS) {
+				a->overflow = true;
+				return;
+			}
+			memset(segs[n] + len, '_', 4 - len);
+			n++;
+			len = 0;
+			if (*c == '\0')
+				break;
+		} else if (len == 4 || n == AML_MAX_SEGS) {
+			a->overflow = true;
+			return;
+		} else {
+			segs[n][len++] = *c;
+		}
+	}
+	if (n == 2) {
+		aml_u8(a, AML_DUAL_NAME_PREFIX);
+	} else if (n > 2) {
+		aml_u8(a, AML_MULTI_NAME_PREFIX);
+		aml_u8(a, (uint8_t)n);
+	}
+	aml_put(a, segs, 4 * n);
 }
 
 /* An integer in its shortest encoding, as iasl emits it. */
@@ -360,6 +403,23 @@ static void aml_device(struct aml *a, const char *name)
 	aml_u8(a, AML_EXT_DEVICE);
 	aml_open(a);
 	aml_namestring(a, name);
+}
+
+/* Method (name, 0, NotSerialized) { ... }: the caller emits the body, then aml_close(). */
+static void aml_method0(struct aml *a, const char *name)
+{
+	aml_u8(a, AML_METHOD);
+	aml_open(a);
+	aml_namestring(a, name);
+	aml_u8(a, 0); /* MethodFlags: ArgCount 0, NotSerialized, SyncLevel 0 */
+}
+
+/* Notify (object, value) */
+static void aml_notify(struct aml *a, const char *object, uint8_t value)
+{
+	aml_u8(a, AML_NOTIFY);
+	aml_namestring(a, object);
+	aml_int(a, value);
 }
 
 /* ---- resource template descriptors (ACPI 6.3 section 6.4) ---- */
@@ -466,6 +526,27 @@ static void dsdt_s5(struct aml *a, const struct spk_acpi_config *cfg)
 	aml_close(a);
 }
 
+#define NOTIFY_PRESSED 0x80 /* a button's Notify code: pressed */
+
+/* The control-method power button (ACPI 6.3 section 4.8.2.2.1.2). */
+static void dsdt_pwrb(struct aml *a)
+{
+	aml_device(a, "PWRB");
+	aml_name_eisaid(a, "_HID", "PNP0C0C");
+	aml_name_int(a, "_UID", 0);
+	aml_close(a);
+}
+
+/* \_GPE._E00: GPE 0 (GPE0_STS bit 0, edge-triggered) notifies the button. */
+static void dsdt_gpe(struct aml *a)
+{
+	aml_scope(a, "_GPE");
+	aml_method0(a, "_E00");
+	aml_notify(a, "\\_SB.PWRB", NOTIFY_PRESSED);
+	aml_close(a);
+	aml_close(a);
+}
+
 static void dsdt_com1(struct aml *a, const struct spk_acpi_config *cfg)
 {
 	uint8_t rb[RES_TEMPLATE_MAX];
@@ -566,17 +647,17 @@ static int build_dsdt_body(struct aml *a, uint8_t *storage, size_t cap,
 {
 	aml_init(a, storage, cap);
 	dsdt_s5(a, cfg);
-	if (cfg->com1 || cfg->pci) {
-		/* the DSDT's scope is the root: "_SB" is \_SB, one byte shorter (as iasl does) */
-		aml_scope(a, "_SB");
-		if (cfg->com1)
-			dsdt_com1(a, cfg);
-		if (cfg->pci) {
-			dsdt_pci0(a, cfg);
-			dsdt_ecam_reserve(a, cfg);
-		}
-		aml_close(a);
+	/* the DSDT's scope is the root: "_SB" is \_SB, one byte shorter (as iasl does) */
+	aml_scope(a, "_SB");
+	dsdt_pwrb(a);
+	if (cfg->com1)
+		dsdt_com1(a, cfg);
+	if (cfg->pci) {
+		dsdt_pci0(a, cfg);
+		dsdt_ecam_reserve(a, cfg);
 	}
+	aml_close(a);
+	dsdt_gpe(a);
 	if (a->overflow || a->depth != 0)
 		return spk_fail(EOVERFLOW, "acpi: DSDT body does not fit in %zu bytes", cap);
 	return 0;
@@ -609,21 +690,31 @@ static bool ports_overlap(uint16_t a, unsigned na, uint16_t b, unsigned nb)
 
 static int check_pm(const struct spk_acpi_config *cfg)
 {
+	const struct {
+		const char *field;
+		uint16_t port;
+		unsigned len;
+	} blk[] = {
+	    {"pm1a_evt_port", cfg->pm1a_evt_port, PM1_EVT_LEN},
+	    {"pm1a_cnt_port", cfg->pm1a_cnt_port, PM1_CNT_LEN},
+	    {"gpe0_port", cfg->gpe0_port, GPE0_BLK_LEN},
+	    {"reset_port", cfg->reset_port, 1},
+	};
 	int err;
 
-	if ((err = check_ports("pm1a_evt_port", cfg->pm1a_evt_port, PM1_EVT_LEN)) ||
-	    (err = check_ports("pm1a_cnt_port", cfg->pm1a_cnt_port, PM1_CNT_LEN)) ||
-	    (err = check_ports("reset_port", cfg->reset_port, 1)) ||
-	    (err = check_isa_irq("sci_irq", cfg->sci_irq)))
+	for (size_t i = 0; i < SPK_ARRAY_SIZE(blk); i++)
+		if ((err = check_ports(blk[i].field, blk[i].port, blk[i].len)))
+			return err;
+	if ((err = check_isa_irq("sci_irq", cfg->sci_irq)))
 		return err;
-	/* one device tells the three blocks apart by port */
-	if (ports_overlap(cfg->pm1a_evt_port, PM1_EVT_LEN, cfg->pm1a_cnt_port, PM1_CNT_LEN) ||
-	    ports_overlap(cfg->pm1a_evt_port, PM1_EVT_LEN, cfg->reset_port, 1) ||
-	    ports_overlap(cfg->pm1a_cnt_port, PM1_CNT_LEN, cfg->reset_port, 1))
-		return spk_fail(EINVAL,
-		                "acpi: pm1a_evt_port 0x%x (4), pm1a_cnt_port 0x%x (2) and "
-		                "reset_port 0x%x (1) overlap",
-		                cfg->pm1a_evt_port, cfg->pm1a_cnt_port, cfg->reset_port);
+	/* one device tells the four blocks apart by port */
+	for (size_t i = 0; i < SPK_ARRAY_SIZE(blk); i++)
+		for (size_t j = i + 1; j < SPK_ARRAY_SIZE(blk); j++)
+			if (ports_overlap(blk[i].port, blk[i].len, blk[j].port, blk[j].len))
+				return spk_fail(
+				    EINVAL, "acpi: %s 0x%x (%u port(s)) and %s 0x%x (%u) overlap",
+				    blk[i].field, blk[i].port, blk[i].len, blk[j].field,
+				    blk[j].port, blk[j].len);
 	/* SLP_TYP is PM1_CNT bits 10-12 */
 	if (cfg->s5_slp_typ > 7)
 		return spk_fail(EINVAL, "acpi: s5_slp_typ %u does not fit SLP_TYP (0-7)",
@@ -810,14 +901,16 @@ static void write_fadt(uint8_t *t, const struct spk_acpi_config *cfg, uint64_t f
 	put32(t + FADT_PM1A_CNT_BLK, cfg->pm1a_cnt_port);
 	t[FADT_PM1_EVT_LEN] = PM1_EVT_LEN;
 	t[FADT_PM1_CNT_LEN] = PM1_CNT_LEN;
-	/* no PM timer (PM_TMR_LEN 0, optional since ACPI 5.0A), no GPE blocks */
+	put32(t + FADT_GPE0_BLK, cfg->gpe0_port);
+	t[FADT_GPE0_BLK_LEN] = GPE0_BLK_LEN;
+	/* no PM timer (PM_TMR_LEN 0, optional since ACPI 5.0A), no GPE1 block */
 	put16(t + FADT_P_LVL2_LAT, NO_CSTATE_LAT);
 	put16(t + FADT_P_LVL3_LAT, NO_CSTATE_LAT);
-	/* the RTC is there (no CMOS_RTC_NOT_PRESENT); the power button is fixed */
+	/* the RTC is there (no CMOS_RTC_NOT_PRESENT) */
 	put16(t + FADT_IAPC_BOOT_ARCH, BOOT_ARCH_8042 | BOOT_ARCH_NO_VGA);
 	t[FADT_CENTURY] = RTC_CENTURY_INDEX; /* the RTC keeps the century at 0x32 */
-	put32(t + FADT_FLAGS,
-	      FADT_F_WBINVD | FADT_F_PROC_C1 | FADT_F_SLP_BUTTON | FADT_F_RESET_REG_SUP);
+	put32(t + FADT_FLAGS, FADT_F_WBINVD | FADT_F_PROC_C1 | FADT_F_PWR_BUTTON |
+	                          FADT_F_SLP_BUTTON | FADT_F_RESET_REG_SUP);
 	put_gas(t + FADT_RESET_REG, 8, GAS_ACCESS_BYTE, cfg->reset_port);
 	t[FADT_RESET_VALUE] = cfg->reset_value;
 	t[FADT_MINOR_VERSION] = FADT_MINOR;
@@ -826,6 +919,8 @@ static void write_fadt(uint8_t *t, const struct spk_acpi_config *cfg, uint64_t f
 	/* bit widths must equal 8 x the legacy lengths, or ACPICA warns */
 	put_gas(t + FADT_X_PM1A_EVT_BLK, 8 * PM1_EVT_LEN, GAS_ACCESS_WORD, cfg->pm1a_evt_port);
 	put_gas(t + FADT_X_PM1A_CNT_BLK, 8 * PM1_CNT_LEN, GAS_ACCESS_WORD, cfg->pm1a_cnt_port);
+	/* ACPICA reads and writes GPE registers a byte at a time */
+	put_gas(t + FADT_X_GPE0_BLK, 8 * GPE0_BLK_LEN, GAS_ACCESS_BYTE, cfg->gpe0_port);
 	memcpy(t + FADT_HYPERVISOR_ID, HYPERVISOR_ID, 8);
 	finish_table(t, FADT_LEN);
 }

@@ -80,6 +80,7 @@ void spk_acpi_pc_config(struct spk_acpi_config *c, uint32_t ncpus, bool pci)
 		.ioapic_id = (uint8_t)ncpus, /* after the LAPIC ids 0..ncpus-1 */
 		.pm1a_evt_port = SPK_PC_PM1A_EVT,
 		.pm1a_cnt_port = SPK_PC_PM1A_CNT,
+		.gpe0_port = SPK_PC_GPE0_BLK,
 		.sci_irq = SPK_PC_SCI_IRQ,
 		.reset_port = SPK_PC_RESET_PORT,
 		.reset_value = SPK_PC_RESET_VALUE,

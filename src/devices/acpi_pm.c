@@ -1,19 +1,26 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * ACPI fixed hardware for a guest that is not hardware-reduced: the PM1a
- * event block (PM1_STS, PM1_EN), the PM1a control block (PM1_CNT) and
- * the FADT reset register. That is what power-off (\_S5), reboot and the
- * power button need.
+ * event block (PM1_STS, PM1_EN), the PM1a control block (PM1_CNT), the
+ * GPE0 block (GPE0_STS, GPE0_EN: 16 GPEs) and the FADT reset register.
+ * That is what power-off (\_S5), reboot and the power button need.
  *
- * The three blocks share one ops table and are told apart by the absolute
+ * The four blocks share one ops table and are told apart by the absolute
  * port of each byte: an access is split into bytes at consecutive ports,
  * so any width at any offset works, including the 16-bit accesses Linux
  * makes and the byte accesses ACPICA may split them into.
  *
- * PM1_STS bits are write-1-to-clear. The SCI is level-triggered: it is
- * high while a status bit and its enable bit are both set; we only ever
- * set PWRBTN_STS. SCI_EN reads as 1: the platform is always in ACPI mode
- * (the FADT has no SMI command port), so Linux never tries to switch.
+ * The power button is a control-method one (the FADT's PWR_BUTTON flag is
+ * set): a press sets GPE0_STS bit 0, the DSDT's \_GPE._E00 notifies the
+ * PNP0C0C device \_SB.PWRB. PM1's PWRBTN_STS is never set any more.
+ *
+ * Status bits (PM1_STS, GPE0_STS) are write-1-to-clear. The SCI is
+ * level-triggered: it is high while a status bit and its enable bit are
+ * both set, in PM1 or in GPE0; only WAK_STS (never enabled) and GPE 0 are
+ * ever set, and only GPE 0's enable bit sticks (ACPICA edge GPEs: it
+ * clears the status, then runs _E00). SCI_EN reads as 1: the platform is
+ * always in ACPI mode (the FADT has no SMI command port), so Linux never
+ * tries to switch.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -28,6 +35,7 @@
 
 #define EVT_LEN 4 /* PM1_STS (2), PM1_EN (2) */
 #define CNT_LEN 2
+#define GPE_LEN 4 /* GPE0_STS (2), GPE0_EN (2) */
 
 /* PM1_STS / PM1_EN */
 #define PM1_TMR    0x0001
@@ -40,6 +48,10 @@
 #define PM1_EN_MASK (PM1_TMR | PM1_GBL | PM1_PWRBTN | PM1_SLPBTN | PM1_RTC | 0x4000)
 /* Status bits that raise the SCI when enabled. */
 #define PM1_SCI_MASK (PM1_TMR | PM1_GBL | PM1_PWRBTN | PM1_SLPBTN | PM1_RTC)
+
+/* GPE0_STS / GPE0_EN: GPE 0 is the power button, the only one wired */
+#define GPE_PWRBTN  0x0001
+#define GPE_EN_MASK GPE_PWRBTN
 
 /* PM1_CNT */
 #define CNT_SCI_EN    0x0001
@@ -56,9 +68,10 @@ struct spk_acpi_pm {
 	spk_stop_fn stop;
 	void *stop_ctx;
 	struct spk_irq_line sci;
-	uint16_t evt_port, cnt_port, reset_port;
+	uint16_t evt_port, cnt_port, gpe_port, reset_port;
 
 	uint16_t sts, en, cnt;
+	uint16_t gpe_sts, gpe_en;
 	bool sci_level;
 
 	struct spk_dev_ratelimit rl;
@@ -73,7 +86,7 @@ enum pm_action {
 
 static void update_sci(struct spk_acpi_pm *p)
 {
-	bool level = p->sts & p->en & PM1_SCI_MASK;
+	bool level = (p->sts & p->en & PM1_SCI_MASK) || (p->gpe_sts & p->gpe_en);
 
 	if (level == p->sci_level)
 		return;
@@ -95,6 +108,15 @@ static void write_evt(struct spk_acpi_pm *p, unsigned off, uint8_t byte)
 		p->sts &= (uint16_t) ~((unsigned)byte << (8 * off)); /* write 1 to clear */
 	else
 		p->en = set_byte(p->en, off - 2, byte) & PM1_EN_MASK;
+}
+
+/* GPE0: the same layout, status then enable, 2 bytes each. */
+static void write_gpe(struct spk_acpi_pm *p, unsigned off, uint8_t byte)
+{
+	if (off < 2)
+		p->gpe_sts &= (uint16_t) ~((unsigned)byte << (8 * off)); /* write 1 to clear */
+	else
+		p->gpe_en = set_byte(p->gpe_en, off - 2, byte) & GPE_EN_MASK;
 }
 
 /* A write of the SLP_TYP/SLP_EN byte (the high byte of PM1_CNT). */
@@ -139,6 +161,10 @@ static enum pm_action write_byte(struct spk_acpi_pm *p, uint64_t port, uint8_t b
 	}
 	if (port >= p->cnt_port && port < (uint64_t)p->cnt_port + CNT_LEN)
 		return write_cnt(p, (unsigned)(port - p->cnt_port), byte);
+	if (port >= p->gpe_port && port < (uint64_t)p->gpe_port + GPE_LEN) {
+		write_gpe(p, (unsigned)(port - p->gpe_port), byte);
+		return PM_NONE;
+	}
 	if (port == p->reset_port)
 		return write_reset(p, byte);
 	spk_dev_log(&p->rl, "acpi-pm", SPK_LOG_WARN,
@@ -151,11 +177,14 @@ static uint8_t read_byte(struct spk_acpi_pm *p, uint64_t port)
 {
 	uint32_t evt = p->sts | (uint32_t)p->en << 16;
 	uint16_t cnt = p->cnt | CNT_SCI_EN;
+	uint32_t gpe = p->gpe_sts | (uint32_t)p->gpe_en << 16;
 
 	if (port >= p->evt_port && port < (uint64_t)p->evt_port + EVT_LEN)
 		return (uint8_t)(evt >> (8 * (port - p->evt_port)));
 	if (port >= p->cnt_port && port < (uint64_t)p->cnt_port + CNT_LEN)
 		return (uint8_t)(cnt >> (8 * (port - p->cnt_port)));
+	if (port >= p->gpe_port && port < (uint64_t)p->gpe_port + GPE_LEN)
+		return (uint8_t)(gpe >> (8 * (port - p->gpe_port)));
 	if (port == p->reset_port)
 		return 0;
 	return 0xff;
@@ -222,13 +251,15 @@ const struct spk_bus_ops *spk_acpi_pm_ops(void)
 	return &pm_ops;
 }
 
-void spk_acpi_pm_set_ports(struct spk_acpi_pm *p, uint16_t evt, uint16_t cnt, uint16_t reset)
+void spk_acpi_pm_set_ports(struct spk_acpi_pm *p, uint16_t evt, uint16_t cnt, uint16_t gpe0,
+                           uint16_t reset)
 {
 	if (!p)
 		return;
 	pthread_mutex_lock(&p->lock);
 	p->evt_port = evt;
 	p->cnt_port = cnt;
+	p->gpe_port = gpe0;
 	p->reset_port = reset;
 	pthread_mutex_unlock(&p->lock);
 }
@@ -238,7 +269,7 @@ void spk_acpi_pm_power_button(struct spk_acpi_pm *p)
 	if (!p)
 		return;
 	pthread_mutex_lock(&p->lock);
-	p->sts |= PM1_PWRBTN;
+	p->gpe_sts |= GPE_PWRBTN;
 	update_sci(p);
 	pthread_mutex_unlock(&p->lock);
 }
@@ -272,6 +303,7 @@ int spk_acpi_pm_new(const struct spk_acpi_pm_config *cfg, struct spk_acpi_pm **o
 	/* The platform's ports until spk_acpi_pm_set_ports says otherwise. */
 	p->evt_port = SPK_PC_PM1A_EVT;
 	p->cnt_port = SPK_PC_PM1A_CNT;
+	p->gpe_port = SPK_PC_GPE0_BLK;
 	p->reset_port = SPK_PC_RESET_PORT;
 	*out = p;
 	return 0;

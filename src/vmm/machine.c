@@ -341,7 +341,8 @@ static int add_legacy_devices(struct spk_machine *m, struct vm_instance *v)
 	    (rc = spk_rtc_new(&rtc_cfg, &v->rtc)) < 0 || (rc = spk_acpi_pm_new(&pc, &v->pm)) < 0 ||
 	    (rc = spk_boot_timer_new(&tc, &v->timer)) < 0)
 		return rc;
-	spk_acpi_pm_set_ports(v->pm, SPK_PC_PM1A_EVT, SPK_PC_PM1A_CNT, SPK_PC_RESET_PORT);
+	spk_acpi_pm_set_ports(v->pm, SPK_PC_PM1A_EVT, SPK_PC_PM1A_CNT, SPK_PC_GPE0_BLK,
+			      SPK_PC_RESET_PORT);
 	const struct bus_reg regs[] = {
 		{SPK_BUS_PIO, SPK_PC_COM1, 8, "com1", spk_uart_ops(), v->uart},
 		{SPK_BUS_PIO, SPK_PC_I8042_DATA, 1, "i8042-data", spk_i8042_ops(), v->kbd},
@@ -349,6 +350,7 @@ static int add_legacy_devices(struct spk_machine *m, struct vm_instance *v)
 		{SPK_BUS_PIO, SPK_PC_RTC, 2, "rtc", spk_rtc_ops(), v->rtc},
 		{SPK_BUS_PIO, SPK_PC_PM1A_EVT, 4, "pm1a-evt", spk_acpi_pm_ops(), v->pm},
 		{SPK_BUS_PIO, SPK_PC_PM1A_CNT, 2, "pm1a-cnt", spk_acpi_pm_ops(), v->pm},
+		{SPK_BUS_PIO, SPK_PC_GPE0_BLK, 4, "gpe0", spk_acpi_pm_ops(), v->pm},
 		{SPK_BUS_PIO, SPK_PC_RESET_PORT, 1, "acpi-reset", spk_acpi_pm_ops(), v->pm},
 		{SPK_BUS_MMIO, SPK_PC_BOOT_TIMER, 0x1000, "boot-timer", spk_boot_timer_ops(),
 		 v->timer},

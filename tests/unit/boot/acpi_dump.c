@@ -52,6 +52,7 @@ static int write_expect(const char *dir, const struct spk_acpi_config *c)
 	fprintf(f, "lapic=%08" PRIX64 "\n", c->lapic_addr);
 	fprintf(f, "ioapic=%08" PRIX64 " ioapic_id=%02X\n", c->ioapic_addr, c->ioapic_id);
 	fprintf(f, "pm1a_evt=%08X pm1a_cnt=%08X\n", c->pm1a_evt_port, c->pm1a_cnt_port);
+	fprintf(f, "gpe0=%08X gpe0_64=%016X\n", c->gpe0_port, c->gpe0_port);
 	fprintf(f, "sci=%02X sci16=%04X sci32=%08X\n", c->sci_irq, c->sci_irq, c->sci_irq);
 	fprintf(f, "reset=%016X reset_value=%02X\n", c->reset_port, c->reset_value);
 	fprintf(f, "slp_typ=%02X\n", c->s5_slp_typ);

@@ -247,13 +247,17 @@ static void test_fadt(void **state)
 	assert_int_equal(get32(f + 56), SPK_PC_PM1A_EVT);
 	assert_int_equal(get32(f + 64), SPK_PC_PM1A_CNT);
 	assert_int_equal(get32(f + 76), 0); /* no PM timer */
+	assert_int_equal(get32(f + 80), SPK_PC_GPE0_BLK);
+	assert_int_equal(get32(f + 84), 0); /* no GPE1 block */
 	assert_int_equal(f[88], 4);
 	assert_int_equal(f[89], 2);
 	assert_int_equal(f[91], 0);               /* PM_TMR_LEN */
+	assert_int_equal(f[92], 4);               /* GPE0_BLK_LEN: status (2) + enable (2) */
+	assert_int_equal(f[93], 0);               /* GPE1_BLK_LEN */
 	assert_int_equal(get16(f + 109), 0x0006); /* 8042, no VGA; RTC present */
 	flags = get32(f + 112);
 	assert_true(flags & (1u << 0));   /* WBINVD */
-	assert_false(flags & (1u << 4));  /* fixed power button */
+	assert_true(flags & (1u << 4));   /* PWR_BUTTON: a control-method power button */
 	assert_true(flags & (1u << 5));   /* no sleep button */
 	assert_true(flags & (1u << 10));  /* RESET_REG_SUP */
 	assert_false(flags & (1u << 20)); /* not hardware-reduced */
@@ -261,6 +265,8 @@ static void test_fadt(void **state)
 	assert_int_equal(f[128], SPK_PC_RESET_VALUE);
 	check_gas(f + 148, 32, 2, SPK_PC_PM1A_EVT);
 	check_gas(f + 172, 16, 2, SPK_PC_PM1A_CNT);
+	check_gas(f + 220, 32, 1, SPK_PC_GPE0_BLK);         /* X_GPE0_BLK, byte access */
+	assert_memory_equal(f + 232, (uint8_t[12]){0}, 12); /* no X_GPE1_BLK */
 	assert_memory_equal(f + 268, "SPARKLER", 8);
 }
 
@@ -393,9 +399,29 @@ static size_t pkglen(const uint8_t *p, size_t *k)
 }
 
 /*
- * The DSDT is \_S5 then Scope(_SB) holding Devices and nothing else: the
- * scope must end at the table's end and the devices must tile the scope,
- * which checks every one- and two-byte PkgLength the emitter wrote.
+ * Scope (_GPE) { Method (_E00, 0, NotSerialized) { Notify (\_SB.PWRB, 0x80) } }
+ * as ACPI 6.3 section 20.2 encodes it: ScopeOp, MethodOp 0x14 with its
+ * MethodFlags byte, NotifyOp 0x86 with a RootChar and DualNamePrefix 0x2e
+ * path, the value as a BytePrefix constant. iasl compiles the same.
+ */
+static const uint8_t gpe_scope[] = {
+    0x10, 0x19, '_',  'G', 'P', 'E',                           /* Scope (_GPE), 25 bytes */
+    0x14, 0x13, '_',  'E', '0', '0', 0x00,                     /* Method (_E00, 0), 19 */
+    0x86, '\\', 0x2e, '_', 'S', 'B', '_',  'P', 'W', 'R', 'B', /* Notify (\_SB.PWRB, */
+    0x0a, 0x80,                                                /* 0x80) */
+};
+
+/* Device (PWRB) { Name (_HID, EisaId ("PNP0C0C")) Name (_UID, Zero) } */
+static const uint8_t pwrb_device[] = {
+    0x5b, 0x82, 0x15, 'P',  'W',  'R',  'B', 0x08, '_', 'H', 'I',  'D',
+    0x0c, 0x41, 0xd0, 0x0c, 0x0c, 0x08, '_', 'U',  'I', 'D', 0x00,
+};
+
+/*
+ * The DSDT is \_S5, then Scope(_SB) holding Devices and nothing else, the
+ * power button first, then the _GPE scope to the table's end: the devices
+ * must tile the scope, which checks every one- and two-byte PkgLength the
+ * emitter wrote.
  */
 static void check_dsdt_structure(const struct spk_acpi_info *info, unsigned want_devices)
 {
@@ -416,9 +442,11 @@ static void check_dsdt_structure(const struct spk_acpi_info *info, unsigned want
 	p += sizeof(s5);
 	assert_int_equal(*p++, 0x10); /* ScopeOp */
 	scope_end = p + pkglen(p, &k);
-	assert_ptr_equal(scope_end, end);
+	assert_ptr_equal(scope_end + sizeof(gpe_scope), end);
+	assert_memory_equal(scope_end, gpe_scope, sizeof(gpe_scope));
 	p += k;
 	assert_memory_equal(p, "_SB_", 4);
+	assert_memory_equal(p + 4, pwrb_device, sizeof(pwrb_device));
 	for (p += 4; p < scope_end; devices++) {
 		assert_int_equal(p[0], 0x5b);
 		assert_int_equal(p[1], 0x82);
@@ -438,16 +466,17 @@ static void test_dsdt(void **state)
 	const uint8_t com1_irq[] = {0x22, 1 << SPK_PC_COM1_IRQ, 0x00, 0x79, 0x00};
 
 	build_ok(&cfg, &info);
-	check_dsdt_structure(&info, 1);
+	check_dsdt_structure(&info, 2); /* PWRB, COM1 */
 	assert_true(dsdt_has(&info, "COM1", 4));
 	assert_true(dsdt_has_pnp(&info, 0x05, 0x01));
 	assert_true(dsdt_has(&info, com1_io, sizeof(com1_io)));
 	assert_true(dsdt_has(&info, com1_irq, sizeof(com1_irq)));
-	assert_false(dsdt_has_pnp(&info, 0x0c, 0x0c)); /* fixed power button, no PNP0C0C */
+	assert_true(dsdt_has_pnp(&info, 0x0c, 0x0c)); /* the power button */
 	assert_false(dsdt_has_pnp(&info, 0x0a, 0x08));
 	assert_false(dsdt_has(&info, "PCI0", 4));
 }
 
+/* Without COM1 and PCI: \_S5, the power button and its GPE method. */
 static void test_dsdt_without_devices(void **state)
 {
 	struct spk_acpi_config cfg = default_cfg();
@@ -456,9 +485,10 @@ static void test_dsdt_without_devices(void **state)
 
 	cfg.com1 = false;
 	build_ok(&cfg, &info);
+	check_dsdt_structure(&info, 1);
 	d = table(&info, info.dsdt, "DSDT");
-	/* just \_S5: no empty Scope(_SB) */
-	assert_int_equal(get32(d + 4), 36 + 14);
+	/* \_S5 (14), Scope (_SB) (1 + 1 + 4) { PWRB }, the _GPE scope */
+	assert_int_equal(get32(d + 4), 36 + 14 + 6 + sizeof(pwrb_device) + sizeof(gpe_scope));
 	assert_false(dsdt_has_pnp(&info, 0x05, 0x01));
 }
 
@@ -476,7 +506,7 @@ static void test_pci(void **state)
 	                        0x00, 0xe0, 0x00, 0x00, 0x10, 0x00};
 
 	build_ok(&cfg, &info);
-	check_dsdt_structure(&info, 3); /* COM1, PCI0, MBRD */
+	check_dsdt_structure(&info, 4); /* PWRB, COM1, PCI0, MBRD */
 	assert_true(dsdt_has_pnp(&info, 0x0a, 0x08));
 	assert_true(dsdt_has_pnp(&info, 0x0a, 0x03));
 	assert_true(dsdt_has_pnp(&info, 0x0c, 0x02));
@@ -513,7 +543,7 @@ static void test_pci_prt(void **state)
 	assert_false(dsdt_has(&info, "_PRT", 4)); /* not asked for */
 	cfg.pci_intx_gsi = 16;
 	build_ok(&cfg, &info);
-	check_dsdt_structure(&info, 3);
+	check_dsdt_structure(&info, 4);
 	assert_true(dsdt_has(&info, head, sizeof(head)));
 	assert_true(dsdt_has(&info, e1a, sizeof(e1a)));
 	assert_true(dsdt_has(&info, e1b, sizeof(e1b)));
@@ -547,7 +577,7 @@ static void test_pci_high(void **state)
 	cfg.pci_mmio_size = 0x100000000ull;
 	cfg.pci_ecam = 0x1000000000ull;
 	build_ok(&cfg, &info);
-	check_dsdt_structure(&info, 3);
+	check_dsdt_structure(&info, 4);
 	assert_true(dsdt_has(&info, window, sizeof(window)));
 	assert_true(dsdt_has(&info, reserved, sizeof(reserved)));
 	assert_int_equal(get64(table(&info, info.mcfg, "MCFG") + 44), cfg.pci_ecam);
@@ -606,6 +636,10 @@ BAD(cnt_top, c->pm1a_cnt_port = 0xffff)
 BAD(reset0, c->reset_port = 0)
 BAD(overlap, c->pm1a_cnt_port = (uint16_t)(c->pm1a_evt_port + 2))
 BAD(reset_in_evt, c->reset_port = (uint16_t)(c->pm1a_evt_port + 3))
+BAD(gpe0_0, c->gpe0_port = 0)
+BAD(gpe0_top, c->gpe0_port = 0xfffd)
+BAD(gpe0_in_cnt, c->gpe0_port = (uint16_t)(c->pm1a_cnt_port - 3))
+BAD(reset_in_gpe0, c->reset_port = (uint16_t)(c->gpe0_port + 3))
 BAD(sci0, c->sci_irq = 0)
 BAD(sci2, c->sci_irq = 2)
 BAD(sci16, c->sci_irq = 16)
@@ -628,6 +662,8 @@ static void test_bad_config(void **state)
 	    {"pm1a_evt_port", bad_evt_top}, {"pm1a_cnt_port", bad_cnt0},
 	    {"pm1a_cnt_port", bad_cnt_top}, {"reset_port", bad_reset0},
 	    {"overlap", bad_overlap},       {"overlap", bad_reset_in_evt},
+	    {"gpe0_port", bad_gpe0_0},      {"gpe0_port", bad_gpe0_top},
+	    {"overlap", bad_gpe0_in_cnt},   {"overlap", bad_reset_in_gpe0},
 	    {"sci_irq", bad_sci0},          {"sci_irq", bad_sci2},
 	    {"sci_irq", bad_sci16},         {"s5_slp_typ", bad_slp_typ},
 	    {"com1_port", bad_com1_port0},  {"com1_port", bad_com1_top},

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-/* ACPI PM1a blocks and the reset register: S5, reset, the power button, every width and offset. */
+/* ACPI PM1a blocks, GPE0, the reset register: S5, reset, the power button, widths, offsets. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,11 +18,13 @@
 /* Ports of our own, so the test does not depend on the platform's. */
 #define EVT   0xb000
 #define CNT   0xb004
+#define GPE   0xb008
 #define RESET 0xb100
 
 #define SLP_TYP(t) ((unsigned)(t) << 10)
 #define SLP_EN     0x2000
-#define PWRBTN     0x0100
+#define PWRBTN     0x0100 /* PM1: the fixed button, no longer used */
+#define GPE_PWRBTN 0x0001 /* GPE0 bit 0: the control-method button */
 
 struct env {
 	struct spk_acpi_pm *p;
@@ -42,7 +44,7 @@ static int setup(void **state)
 	                                  .stop_ctx = &e->stop,
 	                                  .sci = fake_line(&e->sci, 9)};
 	assert_int_equal(spk_acpi_pm_new(&cfg, &e->p), 0);
-	spk_acpi_pm_set_ports(e->p, EVT, CNT, RESET);
+	spk_acpi_pm_set_ports(e->p, EVT, CNT, GPE, RESET);
 	*state = e;
 	return 0;
 }
@@ -126,22 +128,27 @@ static void test_power_button(void **state)
 {
 	struct env *e = *state;
 
-	/* status without enable: no SCI */
+	/* a press sets GPE0_STS bit 0, not PM1's PWRBTN_STS (FADT: control method) */
 	spk_acpi_pm_power_button(e->p);
-	assert_int_equal(rd(e, EVT, 0, 2), PWRBTN);
+	assert_int_equal(rd(e, GPE, 0, 2), GPE_PWRBTN);
+	assert_int_equal(rd(e, EVT, 0, 2), 0);
+	/* status without enable: no SCI; PM1's PWRBTN_EN does not route it */
 	assert_false(e->sci.level);
-	/* enabling it raises the SCI */
 	wr(e, EVT, 2, 2, PWRBTN);
-	assert_int_equal(rd(e, EVT, 2, 2), PWRBTN);
+	assert_false(e->sci.level);
+	/* enabling GPE 0 raises the SCI */
+	wr(e, GPE, 2, 2, GPE_PWRBTN);
+	assert_int_equal(rd(e, GPE, 2, 2), GPE_PWRBTN);
 	assert_true(e->sci.level);
 	assert_int_equal(e->sci.gsi, 9);
 	/* writing 0 bits, or other bits, clears nothing */
-	wr(e, EVT, 0, 2, 0x0000);
-	wr(e, EVT, 0, 2, 0x0001);
+	wr(e, GPE, 0, 2, 0x0000);
+	wr(e, GPE, 0, 2, 0xfffe);
 	assert_true(e->sci.level);
-	/* write 1 to clear */
-	wr(e, EVT, 0, 2, PWRBTN);
-	assert_int_equal(rd(e, EVT, 0, 2), 0);
+	assert_int_equal(rd(e, GPE, 0, 2), GPE_PWRBTN);
+	/* write 1 to clear, as ACPICA does before it runs _E00 */
+	wr(e, GPE, 0, 1, GPE_PWRBTN);
+	assert_int_equal(rd(e, GPE, 0, 2), 0);
 	assert_false(e->sci.level);
 	/* pressed while enabled: straight up */
 	spk_acpi_pm_power_button(e->p);
@@ -149,33 +156,88 @@ static void test_power_button(void **state)
 	spk_acpi_pm_power_button(e->p); /* already pending: no second edge */
 	assert_int_equal(e->sci.rises, 2);
 	/* disabling lowers it, the status stays */
-	wr(e, EVT, 2, 2, 0);
+	wr(e, GPE, 2, 1, 0);
 	assert_false(e->sci.level);
-	assert_int_equal(rd(e, EVT, 0, 2), PWRBTN);
-	wr(e, EVT, 2, 2, PWRBTN);
+	assert_int_equal(rd(e, GPE, 0, 2), GPE_PWRBTN);
+	wr(e, GPE, 3, 1, 0xff); /* the high enable byte: GPEs 8-15 are not wired */
+	assert_false(e->sci.level);
+	wr(e, GPE, 2, 1, GPE_PWRBTN);
 	assert_true(e->sci.level);
-	/* a byte write of the status high byte clears it */
-	wr(e, EVT, 1, 1, PWRBTN >> 8);
+	/* a dword write at the block: clears the status, keeps the enable */
+	wr(e, GPE, 0, 4, 0x0001ffff);
 	assert_false(e->sci.level);
+	assert_int_equal(rd(e, GPE, 0, 4), 0x00010000);
+	/* PM1's status never saw the button */
+	assert_int_equal(rd(e, EVT, 0, 2), 0);
 	assert_int_equal(e->stop.down + e->stop.reset, 0);
+}
+
+/* GPE0: 16 status bits, 16 enable bits; only GPE 0 exists. */
+static void test_gpe0_registers(void **state)
+{
+	struct env *e = *state;
+
+	/* only GPE 0's enable sticks, in every width */
+	wr(e, GPE, 2, 2, 0xffff);
+	assert_int_equal(rd(e, GPE, 2, 2), GPE_PWRBTN);
+	wr(e, GPE, 0, 4, 0xfffe0000);
+	assert_int_equal(rd(e, GPE, 0, 4), 0);
+	wr(e, GPE, 2, 1, 0xff);
+	assert_int_equal(rd(e, GPE, 2, 1), GPE_PWRBTN);
+	assert_int_equal(rd(e, GPE, 3, 1), 0);
+	/* the status: byte, word, unaligned word and dword reads agree */
+	spk_acpi_pm_power_button(e->p);
+	assert_int_equal(rd(e, GPE, 0, 1), 0x01);
+	assert_int_equal(rd(e, GPE, 1, 1), 0x00);
+	assert_int_equal(rd(e, GPE, 1, 2), 0x0100); /* STS high byte, EN low byte */
+	assert_int_equal(rd(e, GPE, 0, 4), 0x00010001);
+	assert_true(e->sci.level);
+	/* the status high byte is a different register: writing it clears nothing */
+	wr(e, GPE, 1, 1, 0xff);
+	assert_int_equal(rd(e, GPE, 0, 2), GPE_PWRBTN);
+	assert_true(e->sci.level);
+	/* a word write straddling status high and enable low: enable 0, SCI down */
+	wr(e, GPE, 1, 2, 0x00ff);
+	assert_int_equal(rd(e, GPE, 0, 4), 0x00000001);
+	assert_false(e->sci.level);
+	/* bytes past the block read as nothing there, writes there are logged */
+	assert_int_equal(rd(e, GPE, 3, 2), 0xff00);
+	assert_int_equal(e->stop.down + e->stop.reset, 0);
+}
+
+/* A bad access next to the block: logged, changes nothing. */
+static void test_gpe0_outside(void **state)
+{
+	struct env *e = *state;
+	struct log_capture logs;
+
+	log_capture_start(&logs);
+	spk_acpi_pm_power_button(e->p);
+	wr(e, GPE, 4, 2, 0xffff); /* two bytes past GPE0_EN */
+	assert_int_equal(logs.warnings, 2);
+	assert_int_equal(rd(e, GPE, 0, 4), 0x00000001);
+	assert_false(e->sci.level);
+	log_capture_stop();
 }
 
 static void test_widths_and_offsets(void **state)
 {
 	struct env *e = *state;
 
-	spk_acpi_pm_power_button(e->p);
+	/* a sleep type that is not S5 sets WAK_STS, the one PM1 status bit ever set */
+	wr(e, CNT, 0, 2, SLP_TYP(1) | SLP_EN);
 	wr(e, EVT, 2, 1, 0x21); /* TMR_EN | GBL_EN */
 	wr(e, EVT, 3, 1, 0x01); /* PWRBTN_EN */
 	/* the event block byte by byte, word by word, and whole */
 	assert_int_equal(rd(e, EVT, 0, 1), 0x00);
-	assert_int_equal(rd(e, EVT, 1, 1), 0x01);
+	assert_int_equal(rd(e, EVT, 1, 1), 0x80);
 	assert_int_equal(rd(e, EVT, 2, 1), 0x21);
 	assert_int_equal(rd(e, EVT, 3, 1), 0x01);
-	assert_int_equal(rd(e, EVT, 0, 2), 0x0100);
-	assert_int_equal(rd(e, EVT, 1, 2), 0x2101); /* unaligned */
+	assert_int_equal(rd(e, EVT, 0, 2), 0x8000);
+	assert_int_equal(rd(e, EVT, 1, 2), 0x2180); /* unaligned */
 	assert_int_equal(rd(e, EVT, 2, 2), 0x0121);
-	assert_int_equal(rd(e, EVT, 0, 4), 0x01210100);
+	assert_int_equal(rd(e, EVT, 0, 4), 0x01218000);
+	assert_false(e->sci.level); /* WAK_STS has no enable bit */
 	/* a dword write: clears the status, sets the enables */
 	wr(e, EVT, 0, 4, 0x0000ffff);
 	assert_int_equal(rd(e, EVT, 0, 4), 0);
@@ -211,9 +273,10 @@ static void test_default_ports(void **state)
 	dev_wr(spk_acpi_pm_ops(), p, SPK_PC_PM1A_CNT, 0, 2, SLP_TYP(5) | SLP_EN);
 	assert_int_equal(stop.down, 1);
 	/* no SCI line configured: the button still sets the status */
-	dev_wr(spk_acpi_pm_ops(), p, SPK_PC_PM1A_EVT, 2, 2, PWRBTN);
+	dev_wr(spk_acpi_pm_ops(), p, SPK_PC_GPE0_BLK, 2, 2, GPE_PWRBTN);
 	spk_acpi_pm_power_button(p);
-	assert_int_equal(dev_rd(spk_acpi_pm_ops(), p, SPK_PC_PM1A_EVT, 0, 2), PWRBTN);
+	assert_int_equal(dev_rd(spk_acpi_pm_ops(), p, SPK_PC_GPE0_BLK, 0, 4), 0x00010001);
+	assert_int_equal(dev_rd(spk_acpi_pm_ops(), p, SPK_PC_PM1A_EVT, 0, 2), 0);
 	spk_acpi_pm_free(p);
 }
 
@@ -222,14 +285,15 @@ static void test_hostile(void **state)
 	struct env *e = *state;
 	struct log_capture logs;
 	uint64_t seed = 0xac91;
-	static const uint16_t bases[] = {EVT, CNT, RESET, EVT + 0x10};
+	/* ports past the blocks: RESET + 1-4 and GPE + 4 (off is 0-4) */
+	static const uint16_t bases[] = {EVT, CNT, RESET, GPE};
 
 	log_capture_start(&logs);
 	for (unsigned n = 0; n < HOSTILE_ITERATIONS; n++) {
 		unsigned width = prng_width(&seed);
 		uint16_t base = bases[prng_next(&seed) % 4];
 		uint64_t off = prng_next(&seed) % 5;
-		uint16_t sts, en;
+		uint16_t sts, en, gsts, gen;
 
 		if (prng_next(&seed) % 3 == 0)
 			rd(e, base, off, width);
@@ -239,8 +303,14 @@ static void test_hostile(void **state)
 			spk_acpi_pm_power_button(e->p);
 		sts = (uint16_t)rd(e, EVT, 0, 2);
 		en = (uint16_t)rd(e, EVT, 2, 2);
-		assert_int_equal(e->sci.level, (sts & en & PWRBTN) != 0);
-		assert_int_equal(sts & ~0x8100, 0); /* only PWRBTN and WAK */
+		gsts = (uint16_t)rd(e, GPE, 0, 2);
+		gen = (uint16_t)rd(e, GPE, 2, 2);
+		/* the SCI is PM1's enabled events or GPE0's; only GPE 0 ever fires */
+		assert_int_equal(e->sci.level, (sts & en & 0x0721) || (gsts & gen));
+		assert_int_equal(e->sci.level, (gsts & gen & GPE_PWRBTN) != 0);
+		assert_int_equal(sts & ~0x8000, 0); /* only WAK */
+		assert_int_equal(gsts & ~GPE_PWRBTN, 0);
+		assert_int_equal(gen & ~GPE_PWRBTN, 0);
 		assert_int_equal(rd(e, CNT, 0, 2) & 0x2001, 1);
 	}
 	/* at most a burst of warnings and one "suppressed" line */
@@ -269,7 +339,7 @@ static void test_config_errors(void **state)
 	spk_acpi_pm_free(p);
 	spk_acpi_pm_free(NULL);
 	spk_acpi_pm_power_button(NULL);
-	spk_acpi_pm_set_ports(NULL, 1, 2, 3);
+	spk_acpi_pm_set_ports(NULL, 1, 2, 3, 4);
 }
 
 int main(void)
@@ -278,6 +348,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_s5, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_power_button, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_gpe0_registers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_gpe0_outside, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_widths_and_offsets, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
 	    cmocka_unit_test(test_default_ports),
