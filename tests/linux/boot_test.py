@@ -4,7 +4,9 @@
 usage: boot_test.py SPARKLER CACHE_DIR bzimage|vmlinux CPUS
 
 On a real KVM host (VT-x/AMD-V) the guest must reach init: the marker with
-the right CPU count, exit status 0, the boot-timer line. On a PVM host
+the right CPU count, exit status 0, the boot-timer line, and the DSDT's
+control-method power button (PNP0C0C, GPE 0) found by ACPICA and the button
+driver the initramfs loads. On a PVM host
 (guest kernel code emulated, PLATFORM notes) Linux stops early on an
 instruction KVM cannot emulate: there the test checks what the kernel's own
 log shows it parsed (our command line, our e820 map, our ACPI tables, the
@@ -123,6 +125,14 @@ def check_pvm(log, err, rc, cmdline, cpus, kind):
 def check_real(log, err, rc, cmdline, cpus):
     check_common(log, cmdline, cpus)
     check(("SPARKLER-INIT-OK cpus=%d" % cpus) in log, "init ran with %d CPUs" % cpus, log)
+    # the GPE0 block with _E00 (ACPICA enables the GPEs that have a method)
+    check("Enabled 1 GPEs in block 00 to 0F" in log,
+          "ACPICA enabled GPE 0 of our 16-GPE GPE0 block (\\_GPE._E00)", log)
+    # the button driver binds \_SB.PWRB; no fixed button (FADT PWR_BUTTON set)
+    check("SPARKLER-INSMOD-FAILED" not in log, "the initramfs loaded the button module", log)
+    check(re.search(r"Power Button as /devices/LNXSYSTM:00/LNXSYBUS:00/PNP0C0C:00/", log)
+          is not None and "Power Button [PWRB]" in log and "Power Button [PWRF]" not in log,
+          "the kernel found the DSDT's PNP0C0C power button PWRB, and no fixed one", log)
     check(rc == 0, "exit status 0 after the guest powered off, got %d" % rc, log)
     m = re.search(r"boot timer: the guest reached init ([0-9.]+) ms", err)
     check(m is not None, "the boot timer reported the time to init", log)

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Fetch and prepare what the Linux boot tests need, cached under the build
 folder: Debian's cloud kernel (bzImage and the vmlinux inside it) and an
-initramfs with busybox-static and an /init that prints a marker with the CPU
-count, hits the boot timer and powers off; and a second initramfs for the
+initramfs with busybox-static, the ACPI button module and an /init that
+loads it, prints a marker with the CPU count, hits the boot timer and powers
+off; and a second initramfs for the
 virtio test with the kernel's own virtio modules (virtio_pci, virtio_blk,
 virtio_net and what they need, decompressed if the package compresses them)
 and an /init that loads them, mounts the first disk, writes and reads a
@@ -25,6 +26,9 @@ INIT = """#!/bin/busybox sh
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sys /sys
 /bin/busybox mount -t devtmpfs dev /dev
+for m in $(/bin/busybox cat /lib/modules/order); do
+	/bin/busybox insmod /lib/modules/$m.ko || echo "SPARKLER-INSMOD-FAILED $m"
+done
 n=$(/bin/busybox grep -c '^processor' /proc/cpuinfo)
 echo "SPARKLER-INIT-OK cpus=$n"
 /bin/busybox devmem 0xfe000000 8 123
@@ -74,6 +78,9 @@ poweroff -f
 VIRTIO_MODULES = ["virtio", "virtio_ring", "virtio_pci", "virtio_pci_modern_dev",
                   "virtio_pci_legacy_dev", "virtio_blk", "virtio_net", "net_failover",
                   "failover"]
+# The ACPI button driver (=m there too): the boot test looks for the DSDT's
+# PNP0C0C power button in the kernel's log.
+BOOT_MODULES = ["button"]
 
 
 def run(cmd, cwd=None):
@@ -153,14 +160,15 @@ def read_module(path):
     return data
 
 
-def virtio_modules(root):
-    """[(name, bytes)] of VIRTIO_MODULES and their dependencies, in load order."""
+def virtio_modules(root, wanted=VIRTIO_MODULES):
+    """[(name, bytes)] of the wanted modules (VIRTIO_MODULES) and their
+    dependencies, in load order."""
     found = {}
     for path in glob.glob(os.path.join(root, "lib", "modules", "*", "kernel", "**", "*.ko*"),
                           recursive=True):
         name = os.path.basename(path).split(".ko")[0].replace("-", "_")
         found[name] = path
-    missing = [m for m in VIRTIO_MODULES if m not in found and m not in builtin(root)]
+    missing = [m for m in wanted if m not in found and m not in builtin(root)]
     if missing:
         raise RuntimeError("the kernel package has no module %s" % ", ".join(missing))
     order, data = [], {}
@@ -178,7 +186,7 @@ def virtio_modules(root):
         data[name] = blob
         order.append(name)
 
-    for m in VIRTIO_MODULES:
+    for m in wanted:
         visit(m, [])
     return [(n, data[n]) for n in order]
 
@@ -208,7 +216,7 @@ def make_initramfs_virtio(busybox, modules, out):
     open(out, "wb").write(cpio_newc(entries))
 
 
-def make_initramfs(busybox, out):
+def make_initramfs(busybox, modules, out):
     entries = [
         ("bin", 0o40755, b""),
         ("bin/busybox", 0o100755, open(busybox, "rb").read()),
@@ -216,14 +224,20 @@ def make_initramfs(busybox, out):
         ("dev", 0o40755, b""),
         ("proc", 0o40755, b""),
         ("sys", 0o40755, b""),
+        ("lib", 0o40755, b""),
+        ("lib/modules", 0o40755, b""),
+        ("lib/modules/order", 0o100644, "".join(n + "\n" for n, _ in modules).encode()),
     ]
+    entries += [("lib/modules/%s.ko" % n, 0o100644, blob) for n, blob in modules]
     open(out, "wb").write(cpio_newc(entries))
 
 
 def prepare(cache):
     os.makedirs(cache, exist_ok=True)
     paths = {k: os.path.join(cache, v) for k, v in
-             (("BZIMAGE", "bzImage"), ("VMLINUX", "vmlinux"), ("INITRD", "initramfs.cpio"),
+             # initramfs-button: a new name for the initramfs with the button
+             # module, so that a cache from before is prepared again
+             (("BZIMAGE", "bzImage"), ("VMLINUX", "vmlinux"), ("INITRD", "initramfs-button.cpio"),
               ("INITRD_VIRTIO", "initramfs-virtio.cpio"))}
     if all(os.path.exists(p) for p in paths.values()):
         return paths
@@ -238,7 +252,8 @@ def prepare(cache):
     vmlinuz = glob.glob(os.path.join(root, "boot", "vmlinuz-*"))[0]
     shutil.copy(vmlinuz, paths["BZIMAGE"] + ".tmp")
     extract_vmlinux(vmlinuz, paths["VMLINUX"] + ".tmp")
-    make_initramfs(os.path.join(root, "bin", "busybox"), paths["INITRD"] + ".tmp")
+    make_initramfs(os.path.join(root, "bin", "busybox"), virtio_modules(root, BOOT_MODULES),
+                   paths["INITRD"] + ".tmp")
     make_initramfs_virtio(os.path.join(root, "bin", "busybox"), virtio_modules(root),
                           paths["INITRD_VIRTIO"] + ".tmp")
     for p in paths.values():
