@@ -72,12 +72,16 @@ struct point {
 struct vcpu_ctl {
 	bool step;  /* report the next single-step */
 	bool range; /* ... unless pc is in [start, end) */
-	/* stepping over the instruction breakpoint it stopped at: those at
-	 * over_pc are off for one single-step, then armed again */
-	bool over;
 	uint64_t start, end;
-	uint64_t over_pc;
 	struct stop pending; /* a watchpoint hit while another vCPU stopped the VM */
+};
+
+/* A vCPU stepping over the instruction breakpoint it stopped at: the debug
+ * registers at pc are off for one single-step, then armed again. Kept
+ * across resumes until that step's DEBUG exit comes (plan_step_over). */
+struct step_over {
+	bool on;
+	uint64_t pc;
 };
 
 struct dr_slot {
@@ -106,6 +110,7 @@ struct spk_gdb {
 	bool stop_owed; /* gdb waits for a stop reply */
 	struct stop stop;
 	struct vcpu_ctl cpu[MAX_VCPUS];
+	struct step_over over[MAX_VCPUS];
 	struct point points[MAX_POINTS];
 	struct dr_slot drs[4];
 	struct spk_vcpu_debug common; /* what every vCPU gets at a resume */

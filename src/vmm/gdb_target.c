@@ -399,6 +399,12 @@ void stub_compute_common(struct spk_gdb *g)
 	g->common.enable = g->common.hw_breakpoints || any_int3 || g->n_emulated;
 }
 
+/* Debug register i is an armed instruction breakpoint at pc. With g->lock held. */
+static bool dr_exec_at(const struct spk_gdb *g, int i, uint64_t pc)
+{
+	return g->drs[i].dr.used && g->drs[i].dr.type == GDB_X86_DR_EXEC && g->drs[i].dr.addr == pc;
+}
+
 /* One vCPU's settings for a resume. With g->lock held. */
 static struct spk_vcpu_debug vcpu_debug(struct spk_gdb *g, uint32_t id, bool user_mode)
 {
@@ -407,13 +413,14 @@ static struct spk_vcpu_debug vcpu_debug(struct spk_gdb *g, uint32_t id, bool use
 
 	/* stepping over a breakpoint (plan_step_over): the debug registers
 	 * that stop at its instruction are off for this one step */
-	if (c->over)
+	bool over = g->over[id].on;
+
+	if (over)
 		for (int i = 0; i < 4; i++)
-			if (g->drs[i].dr.used && g->drs[i].dr.type == GDB_X86_DR_EXEC &&
-			    g->drs[i].dr.addr == c->over_pc)
+			if (dr_exec_at(g, i, g->over[id].pc))
 				d.dr7 &= ~(3ull << (2 * i)); /* Ln, Gn */
 	/* PVM: #DB at CPL3 goes to the guest, so user code is never stepped */
-	d.single_step = c->step || c->range || c->over || (g->n_emulated && !(g->pvm && user_mode));
+	d.single_step = c->step || c->range || over || (g->n_emulated && !(g->pvm && user_mode));
 	d.enable = d.hw_breakpoints || d.sw_breakpoints || d.single_step;
 	return d;
 }
@@ -519,8 +526,8 @@ static bool classify(struct spk_gdb *g, struct spk_vcpu *vcpu, const struct spk_
 	*s = (struct stop){.valid = true, .vcpu = id, .sig = SIGTRAP_GDB, .why = WHY_SIGNAL};
 	/* any DEBUG exit ends a step over a breakpoint: a stop reported now
 	 * gets fresh settings at the next resume; else on_debug re-arms */
-	*rearm = c->over;
-	c->over = false;
+	*rearm = g->over[id].on;
+	g->over[id].on = false;
 	if (e->debug.exception == 3) { /* int3 */
 		for (int i = 0; i < MAX_POINTS; i++)
 			if (g->points[i].used && g->points[i].int3 &&
@@ -718,24 +725,36 @@ static void plan_step_over(struct spk_gdb *g)
 {
 	struct spk_x86_regs r;
 	struct spk_x86_sregs sr;
-	struct spk_vcpu *v;
 
 	pthread_mutex_lock(&g->lock);
 	struct stop st = g->stop;
 	g->stop.exec_bp = false; /* once: the next stop decides again */
+	if (st.valid && st.exec_bp && st.vcpu < MAX_VCPUS)
+		g->over[st.vcpu] = (struct step_over){.on = true, .pc = st.pc};
 	pthread_mutex_unlock(&g->lock);
-	if (!st.valid || !st.exec_bp || st.vcpu >= MAX_VCPUS || !(v = spk_vm_vcpu(g->vm, st.vcpu)))
-		return;
-	if (spk_vcpu_get_regs(v, &r) < 0 || spk_vcpu_get_sregs(v, &sr) < 0 ||
-	    linear_pc(&r, &sr) != st.pc)
-		return;
-	pthread_mutex_lock(&g->lock);
-	for (int i = 0; i < 4; i++) /* still armed? (gdb takes its own out first) */
-		if (g->drs[i].dr.used && g->drs[i].dr.type == GDB_X86_DR_EXEC &&
-		    g->drs[i].dr.addr == st.pc)
-			g->cpu[st.vcpu].over = true;
-	g->cpu[st.vcpu].over_pc = st.pc;
-	pthread_mutex_unlock(&g->lock);
+	/* Also every vCPU whose step over did not end: the VM stopped for
+	 * another vCPU before it ran that step (else it reports the same hit
+	 * twice). Each only while its rip is still there and a breakpoint is
+	 * still armed there (gdb may move rip, and takes its own out first). */
+	for (uint32_t id = 0; id < spk_vm_max_vcpus(g->vm) && id < MAX_VCPUS; id++) {
+		struct spk_vcpu *v = spk_vm_vcpu(g->vm, id);
+		bool keep = false;
+
+		pthread_mutex_lock(&g->lock);
+		struct step_over o = g->over[id];
+		pthread_mutex_unlock(&g->lock);
+		if (!o.on)
+			continue;
+		if (v && spk_vcpu_get_regs(v, &r) == 0 && spk_vcpu_get_sregs(v, &sr) == 0 &&
+		    linear_pc(&r, &sr) == o.pc)
+			keep = true;
+		pthread_mutex_lock(&g->lock);
+		bool armed = false;
+		for (int i = 0; i < 4; i++)
+			armed |= dr_exec_at(g, i, o.pc);
+		g->over[id].on = keep && armed;
+		pthread_mutex_unlock(&g->lock);
+	}
 }
 
 bool stub_resume(struct spk_gdb *g)
@@ -776,6 +795,7 @@ void stub_release(struct spk_gdb *g)
 	points_clear(g);
 	pthread_mutex_lock(&g->lock);
 	memset(g->cpu, 0, sizeof(g->cpu));
+	memset(g->over, 0, sizeof(g->over));
 	stub_compute_common(g);
 	pthread_mutex_unlock(&g->lock);
 	stub_apply_debug(g);

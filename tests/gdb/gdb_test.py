@@ -105,7 +105,7 @@ def case_hbreak_loop(sparkler, guest_dir, kind):
     sb, out = session(sparkler, guest_dir, 'gdb_loop', [
         'set breakpoint always-inserted on', 'hbreak tick', 'continue', 'print calls',
         'continue', 'print calls', 'continue', 'print calls', 'delete', 'continue'])
-    hits = re.findall(r'^Breakpoint 1, tick \(\)', out, re.M)
+    hits = re.findall(r'^Breakpoint 1, tick \(cpu=0\)', out, re.M)
     values = [int(v) for v in re.findall(r'^\$\d+ = (\d+)$', out, re.M)]
     check(len(hits) == 3 and values == [0, 1, 2],
           'three stops at tick with calls 0, 1, 2, not %d stops with %r' % (len(hits), values),

@@ -406,11 +406,45 @@ def case_rearm(sparkler, guest_dir, kind):
     c.close()
     finished(sb, 0, 'calls=5')
 
+
+def case_rearm_smp(sparkler, guest_dir, kind):
+    """Two vCPUs both calling tick past one hardware breakpoint, resumed with c every time:
+    every call on each vCPU is reported exactly once, in order (a stop at tick on thread N
+    sees N's counter equal to N's earlier stops). A vCPU whose hit was dropped while the
+    other stopped the VM hits again when it runs; one stopped while stepping over the
+    breakpoint does not report the same call twice."""
+    e = elf(guest_dir, 'gdb_loop')
+    sb = Sandbox(sparkler, e, extra=['--cpus', '2'])
+    c = Client(sb)
+    tick = symbol(e, 'tick')
+    counter = {1: symbol(e, 'calls'), 2: symbol(e, 'calls1')}
+    check(c.cmd('M%x,4:01000000' % symbol(e, 'use_worker')) == 'OK', 'start the worker')
+    check(c.cmd('Z1,%x,1' % tick) == 'OK', 'a hardware breakpoint at tick')
+    seen = {1: 0, 2: 0}
+    for n in range(10):
+        r = c.cmd('c')
+        m = re.fullmatch(r'T05thread:([12]);', r)
+        check(m, 'stop %d: a stop reply with a thread: %r' % (n + 1, r))
+        t = int(m.group(1))
+        check(rip(c, t) == tick, 'stop %d: thread %d at tick' % (n + 1, t))
+        got = int.from_bytes(bytes.fromhex(c.cmd('m%x,4' % counter[t])), 'little')
+        check(got == seen[t], 'stop %d: thread %d at its call %d, not %d (stops so far %r)'
+              % (n + 1, t, got + 1, seen[t] + 1, seen))
+        seen[t] += 1
+    check(seen == {1: 5, 2: 5}, 'five stops on each vCPU: %r' % seen)
+    check(c.cmd('z1,%x,1' % tick) == 'OK', 'removed')
+    c.send_raw(frame('c'))
+    c.ack()
+    check(c.packet() == 'W00', 'the guest runs to its end: W00')
+    c.close()
+    finished(sb, 0, 'calls=5 calls1=5')
+
 CASES = {
     'framing': case_framing, 'commands': case_commands, 'memory': case_memory,
     'points': case_points, 'disconnect': case_disconnect,
     'disconnect_running': case_disconnect_running, 'reconnect_loop': case_reconnect_loop,
     'signals': case_signals, 'hc': case_hc, 'rearm': case_rearm,
+    'rearm_smp': case_rearm_smp,
 }
 
 if __name__ == '__main__':
