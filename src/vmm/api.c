@@ -374,7 +374,8 @@ static void usage(FILE *f)
 	        "  --boot-timer       accepted for Firecracker's command lines (always on)\n"
 	        "  --no-seccomp       run without system call filters (debugging only)\n"
 	        "Exit status: that of the guest, as for sparkler run (0 powered off, 2 bad\n"
-	        "usage or config, 3 reset, 4 crash, 5 stopped from the host).\n",
+	        "usage or config, 3 reset, 4 crash, 5 stopped from the host). SIGPWR presses\n"
+	        "the guest's ACPI power button; SIGINT, SIGTERM, SIGHUP, SIGQUIT stop it.\n",
 	        SPK_API_MAX_BODY_DEFAULT);
 }
 
@@ -583,6 +584,18 @@ static bool on_signal(struct api_main *a, int sfd)
 
 	if (read(sfd, &si, sizeof(si)) != sizeof(si))
 		return false;
+	if (si.ssi_signo == SIGPWR) {
+		int rc = -EINVAL;
+
+		/* the guest decides; the VM runs on until it powers off */
+		pthread_mutex_lock(&a->lock);
+		if (a->m && a->started && !a->vm_done)
+			rc = spk_machine_power_button(a->m);
+		pthread_mutex_unlock(&a->lock);
+		fprintf(stderr, "sparkler: SIGPWR: %s\n",
+		        rc == 0 ? "pressed the power button" : "no VM running, ignored");
+		return false;
+	}
 	fprintf(stderr, "sparkler: %s: stopping\n", strsignal((int)si.ssi_signo));
 	pthread_mutex_lock(&a->lock);
 	none = !a->m;
@@ -669,6 +682,7 @@ static int block_signals(sigset_t *set)
 	sigaddset(set, SIGTERM);
 	sigaddset(set, SIGHUP);
 	sigaddset(set, SIGQUIT);
+	sigaddset(set, SIGPWR);                /* the power button: on_signal */
 	pthread_sigmask(SIG_BLOCK, set, NULL); /* before any thread starts */
 	signal(SIGPIPE, SIG_IGN);              /* a FIFO reader that left */
 	return signalfd(-1, set, SFD_CLOEXEC);

@@ -816,6 +816,21 @@ int spk_machine_ctrl_alt_del(struct spk_machine *m)
 	return rc;
 }
 
+int spk_machine_power_button(struct spk_machine *m)
+{
+	int rc = -EINVAL;
+
+	/* m->lock keeps the instance (and its PM device) alive; the device
+	 * takes its own lock and raises the SCI if the guest enabled GPE 0 */
+	pthread_mutex_lock(&m->lock);
+	if (m->current && m->current->pm) {
+		spk_acpi_pm_power_button(m->current->pm);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
 int spk_machine_drive_swap(struct spk_machine *m, const char *id, const char *path)
 {
 	int rc;

@@ -125,6 +125,9 @@ size_t spk_machine_console_input(struct spk_machine *m, const uint8_t *buf, size
 size_t spk_machine_serial_input(struct spk_machine *m, const uint8_t *buf, size_t n);
 /* Press Ctrl+Alt+Del on the i8042. -EINVAL when no VM is running. */
 int spk_machine_ctrl_alt_del(struct spk_machine *m);
+/* Press the ACPI power button (GPE 0; the guest's \_GPE._E00 notifies
+ * PWRB). The guest decides what to do. -EINVAL when no VM is running. */
+int spk_machine_power_button(struct spk_machine *m);
 /* Give drive id's running disk the file at path (spk_virtio_blk_swap).
  * -EINVAL when no VM is running, -ENODEV without such a drive, else the
  * disk's -errno with spk_last_error(). */

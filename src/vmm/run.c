@@ -115,6 +115,15 @@ static void *signal_main(void *p)
 	while (sigwait(set, &sig) == 0) {
 		if (atomic_load(&g.done))
 			break;
+		if (sig == SIGPWR) {
+			/* as lxc-stop asks a container to shut down: the guest
+			 * decides, the VM runs on until it powers off */
+			bool pressed = spk_machine_power_button(g.m) == 0;
+
+			fprintf(stderr, "\r\nsparkler: SIGPWR: %s\r\n",
+			        pressed ? "pressed the power button" : "no VM running yet, ignored");
+			continue;
+		}
 		fprintf(stderr, "\r\nsparkler: %s: stopping the guest\r\n", strsignal(sig));
 		spk_machine_stop(g.m);
 	}
@@ -216,7 +225,9 @@ static void usage(FILE *f)
 		"                       connect to PATH and write \"CONNECT <port>\\n\"; the guest's\n"
 		"                       connections to host port P go to the socket PATH_P\n"
 		"On a terminal, Ctrl-A x quits. Exit status: 0 powered off, 2 bad usage,\n"
-		"3 the guest reset, 4 crash or internal error, 5 stopped from the host.\n");
+		"3 the guest reset, 4 crash or internal error, 5 stopped from the host.\n"
+		"SIGINT, SIGTERM, SIGHUP, SIGQUIT stop the guest (5); SIGPWR presses the ACPI\n"
+		"power button and the guest decides (a clean shutdown powers off: 0).\n");
 }
 
 struct cli {
@@ -520,6 +531,7 @@ int spk_cmd_run(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGQUIT);
+	sigaddset(&set, SIGPWR); /* the power button, not a stop */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	g.virtio_console = c.cfg.virtio_console;
 	bool console = strcmp(c.serial, "stdout") == 0 || c.cfg.virtio_console;

@@ -32,6 +32,7 @@ SYSTEM_OFF = os.path.join(GUEST_DIR, "t_system_off.elf")  # powers off at once
 TRIPLE = os.path.join(GUEST_DIR, "t_triple_fault.elf")    # resets at once
 CAD = os.path.join(GUEST_DIR, "t_ctrl_alt_del.elf")  # waits for Ctrl+Alt+Del, powers off
 SRC_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUTTON = os.path.join(GUEST_DIR, "t_power_button.elf")  # waits for the power button, S5
 CAD_SET1 = "1d 38 e0 53 e0 d3 b8 9d"  # Ctrl, Alt, Del down; Del, Alt, Ctrl up (set 1)
 LOG_LINE = re.compile(r"^\S+ \[([^:\]]+):([^:\]]*):([A-Z]+)(?::([^:\]]+):(\d+))?\] (.*)$")
 BODY_LIMIT = 51200
@@ -1000,6 +1001,38 @@ def ctrl_alt_del(tmp):
           sorted({l[0] for l in lines}))
 
 
+def power_button(tmp):
+    """SIGPWR to the API process presses the guest's ACPI power button, as
+    lxc-stop asks a container to shut down: before a VM exists it is
+    ignored (the process serves on); once t_power_button waits on GPE 0,
+    it sees the press, clears it and powers off, and sparkler exits 0."""
+    serial = os.path.join(tmp, "pb.out")
+    p = started(tmp, name="pb.sock")
+    p.p.send_signal(signal.SIGPWR)
+    r = p.call("GET", "/")
+    check(r.json and r.json["state"] == "Not started" and p.p.poll() is None,
+          "SIGPWR before InstanceStart is ignored: the API still serves, Not started")
+    for method, path, body in [
+        ("PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 32}),
+        ("PUT", "/boot-source", {"kernel_image_path": BUTTON}),
+        ("PUT", "/serial", {"serial_out_path": serial}),
+        ("PUT", "/actions", {"action_type": "InstanceStart"}),
+    ]:
+        expect(p.call(method, path, body), 204, None, "%s %s" % (method, path))
+    out = lambda: open(serial).read() if os.path.exists(serial) else ""
+    check(wait_for(lambda: "pb: waiting" in out(), 20),
+          "the guest enabled GPE 0 and polls its status (%r)" % out())
+    p.p.send_signal(signal.SIGPWR)
+    rc = p.finish(sig=None, timeout=30)
+    check(rc == 0 and "pb: pressed" in out(),
+          "SIGPWR pressed the power button: the guest powered off, status 0 (%d, %r, %r)" %
+          (rc, out(), p.err.strip()[-300:]))
+    check("SIGPWR: no VM running, ignored" in p.err and
+          "SIGPWR: pressed the power button" in p.err and "stopping" not in p.err,
+          "stderr: one line for the ignored SIGPWR, one for the press (%r)" %
+          p.err.strip()[-300:])
+
+
 def failed_start(tmp):
     junk = os.path.join(tmp, "junk-kernel")
     open(junk, "wb").write(os.urandom(8192))
@@ -1086,6 +1119,7 @@ def main():
             full_boot(tmp)
             vm_ends(tmp)
             ctrl_alt_del(tmp)
+            power_button(tmp)
             failed_start(tmp)
             config_files(tmp)
     print("%d failure(s)" % len(failures))

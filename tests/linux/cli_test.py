@@ -3,7 +3,8 @@
 with nothing started; the exit statuses of a guest that resets, hangs or is
 stopped from the host; --reboot; the terminal put in raw mode and restored
 on every exit path; Ctrl-A x; CPUID as the guest sees it; the boot timer;
---serial file:PATH and keyboard input through COM1. Small guest-SDK
+--serial file:PATH and keyboard input through COM1; SIGPWR as the ACPI
+power button. Small guest-SDK
 programs stand in for the kernel (they boot through the same ELF loader and
 64-bit entry), so this runs in seconds.
 
@@ -25,6 +26,8 @@ HALT = os.path.join(GUEST_DIR, "t_halt.elf")          # hlt, IF=0: a hung guest
 TRIPLE = os.path.join(GUEST_DIR, "t_triple_fault.elf")  # resets at once
 # COM1 output, ACPI power-off; what else it does is chosen on its cmdline
 PROBE = os.path.join(GUEST_DIR, "t_run_probe.elf")
+# enables GPE 0, "pb: waiting", polls for the power button, "pb: pressed", S5
+BUTTON = os.path.join(GUEST_DIR, "t_power_button.elf")
 # an instruction KVM cannot run: KVM_EXIT_INTERNAL_ERROR
 INTERNAL = os.path.join(GUEST_DIR, "t_internal_error.elf")
 failures = []
@@ -352,6 +355,68 @@ def serial_input():
           "dropped, 'q' (got %r, status %d)" % (got, rc))
 
 
+def wait_for(chunks, needle, tries=300):
+    """Until needle is in what drain() gathered (at most 30 s)."""
+    for _ in range(tries):
+        if needle in b"".join(chunks):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def power_button():
+    """SIGPWR presses the ACPI power button, as lxc-stop asks a container to
+    shut down: a guest that handles it powers off (status 0); one that
+    ignores it runs on until SIGTERM stops it (status 5)."""
+    p = subprocess.Popen([SPARKLER, "run", "--kernel", BUTTON], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = [], []
+    readers = [threading.Thread(target=drain, args=(p.stdout.fileno(), out), daemon=True),
+               threading.Thread(target=drain, args=(p.stderr.fileno(), err), daemon=True)]
+    for r in readers:
+        r.start()
+    waiting = wait_for(out, b"pb: waiting")
+    p.send_signal(signal.SIGPWR)
+    try:
+        rc = p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rc = -1
+    for r in readers:
+        r.join(5)
+    text, errs = b"".join(out).decode(errors="replace"), b"".join(err).decode(errors="replace")
+    check(waiting and rc == 0 and "pb: pressed" in text and
+          "sparkler: SIGPWR: pressed the power button" in errs and "stopping" not in errs,
+          "SIGPWR presses the power button: the guest sees GPE 0, clears it and powers off, "
+          "status 0 (status %d, out %r, err %r)" % (rc, text, errs.strip()))
+
+    # the echo probe waits for COM1 input and never looks at GPE 0
+    p = subprocess.Popen([SPARKLER, "run", "--kernel", PROBE, "--cmdline", "echo"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = [], []
+    readers = [threading.Thread(target=drain, args=(p.stdout.fileno(), out), daemon=True),
+               threading.Thread(target=drain, args=(p.stderr.fileno(), err), daemon=True)]
+    for r in readers:
+        r.start()
+    ready = wait_for(out, b"echo: ready")
+    p.send_signal(signal.SIGPWR)
+    pressed = wait_for(err, b"pressed the power button")
+    alive = p.poll() is None
+    p.send_signal(signal.SIGTERM)
+    try:
+        rc = p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rc = -1
+    for r in readers:
+        r.join(5)
+    text, errs = b"".join(out).decode(errors="replace"), b"".join(err).decode(errors="replace")
+    check(ready and pressed and alive and rc == 5 and "probe: done" not in text and
+          "Terminated: stopping the guest" in errs,
+          "a guest that ignores the power button runs on after SIGPWR; SIGTERM then stops "
+          "it with status 5 (status %d, err %r)" % (rc, errs.strip()))
+
+
 def main():
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         with tempfile.TemporaryDirectory() as tmp:
@@ -369,6 +434,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         serial_file(tmp)
     serial_input()
+    power_button()
     if failures:
         print("%d checks failed" % len(failures))
         sys.exit(1)
