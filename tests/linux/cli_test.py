@@ -355,6 +355,28 @@ def serial_input():
           "dropped, 'q' (got %r, status %d)" % (got, rc))
 
 
+def drained(p):
+    """Read p's stdout and stderr on threads: the chunk lists and the threads."""
+    out, err = [], []
+    readers = [threading.Thread(target=drain, args=(p.stdout.fileno(), out), daemon=True),
+               threading.Thread(target=drain, args=(p.stderr.fileno(), err), daemon=True)]
+    for r in readers:
+        r.start()
+    return out, err, readers
+
+
+def finish(p, out, err, readers):
+    """Wait (30 s at most, then kill) for p: its status, stdout and stderr text."""
+    try:
+        rc = p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rc = -1
+    for r in readers:
+        r.join(5)
+    return rc, b"".join(out).decode(errors="replace"), b"".join(err).decode(errors="replace")
+
+
 def wait_for(chunks, needle, tries=300):
     """Until needle is in what drain() gathered (at most 30 s)."""
     for _ in range(tries):
@@ -370,21 +392,10 @@ def power_button():
     ignores it runs on until SIGTERM stops it (status 5)."""
     p = subprocess.Popen([SPARKLER, "run", "--kernel", BUTTON], stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = [], []
-    readers = [threading.Thread(target=drain, args=(p.stdout.fileno(), out), daemon=True),
-               threading.Thread(target=drain, args=(p.stderr.fileno(), err), daemon=True)]
-    for r in readers:
-        r.start()
+    out, err, readers = drained(p)
     waiting = wait_for(out, b"pb: waiting")
     p.send_signal(signal.SIGPWR)
-    try:
-        rc = p.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        rc = -1
-    for r in readers:
-        r.join(5)
-    text, errs = b"".join(out).decode(errors="replace"), b"".join(err).decode(errors="replace")
+    rc, text, errs = finish(p, out, err, readers)
     check(waiting and rc == 0 and "pb: pressed" in text and
           "sparkler: SIGPWR: pressed the power button" in errs and "stopping" not in errs,
           "SIGPWR presses the power button: the guest sees GPE 0, clears it and powers off, "
@@ -393,24 +404,13 @@ def power_button():
     # the echo probe waits for COM1 input and never looks at GPE 0
     p = subprocess.Popen([SPARKLER, "run", "--kernel", PROBE, "--cmdline", "echo"],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = [], []
-    readers = [threading.Thread(target=drain, args=(p.stdout.fileno(), out), daemon=True),
-               threading.Thread(target=drain, args=(p.stderr.fileno(), err), daemon=True)]
-    for r in readers:
-        r.start()
+    out, err, readers = drained(p)
     ready = wait_for(out, b"echo: ready")
     p.send_signal(signal.SIGPWR)
     pressed = wait_for(err, b"pressed the power button")
     alive = p.poll() is None
     p.send_signal(signal.SIGTERM)
-    try:
-        rc = p.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        rc = -1
-    for r in readers:
-        r.join(5)
-    text, errs = b"".join(out).decode(errors="replace"), b"".join(err).decode(errors="replace")
+    rc, text, errs = finish(p, out, err, readers)
     check(ready and pressed and alive and rc == 5 and "probe: done" not in text and
           "Terminated: stopping the guest" in errs,
           "a guest that ignores the power button runs on after SIGPWR; SIGTERM then stops "
