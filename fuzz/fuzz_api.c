@@ -23,6 +23,8 @@
 
 #include <sparkler/log.h>
 
+#include "fuzz_files.h"
+
 #include "vmm/api.h"
 
 #define MAX_REQUESTS 8
@@ -163,32 +165,12 @@ static void one_request(struct spk_api *api, const char *req, size_t len)
 	free(body);
 }
 
-static void quiet(enum spk_log_level level, const char *msg, void *opaque)
-{
-}
-
-static void make_file(const char *name, size_t size)
-{
-	char path[256];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/%s", FILES_DIR, name);
-	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-	if (fd >= 0) {
-		if (ftruncate(fd, (off_t)size) < 0)
-			perror(path);
-		close(fd);
-	}
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	spk_log_set(quiet, NULL, SPK_LOG_ERROR);
-	mkdir(FILES_DIR, 0755);
-	make_file("vmlinux", 4096);
-	make_file("initrd", 4096);
-	make_file("disk.img", 65536);
-	make_file("fail-kernel", 4096);
+	static const char *const names[] = {"vmlinux", "initrd", "disk.img", "fail-kernel"};
+	static const size_t sizes[] = {4096, 4096, 65536, 4096};
+
+	fuzz_files_init(FILES_DIR, names, sizes, sizeof(names) / sizeof(names[0]));
 	return 0;
 }
 
