@@ -22,7 +22,6 @@
 
 #define IMAGE     (16ull << 20)
 #define TOTAL     (8ull << 20) /* what the guest writes (guest/tests/virtio_blk.c) */
-#define LOG_LINES 32
 
 /* The guest's cases. */
 enum {
@@ -41,31 +40,17 @@ struct bt {
 	struct spk_evloop *loop;
 	struct spk_pci_host *pci;
 	struct spk_virtio_blk *blk;
-	pthread_mutex_t lock;
-	char log[LOG_LINES][256];
-	unsigned nlog;
+	struct th_log log;
 };
 
 static char image[256];
-
-static void capture(enum spk_log_level level, const char *msg, void *opaque)
-{
-	struct bt *b = opaque;
-
-	fprintf(stderr, "log: %s\n", msg);
-	pthread_mutex_lock(&b->lock);
-	if (b->nlog < LOG_LINES && level <= SPK_LOG_WARN)
-		snprintf(b->log[b->nlog++], sizeof(b->log[0]), "%s", msg);
-	pthread_mutex_unlock(&b->lock);
-}
 
 static void bt_setup(struct bt *b, bool ro, enum spk_blk_engine engine)
 {
 	const struct th_opts o = {.irqchip = SPK_IRQCHIP_KERNEL};
 
 	memset(b, 0, sizeof(*b));
-	pthread_mutex_init(&b->lock, NULL);
-	spk_log_set(capture, b, SPK_LOG_INFO);
+	th_log_capture(&b->log, SPK_LOG_WARN);
 	th_setup(&b->t, "t_virtio_blk", &o);
 	CHECK_OK(spk_evloop_new("virtio", &b->loop));
 	const struct spk_pci_host_config hc = {
@@ -97,8 +82,7 @@ static void bt_teardown(struct bt *b)
 	spk_pci_host_free(b->pci);
 	spk_evloop_free(b->loop);
 	th_teardown(&b->t);
-	spk_log_set(NULL, NULL, SPK_LOG_WARN);
-	pthread_mutex_destroy(&b->lock);
+	th_log_stop(&b->log);
 }
 
 /* Run to the guest's SYNC stage; answer it with value; what the guest sent. */
@@ -206,7 +190,7 @@ static void rw_then_verify(enum spk_blk_engine engine)
 	CHECK_EQ(s.ioerr + s.unsupp, 0);
 	if (engine != SPK_BLK_ENGINE_SYNC)
 		CHECK(s.inflight_max > 1, "requests overlapped: %u", s.inflight_max);
-	CHECK(b.nlog == 0, "no warnings: %s", b.log[0]);
+	CHECK(b.log.n == 0, "no warnings: %s", b.log.line[0]);
 	bt_teardown(&b);
 	CHECK(image_has(seed, 0, TOTAL), "the image holds what the guest wrote");
 	CHECK(image_has(0, TOTAL, IMAGE - TOTAL), "and nothing past it");
@@ -346,12 +330,8 @@ static void case_beyond(void)
 
 static unsigned log_count(struct bt *b, const char *what)
 {
-	unsigned n = 0;
-
-	for (unsigned i = 0; i < b->nlog; i++)
-		n += strstr(b->log[i], "virtio-blk (00:0") && strstr(b->log[i], "queue 0") &&
-		     strstr(b->log[i], what) && strstr(b->log[i], "needs reset");
-	return n;
+	return th_log_count(&b->log, (const char *const[]){"virtio-blk (00:0", "queue 0", what,
+	                                                   "needs reset", NULL});
 }
 
 static void hostile(enum spk_blk_engine engine)
@@ -366,9 +346,9 @@ static void hostile(enum spk_blk_engine engine)
 	CHECK_EQ(s.ioerr, 4);
 	CHECK_EQ(s.unsupp, 1);
 	CHECK_EQ(s.reads, 3); /* one after each reset */
-	for (unsigned i = 0; i < b.nlog; i++)
-		printf("logged: %s\n", b.log[i]);
-	CHECK(b.nlog == 3, "three log lines, got %u", b.nlog);
+	for (unsigned i = 0; i < b.log.n; i++)
+		printf("logged: %s\n", b.log.line[i]);
+	CHECK(b.log.n == 3, "three log lines, got %u", b.log.n);
 	CHECK_EQ(log_count(&b, "a header of 8 bytes, need 16"), 1);
 	CHECK_EQ(log_count(&b, "no writable byte for the status"), 1);
 	CHECK_EQ(log_count(&b, "a header of 0 bytes, need 16"), 1);

@@ -106,3 +106,44 @@ int th_main(int argc, char **argv, const struct th_case *cases, size_t n)
 	fprintf(stderr, "unknown case '%s'\n", argv[1]);
 	return 2;
 }
+
+static void th_log_line(enum spk_log_level level, const char *msg, void *opaque)
+{
+	struct th_log *l = opaque;
+
+	fprintf(stderr, "log: %s\n", msg);
+	pthread_mutex_lock(&l->lock);
+	if (l->n < TH_LOG_LINES && level <= l->keep)
+		snprintf(l->line[l->n++], sizeof(l->line[0]), "%s", msg);
+	pthread_mutex_unlock(&l->lock);
+}
+
+void th_log_capture(struct th_log *l, enum spk_log_level keep)
+{
+	memset(l, 0, sizeof(*l));
+	pthread_mutex_init(&l->lock, NULL);
+	l->keep = keep;
+	spk_log_set(th_log_line, l, keep > SPK_LOG_INFO ? keep : SPK_LOG_INFO);
+}
+
+void th_log_stop(struct th_log *l)
+{
+	spk_log_set(NULL, NULL, SPK_LOG_WARN);
+	pthread_mutex_destroy(&l->lock);
+}
+
+unsigned th_log_count(struct th_log *l, const char *const *want)
+{
+	unsigned n = 0;
+
+	pthread_mutex_lock(&l->lock);
+	for (unsigned i = 0; i < l->n; i++) {
+		bool all = true;
+
+		for (const char *const *w = want; *w; w++)
+			all = all && strstr(l->line[i], *w);
+		n += all;
+	}
+	pthread_mutex_unlock(&l->lock);
+	return n;
+}

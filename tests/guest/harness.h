@@ -3,6 +3,7 @@
 #ifndef SPK_TEST_HARNESS_H
 #define SPK_TEST_HARNESS_H
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,24 @@
 		int rc_ = (expr);                                                                  \
 		CHECK(rc_ == 0, "returned %d: %s", rc_, spk_last_error());                         \
 	} while (0)
+
+/* The library's log lines, captured for a test (each is also printed). */
+#define TH_LOG_LINES 64
+struct th_log {
+	pthread_mutex_t lock;
+	enum spk_log_level keep; /* lines at this level or more severe are kept */
+	char line[TH_LOG_LINES][256];
+	unsigned n;
+};
+
+/* Zero l and send the library's log to it, keeping lines up to keep. */
+void th_log_capture(struct th_log *l, enum spk_log_level keep);
+
+/* The library logs to stderr again; l's lines stay readable. */
+void th_log_stop(struct th_log *l);
+
+/* How many kept lines contain every string of want (NULL-terminated). */
+unsigned th_log_count(struct th_log *l, const char *const *want);
 
 struct th_opts {
 	uint32_t max_vcpus;

@@ -48,7 +48,6 @@
 
 /* ---- the VM ------------------------------------------------------------------------------ */
 
-#define LOG_LINES 64
 
 struct nt {
 	struct th t;
@@ -58,32 +57,13 @@ struct nt {
 	struct spk_virtio_net *net;
 	struct spk_virtio_vsock *vsock;
 
-	pthread_mutex_t lock; /* log */
-	char log[LOG_LINES][256];
-	unsigned nlog;
+	struct th_log log;
 };
-
-static void capture(enum spk_log_level level, const char *msg, void *opaque)
-{
-	struct nt *v = opaque;
-
-	fprintf(stderr, "log: %s\n", msg);
-	pthread_mutex_lock(&v->lock);
-	if (v->nlog < LOG_LINES)
-		snprintf(v->log[v->nlog++], sizeof(v->log[0]), "%s", msg);
-	pthread_mutex_unlock(&v->lock);
-}
 
 /* How many captured log lines contain s. */
 static unsigned log_count(struct nt *v, const char *s)
 {
-	unsigned n = 0;
-
-	pthread_mutex_lock(&v->lock);
-	for (unsigned i = 0; i < v->nlog; i++)
-		n += strstr(v->log[i], s) != NULL;
-	pthread_mutex_unlock(&v->lock);
-	return n;
+	return th_log_count(&v->log, (const char *const[]){s, NULL});
 }
 
 static void nt_setup(struct nt *v, const char *guest)
@@ -91,8 +71,7 @@ static void nt_setup(struct nt *v, const char *guest)
 	const struct th_opts o = {.irqchip = SPK_IRQCHIP_KERNEL};
 
 	memset(v, 0, sizeof(*v));
-	pthread_mutex_init(&v->lock, NULL);
-	spk_log_set(capture, v, SPK_LOG_WARN);
+	th_log_capture(&v->log, SPK_LOG_WARN);
 	th_setup(&v->t, guest, &o);
 	CHECK_OK(spk_evloop_new("virtio", &v->loop));
 	const struct spk_pci_host_config hc = {
@@ -114,8 +93,7 @@ static void nt_teardown(struct nt *v)
 	spk_pci_host_free(v->pci);
 	spk_evloop_free(v->loop);
 	th_teardown(&v->t);
-	spk_log_set(NULL, NULL, SPK_LOG_WARN);
-	pthread_mutex_destroy(&v->lock);
+	th_log_stop(&v->log);
 }
 
 /* Run to the guest's SYNC stage: its value. */
@@ -301,7 +279,7 @@ static void case_net(void)
 	CHECK_EQ(st.tx_frames, 64);
 	CHECK(st.rx_frames >= 64, "rx frames %llu", (unsigned long long)st.rx_frames);
 	CHECK_EQ(st.tx_dropped, 0);
-	CHECK(v.nlog == 0, "no warnings, got: %s", v.log[0]);
+	CHECK(v.log.n == 0, "no warnings, got: %s", v.log.line[0]);
 	close(s);
 	nt_teardown(&v);
 	CHECK(if_nametoindex(tap_name) != 0, "a persistent TAP stays");
@@ -605,7 +583,7 @@ static void case_vsock(void)
 	CHECK_EQ(st.tx_bytes, VD_TO_HOST + VD_ECHO);
 	CHECK_EQ(st.opened, 3); /* to 5000, to 7000 (refused by the guest), to 6000 */
 	CHECK_EQ(st.open, 0);
-	CHECK(v.nlog == 0, "no warnings, got: %s", v.log[0]);
+	CHECK(v.log.n == 0, "no warnings, got: %s", v.log.line[0]);
 	close(l);
 	nt_teardown(&v);
 	CHECK(access(uds, F_OK) != 0, "%s was removed", uds);
@@ -801,7 +779,7 @@ static void case_net_backpressure(void)
 	CHECK_EQ(st.tx_frames, 64);
 	CHECK_EQ(st.rx_frames, 64);
 	CHECK_EQ(st.tx_dropped + st.rx_dropped, 0);
-	CHECK(v.nlog == 0, "no warnings, got: %s", v.log[0]);
+	CHECK(v.log.n == 0, "no warnings, got: %s", v.log.line[0]);
 	nt_teardown(&v); /* closes sv[0] */
 	close(sv[1]);
 }

@@ -22,7 +22,6 @@
 
 /* ---- the VM ------------------------------------------------------------------------- */
 
-#define LOG_LINES 32
 
 /* The PCI host's INTx lines, passed on to KVM and watched: rising edges and the level. */
 struct intx_watch {
@@ -52,24 +51,12 @@ struct vt {
 	struct spk_virtio_console *con;
 	struct intx_watch intx;
 
-	pthread_mutex_t lock; /* out, log */
+	pthread_mutex_t lock; /* out */
 	pthread_cond_t cond;
 	char out[8192];
 	size_t out_len;
-	char log[LOG_LINES][256];
-	unsigned nlog;
+	struct th_log log;
 };
-
-static void capture(enum spk_log_level level, const char *msg, void *opaque)
-{
-	struct vt *v = opaque;
-
-	fprintf(stderr, "log: %s\n", msg);
-	pthread_mutex_lock(&v->lock);
-	if (v->nlog < LOG_LINES)
-		snprintf(v->log[v->nlog++], sizeof(v->log[0]), "%s", msg);
-	pthread_mutex_unlock(&v->lock);
-}
 
 static void console_out(void *ctx, const uint8_t *buf, size_t n)
 {
@@ -91,7 +78,7 @@ static void vt_setup(struct vt *v, const char *guest, bool rng, bool con)
 	memset(v, 0, sizeof(*v));
 	pthread_mutex_init(&v->lock, NULL);
 	pthread_cond_init(&v->cond, NULL);
-	spk_log_set(capture, v, SPK_LOG_WARN);
+	th_log_capture(&v->log, SPK_LOG_WARN);
 	th_setup(&v->t, guest, &o);
 	v->intx.kvm = spk_vm_irq(v->t.vm, SPK_PC_PCI_INTX_GSI);
 	CHECK_OK(spk_evloop_new("virtio", &v->loop));
@@ -130,27 +117,11 @@ static void vt_teardown(struct vt *v)
 	spk_pci_host_free(v->pci);
 	spk_evloop_free(v->loop);
 	th_teardown(&v->t);
-	spk_log_set(NULL, NULL, SPK_LOG_WARN);
+	th_log_stop(&v->log);
 	pthread_cond_destroy(&v->cond);
 	pthread_mutex_destroy(&v->lock);
 }
 
-/* How many captured log lines contain all of the strings (NULL-terminated). */
-static unsigned log_count(struct vt *v, const char *const *want)
-{
-	unsigned n = 0;
-
-	pthread_mutex_lock(&v->lock);
-	for (unsigned i = 0; i < v->nlog; i++) {
-		bool all = true;
-
-		for (const char *const *w = want; *w; w++)
-			all = all && strstr(v->log[i], *w);
-		n += all;
-	}
-	pthread_mutex_unlock(&v->lock);
-	return n;
-}
 
 static void print_stats(struct vt *v)
 {
@@ -172,7 +143,7 @@ static void case_rng(void)
 	vt_setup(&v, "t_virtio_rng", true, true);
 	th_run_to_done(&v.t);
 	CHECK_EQ(spk_virtio_rng_bytes(v.rng), 2 * 4 * 256);
-	CHECK(v.nlog == 0, "no warnings, got: %s", v.log[0]);
+	CHECK(v.log.n == 0, "no warnings, got: %s", v.log.line[0]);
 	print_stats(&v);
 	vt_teardown(&v);
 }
@@ -209,7 +180,7 @@ static void case_console(void)
 	pthread_join(thr, NULL);
 	CHECK(strcmp(v.out, "hello from hvc0\necho: ping from host\n") == 0, "console got '%s'",
 	      v.out);
-	CHECK(v.nlog == 0, "no warnings, got: %s", v.log[0]);
+	CHECK(v.log.n == 0, "no warnings, got: %s", v.log.line[0]);
 	vt_teardown(&v);
 }
 
@@ -227,14 +198,14 @@ static void run_hostile(uint64_t which, const char *why)
 	CHECK_OK(spk_exit_complete_read(&e, which));
 	th_run_to_done(&v.t);
 	const char *const want[] = {"virtio-rng (00:0", "queue 0", why, "needs reset", NULL};
-	CHECK(log_count(&v, want) == 1,
+	CHECK(th_log_count(&v.log, want) == 1,
 	      "one log line naming the device, queue 0 and '%s'; "
 	      "got %u lines, the first: %s",
-	      why, v.nlog, v.log[0]);
-	CHECK(v.nlog == 1, "only that line, got %u", v.nlog);
+	      why, v.log.n, v.log.line[0]);
+	CHECK(v.log.n == 1, "only that line, got %u", v.log.n);
 	CHECK(strcmp(v.out, "console ok\n") == 0, "the console still works: '%s'", v.out);
 	CHECK_EQ(spk_virtio_rng_bytes(v.rng), 64); /* after the reset */
-	printf("logged: %s\n", v.log[0]);
+	printf("logged: %s\n", v.log.line[0]);
 	vt_teardown(&v);
 }
 
@@ -308,7 +279,7 @@ static void case_bar_move(void)
 	count_kicks(&v, 3);
 	th_run_to_done(&v.t);
 	const char *const want[] = {"virtio-rng (00:01.0)", "BAR 0 at 0x10000000", "outside", NULL};
-	CHECK(log_count(&v, want) == 1, "the refused BAR was logged: %s", v.log[0]);
+	CHECK(th_log_count(&v.log, want) == 1, "the refused BAR was logged: %s", v.log.line[0]);
 	CHECK_EQ(spk_virtio_rng_bytes(v.rng), 3 * 64);
 	vt_teardown(&v);
 }
@@ -322,7 +293,7 @@ static void case_msix(void)
 	vt_setup(&v, "t_virtio_irq", true, false);
 	th_run_to_done(&v.t);
 	const char *const want[] = {"virtio-rng", "0x80000000+0x8", "needs reset", NULL};
-	CHECK(log_count(&v, want) == 1, "the violation was logged: %s", v.log[0]);
+	CHECK(th_log_count(&v.log, want) == 1, "the violation was logged: %s", v.log.line[0]);
 	print_stats(&v);
 	vt_teardown(&v);
 }
@@ -380,7 +351,7 @@ static void case_intx(void)
 	CHECK_EQ(atomic_load(&v.intx.raised), 3);
 	CHECK(!atomic_load(&v.intx.level), "the line is low at the end");
 	CHECK_EQ(spk_virtio_rng_bytes(v.rng), 3 * 32);
-	CHECK(v.nlog == 0, "no warnings, got: %s", v.log[0]);
+	CHECK(v.log.n == 0, "no warnings, got: %s", v.log.line[0]);
 	print_stats(&v);
 	vt_teardown(&v);
 }
