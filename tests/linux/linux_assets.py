@@ -199,37 +199,30 @@ def builtin(root):
     return names
 
 
-def make_initramfs_virtio(busybox, modules, out):
+def write_initramfs(busybox, init, modules, out, extra_dirs=()):
+    """A newc cpio: busybox, /init, the mount points, and modules (name, blob)
+    under /lib/modules with an 'order' file for /init to load them by."""
     entries = [
         ("bin", 0o40755, b""),
         ("bin/busybox", 0o100755, open(busybox, "rb").read()),
-        ("init", 0o100755, INIT_VIRTIO.encode()),
-        ("dev", 0o40755, b""),
-        ("proc", 0o40755, b""),
-        ("sys", 0o40755, b""),
-        ("mnt", 0o40755, b""),
+        ("init", 0o100755, init.encode()),
+    ]
+    entries += [(d, 0o40755, b"") for d in ("dev", "proc", "sys") + tuple(extra_dirs)]
+    entries += [
         ("lib", 0o40755, b""),
         ("lib/modules", 0o40755, b""),
         ("lib/modules/order", 0o100644, "".join(n + "\n" for n, _ in modules).encode()),
     ]
     entries += [("lib/modules/%s.ko" % n, 0o100644, blob) for n, blob in modules]
     open(out, "wb").write(cpio_newc(entries))
+
+
+def make_initramfs_virtio(busybox, modules, out):
+    write_initramfs(busybox, INIT_VIRTIO, modules, out, extra_dirs=("mnt",))
 
 
 def make_initramfs(busybox, modules, out):
-    entries = [
-        ("bin", 0o40755, b""),
-        ("bin/busybox", 0o100755, open(busybox, "rb").read()),
-        ("init", 0o100755, INIT.encode()),
-        ("dev", 0o40755, b""),
-        ("proc", 0o40755, b""),
-        ("sys", 0o40755, b""),
-        ("lib", 0o40755, b""),
-        ("lib/modules", 0o40755, b""),
-        ("lib/modules/order", 0o100644, "".join(n + "\n" for n, _ in modules).encode()),
-    ]
-    entries += [("lib/modules/%s.ko" % n, 0o100644, blob) for n, blob in modules]
-    open(out, "wb").write(cpio_newc(entries))
+    write_initramfs(busybox, INIT, modules, out)
 
 
 def prepare(cache):
