@@ -31,6 +31,22 @@ void spk_clear_error(void);
 
 #define SPK_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Little-endian bytes: the n low bytes of v into p; n bytes from p (n <= 8). */
+static inline void spk_put_le(uint8_t *p, uint64_t v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint64_t spk_get_le(const uint8_t *p, unsigned n)
+{
+	uint64_t v = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
 /* a + b without wrapping; false when it would wrap. */
 static inline int spk_add_ok(uint64_t a, uint64_t b, uint64_t *sum)
 {

@@ -343,21 +343,6 @@ static bool valid_width(unsigned w, unsigned max)
 
 /* ---- PIO -------------------------------------------------------------- */
 
-static void put_le(uint8_t *dst, uint64_t v, unsigned width)
-{
-	for (unsigned i = 0; i < width; i++)
-		dst[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *src, unsigned width)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = 0; i < width; i++)
-		v |= (uint64_t)src[i] << (8 * i);
-	return v;
-}
-
 static void miss_fatal(struct spk_exit *exit, const char *space, uint64_t addr, unsigned width,
 		       bool is_write)
 {
@@ -377,7 +362,7 @@ static bool pio_to_bus(struct spk_vcpu *vcpu, uint16_t port, unsigned width, boo
 		int rc;
 
 		if (is_write)
-			rc = spk_bus_write(vcpu->vm->bus, SPK_BUS_PIO, port, width, get_le(p, width),
+			rc = spk_bus_write(vcpu->vm->bus, SPK_BUS_PIO, port, width, spk_get_le(p, width),
 					   &who);
 		else
 			rc = spk_bus_read(vcpu->vm->bus, SPK_BUS_PIO, port, width, &v, &who);
@@ -387,7 +372,7 @@ static bool pio_to_bus(struct spk_vcpu *vcpu, uint16_t port, unsigned width, boo
 			v = ~0ull; /* a later element missing reads as an empty port */
 		}
 		if (!is_write)
-			put_le(p, v, width);
+			spk_put_le(p, v, width);
 	}
 	return true;
 }
@@ -479,10 +464,10 @@ static bool mmio_to_bus(struct spk_vcpu *vcpu, uint64_t addr, unsigned len, bool
 	if (valid_width(len, 8)) {
 		if (is_write)
 			return spk_bus_write(vcpu->vm->bus, SPK_BUS_MMIO, addr, len,
-					     get_le(data, len), &who) == 0;
+					     spk_get_le(data, len), &who) == 0;
 		if (spk_bus_read(vcpu->vm->bus, SPK_BUS_MMIO, addr, len, &v, &who) < 0)
 			return false;
-		put_le(data, v, len);
+		spk_put_le(data, v, len);
 		return true;
 	}
 	/* KVM splits page-crossing accesses into odd sizes: go byte by byte */

@@ -29,34 +29,19 @@
 #define BAR_FLAG_BITS   0xfull
 #define HEADER_TYPE_STD 0x00
 
-static void put_le(uint8_t *p, uint64_t v, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, unsigned n)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
 static void init_header(struct spk_pci_dev *d, const struct spk_pci_dev_config *c)
 {
-	put_le(d->cfg + SPK_PCI_VENDOR_ID, c->vendor, 2);
-	put_le(d->cfg + SPK_PCI_DEVICE_ID, c->device, 2);
+	spk_put_le(d->cfg + SPK_PCI_VENDOR_ID, c->vendor, 2);
+	spk_put_le(d->cfg + SPK_PCI_DEVICE_ID, c->device, 2);
 	d->cfg[SPK_PCI_REVISION] = c->revision;
-	put_le(d->cfg + SPK_PCI_CLASS_PROG, c->class_code, 3);
+	spk_put_le(d->cfg + SPK_PCI_CLASS_PROG, c->class_code, 3);
 	d->cfg[SPK_PCI_HEADER_TYPE] = HEADER_TYPE_STD;
-	put_le(d->cfg + SPK_PCI_SUBSYS_VENDOR, c->subsys_vendor, 2);
-	put_le(d->cfg + SPK_PCI_SUBSYS_ID, c->subsys_id, 2);
+	spk_put_le(d->cfg + SPK_PCI_SUBSYS_VENDOR, c->subsys_vendor, 2);
+	spk_put_le(d->cfg + SPK_PCI_SUBSYS_ID, c->subsys_id, 2);
 	d->cfg[SPK_PCI_INT_PIN] = c->irq_pin;
 	d->cfg[SPK_PCI_INT_LINE] = 0xff; /* "unknown": firmware did not route it */
-	put_le(d->wmask + SPK_PCI_COMMAND, CMD_WRITABLE, 2);
-	put_le(d->w1c + SPK_PCI_STATUS, STATUS_W1C, 2);
+	spk_put_le(d->wmask + SPK_PCI_COMMAND, CMD_WRITABLE, 2);
+	spk_put_le(d->w1c + SPK_PCI_STATUS, STATUS_W1C, 2);
 	d->wmask[SPK_PCI_CACHE_LINE] = 0xff;
 	d->wmask[SPK_PCI_LATENCY] = 0xff;
 	d->wmask[SPK_PCI_INT_LINE] = 0xff;
@@ -171,11 +156,11 @@ int spk_pci_dev_add_bar(struct spk_pci_dev *d, unsigned bar, uint64_t size, unsi
 	d->bars[bar] = (struct pci_bar){.size = size, .flags = flags};
 	uint32_t lo = (is64 ? BAR_MEM_64 : 0) | (flags & SPK_PCI_BAR_PREFETCH ? BAR_MEM_PREF : 0);
 	uint64_t mask = ~(size - 1) & ~BAR_FLAG_BITS;
-	put_le(d->cfg + SPK_PCI_BAR0 + 4 * bar, lo, 4);
-	put_le(d->wmask + SPK_PCI_BAR0 + 4 * bar, (uint32_t)mask, 4);
+	spk_put_le(d->cfg + SPK_PCI_BAR0 + 4 * bar, lo, 4);
+	spk_put_le(d->wmask + SPK_PCI_BAR0 + 4 * bar, (uint32_t)mask, 4);
 	if (is64) {
 		d->bars[bar + 1].flags = SPK_PCI_BAR_64; /* the upper half: no size of its own */
-		put_le(d->wmask + SPK_PCI_BAR0 + 4 * (bar + 1), (uint32_t)(mask >> 32), 4);
+		spk_put_le(d->wmask + SPK_PCI_BAR0 + 4 * (bar + 1), (uint32_t)(mask >> 32), 4);
 	}
 	return 0;
 }
@@ -208,7 +193,7 @@ int spk_pci_dev_add_cap(struct spk_pci_dev *d, uint8_t id, const void *data, uin
 		d->cfg[d->last_cap + 1] = (uint8_t)at;
 	else
 		d->cfg[SPK_PCI_CAP_PTR] = (uint8_t)at;
-	put_le(d->cfg + SPK_PCI_STATUS, get_le(d->cfg + SPK_PCI_STATUS, 2) | SPK_PCI_STATUS_CAPS,
+	spk_put_le(d->cfg + SPK_PCI_STATUS, spk_get_le(d->cfg + SPK_PCI_STATUS, 2) | SPK_PCI_STATUS_CAPS,
 	       2);
 	d->last_cap = (uint8_t)at;
 	d->next_cap = (uint16_t)((at + len + 3) & ~3u);
@@ -235,10 +220,10 @@ int spk_pci_dev_add_msix(struct spk_pci_dev *d, uint16_t nvec, unsigned bar, uin
 		return spk_fail(EEXIST, "pci: %s already has MSI-X", d->name);
 	if ((rc = spk_pci_msix_init(d, nvec, bar, table_off, pba_off)) < 0)
 		return rc;
-	put_le(cap + 2, (uint16_t)(nvec - 1), 2);
-	put_le(cap + 4, table_off | bar, 4);
-	put_le(cap + 8, pba_off | bar, 4);
-	put_le(wm + 2, SPK_PCI_MSIX_ENABLE | SPK_PCI_MSIX_MASKALL, 2);
+	spk_put_le(cap + 2, (uint16_t)(nvec - 1), 2);
+	spk_put_le(cap + 4, table_off | bar, 4);
+	spk_put_le(cap + 8, pba_off | bar, 4);
+	spk_put_le(wm + 2, SPK_PCI_MSIX_ENABLE | SPK_PCI_MSIX_MASKALL, 2);
 	if ((rc = spk_pci_dev_add_cap(d, SPK_PCI_CAP_ID_MSIX, cap, sizeof(cap), wm, false, &off)) <
 	    0) {
 		spk_pci_msix_fini(d);
@@ -259,11 +244,11 @@ void spk_pci_dev_placed(struct spk_pci_dev *d, struct spk_pci_host *h, unsigned 
 
 void spk_pci_dev_set_bar(struct spk_pci_dev *d, unsigned bar, uint64_t addr)
 {
-	uint32_t lo = (uint32_t)get_le(d->cfg + SPK_PCI_BAR0 + 4 * bar, 4);
+	uint32_t lo = (uint32_t)spk_get_le(d->cfg + SPK_PCI_BAR0 + 4 * bar, 4);
 
-	put_le(d->cfg + SPK_PCI_BAR0 + 4 * bar, (lo & BAR_FLAG_BITS) | (uint32_t)addr, 4);
+	spk_put_le(d->cfg + SPK_PCI_BAR0 + 4 * bar, (lo & BAR_FLAG_BITS) | (uint32_t)addr, 4);
 	if (d->bars[bar].flags & SPK_PCI_BAR_64)
-		put_le(d->cfg + SPK_PCI_BAR0 + 4 * (bar + 1), addr >> 32, 4);
+		spk_put_le(d->cfg + SPK_PCI_BAR0 + 4 * (bar + 1), addr >> 32, 4);
 }
 
 /* ---- config accesses -------------------------------------------------------------- */
@@ -285,7 +270,7 @@ uint32_t spk_pci_dev_cfg_read(struct spk_pci_dev *d, uint32_t off, unsigned widt
 	pthread_mutex_lock(&d->cfg_lock);
 	if (touches_notify(d, off, width) && d->ops.cfg_reading)
 		d->ops.cfg_reading(d->opaque, off, width);
-	v = (uint32_t)get_le(d->cfg + off, width);
+	v = (uint32_t)spk_get_le(d->cfg + off, width);
 	pthread_mutex_unlock(&d->cfg_lock);
 	/* the INTx status bit follows the pin, which lives under irq_lock */
 	if (overlaps(off, width, SPK_PCI_STATUS, SPK_PCI_STATUS + 1) &&
@@ -296,10 +281,10 @@ uint32_t spk_pci_dev_cfg_read(struct spk_pci_dev *d, uint32_t off, unsigned widt
 
 static uint64_t bar_value(const struct spk_pci_dev *d, unsigned bar)
 {
-	uint64_t v = get_le(d->cfg + SPK_PCI_BAR0 + 4 * bar, 4) & ~BAR_FLAG_BITS;
+	uint64_t v = spk_get_le(d->cfg + SPK_PCI_BAR0 + 4 * bar, 4) & ~BAR_FLAG_BITS;
 
 	if (d->bars[bar].flags & SPK_PCI_BAR_64)
-		v |= get_le(d->cfg + SPK_PCI_BAR0 + 4 * (bar + 1), 4) << 32;
+		v |= spk_get_le(d->cfg + SPK_PCI_BAR0 + 4 * (bar + 1), 4) << 32;
 	return v;
 }
 
@@ -359,14 +344,14 @@ void spk_pci_dev_cfg_write(struct spk_pci_dev *d, uint32_t off, unsigned width, 
 	pthread_mutex_lock(&d->cfg_lock);
 	store(d, off, width, value);
 	if (overlaps(off, width, SPK_PCI_COMMAND, SPK_PCI_COMMAND + 2)) {
-		atomic_store(&d->command, (unsigned)get_le(d->cfg + SPK_PCI_COMMAND, 2));
+		atomic_store(&d->command, (unsigned)spk_get_le(d->cfg + SPK_PCI_COMMAND, 2));
 		spk_pci_intx_update(d);
 	}
 	if (overlaps(off, width, SPK_PCI_COMMAND, SPK_PCI_COMMAND + 2) ||
 	    overlaps(off, width, SPK_PCI_BAR0, SPK_PCI_BAR0 + 4 * SPK_PCI_BARS))
 		update_bars(d);
 	if (d->has_msix && overlaps(off, width, d->msix.cap + 2u, d->msix.cap + 4u))
-		spk_pci_msix_control(d, (uint16_t)get_le(d->cfg + d->msix.cap + 2, 2));
+		spk_pci_msix_control(d, (uint16_t)spk_get_le(d->cfg + d->msix.cap + 2, 2));
 	if (touches_notify(d, off, width) && d->ops.cfg_written)
 		d->ops.cfg_written(d->opaque, off, width);
 	pthread_mutex_unlock(&d->cfg_lock);

@@ -152,21 +152,6 @@ struct spk_virtio_blk {
 
 static uint8_t zeros[ZERO_CHUNK]; /* never written: the source of zero writes */
 
-static void put_le(uint8_t *p, uint64_t v, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, unsigned n)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
 /* ---- request slots ---------------------------------------------------------------- */
 
 static struct blk_req *slot_get(struct spk_virtio_blk *b)
@@ -558,11 +543,11 @@ static uint8_t start_ranges(struct spk_virtio_blk *b, struct blk_req *r,
 	for (unsigned i = 0; i < r->nrange; i++) {
 		if (spk_virtq_read(spk_virtio_mem(b->vd), c, HDR_LEN + 16ull * i, seg, 16) != 16)
 			return S_IOERR;
-		uint32_t nsec = (uint32_t)get_le(seg + 8, 4), flags = (uint32_t)get_le(seg + 12, 4);
+		uint32_t nsec = (uint32_t)spk_get_le(seg + 8, 4), flags = (uint32_t)spk_get_le(seg + 12, 4);
 
 		if (flags & ~WZ_UNMAP || (r->type == T_DISCARD && flags))
 			return S_UNSUPP; /* unknown flags; unmap on a discard (5.2.6.2) */
-		if (nsec > max || !in_image(b, get_le(seg, 8), nsec * SECTOR, &r->ranges[i].off))
+		if (nsec > max || !in_image(b, spk_get_le(seg, 8), nsec * SECTOR, &r->ranges[i].off))
 			return S_IOERR;
 		r->ranges[i].len = nsec * SECTOR;
 		r->ranges[i].unmap = flags & WZ_UNMAP;
@@ -585,10 +570,10 @@ static uint8_t get_id(struct spk_virtio_blk *b, struct blk_req *r, const struct 
 static uint8_t start_req(struct spk_virtio_blk *b, struct blk_req *r,
                          const struct spk_virtq_chain *c, const uint8_t *hdr)
 {
-	uint64_t sector = get_le(hdr + 8, 8);
+	uint64_t sector = spk_get_le(hdr + 8, 8);
 
-	r->type = (uint8_t)get_le(hdr, 4);
-	if (get_le(hdr, 4) > 0xff)
+	r->type = (uint8_t)spk_get_le(hdr, 4);
+	if (spk_get_le(hdr, 4) > 0xff)
 		return S_UNSUPP;
 	switch (r->type) {
 	case T_IN:
@@ -786,17 +771,17 @@ static void blk_config_read(void *opaque, uint32_t off, void *buf, uint32_t len)
 	struct spk_virtio_blk *b = opaque;
 	uint8_t cfg[CFG_SIZE] = {0};
 
-	put_le(cfg + CFG_CAPACITY, b->size / SECTOR, 8);
-	put_le(cfg + CFG_SEG_MAX, SEG_MAX, 4);
-	put_le(cfg + CFG_BLK_SIZE, SECTOR, 4);
+	spk_put_le(cfg + CFG_CAPACITY, b->size / SECTOR, 8);
+	spk_put_le(cfg + CFG_SEG_MAX, SEG_MAX, 4);
+	spk_put_le(cfg + CFG_BLK_SIZE, SECTOR, 4);
 	cfg[CFG_PHYS_EXP] = 3; /* 4 KiB physical blocks: the host's page cache */
-	put_le(cfg + CFG_MIN_IO, 1, 2);
-	put_le(cfg + CFG_OPT_IO, 0, 4);
-	put_le(cfg + CFG_MAX_DISCARD, MAX_DISCARD, 4);
-	put_le(cfg + CFG_MAX_DISCARD_SEG, MAX_RANGES, 4);
-	put_le(cfg + CFG_DISCARD_ALIGN, DISCARD_ALIGN, 4);
-	put_le(cfg + CFG_MAX_ZEROES, MAX_ZEROES, 4);
-	put_le(cfg + CFG_MAX_ZEROES_SEG, MAX_RANGES, 4);
+	spk_put_le(cfg + CFG_MIN_IO, 1, 2);
+	spk_put_le(cfg + CFG_OPT_IO, 0, 4);
+	spk_put_le(cfg + CFG_MAX_DISCARD, MAX_DISCARD, 4);
+	spk_put_le(cfg + CFG_MAX_DISCARD_SEG, MAX_RANGES, 4);
+	spk_put_le(cfg + CFG_DISCARD_ALIGN, DISCARD_ALIGN, 4);
+	spk_put_le(cfg + CFG_MAX_ZEROES, MAX_ZEROES, 4);
+	spk_put_le(cfg + CFG_MAX_ZEROES_SEG, MAX_RANGES, 4);
 	cfg[CFG_ZEROES_UNMAP] = 1;
 	memcpy(buf, cfg + off, len);
 }

@@ -118,21 +118,6 @@ struct spk_virtio {
 	struct spk_dev_ratelimit rl;
 };
 
-static void put_le(uint8_t *p, uint64_t v, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, unsigned n)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
 const char *spk_virtio_name(const struct spk_virtio *vd)
 {
 	return spk_pci_dev_name(vd->pdev);
@@ -571,11 +556,11 @@ static void common_write(struct spk_virtio *vd, uint64_t off, unsigned width, ui
 
 		if (fo + fs <= off || fo >= off + width)
 			continue;
-		put_le(bytes, common_get(vd, (unsigned)fo), (unsigned)fs);
+		spk_put_le(bytes, common_get(vd, (unsigned)fo), (unsigned)fs);
 		for (uint64_t b = 0; b < fs; b++)
 			if (fo + b >= off && fo + b < off + width)
 				bytes[b] = (uint8_t)(value >> (8 * (fo + b - off)));
-		common_set(vd, (unsigned)fo, get_le(bytes, (unsigned)fs));
+		common_set(vd, (unsigned)fo, spk_get_le(bytes, (unsigned)fs));
 	}
 }
 
@@ -591,7 +576,7 @@ static uint64_t devcfg_read(struct spk_virtio *vd, uint64_t off, unsigned width)
 	uint32_t n =
 	    (uint32_t)(width < vd->cfg.config_size - off ? width : vd->cfg.config_size - off);
 	vd->ops.config_read(vd->cfg.opaque, (uint32_t)off, buf, n);
-	return get_le(buf, width);
+	return spk_get_le(buf, width);
 }
 
 static void devcfg_write(struct spk_virtio *vd, uint64_t off, unsigned width, uint64_t value)
@@ -602,7 +587,7 @@ static void devcfg_write(struct spk_virtio *vd, uint64_t off, unsigned width, ui
 		return;
 	uint32_t n =
 	    (uint32_t)(width < vd->cfg.config_size - off ? width : vd->cfg.config_size - off);
-	put_le(buf, value, width);
+	spk_put_le(buf, value, width);
 	vd->ops.config_write(vd->cfg.opaque, (uint32_t)off, buf, n);
 }
 
@@ -701,8 +686,8 @@ static bool pcicfg_req(struct spk_virtio *vd, struct pcicfg_req *r)
 
 	spk_pci_cfg_get(vd->pdev, vd->pcicfg_cap, cap, sizeof(cap));
 	r->bar = cap[4];
-	r->off = (uint32_t)get_le(cap + 8, 4);
-	r->len = (uint32_t)get_le(cap + 12, 4);
+	r->off = (uint32_t)spk_get_le(cap + 8, 4);
+	r->len = (uint32_t)spk_get_le(cap + 12, 4);
 	return r->bar == BAR && (r->len == 1 || r->len == 2 || r->len == 4) &&
 	       r->off % r->len == 0 && r->off < BAR_SIZE && r->len <= BAR_SIZE - r->off;
 }
@@ -722,7 +707,7 @@ static void pcicfg_reading(void *opaque, uint32_t off, unsigned width)
 
 	if (!in_pcicfg_data(vd, off, width) || !pcicfg_req(vd, &r))
 		return;
-	put_le(data, bar_read(vd, BAR, r.off, r.len), r.len);
+	spk_put_le(data, bar_read(vd, BAR, r.off, r.len), r.len);
 	spk_pci_cfg_set(vd->pdev, vd->pcicfg_cap + 16u, data, sizeof(data));
 }
 
@@ -735,7 +720,7 @@ static void pcicfg_written(void *opaque, uint32_t off, unsigned width)
 	if (!in_pcicfg_data(vd, off, width) || !pcicfg_req(vd, &r))
 		return;
 	spk_pci_cfg_get(vd->pdev, vd->pcicfg_cap + 16u, data, sizeof(data));
-	bar_write(vd, BAR, r.off, r.len, get_le(data, r.len));
+	bar_write(vd, BAR, r.off, r.len, spk_get_le(data, r.len));
 }
 
 static const struct spk_pci_dev_ops pci_ops = {
@@ -756,10 +741,10 @@ static int add_vcap(struct spk_virtio *vd, uint8_t type, uint32_t off, uint32_t 
 
 	cap[3] = type;
 	cap[4] = BAR;
-	put_le(cap + 8, off, 4);
-	put_le(cap + 12, len, 4);
+	spk_put_le(cap + 8, off, 4);
+	spk_put_le(cap + 12, len, 4);
 	if (type == CAP_NOTIFY) {
-		put_le(cap + 16, NOTIFY_MULT, 4);
+		spk_put_le(cap + 16, NOTIFY_MULT, 4);
 		cap_len = 20;
 	} else if (type == CAP_PCI_CFG) {
 		cap_len = 20;
