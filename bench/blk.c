@@ -98,14 +98,7 @@ static int fail(struct blk_vm *v, const char *what)
 
 static int add_device(struct blk_vm *v, const char *image, enum spk_blk_engine engine)
 {
-	const struct spk_pci_host_config hc = {
-	    .bus = spk_vm_bus(v->vm),
-	    .vm = v->vm,
-	    .ecam = SPK_PC_PCI_ECAM,
-	    .mmio_start = SPK_PC_PCI_MMIO_START,
-	    .mmio_size = SPK_PC_PCI_MMIO_SIZE,
-	    .intx = spk_vm_irq(v->vm, SPK_PC_PCI_INTX_GSI),
-	};
+	const struct spk_pci_host_config hc = spk_pc_pci_host_config(v->vm);
 	const struct spk_virtio_blk_config bc = {
 	    .slot = -1, .mem = spk_vm_mem(v->vm), .path = image, .id = "bench", .engine = engine};
 	struct spk_virtio_blk_config c = bc;

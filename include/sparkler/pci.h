@@ -109,6 +109,10 @@ struct spk_pci_host_config {
 	void *msi_ctx;
 };
 
+/* The sparkler PC's host bridge on vm (platform.h): its bus, ECAM, the BAR
+ * window and INTx through the VM's irqchip from SPK_PC_PCI_INTX_GSI. */
+struct spk_pci_host_config spk_pc_pci_host_config(struct spk_vm *vm);
+
 /* Create the host and its bridge in slot 0, and register on cfg->bus. */
 int spk_pci_host_new(const struct spk_pci_host_config *cfg, struct spk_pci_host **out);
 /* Free the host (not its devices). No vCPU may be running. */

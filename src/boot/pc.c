@@ -5,6 +5,7 @@
 #include "core/internal.h"
 #include <sparkler/acpi.h>
 #include <sparkler/linux.h>
+#include <sparkler/pci.h>
 #include <sparkler/platform.h>
 #include <sparkler/vm.h>
 
@@ -69,6 +70,18 @@ int spk_pc_e820(uint64_t mem_size, struct spk_e820 *map, size_t cap)
 		map[n++] = all[i];
 	}
 	return (int)n;
+}
+
+struct spk_pci_host_config spk_pc_pci_host_config(struct spk_vm *vm)
+{
+	return (struct spk_pci_host_config){
+		.bus = spk_vm_bus(vm),
+		.vm = vm,
+		.ecam = SPK_PC_PCI_ECAM,
+		.mmio_start = SPK_PC_PCI_MMIO_START,
+		.mmio_size = SPK_PC_PCI_MMIO_SIZE,
+		.intx = spk_vm_irq(vm, SPK_PC_PCI_INTX_GSI),
+	};
 }
 
 void spk_acpi_pc_config(struct spk_acpi_config *c, uint32_t ncpus, bool pci)

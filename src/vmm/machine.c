@@ -477,14 +477,7 @@ static bool wants_virtio(const struct spk_machine_config *c)
 /* The host bridge always; the virtio devices the config asks for. */
 static int add_pci(struct spk_machine *m, struct vm_instance *v)
 {
-	const struct spk_pci_host_config hc = {
-		.bus = spk_vm_bus(v->vm),
-		.vm = v->vm,
-		.ecam = SPK_PC_PCI_ECAM,
-		.mmio_start = SPK_PC_PCI_MMIO_START,
-		.mmio_size = SPK_PC_PCI_MMIO_SIZE,
-		.intx = spk_vm_irq(v->vm, SPK_PC_PCI_INTX_GSI),
-	};
+	const struct spk_pci_host_config hc = spk_pc_pci_host_config(v->vm);
 	int rc = spk_pci_host_new(&hc, &v->pci);
 
 	if (rc < 0 || !wants_virtio(&m->cfg))

@@ -53,14 +53,7 @@ static void bt_setup(struct bt *b, bool ro, enum spk_blk_engine engine)
 	th_log_capture(&b->log, SPK_LOG_WARN);
 	th_setup(&b->t, "t_virtio_blk", &o);
 	CHECK_OK(spk_evloop_new("virtio", &b->loop));
-	const struct spk_pci_host_config hc = {
-	    .bus = spk_vm_bus(b->t.vm),
-	    .vm = b->t.vm,
-	    .ecam = SPK_PC_PCI_ECAM,
-	    .mmio_start = SPK_PC_PCI_MMIO_START,
-	    .mmio_size = SPK_PC_PCI_MMIO_SIZE,
-	    .intx = spk_vm_irq(b->t.vm, 16),
-	};
+	const struct spk_pci_host_config hc = spk_pc_pci_host_config(b->t.vm);
 	CHECK_OK(spk_pci_host_new(&hc, &b->pci));
 	const struct spk_virtio_blk_config bc = {.pci = b->pci,
 	                                         .slot = -1,

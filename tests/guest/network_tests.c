@@ -74,14 +74,7 @@ static void nt_setup(struct nt *v, const char *guest)
 	th_log_capture(&v->log, SPK_LOG_WARN);
 	th_setup(&v->t, guest, &o);
 	CHECK_OK(spk_evloop_new("virtio", &v->loop));
-	const struct spk_pci_host_config hc = {
-	    .bus = spk_vm_bus(v->t.vm),
-	    .vm = v->t.vm,
-	    .ecam = SPK_PC_PCI_ECAM,
-	    .mmio_start = SPK_PC_PCI_MMIO_START,
-	    .mmio_size = SPK_PC_PCI_MMIO_SIZE,
-	    .intx = spk_vm_irq(v->t.vm, 16),
-	};
+	const struct spk_pci_host_config hc = spk_pc_pci_host_config(v->t.vm);
 	CHECK_OK(spk_pci_host_new(&hc, &v->pci));
 }
 

@@ -82,14 +82,8 @@ static void vt_setup(struct vt *v, const char *guest, bool rng, bool con)
 	th_setup(&v->t, guest, &o);
 	v->intx.kvm = spk_vm_irq(v->t.vm, SPK_PC_PCI_INTX_GSI);
 	CHECK_OK(spk_evloop_new("virtio", &v->loop));
-	const struct spk_pci_host_config hc = {
-	    .bus = spk_vm_bus(v->t.vm),
-	    .vm = v->t.vm,
-	    .ecam = SPK_PC_PCI_ECAM,
-	    .mmio_start = SPK_PC_PCI_MMIO_START,
-	    .mmio_size = SPK_PC_PCI_MMIO_SIZE,
-	    .intx = {.set = intx_set, .ctx = &v->intx, .gsi = SPK_PC_PCI_INTX_GSI},
-	};
+	struct spk_pci_host_config hc = spk_pc_pci_host_config(v->t.vm);
+	hc.intx = (struct spk_irq_line){.set = intx_set, .ctx = &v->intx, .gsi = SPK_PC_PCI_INTX_GSI};
 	CHECK_OK(spk_pci_host_new(&hc, &v->pci));
 	struct spk_mem *mem = spk_vm_mem(v->t.vm);
 	if (rng) {
