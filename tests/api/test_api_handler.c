@@ -457,14 +457,6 @@ static void test_config_file_one_line(void **state)
 	load(texts[0], -EINVAL, ": $: unknown section `a?b`");
 }
 
-static void test_fuzz_regressions(void **state)
-{
-	struct spk_api *api = *state;
-
-	/* (none yet: each crash the fuzzer finds is added here first) */
-	assert_int_equal(CALL(api, "GET", "/", NULL), 200);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -477,7 +469,6 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_not_utf8, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
 	    cmocka_unit_test(test_config_file),
-	    cmocka_unit_test_setup_teardown(test_fuzz_regressions, setup, teardown),
 	    cmocka_unit_test(test_config_file_one_line),
 	};
 	FILE *f;
