@@ -62,6 +62,24 @@ static void set_apic_ids(struct spk_cpuid_entry *e, uint32_t n, uint32_t id)
 	}
 }
 
+/*
+ * Features KVM emulates but KVM_GET_SUPPORTED_CPUID leaves out (KVM's API
+ * documentation, KVM_GET_SUPPORTED_CPUID): the in-kernel LAPIC's
+ * TSC-deadline timer (leaf 1 ECX bit 24), which KVM reports through
+ * KVM_CAP_TSC_DEADLINE_TIMER instead and which needs KVM_CREATE_IRQCHIP.
+ * Without it Linux calibrates the LAPIC timer against the PIT, and on a
+ * real KVM host ends up with no working timer ("APIC timer disabled due to
+ * verification failure": timed sleeps never wake, power-off hangs).
+ * Applied before the policy hook, so a template can still clear it.
+ */
+void spk_kvm_cpuid_add_emulated(struct spk_cpuid_entry *e, uint32_t n, bool tsc_deadline)
+{
+	struct spk_cpuid_entry *l1 = spk_cpuid_find(e, n, 1, 0);
+
+	if (l1 && tsc_deadline)
+		l1->ecx |= SPK_CPUID_1_ECX_TSC_DEADLINE;
+}
+
 int spk_kvm_set_vcpu_cpuid(struct spk_vcpu *vcpu)
 {
 	struct spk_vm *vm = vcpu->vm;
@@ -87,6 +105,10 @@ int spk_kvm_set_vcpu_cpuid(struct spk_vcpu *vcpu)
 						k->edx};
 	}
 	set_apic_ids(e, n, vcpu->id);
+	spk_kvm_cpuid_add_emulated(
+	    e, n,
+	    vm->irqchip == SPK_IRQCHIP_KERNEL &&
+		ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0);
 	if (vm->cpuid_policy) {
 		rc = vm->cpuid_policy(vm->cpuid_opaque, vcpu->id, e, &n, SPK_CPUID_MAX);
 		if (rc < 0 || n > SPK_CPUID_MAX) {

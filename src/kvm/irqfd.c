@@ -6,8 +6,9 @@
  *
  * The routing table is ours: KVM_SET_GSI_ROUTING replaces the whole
  * table, so the VM keeps a copy that starts with KVM's own default (GSI n
- * to IOAPIC pin n for 0-23, and to PIC pin n % 8 for 0-15) and appends one
- * MSI entry per route. Every change is made on a copy first and only
+ * to IOAPIC pin n for 0-23, and to PIC pin n % 8 for 0-15; but GSI 0, the
+ * PIT, to IOAPIC pin 2, see default_routes) and appends one MSI entry per
+ * route. Every change is made on a copy first and only
  * committed when KVM took the new table.
  */
 #include <errno.h>
@@ -166,7 +167,15 @@ static int grow_routes(struct spk_vm *vm, uint32_t need)
 	return 0;
 }
 
-/* The table KVM starts with (virt/kvm/irqchip.c, arch/x86/kvm/irq_comm.c). */
+/*
+ * KVM's own default table (virt/kvm/irqchip.c, arch/x86/kvm/irq_comm.c:
+ * GSI n to IOAPIC pin n for 0-23 and to PIC pin n % 8 for 0-15) with one
+ * change, as QEMU makes it: GSI 0, where KVM's PIT raises its interrupt,
+ * goes to IOAPIC pin 2, matching the MADT's ISA IRQ 0 -> GSI 2 override,
+ * and GSI 2 (the PICs' cascade) has no route. With KVM's default a guest
+ * that takes the PIT through the IOAPIC, as the MADT tells it to, would
+ * never see it.
+ */
 static int default_routes(struct spk_vm *vm)
 {
 	int rc = grow_routes(vm, IOAPIC_PINS + PIC_PINS + 16);
@@ -175,10 +184,13 @@ static int default_routes(struct spk_vm *vm)
 		return rc;
 	vm->n_routes = 0;
 	for (uint32_t gsi = 0; gsi < IOAPIC_PINS; gsi++) {
+		if (gsi == 2)
+			continue;
 		if (gsi < PIC_PINS)
 			vm->routes[vm->n_routes++] = irqchip_entry(
 			    gsi, gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE, gsi % 8);
-		vm->routes[vm->n_routes++] = irqchip_entry(gsi, KVM_IRQCHIP_IOAPIC, gsi);
+		vm->routes[vm->n_routes++] =
+		    irqchip_entry(gsi, KVM_IRQCHIP_IOAPIC, gsi == 0 ? 2 : gsi);
 	}
 	return 0;
 }
@@ -200,6 +212,18 @@ static int commit_routes(struct spk_vm *vm, const char *what)
 		return spk_fail(-rc, "kvm: KVM_SET_GSI_ROUTING (%s, %u entries): %s", what,
 		                vm->n_routes, strerror(-rc));
 	return 0;
+}
+
+int spk_kvm_routes_init(struct spk_vm *vm)
+{
+	int rc;
+
+	pthread_mutex_lock(&vm->routes_lock);
+	rc = default_routes(vm);
+	if (rc == 0)
+		rc = commit_routes(vm, "the irqchip's default routes");
+	pthread_mutex_unlock(&vm->routes_lock);
+	return rc;
 }
 
 /* Index of gsi's MSI entry, or -1. */

@@ -90,6 +90,9 @@ struct spk_vcpu {
 /* vm.c */
 int spk_vm_prepare(struct spk_vm *vm);
 
+/* irqfd.c: install the irqchip's default GSI routes, GSI 0 (the PIT) to
+ * IOAPIC pin 2 (spk_vm_create, after KVM_CREATE_IRQCHIP). */
+int spk_kvm_routes_init(struct spk_vm *vm);
 /* irqfd.c: free the GSI routing table (spk_vm_destroy). */
 void spk_vm_routes_free(struct spk_vm *vm);
 
@@ -104,7 +107,10 @@ int spk_vcpu_invalidate(struct spk_vcpu *vcpu);
 /* cpuid.c */
 int spk_kvm_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out);
 int spk_kvm_set_vcpu_cpuid(struct spk_vcpu *vcpu);
-
+#define SPK_CPUID_1_ECX_TSC_DEADLINE (1u << 24)
+/* Set what KVM emulates but does not list (cpuid.c); tsc_deadline: the VM
+ * has the in-kernel irqchip and KVM_CAP_TSC_DEADLINE_TIMER. */
+void spk_kvm_cpuid_add_emulated(struct spk_cpuid_entry *e, uint32_t n, bool tsc_deadline);
 
 /* ioctl that retries on EINTR (not for KVM_RUN). */
 int spk_kvm_ioctl(int fd, unsigned long req, void *arg);

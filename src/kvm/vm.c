@@ -146,7 +146,7 @@ static int create_irqchip(struct spk_vm *vm)
 	rc = spk_kvm_ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit);
 	if (rc < 0)
 		return spk_fail(-rc, "kvm: KVM_CREATE_PIT2: %s", strerror(-rc));
-	return 0;
+	return spk_kvm_routes_init(vm);
 }
 
 static int copy_config(struct spk_vm *vm, const struct spk_vm_config *cfg)

@@ -14,9 +14,13 @@
  * here refuses an invalid state at KVM_SET_SREGS, before any entry.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -669,7 +673,8 @@ static void case_cpl3_entry(void)
 
 /* ---- the CPUID policy hook reaches the guest ------------------------------------------ */
 
-#define CPUID_CX16 (1u << 13) /* leaf 1 ECX: cmpxchg16b, which KVM lets us clear */
+#define CPUID_CX16         (1u << 13) /* leaf 1 ECX: cmpxchg16b, which KVM lets us clear */
+#define CPUID_TSC_DEADLINE (1u << 24) /* leaf 1 ECX: the LAPIC's TSC-deadline timer */
 
 struct cpuid_hook {
 	int calls;
@@ -759,6 +764,26 @@ static void case_cpuid(void)
 	CHECK(strcmp(sig, "SparklerHook") != 0, "'%s'", sig);
 	if (h.had_cx16)
 		CHECK(uc.args[4] & CPUID_CX16, "CX16 is there without the hook");
+	/* no in-kernel LAPIC, no TSC-deadline timer: KVM_GET_SUPPORTED_CPUID
+	 * does not list it (PVM shows the guest the host's leaf 1 instead) */
+	if (strcmp(spk_host_kvm_kind(), "pvm") != 0)
+		CHECK_EQ(uc.args[4] & CPUID_TSC_DEADLINE, 0);
+	th_teardown(&t);
+
+	/* with the in-kernel irqchip the guest sees the TSC-deadline timer
+	 * when KVM_CHECK_EXTENSION(KVM_CAP_TSC_DEADLINE_TIMER) says KVM has it */
+	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	CHECK(kvm >= 0, "/dev/kvm: %s", strerror(errno));
+	int cap = ioctl(kvm, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER);
+	close(kvm);
+	const struct th_opts chip = {.irqchip = SPK_IRQCHIP_KERNEL};
+	th_setup(&t, "t_cpuid", &chip);
+	th_run(&t, &e);
+	uc = th_expect_ucall(&t, &e, SPK_UCALL_SYNC);
+	printf("in-kernel irqchip, KVM_CAP_TSC_DEADLINE_TIMER %d: leaf 1 ECX 0x%08llx\n", cap,
+	       (unsigned long long)uc.args[4]);
+	if (cap > 0)
+		CHECK(uc.args[4] & CPUID_TSC_DEADLINE, "the guest sees no TSC-deadline timer");
 	th_teardown(&t);
 
 	/* a hook that fails, or claims more entries than there is room for,

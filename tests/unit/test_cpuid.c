@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "kvm/kvm.h"
 #include "vmm/vmm.h"
 
 /* A host-like leaf set: everything on, as KVM_GET_SUPPORTED_CPUID might say. */
@@ -129,6 +130,38 @@ static void test_template_names(void **state)
 	assert_int_equal(spk_cpu_template_parse("", &t), -1);
 }
 
+/* The TSC-deadline bit KVM leaves out of KVM_GET_SUPPORTED_CPUID: set when
+ * the VM may have it, left alone otherwise, and the policy (both
+ * templates, CX16 hidden) keeps it. */
+static void test_tsc_deadline(void **state)
+{
+	for (int tmpl = 0; tmpl < 2; tmpl++) {
+		struct spk_cpu_policy p = {
+		    .ncpus = 2,
+		    .template = tmpl ? SPK_CPU_TEMPLATE_MINIMAL : SPK_CPU_TEMPLATE_HOST,
+		    .clear_cx16 = true};
+		struct spk_cpuid_entry e[32];
+		uint32_t n = host_leaves(e);
+		struct spk_cpuid_entry *l1 = spk_cpuid_find(e, n, 1, 0);
+
+		l1->ecx &= ~SPK_CPUID_1_ECX_TSC_DEADLINE; /* as KVM lists it */
+		uint32_t before = l1->ecx;
+		spk_kvm_cpuid_add_emulated(e, n, false);
+		assert_int_equal(l1->ecx, before);
+		spk_kvm_cpuid_add_emulated(e, n, true);
+		assert_int_equal(l1->ecx, before | SPK_CPUID_1_ECX_TSC_DEADLINE);
+		assert_int_equal(spk_cpuid_policy(&p, 1, e, &n, 32), 0);
+		l1 = spk_cpuid_find(e, n, 1, 0);
+		assert_true(l1->ecx & SPK_CPUID_1_ECX_TSC_DEADLINE);
+		assert_false(l1->ecx & (1u << 13));
+	}
+	/* no leaf 1 at all: nothing to set, nothing touched */
+	struct spk_cpuid_entry only7 = {7, 0, 1, 0, 1, 2, 3};
+	spk_kvm_cpuid_add_emulated(&only7, 1, true);
+	assert_int_equal(only7.ecx, 2);
+	spk_kvm_cpuid_add_emulated(NULL, 0, true);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -136,6 +169,7 @@ int main(void)
 		cmocka_unit_test(test_topology_subleaves_added),
 		cmocka_unit_test(test_minimal_template_and_cx16),
 		cmocka_unit_test(test_template_names),
+		cmocka_unit_test(test_tsc_deadline),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
