@@ -6,8 +6,37 @@
  *   CREATED/READY --stop--> STOPPED --ready--> READY (started again)
  *   any --failed setup--> INVALID (only spk_vm_destroy() remains)
  *
- * A call in the wrong state returns -EBUSY (RUNNING) or -EINVAL and its
- * message (spk_last_error()) names both the state and the one it needs.
+ * RUNNING is entered and left only by spk_vcpu_run() itself; each change
+ * of state is one atomic step, so two threads racing (two runs, a run and
+ * a stop) cannot both win. A call in the wrong state returns -EBUSY
+ * (RUNNING) or -EINVAL and its message (spk_last_error()) names both the
+ * state and the one it needs.
+ *
+ * The library's rules for every public function (all headers):
+ * - NULL handles and NULL pointer arguments are refused with -EINVAL and a
+ *   message in spk_last_error(); functions that return a value instead of
+ *   an error code return a stated neutral value (NULL, 0, UINT32_MAX,
+ *   SPK_VCPU_INVALID) and set the message. A header names any exception.
+ * - A handle of a destroyed VM (its vCPUs, memory map, bus, hypercall
+ *   table) is dead: using it is undefined. The library detects most such
+ *   uses of VM and vCPU handles (-EINVAL, "not a live ...") as a diagnosis,
+ *   not a guarantee.
+ * - Failures leave no half-done change behind (the call rolls back).
+ * - "Thread-safe" means any thread, concurrently with the other calls of
+ *   the same object; "signal-safe" means callable from a signal handler.
+ *   Only spk_vcpu_kick() and spk_vm_request_stop() are signal-safe.
+ *
+ * The kick signal: spk_vcpu_kick() stops a vCPU inside KVM_RUN by sending
+ * its thread a signal (spk_vm_config.kick_signal, default SIGRTMIN). The
+ * first spk_vcpu_create() of the process installs an empty handler for it
+ * (without SA_RESTART) if the signal has the default disposition; if the
+ * embedder has installed a handler or SIG_IGN for it, vCPU creation fails
+ * with -EBUSY and a message naming the signal (choose another signal with
+ * kick_signal). The handler stays installed for the life of the process.
+ * Each spk_vcpu_run() checks that the disposition is still the library's
+ * and fails with -EBUSY (the run does not start) if the embedder changed
+ * it later, since kicks would silently stop working. spk_vcpu_run()
+ * unblocks the signal on the calling thread.
  */
 #ifndef SPARKLER_VCPU_H
 #define SPARKLER_VCPU_H
@@ -34,30 +63,43 @@ enum spk_vcpu_state {
 const char *spk_vcpu_state_name(enum spk_vcpu_state state);
 
 /*
- * Move *state to `to`, if the state machine allows it; `what` names the
- * operation for the error message. 0, or -EBUSY/-EINVAL leaving *state as
- * it was. Backends call this; embedders see it through the functions
- * below.
+ * The state machine's table as a pure function (no vCPU involved): move
+ * *state to `to` if the table allows it; `what` names the operation for
+ * the error message. 0, or -EBUSY/-EINVAL leaving *state as it was
+ * (-EINVAL for a NULL state or a value outside the enum). Backends call
+ * this; embedders see it through the functions below. Thread-safe (no
+ * shared state).
  */
 int spk_vcpu_transition(enum spk_vcpu_state *state, enum spk_vcpu_state to, const char *what);
 
 /*
  * Create vCPU id (below spk_vm_config.max_vcpus) in state CREATED, with
- * the VM's CPUID policy applied. -EEXIST if it exists.
+ * the VM's CPUID policy applied; *out receives it (owned by the VM, freed
+ * by spk_vm_destroy()). -EINVAL (NULL, id too big), -EEXIST if it exists,
+ * -EBUSY if the kick signal belongs to the embedder (see above),
+ * -ESHUTDOWN while the VM is being destroyed, or KVM's error. Thread-safe.
  */
 int spk_vcpu_create(struct spk_vm *vm, uint32_t id, struct spk_vcpu **out);
 
-/* The vCPU with this id, or NULL. */
+/* The vCPU with this id, or NULL (none yet; or NULL vm / id too big, with
+ * a message). Thread-safe. */
 struct spk_vcpu *spk_vm_vcpu(struct spk_vm *vm, uint32_t id);
 
+/* Getters, in any state, thread-safe. NULL or dead vCPU: UINT32_MAX,
+ * NULL and SPK_VCPU_INVALID, with a message. */
 uint32_t spk_vcpu_id(const struct spk_vcpu *vcpu);
 struct spk_vm *spk_vcpu_vm(const struct spk_vcpu *vcpu);
 enum spk_vcpu_state spk_vcpu_state(const struct spk_vcpu *vcpu);
 
-/* Mark a vCPU whose registers the caller has set as READY. */
+/*
+ * Mark a vCPU whose registers the caller has set as READY: from CREATED,
+ * STOPPED or READY (then a no-op). -EBUSY while RUNNING (only
+ * spk_vcpu_run() leaves RUNNING), -EINVAL from INVALID. Thread-safe.
+ */
 int spk_vcpu_ready(struct spk_vcpu *vcpu);
 
-/* READY or CREATED -> STOPPED. -EBUSY while it runs (kick it first). */
+/* READY, CREATED or STOPPED -> STOPPED. -EBUSY while it runs (kick it
+ * first), -EINVAL from INVALID. Thread-safe. */
 int spk_vcpu_stop(struct spk_vcpu *vcpu);
 
 /* spk_vcpu_run() flags (spk_vcpu_set_flags). */
@@ -65,6 +107,7 @@ enum {
 	/* Return SPK_EXIT_NONE after every exit the library handled. */
 	SPK_VCPU_RETURN_HANDLED = 1u << 0,
 };
+/* Any state; takes effect at the next exit. NULL: ignored (message). */
 void spk_vcpu_set_flags(struct spk_vcpu *vcpu, unsigned flags);
 
 /*
@@ -73,15 +116,27 @@ void spk_vcpu_set_flags(struct spk_vcpu *vcpu, unsigned flags);
  * console writes, interrupt windows, ignored port accesses) do not come
  * back unless SPK_VCPU_RETURN_HANDLED is set. Complete reads with
  * spk_exit_complete_read() before the next call, and pass the same exit
- * struct to it. Returns -EBUSY/-EINVAL (wrong state) without running.
- * Needs READY; the vCPU is RUNNING meanwhile and READY again after.
+ * struct to it (the library keeps a pointer to it until then: the caller
+ * owns it and keeps it alive). Needs READY; the vCPU is RUNNING meanwhile
+ * and READY again after. Without a deadline: bound a run with a timer
+ * that calls spk_vcpu_kick() (signal-safe), e.g. timer_create() with
+ * SIGEV_THREAD or a watchdog thread; the run then returns CANCELLED.
+ * Errors (nothing ran): -EINVAL (NULL, dead, wrong state), -EBUSY
+ * (RUNNING on another thread; the kick signal's disposition was changed),
+ * -ESHUTDOWN (the VM is being destroyed), or the first-run setup's error.
+ * A KVM failure during the run is an INTERNAL_ERROR exit, not an error.
+ * One thread at a time per vCPU (a second is refused with -EBUSY); vCPUs
+ * of one VM run in parallel on their own threads. Not signal-safe.
  */
 int spk_vcpu_run(struct spk_vcpu *vcpu, struct spk_exit *exit);
 
 /*
  * From any thread: make a running (or the next) spk_vcpu_run() return
  * SPK_EXIT_CANCELLED promptly, by setting immediate_exit and signalling
- * the vCPU thread. Safe to call from a signal handler.
+ * the vCPU thread (the kick signal, above). 0; -EINVAL for NULL or a dead
+ * vCPU (with a constant message). Any state. Thread-safe and safe to call
+ * from a signal handler (the one exception to the NULL message rule's
+ * formatting: the message is a fixed string).
  */
 int spk_vcpu_kick(struct spk_vcpu *vcpu);
 
@@ -89,6 +144,8 @@ int spk_vcpu_kick(struct spk_vcpu *vcpu);
  * From any thread: queue an external interrupt vector for the vCPU. With
  * the in-kernel irqchip it goes to the vCPU's LAPIC as a fixed MSI; without
  * it the library injects it (KVM_INTERRUPT) when the guest can take it.
+ * Any state but INVALID matters (queued until the next run). 0 or -errno.
+ * Thread-safe, not signal-safe.
  */
 int spk_vcpu_interrupt(struct spk_vcpu *vcpu, uint8_t vector);
 
@@ -101,6 +158,7 @@ struct spk_vcpu_debug {
 	uint64_t addr[4];      /* DR0-DR3 */
 	uint64_t dr7;
 };
+/* Not while RUNNING (-EBUSY). 0 or -errno. */
 int spk_vcpu_set_debug(struct spk_vcpu *vcpu, const struct spk_vcpu_debug *dbg);
 
 /* Per-vCPU counters: every exit, handled by the library or not. */
@@ -114,6 +172,8 @@ struct spk_vcpu_stats {
 	uint64_t handle_ns[SPK_EXIT__COUNT];
 	uint64_t handled; /* of all exits, how many the library took itself */
 };
+/* A copy of the counters (any state; while RUNNING the copy may be torn
+ * between two exits). NULL vcpu: *out zeroed, message. */
 void spk_vcpu_get_stats(const struct spk_vcpu *vcpu, struct spk_vcpu_stats *out);
 
 #ifdef __cplusplus

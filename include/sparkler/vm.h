@@ -49,6 +49,10 @@ struct spk_vm_config {
 	uint32_t n_msr_exits;
 	/* Where SPK_HC_CONSOLE_WRITE goes: an fd, or 0 for stdout. */
 	int console_fd;
+	/* The signal spk_vcpu_kick() sends to vCPU threads: 0 means SIGRTMIN.
+	 * The library installs an empty handler for it unless the program
+	 * has one (then vCPU creation fails: see "The kick signal", vcpu.h). */
+	int kick_signal;
 };
 
 /*
@@ -57,8 +61,23 @@ struct spk_vm_config {
  */
 int spk_vm_create(const struct spk_vm_config *cfg, struct spk_vm **out);
 
-/* Destroy the VM, its vCPUs and memory. No vCPU may be running. */
-void spk_vm_destroy(struct spk_vm *vm);
+/*
+ * Destroy the VM, its vCPUs, memory, bus devices' entries and hypercall
+ * table. NULL: does nothing, returns 0.
+ * While vCPUs run (spk_vcpu_run() on the embedder's threads, or
+ * spk_vm_run() on another thread) it stops them first: spk_vm_run() ends
+ * (its result: CANCELLED, unhandled, "the VM is being destroyed"), every
+ * spk_vcpu_run() returns CANCELLED and new runs are refused (-ESHUTDOWN);
+ * destroy waits until each has returned, then frees. Threads of the
+ * embedder must not touch the VM or its vCPUs after destroy returned: the
+ * handles are dead (the library detects most uses of them and returns
+ * -EINVAL, but that is a diagnosis, not a guarantee).
+ * Returns 0; -EINVAL for a VM that is not alive (a second destroy is
+ * refused without touching it); -EDEADLK when called from one of the
+ * VM's own spk_vm_run() threads (an on_exit handler; return
+ * SPK_ACT_STOP_VM instead). Thread-safe; not signal-safe.
+ */
+int spk_vm_destroy(struct spk_vm *vm);
 
 struct spk_mem *spk_vm_mem(struct spk_vm *vm);
 struct spk_bus *spk_vm_bus(struct spk_vm *vm);

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include <sparkler/bus.h>
+#include <sparkler/mem.h>
 
 #include "core/internal.h"
 
@@ -49,6 +50,18 @@ struct spk_bus {
 	pthread_mutex_t lock; /* serialises registrations */
 	bool frozen;          /* atomic */
 	struct bus_table tables[SPK_BUS__COUNT];
+	/* a VM's bus (spk_bus_attach_vm): MMIO may not cover its RAM, PIO
+	 * not its hypercall port */
+	const struct spk_mem *mem;
+	int hc_port; /* -1: none */
+};
+
+/* Where each space ends: PIO has 16-bit ports; system register numbers
+ * are the architecture's (x86 MSRs are 32 bits, arm64 encodings are not). */
+static const uint64_t space_last[SPK_BUS__COUNT] = {
+    [SPK_BUS_MMIO] = UINT64_MAX,
+    [SPK_BUS_PIO] = 0xffff,
+    [SPK_BUS_SYSREG] = UINT64_MAX,
 };
 
 static const char *const space_names[SPK_BUS__COUNT] = {
@@ -80,6 +93,7 @@ int spk_bus_new(struct spk_bus **out)
 	rc = pthread_mutex_init(&bus->lock, NULL);
 	if (rc)
 		goto err_free;
+	bus->hc_port = -1;
 	bus->tables[SPK_BUS_MMIO].miss = SPK_MISS_FAULT;
 	bus->tables[SPK_BUS_PIO].miss = SPK_MISS_IGNORE;
 	bus->tables[SPK_BUS_SYSREG].miss = SPK_MISS_EXIT;
@@ -166,6 +180,47 @@ static int check_range(enum spk_bus_space space, uint64_t base, uint64_t len, co
 	if (!spk_add_ok(base, len - 1, last))
 		return spk_fail(EINVAL, "bus: %s range 0x%" PRIx64 "+0x%" PRIx64 " of \"%s\" wraps",
 		                space_names[space], base, len, name);
+	if (*last > space_last[space])
+		return spk_fail(EINVAL,
+		                "bus: %s range 0x%" PRIx64 "+0x%" PRIx64 " of \"%s\" runs past the "
+		                "end of the space (0x%" PRIx64 ")",
+		                space_names[space], base, len, name, space_last[space]);
+	return 0;
+}
+
+void spk_bus_attach_vm(struct spk_bus *bus, const struct spk_mem *mem, int hc_port)
+{
+	bus->mem = mem;
+	bus->hc_port = hc_port;
+}
+
+/* A VM's bus: a range no access could ever reach is refused. */
+static int check_dead(const struct spk_bus *bus, enum spk_bus_space space, uint64_t base,
+                      uint64_t last, const char *name)
+{
+	const struct spk_mem_region *r;
+	size_t n;
+
+	if (space == SPK_BUS_PIO && bus->hc_port >= 0 && base <= (uint64_t)bus->hc_port &&
+	    last >= (uint64_t)bus->hc_port)
+		return spk_fail(EINVAL,
+		                "bus: PIO range 0x%" PRIx64 "-0x%" PRIx64 " of \"%s\" covers the "
+		                "hypercall port 0x%x, which the library always takes first",
+		                base, last, name, bus->hc_port);
+	if (space != SPK_BUS_MMIO || !bus->mem)
+		return 0;
+	n = spk_mem_regions(bus->mem, &r);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t rlast = r[i].gpa + (r[i].size - 1);
+
+		if (base <= rlast && last >= r[i].gpa)
+			return spk_fail(EINVAL,
+			                "bus: MMIO range 0x%" PRIx64 "-0x%" PRIx64
+			                " of \"%s\" overlaps "
+			                "guest memory \"%s\" at 0x%" PRIx64 "+0x%" PRIx64
+			                ": the guest would reach the memory, never the device",
+			                base, last, name, r[i].name, r[i].gpa, r[i].size);
+	}
 	return 0;
 }
 
@@ -276,6 +331,9 @@ int spk_bus_register(struct spk_bus *bus, enum spk_bus_space space, uint64_t bas
 	if (flags & ~(unsigned)SPK_BUS_LOCKLESS)
 		return spk_fail(EINVAL, "bus: device \"%s\" has unknown flags 0x%x", name, flags);
 	rc = check_range(space, base, len, name, &last);
+	if (rc)
+		return rc;
+	rc = check_dead(bus, space, base, last, name);
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&bus->lock);

@@ -26,6 +26,13 @@ int spk_fail_impl(int err, const char *fmt, ...) __attribute__((format(printf, 2
 		spk_rc_;                                                                           \
 	})
 
+/*
+ * spk_fail() for async-signal-safe paths (spk_vcpu_kick, spk_vm_request_stop):
+ * copies a constant message into spk_last_error() without formatting or
+ * logging, and returns -err.
+ */
+int spk_fail_const(int err, const char *msg);
+
 /* Clear this thread's last error (on success paths that want it). */
 void spk_clear_error(void);
 
@@ -78,6 +85,8 @@ struct spk_vcpu;
 void spk_vcpu_wait_event(struct spk_vcpu *vcpu);
 int spk_x86_start_secondary(struct spk_vcpu *vcpu, uint64_t entry, uint64_t arg);
 
+struct spk_mem;
+
 /*
  * The runner of the VM's current spk_vm_run() (vm.c keeps the pointer;
  * runner.c uses it for pause/resume). get returns it with a reference, or
@@ -86,10 +95,22 @@ int spk_x86_start_secondary(struct spk_vcpu *vcpu, uint64_t entry, uint64_t arg)
  */
 struct spk_vm;
 struct runner;
-void spk_vm_set_runner(struct spk_vm *vm, struct runner *r);
+int spk_vm_set_runner(struct spk_vm *vm, struct runner *r); /* -EBUSY: one is set */
 struct runner *spk_vm_runner_get(struct spk_vm *vm);
 void spk_vm_runner_put(struct spk_vm *vm);
 void spk_vm_runner_clear(struct spk_vm *vm);
+/* runner.c: end the VM's spk_vm_run() in progress, if any (spk_vm_destroy):
+ * every vCPU thread is kicked and told to leave, paused ones too. */
+void spk_vm_runner_abort(struct spk_vm *vm, const char *why);
+/* bus.c: make bus a VM's bus: MMIO registrations over mem's regions and
+ * PIO ones over hc_port (-1: none) are refused as dead. */
+struct spk_bus;
+void spk_bus_attach_vm(struct spk_bus *bus, const struct spk_mem *mem, int hc_port);
+/* runner.c: this thread is one of vm's spk_vm_run() vCPU threads. */
+bool spk_vm_on_own_thread(const struct spk_vm *vm);
+/* mem.c: take the region that starts at gpa out of the map (rollback of a
+ * failed spk_vm_add_memory); 0 or -ENOENT. */
+int spk_mem_remove(struct spk_mem *mem, uint64_t gpa);
 /* A SYSTEM_DOWN or RESET request is pending (spk_vm_request_stop). */
 bool spk_vm_stop_pending(struct spk_vm *vm);
 

@@ -224,3 +224,16 @@ int spk_fail_impl(int err, const char *fmt, ...)
 	errno = saved_errno;
 	return -err;
 }
+
+int spk_fail_const(int err, const char *msg)
+{
+	size_t i = 0;
+
+	/* async-signal-safe: no formatting, no logging, no locks */
+	for (; msg && msg[i] && i < LAST_ERROR_MAX - 1; i++)
+		last_error[i] = msg[i];
+	last_error[i] = '\0';
+	if (err < 0)
+		err = -err;
+	return err ? -err : -EIO;
+}

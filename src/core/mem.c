@@ -176,6 +176,21 @@ int spk_mem_add(struct spk_mem *mem, uint64_t gpa, uint64_t size, enum spk_mem_t
 	return 0;
 }
 
+int spk_mem_remove(struct spk_mem *mem, uint64_t gpa)
+{
+	int i = mem ? find_index(mem, gpa) : -1;
+
+	if (i < 0 || mem->regions[i].gpa != gpa)
+		return -ENOENT;
+	memmove(&mem->regions[i], &mem->regions[i + 1],
+	        (mem->n - (size_t)i - 1) * sizeof(mem->regions[0]));
+	memmove(&mem->names[i], &mem->names[i + 1],
+	        (mem->n - (size_t)i - 1) * sizeof(mem->names[0]));
+	mem->n--;
+	relink_names(mem);
+	return 0;
+}
+
 int spk_mem_populate(struct spk_mem *mem, uint64_t gpa, void *host)
 {
 	struct spk_mem_region *r;

@@ -386,15 +386,36 @@ static int start_ready(struct runner *r)
 	return rc;
 }
 
+void spk_vm_runner_abort(struct spk_vm *vm, const char *why)
+{
+	struct runner *r = spk_vm_runner_get(vm);
+
+	if (!r)
+		return;
+	end_run(r, NULL, SPK_EXIT_CANCELLED, true, why);
+	spk_vm_runner_put(vm);
+}
+
+bool spk_vm_on_own_thread(const struct spk_vm *vm)
+{
+	return self_runner && self_runner->vm == vm;
+}
+
 int spk_vm_run(struct spk_vm *vm, const struct spk_run_ops *ops, void *opaque,
 	       struct spk_run_result *res)
 {
 	struct runner r = {.vm = vm, .ops = ops, .opaque = opaque, .res = res};
+	struct spk_run_result scratch;
 	int rc;
 
-	if (!vm || !res)
-		return spk_fail(EINVAL, "runner: spk_vm_run needs a VM and a result");
-	memset(res, 0, sizeof(*res));
+	if (!res)
+		return spk_fail(EINVAL, "runner: spk_vm_run needs a result");
+	if (!spk_vm_max_vcpus(vm)) /* NULL or dead: the message is set */
+		return -EINVAL;
+	/* the result fills a scratch copy: a refused second run must not
+	 * touch the first's result if the caller passed the same one */
+	memset(&scratch, 0, sizeof(scratch));
+	r.res = &scratch;
 	r.slots = calloc(spk_vm_max_vcpus(vm), sizeof(*r.slots));
 	if (!r.slots)
 		return spk_fail(ENOMEM, "runner: out of memory");
@@ -403,7 +424,9 @@ int spk_vm_run(struct spk_vm *vm, const struct spk_run_ops *ops, void *opaque,
 	pthread_cond_init(&r.parked_cond, NULL);
 	pthread_cond_init(&r.resume_cond, NULL);
 	r.paused = ops && ops->start_paused;
-	spk_vm_set_runner(vm, &r);
+	rc = spk_vm_set_runner(vm, &r);
+	if (rc < 0)
+		goto out_free;
 
 	rc = start_ready(&r);
 	if (rc < 0)
@@ -416,9 +439,11 @@ int spk_vm_run(struct spk_vm *vm, const struct spk_run_ops *ops, void *opaque,
 		if (r.slots[i].started)
 			pthread_join(r.slots[i].thread, NULL);
 	if (!r.have_result)
-		res->kind = SPK_EXIT_CPU_DOWN; /* every vCPU stopped itself */
+		scratch.kind = SPK_EXIT_CPU_DOWN; /* every vCPU stopped itself */
+	*res = scratch;
 
 	spk_vm_runner_clear(vm);
+out_free:
 	pthread_cond_destroy(&r.parked_cond);
 	pthread_cond_destroy(&r.resume_cond);
 	pthread_cond_destroy(&r.idle);

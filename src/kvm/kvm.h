@@ -20,7 +20,13 @@ struct spk_kvm_map {
 	bool has_slot;
 };
 
+/* Written into live VMs and vCPUs, cleared on destroy: a cheap check that
+ * catches most uses of a destroyed handle (still undefined behaviour). */
+#define SPK_VM_MAGIC   0x73706b76u /* "spkv" */
+#define SPK_VCPU_MAGIC 0x73706b63u /* "spkc" */
+
 struct spk_vm {
+	uint32_t magic;
 	int kvm_fd; /* the process-wide /dev/kvm descriptor: not ours to close */
 	int vm_fd;
 	int run_size; /* KVM_GET_VCPU_MMAP_SIZE */
@@ -32,6 +38,7 @@ struct spk_vm {
 	uint32_t *msr_exits;
 	uint32_t n_msr_exits;
 	int console_fd;
+	int kick_signal;
 
 	struct spk_mem *mem;
 	struct spk_bus *bus;
@@ -49,6 +56,9 @@ struct spk_vm {
 
 	/* 0, or SPK_EXIT_SYSTEM_DOWN / SPK_EXIT_RESET from spk_vm_request_stop */
 	atomic_int stop_kind;
+	/* spk_vm_destroy() has begun: no new run may start */
+	atomic_bool dying;
+	struct spk_vm *next_live; /* the process's list of live VMs */
 
 	struct runner *runner; /* of the spk_vm_run() in progress, under lock */
 	uint32_t runner_users;  /* references from spk_vm_runner_get() */
@@ -66,6 +76,7 @@ struct spk_vm {
 };
 
 struct spk_vcpu {
+	uint32_t magic;
 	struct spk_vm *vm;
 	uint32_t id;
 	int fd;
@@ -89,6 +100,10 @@ struct spk_vcpu {
 
 /* vm.c */
 int spk_vm_prepare(struct spk_vm *vm);
+/* vm.c: true for a live VM handle; false (with a message) for NULL or a
+ * destroyed one. vcpu.c: the same for a vCPU. */
+bool spk_vm_ok(const struct spk_vm *vm, const char *what);
+bool spk_vcpu_ok(const struct spk_vcpu *vcpu, const char *what);
 
 /* irqfd.c: install the irqchip's default GSI routes, GSI 0 (the PIT) to
  * IOAPIC pin 2 (spk_vm_create, after KVM_CREATE_IRQCHIP). */

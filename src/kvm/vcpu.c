@@ -21,23 +21,68 @@
 #include "core/internal.h"
 #include "kvm/kvm.h"
 
-/* The signal that kicks a vCPU thread out of KVM_RUN. */
-#define SPK_KICK_SIGNAL (SIGRTMIN + 0)
-
-static pthread_once_t kick_once = PTHREAD_ONCE_INIT;
+/*
+ * The kick signal (vcpu.h): spk_vm_config.kick_signal, SIGRTMIN by
+ * default. The library installs its empty handler once per signal, and
+ * only over the default disposition: a handler (or SIG_IGN) the embedder
+ * installed is theirs, and vCPU creation is refused instead.
+ */
+static pthread_mutex_t kick_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t kick_installed[2]; /* bit per signal number 0..127, atomic */
 
 static void kick_handler(int sig)
 {
 	(void)sig; /* only there to make KVM_RUN return -EINTR */
 }
 
-static void install_kick_handler(void)
+static bool kick_is_installed(int sig)
 {
-	struct sigaction sa = {.sa_handler = kick_handler};
+	return __atomic_load_n(&kick_installed[sig / 64], __ATOMIC_ACQUIRE) & (1ull << (sig % 64));
+}
 
+static int install_kick_handler(int sig)
+{
+	struct sigaction old, sa = {.sa_handler = kick_handler};
+	int rc = 0;
+
+	if (kick_is_installed(sig))
+		return 0; /* no syscall: CPU_UP creates vCPUs on filtered threads */
+	pthread_mutex_lock(&kick_lock);
+	if (kick_is_installed(sig))
+		goto out_unlock;
+	if (sigaction(sig, NULL, &old) < 0) {
+		rc = spk_fail(errno, "vcpu: kick signal %d: %s", sig, strerror(errno));
+		goto out_unlock;
+	}
+	if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL) {
+		rc = spk_fail(EBUSY,
+		              "vcpu: the kick signal %d (SIGRTMIN+%d) already has a %s "
+		              "installed by the program; the library does not replace it: choose "
+		              "a free signal in spk_vm_config.kick_signal",
+		              sig, sig - SIGRTMIN,
+		              old.sa_handler == SIG_IGN ? "SIG_IGN disposition" : "handler");
+		goto out_unlock;
+	}
 	sigemptyset(&sa.sa_mask);
 	/* no SA_RESTART: KVM_RUN must return -EINTR */
-	sigaction(SPK_KICK_SIGNAL, &sa, NULL);
+	if (sigaction(sig, &sa, NULL) < 0) {
+		rc = spk_fail(errno, "vcpu: kick signal %d: %s", sig, strerror(errno));
+		goto out_unlock;
+	}
+	__atomic_fetch_or(&kick_installed[sig / 64], 1ull << (sig % 64), __ATOMIC_RELEASE);
+out_unlock:
+	pthread_mutex_unlock(&kick_lock);
+	return rc;
+}
+
+/* Is the kick signal's handler still ours? (sigaction is signal-safe) */
+static bool kick_handler_intact(int sig)
+{
+	struct sigaction cur;
+
+	if (sigaction(sig, NULL, &cur) < 0)
+		return true; /* cannot tell: do not refuse */
+	return !(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == kick_handler;
 }
 
 static uint64_t now_ns(void)
@@ -68,11 +113,17 @@ int spk_vcpu_create(struct spk_vm *vm, uint32_t id, struct spk_vcpu **out)
 	struct spk_vcpu *vcpu;
 	int rc;
 
-	if (!vm || !out)
-		return spk_fail(EINVAL, "vcpu: create needs a VM and an out pointer");
+	if (!out)
+		return spk_fail(EINVAL, "vcpu: create needs an out pointer");
+	if (!spk_vm_ok(vm, "create a vCPU"))
+		return -EINVAL;
+	if (atomic_load(&vm->dying))
+		return spk_fail(ESHUTDOWN, "vcpu: create: the VM is being destroyed");
 	if (id >= vm->max_vcpus)
 		return spk_fail(EINVAL, "vcpu: id %u is not below max_vcpus %u", id, vm->max_vcpus);
-	pthread_once(&kick_once, install_kick_handler);
+	rc = install_kick_handler(vm->kick_signal);
+	if (rc < 0)
+		return rc;
 	pthread_mutex_lock(&vm->lock);
 	if (vm->vcpus[id]) {
 		rc = spk_fail(EEXIST, "vcpu: vCPU %u exists", id);
@@ -93,6 +144,7 @@ int spk_vcpu_create(struct spk_vm *vm, uint32_t id, struct spk_vcpu **out)
 	if ((rc = map_run(vcpu)) < 0 || (rc = spk_kvm_set_vcpu_cpuid(vcpu)) < 0)
 		goto err_close;
 	vcpu->state = SPK_VCPU_CREATED;
+	vcpu->magic = SPK_VCPU_MAGIC;
 	__atomic_store_n(&vm->vcpus[id], vcpu, __ATOMIC_RELEASE);
 	*out = vcpu;
 	pthread_mutex_unlock(&vm->lock);
@@ -109,45 +161,96 @@ out_unlock:
 	return rc;
 }
 
+bool spk_vcpu_ok(const struct spk_vcpu *vcpu, const char *what)
+{
+	if (!vcpu) {
+		spk_fail(EINVAL, "vcpu: cannot %s: the vCPU is NULL", what);
+		return false;
+	}
+	if (vcpu->magic != SPK_VCPU_MAGIC) {
+		spk_fail(EINVAL, "vcpu: cannot %s: not a live vCPU (its VM was destroyed?)", what);
+		return false;
+	}
+	return true;
+}
+
 struct spk_vcpu *spk_vm_vcpu(struct spk_vm *vm, uint32_t id)
 {
-	if (!vm || id >= vm->max_vcpus)
+	if (!spk_vm_ok(vm, "look up a vCPU"))
 		return NULL;
+	if (id >= vm->max_vcpus) {
+		spk_fail(EINVAL, "vcpu: id %u is not below max_vcpus %u", id, vm->max_vcpus);
+		return NULL;
+	}
 	return __atomic_load_n(&vm->vcpus[id], __ATOMIC_ACQUIRE);
 }
 
 uint32_t spk_vcpu_id(const struct spk_vcpu *vcpu)
 {
-	return vcpu->id;
+	return spk_vcpu_ok(vcpu, "get the id") ? vcpu->id : UINT32_MAX;
 }
 
 struct spk_vm *spk_vcpu_vm(const struct spk_vcpu *vcpu)
 {
-	return vcpu->vm;
+	return spk_vcpu_ok(vcpu, "get the VM") ? vcpu->vm : NULL;
 }
 
 enum spk_vcpu_state spk_vcpu_state(const struct spk_vcpu *vcpu)
 {
+	if (!spk_vcpu_ok(vcpu, "get the state"))
+		return SPK_VCPU_INVALID;
 	return __atomic_load_n(&vcpu->state, __ATOMIC_ACQUIRE);
 }
 
+/*
+ * One atomic step of the state machine: two threads racing (two
+ * spk_vcpu_run(), a run and a stop) cannot both leave the same state.
+ */
 static int set_state(struct spk_vcpu *vcpu, enum spk_vcpu_state to, const char *what)
 {
-	enum spk_vcpu_state s = spk_vcpu_state(vcpu);
-	int rc = spk_vcpu_transition(&s, to, what);
+	enum spk_vcpu_state from = __atomic_load_n(&vcpu->state, __ATOMIC_ACQUIRE);
 
-	if (rc == 0)
-		__atomic_store_n(&vcpu->state, s, __ATOMIC_RELEASE);
-	return rc;
+	for (;;) {
+		enum spk_vcpu_state s = from;
+		int rc = spk_vcpu_transition(&s, to, what);
+
+		if (rc < 0)
+			return rc;
+		if (__atomic_compare_exchange_n(&vcpu->state, &from, s, false, __ATOMIC_ACQ_REL,
+		                                __ATOMIC_ACQUIRE))
+			return 0;
+	}
 }
 
 int spk_vcpu_ready(struct spk_vcpu *vcpu)
 {
-	return set_state(vcpu, SPK_VCPU_READY, "make ready");
+	enum spk_vcpu_state from;
+
+	if (!spk_vcpu_ok(vcpu, "make ready"))
+		return -EINVAL;
+	/* RUNNING -> READY belongs to spk_vcpu_run() alone */
+	from = __atomic_load_n(&vcpu->state, __ATOMIC_ACQUIRE);
+	do {
+		if (from == SPK_VCPU_RUNNING)
+			return spk_fail(EBUSY,
+			                "vcpu %u: cannot make ready: state is RUNNING; "
+			                "spk_vcpu_run() makes it READY when it returns (kick it)",
+			                vcpu->id);
+		enum spk_vcpu_state s = from;
+		int rc = spk_vcpu_transition(&s, SPK_VCPU_READY, "make ready");
+
+		if (rc < 0)
+			return rc;
+		if (__atomic_compare_exchange_n(&vcpu->state, &from, s, false, __ATOMIC_ACQ_REL,
+		                                __ATOMIC_ACQUIRE))
+			return 0;
+	} while (true);
 }
 
 int spk_vcpu_stop(struct spk_vcpu *vcpu)
 {
+	if (!spk_vcpu_ok(vcpu, "stop"))
+		return -EINVAL;
 	return set_state(vcpu, SPK_VCPU_STOPPED, "stop");
 }
 
@@ -158,11 +261,20 @@ int spk_vcpu_invalidate(struct spk_vcpu *vcpu)
 
 void spk_vcpu_set_flags(struct spk_vcpu *vcpu, unsigned flags)
 {
-	vcpu->flags = flags;
+	if (spk_vcpu_ok(vcpu, "set flags"))
+		__atomic_store_n(&vcpu->flags, flags, __ATOMIC_RELAXED);
 }
 
 void spk_vcpu_get_stats(const struct spk_vcpu *vcpu, struct spk_vcpu_stats *out)
 {
+	if (!out) {
+		spk_fail(EINVAL, "vcpu: get_stats needs an output");
+		return;
+	}
+	if (!spk_vcpu_ok(vcpu, "get stats")) {
+		memset(out, 0, sizeof(*out));
+		return;
+	}
 	*out = vcpu->stats;
 }
 
@@ -176,15 +288,22 @@ void spk_vcpu_wake(struct spk_vcpu *vcpu)
 	atomic_fetch_add(&vcpu->wake_seq, 1);
 	syscall(SYS_futex, &vcpu->wake_seq, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 	if (atomic_load(&vcpu->has_thread))
-		pthread_kill(vcpu->thread, SPK_KICK_SIGNAL);
+		pthread_kill(vcpu->thread, vcpu->vm->kick_signal);
 }
 
 int spk_vcpu_kick(struct spk_vcpu *vcpu)
 {
+	/* async-signal-safe: spk_fail_const, not spk_fail */
 	if (!vcpu)
-		return -EINVAL; /* no spk_fail: must stay async-signal-safe */
+		return spk_fail_const(EINVAL, "vcpu: cannot kick: the vCPU is NULL");
+	if (vcpu->magic != SPK_VCPU_MAGIC)
+		return spk_fail_const(EINVAL, "vcpu: cannot kick: not a live vCPU");
 	atomic_store(&vcpu->cancel, true);
 	spk_vcpu_wake(vcpu);
+	/* the next run is stopped either way; one in KVM_RUN only by the signal */
+	if (!kick_handler_intact(vcpu->vm->kick_signal))
+		return spk_fail_const(EBUSY, "vcpu: kick: the program replaced the kick signal's "
+		                             "handler; a vCPU inside KVM_RUN does not stop");
 	return 0;
 }
 
@@ -220,8 +339,8 @@ static void requeue_irq(struct spk_vcpu *vcpu, int vector)
 
 int spk_vcpu_interrupt(struct spk_vcpu *vcpu, uint8_t vector)
 {
-	if (!vcpu)
-		return spk_fail(EINVAL, "vcpu: interrupt needs a vCPU");
+	if (!spk_vcpu_ok(vcpu, "queue an interrupt"))
+		return -EINVAL;
 	if (vcpu->vm->irqchip == SPK_IRQCHIP_KERNEL) {
 		/* a fixed, edge-triggered MSI to the vCPU's LAPIC (APIC id = vCPU id) */
 		struct kvm_msi msi = {
@@ -856,11 +975,26 @@ int spk_vcpu_run(struct spk_vcpu *vcpu, struct spk_exit *exit)
 {
 	int rc;
 
-	if (!vcpu || !exit)
-		return spk_fail(EINVAL, "vcpu: run needs a vCPU and an exit");
+	if (!exit)
+		return spk_fail(EINVAL, "vcpu: run needs an exit");
+	if (!spk_vcpu_ok(vcpu, "run"))
+		return -EINVAL;
+	if (!kick_handler_intact(vcpu->vm->kick_signal))
+		return spk_fail(EBUSY,
+		                "vcpu %u: cannot run: the program changed the disposition "
+		                "of the kick signal %d after the library installed its handler, so "
+		                "kicks could not stop the vCPU (see spk_vm_config.kick_signal)",
+		                vcpu->id, vcpu->vm->kick_signal);
 	rc = set_state(vcpu, SPK_VCPU_RUNNING, "run");
 	if (rc < 0)
 		return rc;
+	/* after RUNNING is visible: spk_vm_destroy() sets dying, then waits
+	 * for RUNNING vCPUs, so one of the two sees the other */
+	if (atomic_load(&vcpu->vm->dying)) {
+		set_state(vcpu, SPK_VCPU_READY, "end run");
+		return spk_fail(ESHUTDOWN, "vcpu %u: cannot run: the VM is being destroyed",
+		                vcpu->id);
+	}
 	rc = spk_vm_prepare(vcpu->vm);
 	if (rc < 0) {
 		set_state(vcpu, SPK_VCPU_READY, "end run");
@@ -871,7 +1005,7 @@ int spk_vcpu_run(struct spk_vcpu *vcpu, struct spk_exit *exit)
 
 		/* a new thread runs this vCPU: kicks must reach it */
 		sigemptyset(&kick);
-		sigaddset(&kick, SPK_KICK_SIGNAL);
+		sigaddset(&kick, vcpu->vm->kick_signal);
 		pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
 		atomic_store(&vcpu->has_thread, false);
 		vcpu->thread = pthread_self();
@@ -888,8 +1022,10 @@ int spk_vcpu_set_debug(struct spk_vcpu *vcpu, const struct spk_vcpu_debug *dbg)
 {
 	struct kvm_guest_debug g = {0};
 
-	if (!vcpu || !dbg)
-		return spk_fail(EINVAL, "vcpu: set_debug needs a vCPU and settings");
+	if (!dbg)
+		return spk_fail(EINVAL, "vcpu: set_debug needs settings");
+	if (!spk_vcpu_ok(vcpu, "set debug controls"))
+		return -EINVAL;
 	if (spk_vcpu_state(vcpu) == SPK_VCPU_RUNNING)
 		return spk_fail(EBUSY, "vcpu: cannot set debug: state is RUNNING, needs READY");
 	if (dbg->enable) {

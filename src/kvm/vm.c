@@ -2,11 +2,13 @@
 /* KVM backend: VM creation, guest memory slots, MSR filter, irqchip. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/internal.h"
@@ -131,6 +133,52 @@ const char *spk_host_kvm_kind(void)
 	return "unknown";
 }
 
+/*
+ * The process's live VMs: spk_vm_destroy() of a VM that is not in the
+ * list (destroyed already, or never created) is refused without touching
+ * it, so a double destroy is safe.
+ */
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct spk_vm *live_vms;
+
+static void live_add(struct spk_vm *vm)
+{
+	pthread_mutex_lock(&live_lock);
+	vm->next_live = live_vms;
+	live_vms = vm;
+	pthread_mutex_unlock(&live_lock);
+}
+
+/* Take vm out of the list; false if it was not there. */
+static bool live_remove(const struct spk_vm *vm)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&live_lock);
+	for (struct spk_vm **p = &live_vms; *p; p = &(*p)->next_live) {
+		if (*p == vm) {
+			*p = vm->next_live;
+			found = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&live_lock);
+	return found;
+}
+
+bool spk_vm_ok(const struct spk_vm *vm, const char *what)
+{
+	if (!vm) {
+		spk_fail(EINVAL, "vm: cannot %s: the VM is NULL", what);
+		return false;
+	}
+	if (vm->magic != SPK_VM_MAGIC) {
+		spk_fail(EINVAL, "vm: cannot %s: not a live VM (destroyed?)", what);
+		return false;
+	}
+	return true;
+}
+
 static int create_irqchip(struct spk_vm *vm)
 {
 	/* KVM takes the address itself as the ioctl argument */
@@ -156,6 +204,13 @@ static int copy_config(struct spk_vm *vm, const struct spk_vm_config *cfg)
 	vm->cpuid_policy = cfg->cpuid_policy;
 	vm->cpuid_opaque = cfg->cpuid_opaque;
 	vm->console_fd = cfg->console_fd > 0 ? cfg->console_fd : STDOUT_FILENO;
+	vm->kick_signal = cfg->kick_signal ? cfg->kick_signal : SIGRTMIN;
+	if (vm->kick_signal < 1 || vm->kick_signal > SIGRTMAX || vm->kick_signal == SIGKILL ||
+	    vm->kick_signal == SIGSTOP)
+		return spk_fail(EINVAL,
+		                "vm: kick_signal %d is not a signal that can be caught "
+		                "(1..SIGRTMAX, not SIGKILL or SIGSTOP)",
+		                cfg->kick_signal);
 	if (cfg->irqchip != SPK_IRQCHIP_NONE && cfg->irqchip != SPK_IRQCHIP_KERNEL)
 		return spk_fail(EINVAL, "vm: unknown irqchip mode %d", (int)cfg->irqchip);
 	if (cfg->n_msr_exits) {
@@ -187,6 +242,8 @@ static int check_vcpu_limit(struct spk_vm *vm)
 				vm->max_vcpus, max);
 	return 0;
 }
+
+static void free_vm(struct spk_vm *vm);
 
 int spk_vm_create(const struct spk_vm_config *cfg, struct spk_vm **out)
 {
@@ -235,16 +292,19 @@ int spk_vm_create(const struct spk_vm_config *cfg, struct spk_vm **out)
 	if ((rc = spk_mem_new(&vm->mem)) < 0 || (rc = spk_bus_new(&vm->bus)) < 0 ||
 	    (rc = spk_hypercall_table_new(&vm->hc)) < 0)
 		goto err_free;
+	spk_bus_attach_vm(vm->bus, vm->mem, SPK_HC_PORT);
 	if (vm->irqchip == SPK_IRQCHIP_KERNEL) {
 		rc = create_irqchip(vm);
 		if (rc < 0)
 			goto err_free;
 	}
+	vm->magic = SPK_VM_MAGIC;
+	live_add(vm);
 	*out = vm;
 	return 0;
 
 err_free:
-	spk_vm_destroy(vm);
+	free_vm(vm);
 	return rc;
 }
 
@@ -257,13 +317,14 @@ static void destroy_vcpu(struct spk_vcpu *vcpu, int run_size)
 	free(vcpu);
 }
 
-void spk_vm_destroy(struct spk_vm *vm)
+static void free_vm(struct spk_vm *vm)
 {
-	if (!vm)
-		return;
+	vm->magic = 0;
 	for (uint32_t i = 0; vm->vcpus && i < vm->max_vcpus; i++)
-		if (vm->vcpus[i])
+		if (vm->vcpus[i]) {
+			vm->vcpus[i]->magic = 0;
 			destroy_vcpu(vm->vcpus[i], vm->run_size);
+		}
 	free(vm->vcpus);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
@@ -281,24 +342,88 @@ void spk_vm_destroy(struct spk_vm *vm)
 	free(vm);
 }
 
+/* A vCPU of vm is inside spk_vcpu_run(), or spk_vm_run() is in progress. */
+static bool vm_busy(struct spk_vm *vm)
+{
+	bool busy;
+
+	for (uint32_t i = 0; i < vm->max_vcpus; i++) {
+		struct spk_vcpu *v = __atomic_load_n(&vm->vcpus[i], __ATOMIC_ACQUIRE);
+
+		if (v && __atomic_load_n(&v->state, __ATOMIC_ACQUIRE) == SPK_VCPU_RUNNING)
+			return true;
+	}
+	pthread_mutex_lock(&vm->lock);
+	busy = vm->runner || vm->runner_users;
+	pthread_mutex_unlock(&vm->lock);
+	return busy;
+}
+
+/* Kick every vCPU that exists (they check vm->dying when they come out). */
+static void kick_all(struct spk_vm *vm)
+{
+	for (uint32_t i = 0; i < vm->max_vcpus; i++) {
+		struct spk_vcpu *v = __atomic_load_n(&vm->vcpus[i], __ATOMIC_ACQUIRE);
+
+		if (v)
+			spk_vcpu_kick(v);
+	}
+}
+
+int spk_vm_destroy(struct spk_vm *vm)
+{
+	const struct timespec tick = {.tv_nsec = 1000 * 1000};
+
+	if (!vm)
+		return 0; /* like free(NULL) */
+	if (spk_vm_on_own_thread(vm))
+		return spk_fail(EDEADLK,
+		                "vm: destroy from one of the VM's own vCPU threads "
+		                "(an on_exit handler): return SPK_ACT_STOP_VM and destroy after "
+		                "spk_vm_run() returns");
+	/* not in the list: destroyed already (or never created) */
+	pthread_mutex_lock(&live_lock);
+	bool live = false;
+	for (struct spk_vm *p = live_vms; p; p = p->next_live)
+		live |= p == vm;
+	if (live && atomic_exchange(&vm->dying, true))
+		live = false; /* another thread is destroying it */
+	pthread_mutex_unlock(&live_lock);
+	if (!live)
+		return spk_fail(EINVAL, "vm: destroy of a VM that is not alive (destroyed twice?)");
+	/*
+	 * Stop whatever still runs: end spk_vm_run() (its threads leave and it
+	 * returns), kick every vCPU (spk_vcpu_run() returns CANCELLED and
+	 * refuses to start again), and wait until all have come out.
+	 */
+	spk_vm_runner_abort(vm, "the VM is being destroyed");
+	while (vm_busy(vm)) {
+		kick_all(vm);
+		nanosleep(&tick, NULL);
+	}
+	live_remove(vm);
+	free_vm(vm);
+	return 0;
+}
+
 struct spk_mem *spk_vm_mem(struct spk_vm *vm)
 {
-	return vm->mem;
+	return spk_vm_ok(vm, "get the memory map") ? vm->mem : NULL;
 }
 
 struct spk_bus *spk_vm_bus(struct spk_vm *vm)
 {
-	return vm->bus;
+	return spk_vm_ok(vm, "get the bus") ? vm->bus : NULL;
 }
 
 struct spk_hypercall_table *spk_vm_hypercalls(struct spk_vm *vm)
 {
-	return vm->hc;
+	return spk_vm_ok(vm, "get the hypercall table") ? vm->hc : NULL;
 }
 
 uint32_t spk_vm_max_vcpus(const struct spk_vm *vm)
 {
-	return vm->max_vcpus;
+	return spk_vm_ok(vm, "get max_vcpus") ? vm->max_vcpus : 0;
 }
 
 static int set_slot(struct spk_vm *vm, struct spk_kvm_map *map, bool readonly)
@@ -320,6 +445,44 @@ static int set_slot(struct spk_vm *vm, struct spk_kvm_map *map, bool readonly)
 	return 0;
 }
 
+/* Undo set_slot(): KVM deletes a slot given size 0. */
+static void delete_slot(struct spk_vm *vm, struct spk_kvm_map *map)
+{
+	struct kvm_userspace_memory_region r = {.slot = map->slot};
+
+	if (map->has_slot && spk_kvm_ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) == 0)
+		map->has_slot = false;
+}
+
+struct mmio_overlap {
+	uint64_t gpa, last;
+	const char *name;
+	int rc;
+};
+
+static void find_mmio_overlap(uint64_t base, uint64_t len, const char *dev, void *ctx)
+{
+	struct mmio_overlap *o = ctx;
+
+	if (o->rc == 0 && base <= o->last && base + (len - 1) >= o->gpa)
+		o->rc = spk_fail(EINVAL,
+		                 "vm: memory \"%s\" at 0x%llx-0x%llx overlaps MMIO device "
+		                 "\"%s\" at 0x%llx+0x%llx: the guest would reach the memory, "
+		                 "never the device",
+		                 o->name, (unsigned long long)o->gpa, (unsigned long long)o->last,
+		                 dev, (unsigned long long)base, (unsigned long long)len);
+}
+
+/* RAM over a registered MMIO device would make the device dead. */
+static int spk_vm_check_ram_vs_mmio(struct spk_vm *vm, uint64_t gpa, uint64_t size,
+                                    const char *name)
+{
+	struct mmio_overlap o = {.gpa = gpa, .last = gpa + (size - 1), .name = name};
+
+	spk_bus_for_each(vm->bus, SPK_BUS_MMIO, find_mmio_overlap, &o);
+	return o.rc;
+}
+
 static void *map_anonymous(uint64_t size)
 {
 	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
@@ -335,8 +498,10 @@ int spk_vm_add_memory(struct spk_vm *vm, uint64_t gpa, uint64_t size, enum spk_m
 	uint64_t end;
 	int rc;
 
-	if (!vm || !name)
-		return spk_fail(EINVAL, "vm: add_memory needs a VM and a name");
+	if (!spk_vm_ok(vm, "add memory"))
+		return -EINVAL;
+	if (!name)
+		return spk_fail(EINVAL, "vm: add_memory needs a name");
 	if ((gpa | size) & 0xfff || size == 0 || !spk_add_ok(gpa, size - 1, &end))
 		return spk_fail(EINVAL, "vm: memory \"%s\" at 0x%llx+0x%llx is not page-aligned, "
 				"empty or wraps", name, (unsigned long long)gpa,
@@ -359,13 +524,16 @@ int spk_vm_add_memory(struct spk_vm *vm, uint64_t gpa, uint64_t size, enum spk_m
 			goto out_unlock;
 		}
 	}
+	rc = spk_vm_check_ram_vs_mmio(vm, gpa, size, name);
+	if (rc < 0)
+		goto err_unmap;
 	rc = spk_mem_add(vm->mem, gpa, size, type, map->host, name);
 	if (rc < 0)
 		goto err_unmap;
 	if (type != SPK_MEM_UNPOPULATED) {
 		rc = set_slot(vm, map, type == SPK_MEM_READONLY);
 		if (rc < 0)
-			goto err_unmap; /* the mem region stays, unbacked: see below */
+			goto err_remove;
 		vm->next_slot++;
 	}
 	vm->n_maps++;
@@ -374,6 +542,10 @@ int spk_vm_add_memory(struct spk_vm *vm, uint64_t gpa, uint64_t size, enum spk_m
 	pthread_mutex_unlock(&vm->lock);
 	return 0;
 
+err_remove:
+	/* KVM refused the slot: the region must not stay in the map, or an
+	 * accessor would reach the unmapped host memory */
+	spk_mem_remove(vm->mem, gpa);
 err_unmap:
 	if (map->host)
 		munmap(map->host, size);
@@ -387,6 +559,8 @@ int spk_vm_populate_memory(struct spk_vm *vm, uint64_t gpa)
 {
 	int rc = -ENOENT;
 
+	if (!spk_vm_ok(vm, "populate memory"))
+		return -EINVAL;
 	pthread_mutex_lock(&vm->lock);
 	for (uint32_t i = 0; i < vm->n_maps; i++) {
 		struct spk_kvm_map *map = &vm->maps[i];
@@ -403,6 +577,7 @@ int spk_vm_populate_memory(struct spk_vm *vm, uint64_t gpa)
 		if (rc == 0)
 			rc = spk_mem_populate(vm->mem, gpa, map->host);
 		if (rc < 0) {
+			delete_slot(vm, map);
 			munmap(map->host, map->size);
 			map->host = NULL;
 			break;
@@ -533,9 +708,13 @@ int spk_vm_request_stop(struct spk_vm *vm, enum spk_exit_kind kind)
 {
 	int expected = 0;
 
+	/* async-signal-safe: constant messages only */
+	if (!vm)
+		return spk_fail_const(EINVAL, "vm: cannot request a stop: the VM is NULL");
+	if (vm->magic != SPK_VM_MAGIC)
+		return spk_fail_const(EINVAL, "vm: cannot request a stop: not a live VM");
 	if (kind != SPK_EXIT_SYSTEM_DOWN && kind != SPK_EXIT_RESET)
-		return spk_fail(EINVAL, "vm: a stop request must be SYSTEM_DOWN or RESET, not %s",
-				spk_exit_name(kind));
+		return spk_fail_const(EINVAL, "vm: a stop request must be SYSTEM_DOWN or RESET");
 	if (!atomic_compare_exchange_strong(&vm->stop_kind, &expected, (int)kind))
 		return 0; /* the first request wins */
 	for (uint32_t i = 0; i < vm->max_vcpus; i++) {
@@ -553,6 +732,8 @@ int spk_vm_irq_line(struct spk_vm *vm, uint32_t gsi, bool level)
 {
 	struct kvm_irq_level irq = {.irq = gsi, .level = level};
 
+	if (!spk_vm_ok(vm, "set an irq line"))
+		return -EINVAL;
 	if (vm->irqchip != SPK_IRQCHIP_KERNEL)
 		return spk_fail(EINVAL, "vm: irq_line needs the in-kernel irqchip");
 	int rc = spk_kvm_ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq);
@@ -561,11 +742,19 @@ int spk_vm_irq_line(struct spk_vm *vm, uint32_t gsi, bool level)
 	return 0;
 }
 
-void spk_vm_set_runner(struct spk_vm *vm, struct runner *r)
+int spk_vm_set_runner(struct spk_vm *vm, struct runner *r)
 {
+	int rc = 0;
+
 	pthread_mutex_lock(&vm->lock);
-	vm->runner = r;
+	if (atomic_load(&vm->dying))
+		rc = spk_fail(ESHUTDOWN, "runner: the VM is being destroyed");
+	else if (vm->runner)
+		rc = spk_fail(EBUSY, "runner: spk_vm_run() is already running this VM");
+	else
+		vm->runner = r;
 	pthread_mutex_unlock(&vm->lock);
+	return rc;
 }
 
 struct runner *spk_vm_runner_get(struct spk_vm *vm)

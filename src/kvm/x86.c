@@ -30,8 +30,12 @@
 
 /* ---- registers ------------------------------------------------------- */
 
-static int regs_allowed(struct spk_vcpu *vcpu, const char *what)
+static int regs_allowed(struct spk_vcpu *vcpu, const void *arg, const char *what)
 {
+	if (!spk_vcpu_ok(vcpu, what))
+		return -EINVAL;
+	if (!arg)
+		return spk_fail(EINVAL, "vcpu %u: cannot %s: NULL argument", vcpu->id, what);
 	enum spk_vcpu_state s = spk_vcpu_state(vcpu);
 
 	if (s == SPK_VCPU_RUNNING)
@@ -65,7 +69,7 @@ static void to_kvm_regs(struct kvm_regs *r, const struct spk_x86_regs *o)
 int spk_vcpu_get_regs(struct spk_vcpu *vcpu, struct spk_x86_regs *regs)
 {
 	struct kvm_regs r;
-	int rc = regs_allowed(vcpu, "get registers");
+	int rc = regs_allowed(vcpu, regs, "get registers");
 
 	if (rc < 0)
 		return rc;
@@ -84,7 +88,7 @@ int spk_vcpu_get_regs(struct spk_vcpu *vcpu, struct spk_x86_regs *regs)
 int spk_vcpu_set_regs(struct spk_vcpu *vcpu, const struct spk_x86_regs *regs)
 {
 	struct kvm_regs r;
-	int rc = regs_allowed(vcpu, "set registers");
+	int rc = regs_allowed(vcpu, regs, "set registers");
 
 	if (rc < 0)
 		return rc;
@@ -117,7 +121,7 @@ static void to_kvm_seg(struct kvm_segment *s, const struct spk_x86_segment *o)
 int spk_vcpu_get_sregs(struct spk_vcpu *vcpu, struct spk_x86_sregs *o)
 {
 	struct kvm_sregs s;
-	int rc = regs_allowed(vcpu, "get system registers");
+	int rc = regs_allowed(vcpu, o, "get system registers");
 
 	if (rc < 0)
 		return rc;
@@ -147,7 +151,7 @@ int spk_vcpu_get_sregs(struct spk_vcpu *vcpu, struct spk_x86_sregs *o)
 int spk_vcpu_set_sregs(struct spk_vcpu *vcpu, const struct spk_x86_sregs *o)
 {
 	struct kvm_sregs s;
-	int rc = regs_allowed(vcpu, "set system registers");
+	int rc = regs_allowed(vcpu, o, "set system registers");
 
 	if (rc < 0)
 		return rc;
@@ -291,6 +295,12 @@ static struct spk_x86_segment data_seg(unsigned cpl)
 	};
 }
 
+/* 48-bit virtual addresses: bits 63..47 all equal */
+static bool canonical(uint64_t va)
+{
+	return (uint64_t)((int64_t)(va << 16) >> 16) == va;
+}
+
 static int set_runnable(struct spk_vcpu *vcpu)
 {
 	/* with the in-kernel LAPIC an AP waits for INIT/SIPI unless told */
@@ -317,9 +327,19 @@ int spk_x86_vcpu_enter_long_mode(struct spk_vcpu *vcpu, const struct spk_x86_lon
 	if ((e->cpl != 0 && e->cpl != 3) || e->iopl > 3)
 		return spk_fail(EINVAL, "x86: cpl %u / iopl %u: cpl must be 0 or 3, iopl 0..3",
 				e->cpl, e->iopl);
-	rc = regs_allowed(vcpu, "enter long mode");
+	rc = regs_allowed(vcpu, lm, "enter long mode");
 	if (rc < 0)
 		return rc;
+	if (!lm->cr3 || !lm->gdt_base || !lm->gdt_limit || !lm->tss_base || !lm->map_size)
+		return spk_fail(EINVAL,
+		                "x86: vCPU %u: the long-mode context has no page tables, "
+		                "GDT or TSS (fill it with spk_x86_build_long_mode)",
+		                vcpu->id);
+	if (!canonical(e->rip) || !canonical(e->rsp))
+		return spk_fail(EINVAL,
+		                "x86: vCPU %u: entry rip 0x%llx / rsp 0x%llx: not "
+		                "canonical (bits 63-47 must all equal bit 47)",
+		                vcpu->id, (unsigned long long)e->rip, (unsigned long long)e->rsp);
 	s.cs = code_seg(e->cpl);
 	s.ds = s.es = s.fs = s.gs = s.ss = data_seg(e->cpl);
 	s.tr = (struct spk_x86_segment){.base = lm->tss_base, .limit = TSS_SIZE + IOBITMAP_SIZE - 1,
@@ -349,9 +369,12 @@ int spk_x86_vcpu_enter_long_mode(struct spk_vcpu *vcpu, const struct spk_x86_lon
 
 int spk_x86_start_secondary(struct spk_vcpu *vcpu, uint64_t entry, uint64_t arg)
 {
-	struct spk_vm *vm = vcpu->vm;
 	struct spk_x86_long_mode lm;
 	bool have;
+
+	if (!spk_vcpu_ok(vcpu, "start a secondary vCPU"))
+		return -EINVAL;
+	struct spk_vm *vm = vcpu->vm;
 
 	pthread_mutex_lock(&vm->lock);
 	lm = vm->lm;

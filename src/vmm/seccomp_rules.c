@@ -198,6 +198,15 @@ static int allow_no_new_privs(scmp_filter_ctx ctx)
 				     arg_cmp(0, SCMP_CMP_EQ, PR_GET_NAME, 0));
 }
 
+/* rt_sigaction(sig, NULL, &old): reading a disposition, never changing
+ * one. libsparkler checks that the kick signal's handler is still its own
+ * before each spk_vcpu_run() and in each spk_vcpu_kick() (vcpu.h). */
+static int allow_sigaction_read(scmp_filter_ctx ctx)
+{
+	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(rt_sigaction), 1,
+	                        arg_cmp(1, SCMP_CMP_EQ, 0, 0));
+}
+
 static int add_rules(scmp_filter_ctx ctx, const struct rule *r, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -229,5 +238,7 @@ int spk_seccomp_rules(scmp_filter_ctx ctx, enum spk_seccomp_profile p)
 		rc = allow_tty_restore(ctx);
 	if (rc == 0 && p != SPK_SECCOMP_API) /* the API list allows all of prctl */
 		rc = allow_no_new_privs(ctx);
+	if (rc == 0 && p != SPK_SECCOMP_API) /* the API list allows all of rt_sigaction */
+		rc = allow_sigaction_read(ctx);
 	return rc;
 }
