@@ -22,6 +22,7 @@ extern "C" {
 #endif
 
 struct spk_vm;
+struct spk_dev_state_ops; /* snapshot.h: every device has one */
 
 /* An interrupt line a device drives. */
 struct spk_irq_line {
@@ -58,6 +59,8 @@ const struct spk_bus_ops *spk_uart_ops(void);
  * FIFO, raise the interrupt if enabled; returns how many were taken. */
 size_t spk_uart_receive(struct spk_uart *u, const uint8_t *buf, size_t n);
 size_t spk_uart_rx_room(struct spk_uart *u);
+/* Its state, for snapshots (opaque: the device). */
+const struct spk_dev_state_ops *spk_uart_state_ops(void);
 
 /* ---- i8042 keyboard controller (ports 0x60 and 0x64) ---- */
 struct spk_i8042;
@@ -73,6 +76,8 @@ void spk_i8042_free(struct spk_i8042 *k);
 const struct spk_bus_ops *spk_i8042_ops(void);
 /* Type Ctrl+Alt+Del (the scancodes, with IRQ 1), as Firecracker does. */
 int spk_i8042_ctrl_alt_del(struct spk_i8042 *k);
+/* Its state, for snapshots (opaque: the device). */
+const struct spk_dev_state_ops *spk_i8042_state_ops(void);
 
 /* ---- MC146818 CMOS RTC (ports 0x70, 0x71) ---- */
 struct spk_rtc;
@@ -84,6 +89,8 @@ struct spk_rtc_config {
 int spk_rtc_new(const struct spk_rtc_config *cfg, struct spk_rtc **out);
 void spk_rtc_free(struct spk_rtc *r);
 const struct spk_bus_ops *spk_rtc_ops(void); /* register 2 ports at 0x70 */
+/* Its state, for snapshots (opaque: the device). */
+const struct spk_dev_state_ops *spk_rtc_state_ops(void);
 
 /* ---- ACPI PM1a event/control blocks, the GPE0 block and the reset register ---- */
 struct spk_acpi_pm;
@@ -106,6 +113,8 @@ void spk_acpi_pm_set_ports(struct spk_acpi_pm *p, uint16_t evt, uint16_t cnt, ui
 /* Press the power button (control method, \_SB.PWRB): sets GPE0_STS bit 0
  * and raises the SCI if GPE 0 is enabled. */
 void spk_acpi_pm_power_button(struct spk_acpi_pm *p);
+/* Its state, for snapshots (opaque: the device). */
+const struct spk_dev_state_ops *spk_acpi_pm_state_ops(void);
 
 /* ---- boot timer (MMIO, one page) ---- */
 struct spk_boot_timer;
@@ -119,6 +128,8 @@ struct spk_boot_timer_config {
 int spk_boot_timer_new(const struct spk_boot_timer_config *cfg, struct spk_boot_timer **out);
 void spk_boot_timer_free(struct spk_boot_timer *t);
 const struct spk_bus_ops *spk_boot_timer_ops(void);
+/* Its state, for snapshots (opaque: the device). */
+const struct spk_dev_state_ops *spk_boot_timer_state_ops(void);
 
 #ifdef __cplusplus
 }

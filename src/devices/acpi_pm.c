@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include <sparkler/devices.h>
+#include <sparkler/snapshot.h>
 #include <sparkler/platform.h>
 
 #include "core/internal.h"
@@ -315,4 +316,52 @@ void spk_acpi_pm_free(struct spk_acpi_pm *p)
 		return;
 	pthread_mutex_destroy(&p->lock);
 	free(p);
+}
+
+/* ---- state (include/sparkler/snapshot.h) ---- */
+
+static int pm_save(void *opaque, struct spk_snap_writer *w)
+{
+	struct spk_acpi_pm *p = opaque;
+
+	pthread_mutex_lock(&p->lock);
+	spk_snap_put_u16(w, "pm1_sts", p->sts);
+	spk_snap_put_u16(w, "pm1_en", p->en);
+	spk_snap_put_u16(w, "pm1_cnt", p->cnt);
+	spk_snap_put_u16(w, "gpe0_sts", p->gpe_sts);
+	spk_snap_put_u16(w, "gpe0_en", p->gpe_en);
+	pthread_mutex_unlock(&p->lock);
+	return spk_snap_writer_error(w);
+}
+
+static int pm_load(void *opaque, struct spk_snap_reader *r)
+{
+	struct spk_acpi_pm *p = opaque;
+	uint64_t sts, en, cnt, gsts, gen;
+	int rc;
+
+	/* what the device itself ever sets: WAK in PM1, the button in GPE0 */
+	if ((rc = spk_snap_get_mask(r, "pm1_sts", PM1_WAK, &sts)) ||
+	    (rc = spk_snap_get_mask(r, "pm1_en", PM1_EN_MASK, &en)) ||
+	    (rc = spk_snap_get_mask(r, "pm1_cnt", CNT_KEPT, &cnt)) ||
+	    (rc = spk_snap_get_mask(r, "gpe0_sts", GPE_PWRBTN, &gsts)) ||
+	    (rc = spk_snap_get_mask(r, "gpe0_en", GPE_EN_MASK, &gen)) ||
+	    (rc = spk_snap_reader_done(r)))
+		return rc;
+	pthread_mutex_lock(&p->lock);
+	p->sts = (uint16_t)sts;
+	p->en = (uint16_t)en;
+	p->cnt = (uint16_t)cnt;
+	p->gpe_sts = (uint16_t)gsts;
+	p->gpe_en = (uint16_t)gen;
+	update_sci(p);
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
+static const struct spk_dev_state_ops pm_state = {"acpi_pm", 1, pm_save, pm_load};
+
+const struct spk_dev_state_ops *spk_acpi_pm_state_ops(void)
+{
+	return &pm_state;
 }

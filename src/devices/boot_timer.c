@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <sparkler/devices.h>
+#include <sparkler/snapshot.h>
 #include <sparkler/platform.h>
 
 #include "core/internal.h"
@@ -113,4 +114,38 @@ void spk_boot_timer_free(struct spk_boot_timer *t)
 		return;
 	pthread_mutex_destroy(&t->lock);
 	free(t);
+}
+
+/* ---- state (include/sparkler/snapshot.h) ---- */
+
+/* Only whether the guest reported: the start time is this process's. */
+static int bt_save(void *opaque, struct spk_snap_writer *w)
+{
+	struct spk_boot_timer *t = opaque;
+
+	pthread_mutex_lock(&t->lock);
+	spk_snap_put_u8(w, "reported", t->reported);
+	pthread_mutex_unlock(&t->lock);
+	return spk_snap_writer_error(w);
+}
+
+static int bt_load(void *opaque, struct spk_snap_reader *r)
+{
+	struct spk_boot_timer *t = opaque;
+	bool reported;
+	int rc;
+
+	if ((rc = spk_snap_get_bool(r, "reported", &reported)) || (rc = spk_snap_reader_done(r)))
+		return rc;
+	pthread_mutex_lock(&t->lock);
+	t->reported = reported;
+	pthread_mutex_unlock(&t->lock);
+	return 0;
+}
+
+static const struct spk_dev_state_ops bt_state = {"boot_timer", 1, bt_save, bt_load};
+
+const struct spk_dev_state_ops *spk_boot_timer_state_ops(void)
+{
+	return &bt_state;
 }

@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include <sparkler/devices.h>
+#include <sparkler/snapshot.h>
 #include <sparkler/platform.h>
 
 #include "core/internal.h"
@@ -447,4 +448,89 @@ void spk_i8042_free(struct spk_i8042 *k)
 		return;
 	pthread_mutex_destroy(&k->lock);
 	free(k);
+}
+
+/* ---- state (include/sparkler/snapshot.h) ---- */
+
+static int i8042_save(void *opaque, struct spk_snap_writer *w)
+{
+	struct spk_i8042 *k = opaque;
+	uint8_t q[I8042_QUEUE];
+
+	pthread_mutex_lock(&k->lock);
+	for (unsigned i = 0; i < k->count; i++)
+		q[i] = k->queue[(k->head + i) % I8042_QUEUE];
+	spk_snap_put_bytes(w, "queue", q, k->count);
+	spk_snap_put_u8(w, "last", k->last);
+	spk_snap_put_bytes(w, "ram", k->ram, sizeof(k->ram));
+	spk_snap_put_u8(w, "outp", k->outp);
+	spk_snap_put_u8(w, "status", k->status);
+	spk_snap_put_u8(w, "cmd", k->cmd);
+	spk_snap_put_u8(w, "kbd_cmd", k->kbd_cmd);
+	pthread_mutex_unlock(&k->lock);
+	return spk_snap_writer_error(w);
+}
+
+/* Commands that wait for a parameter byte. */
+static bool takes_param(uint8_t cmd)
+{
+	return (cmd >= CMD_WRITE_RAM && cmd < CMD_WRITE_RAM + 0x20) || cmd == CMD_WRITE_OUTP ||
+	       cmd == CMD_WRITE_KBD || cmd == CMD_WRITE_AUX || cmd == CMD_SEND_AUX;
+}
+
+static bool kbd_takes_param(uint8_t cmd)
+{
+	return cmd == KBD_SET_LEDS || cmd == KBD_SCANCODES || cmd == KBD_TYPEMATIC;
+}
+
+static int i8042_load(void *opaque, struct spk_snap_reader *r)
+{
+	struct spk_i8042 *k = opaque;
+	uint8_t ram[32], last, outp, cmd, kbd_cmd;
+	const void *q;
+	size_t n;
+	uint64_t status;
+	int rc;
+
+	if ((rc = spk_snap_get_blob(r, "queue", &q, &n)))
+		return rc;
+	if (n > I8042_QUEUE)
+		return spk_snap_bad(r, "queue", "%zu bytes, the queue holds %d", n, I8042_QUEUE);
+	if ((rc = spk_snap_get_u8(r, "last", &last)) ||
+	    (rc = spk_snap_get_bytes(r, "ram", ram, sizeof(ram))) ||
+	    (rc = spk_snap_get_u8(r, "outp", &outp)) ||
+	    (rc = spk_snap_get_mask(r, "status", STR_CMD, &status)) ||
+	    (rc = spk_snap_get_u8(r, "cmd", &cmd)) ||
+	    (rc = spk_snap_get_u8(r, "kbd_cmd", &kbd_cmd)))
+		return rc;
+	if (cmd && !takes_param(cmd))
+		return spk_snap_bad(r, "cmd", "0x%02x is not a command that waits for a parameter",
+		                    cmd);
+	if (kbd_cmd && !kbd_takes_param(kbd_cmd))
+		return spk_snap_bad(r, "kbd_cmd",
+		                    "0x%02x is not a keyboard command that waits for a parameter",
+		                    kbd_cmd);
+	if ((rc = spk_snap_reader_done(r)))
+		return rc;
+
+	pthread_mutex_lock(&k->lock);
+	memcpy(k->queue, q, n);
+	k->head = 0;
+	k->count = (unsigned)n;
+	k->last = last;
+	memcpy(k->ram, ram, sizeof(ram));
+	k->outp = outp;
+	k->status = (uint8_t)status;
+	k->cmd = cmd;
+	k->kbd_cmd = kbd_cmd;
+	update_irq(k);
+	pthread_mutex_unlock(&k->lock);
+	return 0;
+}
+
+static const struct spk_dev_state_ops i8042_state = {"i8042", 1, i8042_save, i8042_load};
+
+const struct spk_dev_state_ops *spk_i8042_state_ops(void)
+{
+	return &i8042_state;
 }

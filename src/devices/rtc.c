@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include <sparkler/devices.h>
+#include <sparkler/snapshot.h>
 
 #include "core/internal.h"
 #include "devices/devlog.h"
@@ -479,4 +480,67 @@ void spk_rtc_free(struct spk_rtc *r)
 		return;
 	pthread_mutex_destroy(&r->lock);
 	free(r);
+}
+
+/* ---- state (include/sparkler/snapshot.h) ---- */
+
+/*
+ * The guest's time is saved as its offset from the host's wall clock, so
+ * a restored guest reads the real time plus what it set, as before. The
+ * latch (while B.SET) and the last C read are guest times as they were.
+ */
+static int rtc_save(void *opaque, struct spk_snap_writer *w)
+{
+	struct spk_rtc *r = opaque;
+
+	pthread_mutex_lock(&r->lock);
+	spk_snap_put_u8(w, "index", r->index);
+	spk_snap_put_bytes(w, "ram", r->ram, sizeof(r->ram));
+	spk_snap_put_u64(w, "offset", (uint64_t)r->offset);
+	spk_snap_put_bytes(w, "latch", r->latch, sizeof(r->latch));
+	spk_snap_put_u64(w, "last_c_read", (uint64_t)r->last_c_read);
+	pthread_mutex_unlock(&r->lock);
+	return spk_snap_writer_error(w);
+}
+
+static int rtc_load(void *opaque, struct spk_snap_reader *rd)
+{
+	struct spk_rtc *r = opaque;
+	uint8_t index, ram[128], latch[NTIME];
+	uint64_t offset, last_c;
+	int rc;
+
+	if ((rc = spk_snap_get_u8_max(rd, "index", 0x7f, &index)) ||
+	    (rc = spk_snap_get_bytes(rd, "ram", ram, sizeof(ram))))
+		return rc;
+	if (ram[R_A] & A_UIP)
+		return spk_snap_bad(rd, "ram", "register A 0x%02x shows an update in progress",
+		                    ram[R_A]);
+	if ((ram[R_B] & B_SET) && (ram[R_B] & B_UIE))
+		return spk_snap_bad(rd, "ram", "register B 0x%02x has SET and UIE", ram[R_B]);
+	if ((rc = spk_snap_get_u64(rd, "offset", &offset)))
+		return rc;
+	/* the whole range the registers can show, either way */
+	if ((int64_t)offset < TIME_MIN - TIME_MAX || (int64_t)offset > TIME_MAX - TIME_MIN)
+		return spk_snap_bad(rd, "offset", "%lld seconds is beyond years 0-9999",
+		                    (long long)(int64_t)offset);
+	if ((rc = spk_snap_get_bytes(rd, "latch", latch, sizeof(latch))) ||
+	    (rc = spk_snap_get_u64(rd, "last_c_read", &last_c)) || (rc = spk_snap_reader_done(rd)))
+		return rc;
+
+	pthread_mutex_lock(&r->lock);
+	r->index = index;
+	memcpy(r->ram, ram, sizeof(ram));
+	r->offset = (int64_t)offset;
+	memcpy(r->latch, latch, sizeof(latch));
+	r->last_c_read = (int64_t)last_c;
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+static const struct spk_dev_state_ops rtc_state = {"rtc", 1, rtc_save, rtc_load};
+
+const struct spk_dev_state_ops *spk_rtc_state_ops(void)
+{
+	return &rtc_state;
 }

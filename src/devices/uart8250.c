@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include <sparkler/devices.h>
+#include <sparkler/snapshot.h>
 
 #include "core/internal.h"
 #include "devices/devlog.h"
@@ -511,4 +512,97 @@ void spk_uart_free(struct spk_uart *u)
 		return;
 	pthread_mutex_destroy(&u->lock);
 	free(u);
+}
+
+/* ---- state (include/sparkler/snapshot.h) ---- */
+
+static int uart_save(void *opaque, struct spk_snap_writer *w)
+{
+	struct spk_uart *u = opaque;
+	uint8_t rx[UART_FIFO];
+
+	pthread_mutex_lock(&u->lock);
+	for (unsigned i = 0; i < u->rx_count; i++)
+		rx[i] = u->rx[(u->rx_head + i) % UART_FIFO];
+	spk_snap_put_u8(w, "ier", u->ier);
+	spk_snap_put_u8(w, "lcr", u->lcr);
+	spk_snap_put_u8(w, "mcr", u->mcr);
+	spk_snap_put_u8(w, "fcr", u->fcr);
+	spk_snap_put_u8(w, "scr", u->scr);
+	spk_snap_put_u8(w, "dll", u->dll);
+	spk_snap_put_u8(w, "dlm", u->dlm);
+	spk_snap_put_u8(w, "lsr_errors", u->lsr_errors);
+	spk_snap_put_u8(w, "msr", u->msr);
+	spk_snap_put_u8(w, "thr_ipending", u->thr_ipending);
+	spk_snap_put_bytes(w, "rx", rx, u->rx_count);
+	pthread_mutex_unlock(&u->lock);
+	return spk_snap_writer_error(w);
+}
+
+static int uart_load(void *opaque, struct spk_snap_reader *r)
+{
+	struct spk_uart *u = opaque;
+	uint8_t ier, lcr, mcr, fcr, scr, dll, dlm, lsr, msr;
+	uint64_t v;
+	bool thr;
+	const void *rx;
+	size_t n;
+	int rc;
+
+	if ((rc = spk_snap_get_mask(r, "ier", IER_VALID, &v)))
+		return rc;
+	ier = (uint8_t)v;
+	if ((rc = spk_snap_get_u8(r, "lcr", &lcr)) ||
+	    (rc = spk_snap_get_mask(r, "mcr", MCR_VALID, &v)))
+		return rc;
+	mcr = (uint8_t)v;
+	if ((rc = spk_snap_get_mask(r, "fcr", FCR_KEPT, &v)))
+		return rc;
+	fcr = (uint8_t)v;
+	if (fcr && !(fcr & FCR_ENABLE))
+		return spk_snap_bad(r, "fcr", "0x%02x programs a FIFO that is off", fcr);
+	if ((rc = spk_snap_get_u8(r, "scr", &scr)) || (rc = spk_snap_get_u8(r, "dll", &dll)) ||
+	    (rc = spk_snap_get_u8(r, "dlm", &dlm)) ||
+	    (rc = spk_snap_get_mask(r, "lsr_errors", LSR_ERRORS, &v)))
+		return rc;
+	lsr = (uint8_t)v;
+	if ((rc = spk_snap_get_u8(r, "msr", &msr)))
+		return rc;
+	if ((msr & ~MSR_DELTA) != msr_inputs(mcr))
+		return spk_snap_bad(r, "msr",
+		                    "0x%02x: the inputs are not 0x%02x, what MCR 0x%02x gives", msr,
+		                    msr_inputs(mcr), mcr);
+	if ((rc = spk_snap_get_bool(r, "thr_ipending", &thr)) ||
+	    (rc = spk_snap_get_blob(r, "rx", &rx, &n)))
+		return rc;
+	if (n > ((fcr & FCR_ENABLE) ? UART_FIFO : 1u))
+		return spk_snap_bad(r, "rx", "%zu bytes, the FIFO holds %u", n,
+		                    (fcr & FCR_ENABLE) ? UART_FIFO : 1u);
+	if ((rc = spk_snap_reader_done(r)))
+		return rc;
+
+	pthread_mutex_lock(&u->lock);
+	u->ier = ier;
+	u->lcr = lcr;
+	u->mcr = mcr;
+	u->fcr = fcr;
+	u->scr = scr;
+	u->dll = dll;
+	u->dlm = dlm;
+	u->lsr_errors = lsr;
+	u->msr = msr;
+	u->thr_ipending = thr;
+	memcpy(u->rx, rx, n);
+	u->rx_head = 0;
+	u->rx_count = (unsigned)n;
+	update_irq(u);
+	pthread_mutex_unlock(&u->lock);
+	return 0;
+}
+
+static const struct spk_dev_state_ops uart_state = {"uart8250", 1, uart_save, uart_load};
+
+const struct spk_dev_state_ops *spk_uart_state_ops(void)
+{
+	return &uart_state;
 }

@@ -4,6 +4,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <sparkler/log.h>
+#include <sparkler/snapshot.h>
+
 #include "vmm/jail.h"
 #include "vmm/mhd.h"
 #include "vmm/vmm.h"
@@ -17,6 +20,7 @@ static void usage(FILE *f)
 		   "  --config-file FILE --no-api  boot from a Firecracker config file\n"
 		   "  sandbox GUEST.elf   run a guest-SDK program (see sparkler sandbox --help)\n"
 		   "  kvm-info            say which KVM this host has\n"
+		   "  snapshot-info FILE [--fields]  print a snapshot's header and sections\n"
 		   "  version             print the version\n"
 		   "before the command, to confine the monitor (as root):\n"
 		   "  --jail DIR --uid U --gid G [--new-netns]\n"
@@ -68,6 +72,28 @@ static int parse_jail(int argc, char **argv, struct spk_jail *j, bool *want)
 
 struct timespec spk_process_start;
 
+/* sparkler snapshot-info FILE [--fields]: the file is checked whole first */
+static int snapshot_info(int argc, char **argv)
+{
+	struct spk_snap_file *f;
+	bool fields = argc == 3 && strcmp(argv[2], "--fields") == 0;
+
+	if (argc < 2 || argc > 3 || (argc == 3 && !fields) || strcmp(argv[1], "--help") == 0) {
+		fprintf(argc == 2 ? stdout : stderr,
+			"usage: sparkler snapshot-info FILE [--fields]\n"
+			"  check a snapshot state file and print its header and sections\n"
+			"  (--fields: every field of every section too)\n");
+		return argc == 2 ? 0 : SPK_STATUS_USAGE;
+	}
+	if (spk_snap_open(argv[1], &f) < 0) {
+		fprintf(stderr, "sparkler: snapshot-info %s: %s\n", argv[1], spk_last_error());
+		return 1;
+	}
+	spk_snap_file_dump(f, stdout, fields);
+	spk_snap_close(f);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	clock_gettime(CLOCK_MONOTONIC, &spk_process_start);
@@ -113,6 +139,8 @@ int main(int argc, char **argv)
 		printf("sparkler %s\n", SPARKLER_VERSION);
 		return 0;
 	}
+	if (strcmp(cmd, "snapshot-info") == 0)
+		return snapshot_info(argc - 1, argv + 1);
 	if (strcmp(cmd, "kvm-info") == 0) {
 		char why[256];
 		bool ok = spk_kvm_usable(why, sizeof(why));

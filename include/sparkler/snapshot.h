@@ -1,0 +1,335 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Snapshots: the file format, the device state interface and guest memory
+ * files. docs/snapshots.md describes the format byte by byte.
+ *
+ * A snapshot is two files: the state file (this format: a header, then
+ * sections, each with a type, a length and a CRC32) and the memory file
+ * (the guest's RAM regions one after another, sparse: pages that were
+ * never written are holes).
+ *
+ * Every section's payload is a list of named, typed fields, so a file
+ * describes itself (`sparkler snapshot-info FILE` prints it) and every
+ * error names the section and the field. A file is untrusted input: it
+ * is read whole, and its structure (lengths, CRCs, section order, field
+ * encoding, the header) is checked by spk_snap_open*() before any of it
+ * is handed to a device. Devices then check every value they read and
+ * apply nothing until all of their section has been read and checked.
+ */
+#ifndef SPARKLER_SNAPSHOT_H
+#define SPARKLER_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <sparkler/mem.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SPK_SNAP_MAGIC          "SPKSNAP\n" /* 8 bytes, no NUL */
+#define SPK_SNAP_FORMAT_VERSION 1
+/* Limits a reader enforces (a state file holds no guest memory). */
+#define SPK_SNAP_MAX_FILE     (64u << 20)
+#define SPK_SNAP_MAX_SECTIONS 4096
+#define SPK_SNAP_NAME_MAX     64 /* field, device and kind names, with the NUL */
+#define SPK_SNAP_STR_MAX      4096
+
+/*
+ * Section types, in the order they must appear. A type marked "once"
+ * appears at most once; the others may repeat, one after another. A type
+ * this version does not know is refused (a newer file).
+ */
+enum spk_snap_type {
+	SPK_SNAP_SEC_HEADER = 1,  /* once, first: who wrote the file, on what host */
+	SPK_SNAP_SEC_VM = 2,      /* once: VM-wide state (the backend's: clock, irqchip) */
+	SPK_SNAP_SEC_VCPU = 3,    /* one per vCPU (the backend's) */
+	SPK_SNAP_SEC_MEMORY = 4,  /* once: the memory file and its regions */
+	SPK_SNAP_SEC_DEVICE = 5,  /* one per device, spk_snap_save_device() */
+	SPK_SNAP_SEC_END = 0x7fff /* once, last: the number of sections before it */
+};
+
+/* Field types. */
+enum spk_snap_ftype {
+	SPK_SNAP_U8 = 1,
+	SPK_SNAP_U16 = 2,
+	SPK_SNAP_U32 = 3,
+	SPK_SNAP_U64 = 4,
+	SPK_SNAP_BYTES = 5, /* up to 2^32 - 1 bytes */
+	SPK_SNAP_STR = 6,   /* printable ASCII, up to SPK_SNAP_STR_MAX - 1 bytes */
+};
+
+const char *spk_snap_type_name(uint32_t type);  /* "device", or "unknown" */
+const char *spk_snap_ftype_name(uint32_t type); /* "u32", or "unknown" */
+
+/* One CPUID leaf as the guest saw it. */
+struct spk_snap_cpuid {
+	uint32_t function, index, eax, ebx, ecx, edx;
+};
+
+/* One KVM capability and what KVM_CHECK_EXTENSION answered. */
+struct spk_snap_cap {
+	uint32_t cap;
+	uint32_t value;
+};
+
+#define SPK_SNAP_MAX_CPUID 256
+#define SPK_SNAP_MAX_CAPS  256
+
+/* The HEADER section, as read (and as written by spk_snap_put_header). */
+struct spk_snap_header {
+	uint32_t format_version;   /* of the file; filled by the reader */
+	char sparkler_version[32]; /* "0.1.0" */
+	char cpu_vendor[16];       /* "GenuineIntel" */
+	uint32_t cpu_family, cpu_model, cpu_stepping;
+	char host_kernel[128]; /* uname -r */
+	uint64_t created;      /* Unix time */
+	uint32_t n_cpuid;      /* the guest's CPUID (the backend fills it) */
+	struct spk_snap_cpuid cpuid[SPK_SNAP_MAX_CPUID];
+	uint32_t n_caps; /* KVM capabilities (the backend fills them) */
+	struct spk_snap_cap caps[SPK_SNAP_MAX_CAPS];
+};
+
+/* Fill sparkler_version, the host CPU (the CPUID instruction), the host
+ * kernel (uname) and created; n_cpuid and n_caps are set to 0. */
+void spk_snap_header_host(struct spk_snap_header *h);
+
+/* ---- writing ---------------------------------------------------------------------- */
+
+struct spk_snap_writer;
+
+int spk_snap_writer_new(struct spk_snap_writer **out);
+void spk_snap_writer_free(struct spk_snap_writer *w);
+
+/*
+ * Errors are sticky: the first failure (a bad name, a string too long,
+ * a section not open, out of memory) is kept and every later call returns
+ * it, so save functions may check only their last call. Field names are
+ * 1..63 bytes of [a-z0-9_.].
+ */
+int spk_snap_writer_error(const struct spk_snap_writer *w);
+/* The HEADER section; must be the first section written. */
+int spk_snap_put_header(struct spk_snap_writer *w, const struct spk_snap_header *h);
+/* Open and close a section; types must come in the order of enum
+ * spk_snap_type (END is added by spk_snap_writer_finish). */
+int spk_snap_section_begin(struct spk_snap_writer *w, uint32_t type);
+int spk_snap_section_end(struct spk_snap_writer *w);
+int spk_snap_put_u8(struct spk_snap_writer *w, const char *name, uint8_t v);
+int spk_snap_put_u16(struct spk_snap_writer *w, const char *name, uint16_t v);
+int spk_snap_put_u32(struct spk_snap_writer *w, const char *name, uint32_t v);
+int spk_snap_put_u64(struct spk_snap_writer *w, const char *name, uint64_t v);
+int spk_snap_put_bytes(struct spk_snap_writer *w, const char *name, const void *p, size_t len);
+int spk_snap_put_str(struct spk_snap_writer *w, const char *name, const char *s);
+/*
+ * Close the file (the END section) and give its bytes (owned by w, valid
+ * until it is freed). After this nothing more may be written.
+ */
+int spk_snap_writer_finish(struct spk_snap_writer *w, const void **buf, size_t *len);
+/* finish, then write path (created 0600 or truncated); fsync it and its
+ * directory when do_fsync. */
+int spk_snap_writer_save(struct spk_snap_writer *w, const char *path, bool do_fsync);
+
+/* ---- reading ---------------------------------------------------------------------- */
+
+struct spk_snap_file;
+
+/*
+ * Parse and check a whole state file: magic, format version (at most
+ * SPK_SNAP_FORMAT_VERSION), every section's header, length (no overflow,
+ * inside the file), CRC32, type (known), order, the field encoding of
+ * every payload, the HEADER's fields and the END section's count.
+ * Refused with -EINVAL (-EFBIG beyond SPK_SNAP_MAX_FILE) and one line in
+ * spk_last_error() naming the section (index, type, offset) and field.
+ * spk_snap_open_buf copies buf.
+ */
+int spk_snap_open_buf(const void *buf, size_t len, struct spk_snap_file **out);
+int spk_snap_open(const char *path, struct spk_snap_file **out);
+void spk_snap_close(struct spk_snap_file *f);
+
+const struct spk_snap_header *spk_snap_file_header(const struct spk_snap_file *f);
+
+struct spk_snap_section_info {
+	uint32_t type;
+	uint64_t offset; /* of the section header in the file */
+	uint64_t length; /* of the payload */
+	uint32_t crc;
+	uint32_t fields;
+	/* DEVICE sections: the device's kind ("uart8250") and name ("com1"); else "" */
+	char kind[SPK_SNAP_NAME_MAX];
+	char name[SPK_SNAP_NAME_MAX];
+};
+size_t spk_snap_file_sections(const struct spk_snap_file *f);
+int spk_snap_file_section(const struct spk_snap_file *f, size_t i,
+                          struct spk_snap_section_info *out);
+
+/* Print the header and every section with its fields (snapshot-info). */
+void spk_snap_file_dump(const struct spk_snap_file *f, FILE *out, bool fields);
+
+/* A cursor over one section's fields, read in the order they were written. */
+struct spk_snap_reader;
+
+int spk_snap_reader_new(const struct spk_snap_file *f, size_t section,
+                        struct spk_snap_reader **out);
+void spk_snap_reader_free(struct spk_snap_reader *r);
+
+/*
+ * Read the next field: it must have this name and type, else -EINVAL
+ * naming the section, the field and what was found. get_bytes wants
+ * exactly len bytes; get_blob gives a pointer into the file (valid while
+ * it is open) and the length; get_str copies at most max - 1 bytes and
+ * the NUL (-EINVAL if longer).
+ */
+int spk_snap_get_u8(struct spk_snap_reader *r, const char *name, uint8_t *v);
+int spk_snap_get_u16(struct spk_snap_reader *r, const char *name, uint16_t *v);
+int spk_snap_get_u32(struct spk_snap_reader *r, const char *name, uint32_t *v);
+int spk_snap_get_u64(struct spk_snap_reader *r, const char *name, uint64_t *v);
+int spk_snap_get_bytes(struct spk_snap_reader *r, const char *name, void *buf, size_t len);
+int spk_snap_get_blob(struct spk_snap_reader *r, const char *name, const void **p, size_t *len);
+int spk_snap_get_str(struct spk_snap_reader *r, const char *name, char *buf, size_t max);
+/* get_u* with a check that the value is at most max (a bool: max 1). */
+int spk_snap_get_max(struct spk_snap_reader *r, const char *name, uint64_t max, uint64_t *v);
+/* The same into a narrower variable. */
+int spk_snap_get_u8_max(struct spk_snap_reader *r, const char *name, uint8_t max, uint8_t *v);
+int spk_snap_get_u16_max(struct spk_snap_reader *r, const char *name, uint16_t max, uint16_t *v);
+int spk_snap_get_u32_max(struct spk_snap_reader *r, const char *name, uint32_t max, uint32_t *v);
+int spk_snap_get_bool(struct spk_snap_reader *r, const char *name, bool *v);
+/* A number with no bits outside mask. */
+int spk_snap_get_mask(struct spk_snap_reader *r, const char *name, uint64_t mask, uint64_t *v);
+/* Refuse a field's value: -EINVAL and "snapshot: section N (device 'com1',
+ * uart8250): field 'ier': <why>" in spk_last_error(). */
+int spk_snap_bad(struct spk_snap_reader *r, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Every field read? -EINVAL naming the first one left. */
+int spk_snap_reader_done(struct spk_snap_reader *r);
+
+/* ---- device state ----------------------------------------------------------------- */
+
+/*
+ * What every device model implements, so a snapshot saves it and a
+ * restore (or an in-place reset) loads it.
+ *
+ * save: write the device's fields (spk_snap_put_*). The device must be
+ *   quiescent (the VM paused, its I/O drained): a device with work in
+ *   flight refuses with -EBUSY.
+ * load: read every field into a temporary, check each one (ranges, enums,
+ *   sizes, addresses against guest memory), call spk_snap_reader_done(),
+ *   and only then apply them. On any failure the device is unchanged.
+ *   Host-side resources (files, TAPs, sockets, the host's wall clock)
+ *   stay the loading device's own.
+ */
+struct spk_dev_state_ops {
+	const char *kind; /* "uart8250": saved, and checked on load */
+	uint32_t version; /* of the device's field list: checked on load */
+	int (*save)(void *opaque, struct spk_snap_writer *w);
+	int (*load)(void *opaque, struct spk_snap_reader *r);
+};
+
+/* A DEVICE section for the device called name (unique in a snapshot). */
+int spk_snap_save_device(struct spk_snap_writer *w, const char *name,
+                         const struct spk_dev_state_ops *ops, void *opaque);
+/*
+ * Find the DEVICE section called name, check its kind and version against
+ * ops, and load it. -ENOENT if the file has no such device.
+ */
+int spk_snap_load_device(const struct spk_snap_file *f, const char *name,
+                         const struct spk_dev_state_ops *ops, void *opaque);
+
+/* ---- guest memory files ----------------------------------------------------------- */
+
+enum {
+	SPK_SNAP_MEM_FSYNC = 1u << 0, /* fsync the memory file before returning */
+};
+
+/*
+ * Write every populated region of mem (RAM and READONLY) to path, one
+ * after another at page-aligned offsets; all-zero pages are left as holes
+ * (the file is sparse). Adds the MEMORY section (the file's name as
+ * given, its size, and per region gpa, size, type, offset, name) to w.
+ */
+int spk_snap_mem_save(struct spk_snap_writer *w, const struct spk_mem *mem, const char *path,
+                      unsigned flags);
+
+/*
+ * A dirty-page set: one bit per 4 KiB page of each region of a memory
+ * layout, in region order. Filled by the backend from KVM's dirty log
+ * (not yet: see docs/snapshots.md) or by a caller that knows.
+ */
+struct spk_snap_dirty {
+	size_t n_regions;
+	struct {
+		uint64_t gpa, pages;
+		uint64_t *bits;
+	} region[SPK_MEM_MAX_REGIONS];
+};
+int spk_snap_dirty_new(const struct spk_mem *mem, struct spk_snap_dirty **out);
+void spk_snap_dirty_free(struct spk_snap_dirty *d);
+/* Mark [gpa, gpa + len) dirty; -EINVAL outside every region. */
+int spk_snap_dirty_mark(struct spk_snap_dirty *d, uint64_t gpa, uint64_t len);
+uint64_t spk_snap_dirty_count(const struct spk_snap_dirty *d);
+
+/*
+ * A diff memory file: like spk_snap_mem_save, but only the pages set in
+ * dirty are written (the rest are holes); the MEMORY section says which
+ * pages the file holds (a "dirty" bitmap per region) so a loader applies
+ * it over its base.
+ */
+int spk_snap_mem_save_diff(struct spk_snap_writer *w, const struct spk_mem *mem,
+                           const struct spk_snap_dirty *dirty, const char *path, unsigned flags);
+
+/* The memory layout a state file describes (its MEMORY section). */
+struct spk_snap_mem_layout {
+	char file[SPK_SNAP_STR_MAX]; /* the memory file's name as saved */
+	uint64_t file_size;
+	bool diff; /* only the pages in dirty are in the file */
+	size_t n_regions;
+	struct {
+		uint64_t gpa, size, offset; /* offset: in the memory file */
+		enum spk_mem_type type;
+		char name[SPK_SNAP_NAME_MAX];
+	} region[SPK_MEM_MAX_REGIONS];
+	struct spk_snap_dirty
+	    *dirty; /* diff files: which pages; freed by spk_snap_mem_layout_fini */
+};
+
+/*
+ * Read and check the MEMORY section: sorted regions that do not overlap,
+ * page-aligned, known types, offsets and sizes inside file_size without
+ * overflow, diff bitmaps of the right length. -ENOENT without one.
+ */
+int spk_snap_mem_layout(const struct spk_snap_file *f, struct spk_snap_mem_layout *out);
+void spk_snap_mem_layout_fini(struct spk_snap_mem_layout *l);
+
+/*
+ * Restore guest memory from a full memory file open at fd (read-only is
+ * enough): mem must have exactly the layout's regions (same gpa, size,
+ * type: else -EINVAL naming the region), and the file exactly file_size
+ * bytes. Each region's host memory is replaced, at the same address, by
+ * a MAP_PRIVATE mapping of the file: pages load on first touch and the
+ * guest's writes never reach the file. The KVM slots keep pointing at the
+ * same addresses, so this may run after the VM's memory was added and
+ * before a vCPU runs.
+ */
+int spk_snap_mem_restore(const struct spk_snap_mem_layout *l, int fd, const struct spk_mem *mem);
+
+/*
+ * Apply a diff memory file (layout l, at fd) over mem: copy the pages it
+ * holds. The same checks as spk_snap_mem_restore.
+ */
+int spk_snap_mem_apply_diff(const struct spk_snap_mem_layout *l, int fd, const struct spk_mem *mem);
+
+/*
+ * In-place reset, memory part: copy the pages set in dirty back from the
+ * full memory file of l at fd (holes read as zeros). With the dirty set
+ * from KVM's dirty log since the snapshot (the backend's part, not there
+ * yet) this returns memory to the snapshot bit for bit.
+ */
+int spk_snap_mem_reset(const struct spk_snap_mem_layout *l, int fd, const struct spk_mem *mem,
+                       const struct spk_snap_dirty *dirty);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,577 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Device state: for each device model, drive a device into a state the
+ * guest could leave it in, save it, load it into a fresh device, and
+ * check both then behave the same (every register read the same, with
+ * the same side effects, the same interrupt line) and save the same
+ * bytes. Then hostile sections: each refused with a message naming the
+ * device and the field, and the device unchanged.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <sparkler/devices.h>
+#include <sparkler/log.h>
+#include <sparkler/platform.h>
+#include <sparkler/snapshot.h>
+
+#include "../devices/devtest.h"
+
+/* ---- helpers ---- */
+
+/* A snapshot holding one device, as bytes. */
+static struct spk_snap_file *save_one(const char *name, const struct spk_dev_state_ops *ops,
+                                      void *dev, void **bytes, size_t *len)
+{
+	struct spk_snap_writer *w;
+	struct spk_snap_header h;
+	struct spk_snap_file *f;
+	const void *buf;
+
+	spk_snap_header_host(&h);
+	h.created = 1; /* so two saves compare equal */
+	assert_int_equal(spk_snap_writer_new(&w), 0);
+	assert_int_equal(spk_snap_put_header(w, &h), 0);
+	assert_int_equal(spk_snap_save_device(w, name, ops, dev), 0);
+	assert_int_equal(spk_snap_writer_finish(w, &buf, len), 0);
+	*bytes = malloc(*len);
+	memcpy(*bytes, buf, *len);
+	assert_int_equal(spk_snap_open_buf(buf, *len, &f), 0);
+	spk_snap_writer_free(w);
+	return f;
+}
+
+/* Save a, load into b, save b: the bytes must be identical. */
+static void round_trip(const char *name, const struct spk_dev_state_ops *ops, void *a, void *b)
+{
+	void *ba, *bb;
+	size_t la, lb;
+	struct spk_snap_file *fa = save_one(name, ops, a, &ba, &la), *fb;
+
+	if (spk_snap_load_device(fa, name, ops, b) != 0)
+		fail_msg("load %s: %s", name, spk_last_error());
+	fb = save_one(name, ops, b, &bb, &lb);
+	assert_int_equal(la, lb);
+	assert_memory_equal(ba, bb, la);
+	spk_snap_close(fa);
+	spk_snap_close(fb);
+	free(ba);
+	free(bb);
+}
+
+/*
+ * A section for device name of kind/version with the fields of a real
+ * save, where field `bad` is replaced by (type, value/bytes).
+ */
+struct patch {
+	const char *field;
+	enum spk_snap_ftype type;
+	uint64_t value;
+	const void *data;
+	size_t len;
+	const char *expect; /* in the message */
+};
+
+/* Re-emit every field of section 1 of f, patching one. */
+static struct spk_snap_file *patched(struct spk_snap_file *f, const struct patch *p)
+{
+	struct spk_snap_writer *w;
+	struct spk_snap_reader *r;
+	struct spk_snap_header h = *spk_snap_file_header(f);
+	struct spk_snap_file *out;
+	const void *buf;
+	size_t len;
+	bool found = false;
+
+	assert_int_equal(spk_snap_writer_new(&w), 0);
+	assert_int_equal(spk_snap_put_header(w, &h), 0);
+	assert_int_equal(spk_snap_section_begin(w, SPK_SNAP_SEC_DEVICE), 0);
+	assert_int_equal(spk_snap_reader_new(f, 1, &r), 0);
+	for (;;) {
+		char name[SPK_SNAP_NAME_MAX];
+		uint8_t type;
+		uint64_t v;
+		const void *d;
+		size_t n;
+		char s[SPK_SNAP_STR_MAX];
+
+		extern int spk_snap_peek(struct spk_snap_reader *, char *, uint8_t *);
+		if (spk_snap_peek(r, name, &type) != 0)
+			break;
+		if (type == SPK_SNAP_STR) {
+			assert_int_equal(spk_snap_get_str(r, name, s, sizeof(s)), 0);
+		} else if (type == SPK_SNAP_BYTES) {
+			assert_int_equal(spk_snap_get_blob(r, name, &d, &n), 0);
+		} else {
+			assert_int_equal(spk_snap_get_max(r, name, UINT64_MAX, &v), 0);
+		}
+		if (strcmp(name, p->field) == 0) {
+			found = true;
+			type = (uint8_t)p->type;
+			v = p->value;
+			d = p->data;
+			n = p->len;
+		}
+		switch (type) {
+		case SPK_SNAP_U8:
+			spk_snap_put_u8(w, name, (uint8_t)v);
+			break;
+		case SPK_SNAP_U16:
+			spk_snap_put_u16(w, name, (uint16_t)v);
+			break;
+		case SPK_SNAP_U32:
+			spk_snap_put_u32(w, name, (uint32_t)v);
+			break;
+		case SPK_SNAP_U64:
+			spk_snap_put_u64(w, name, v);
+			break;
+		case SPK_SNAP_BYTES:
+			spk_snap_put_bytes(w, name, d, n);
+			break;
+		default:
+			spk_snap_put_str(w, name, s);
+		}
+	}
+	if (!found)
+		fail_msg("no field %s", p->field);
+	spk_snap_reader_free(r);
+	assert_int_equal(spk_snap_section_end(w), 0);
+	assert_int_equal(spk_snap_writer_finish(w, &buf, &len), 0);
+	assert_int_equal(spk_snap_open_buf(buf, len, &out), 0);
+	spk_snap_writer_free(w);
+	return out;
+}
+
+/* Each patch is refused by a device that then saves the same bytes as before. */
+static void hostile(const char *name, const struct spk_dev_state_ops *ops, void *dev,
+                    const struct patch *patches, size_t n)
+{
+	void *before, *after;
+	size_t lb, la;
+	struct spk_snap_file *f = save_one(name, ops, dev, &before, &lb);
+
+	for (size_t i = 0; i < n; i++) {
+		struct spk_snap_file *bad = patched(f, &patches[i]);
+		struct spk_snap_file *again;
+		char want[128];
+
+		if (spk_snap_load_device(bad, name, ops, dev) != -EINVAL)
+			fail_msg("%s: field %s accepted", name, patches[i].field);
+		snprintf(want, sizeof(want), "device '%s', %s): field '%s'", name, ops->kind,
+		         patches[i].field);
+		if (!strstr(spk_last_error(), want) || !strstr(spk_last_error(), patches[i].expect))
+			fail_msg("'%s' lacks '%s' or '%s'", spk_last_error(), want,
+			         patches[i].expect);
+		again = save_one(name, ops, dev, &after, &la);
+		assert_int_equal(la, lb);
+		assert_memory_equal(before, after, la);
+		spk_snap_close(again);
+		spk_snap_close(bad);
+		free(after);
+	}
+	spk_snap_close(f);
+	free(before);
+}
+
+/* ---- UART ---- */
+
+#define COM 0x3f8
+
+static void uart_tx(void *ctx, const uint8_t *buf, size_t n)
+{
+	(*(size_t *)ctx) += n;
+}
+
+static void test_uart(void **state)
+{
+	struct fake_irq ia = {0}, ib = {0};
+	size_t txa = 0, txb = 0;
+	struct spk_uart_config ca = {"com1", fake_line(&ia, 4), uart_tx, &txa};
+	struct spk_uart_config cb = {"com1", fake_line(&ib, 4), uart_tx, &txb};
+	struct spk_uart *a, *b;
+	const struct spk_bus_ops *ops = spk_uart_ops();
+
+	assert_int_equal(spk_uart_new(&ca, &a), 0);
+	assert_int_equal(spk_uart_new(&cb, &b), 0);
+	/* a driver's set-up: divisor, 8N1, FIFO with trigger 8, OUT2, interrupts */
+	dev_wr(ops, a, COM, 3, 1, 0x80);
+	dev_wr(ops, a, COM, 0, 1, 0x01);
+	dev_wr(ops, a, COM, 1, 1, 0x00);
+	dev_wr(ops, a, COM, 3, 1, 0x03);
+	dev_wr(ops, a, COM, 2, 1, 0x81);
+	dev_wr(ops, a, COM, 4, 1, 0x0b);
+	dev_wr(ops, a, COM, 7, 1, 0x5a);
+	dev_wr(ops, a, COM, 1, 1, 0x07);
+	assert_int_equal(spk_uart_receive(a, (const uint8_t *)"hello", 5), 5);
+	assert_true(ia.level);
+	assert_int_equal(dev_rd(ops, a, COM, 0, 1), 'h'); /* the ring's head moves */
+
+	round_trip("com1", spk_uart_state_ops(), a, b);
+	assert_true(ib.level);                 /* the line follows the loaded state */
+	for (unsigned reg = 0; reg < 8; reg++) /* IIR, LSR, RBR: reads with effects, same on both */
+		for (int k = 0; k < 3; k++)
+			assert_int_equal(dev_rd(ops, a, COM, reg, 1), dev_rd(ops, b, COM, reg, 1));
+	assert_int_equal(spk_uart_rx_room(a), spk_uart_rx_room(b));
+	dev_wr(ops, a, COM, 0, 1, 'x');
+	dev_wr(ops, b, COM, 0, 1, 'x');
+	assert_int_equal(txa, 1);
+	assert_int_equal(txb, 1);
+	assert_int_equal(ia.level, ib.level);
+
+	const struct patch bad[] = {
+	    {"ier", SPK_SNAP_U8, 0x10, NULL, 0, "bits outside 0xf"},
+	    {"mcr", SPK_SNAP_U8, 0x20, NULL, 0, "bits outside"},
+	    {"fcr", SPK_SNAP_U8, 0x08, NULL, 0, "programs a FIFO that is off"},
+	    {"fcr", SPK_SNAP_U8, 0x21, NULL, 0, "bits outside"},
+	    {"lsr_errors", SPK_SNAP_U8, 0x01, NULL, 0, "bits outside"},
+	    {"msr", SPK_SNAP_U8, 0x00, NULL, 0, "the inputs are not"},
+	    {"thr_ipending", SPK_SNAP_U8, 2, NULL, 0, "2 is more than 1"},
+	    {"rx", SPK_SNAP_BYTES, 0, "0123456789abcdefg", 17, "17 bytes, the FIFO holds 16"},
+	    {"lcr", SPK_SNAP_STR, 0, NULL, 0, "a str, not a u8"},
+	};
+	hostile("com1", spk_uart_state_ops(), b, bad, sizeof(bad) / sizeof(bad[0]));
+	spk_uart_free(a);
+	spk_uart_free(b);
+}
+
+/* ---- i8042 ---- */
+
+static void test_i8042(void **state)
+{
+	struct fake_irq ia = {0}, ib = {0};
+	struct fake_stop sa = {0}, sb = {0};
+	struct spk_i8042_config ca = {fake_line(&ia, 1), fake_stop_fn, &sa};
+	struct spk_i8042_config cb = {fake_line(&ib, 1), fake_stop_fn, &sb};
+	struct spk_i8042 *a, *b;
+	const struct spk_bus_ops *ops = spk_i8042_ops();
+
+	assert_int_equal(spk_i8042_new(&ca, &a), 0);
+	assert_int_equal(spk_i8042_new(&cb, &b), 0);
+	dev_wr(ops, a, 0x64, 0, 1, 0x60); /* write the CTR: parameter pending */
+	round_trip("i8042", spk_i8042_state_ops(), a, b);
+	dev_wr(ops, a, 0x60, 0, 1, 0x47);
+	dev_wr(ops, b, 0x60, 0, 1, 0x47);
+	dev_wr(ops, a, 0x60, 0, 1, 0xed); /* SET_LEDS: keyboard parameter pending */
+	dev_wr(ops, b, 0x60, 0, 1, 0xed);
+	assert_int_equal(spk_i8042_ctrl_alt_del(a), 0);
+	round_trip("i8042", spk_i8042_state_ops(), a, b);
+	assert_true(ib.level);
+	for (int k = 0; k < 12; k++) {
+		assert_int_equal(dev_rd(ops, a, 0x64, 0, 1), dev_rd(ops, b, 0x64, 0, 1));
+		assert_int_equal(dev_rd(ops, a, 0x60, 0, 1), dev_rd(ops, b, 0x60, 0, 1));
+	}
+	assert_int_equal(ia.level, ib.level);
+	dev_wr(ops, a, 0x60, 0, 1, 0x02);
+	dev_wr(ops, b, 0x60, 0, 1, 0x02);
+	assert_int_equal(dev_rd(ops, a, 0x60, 0, 1), dev_rd(ops, b, 0x60, 0, 1));
+
+	const struct patch bad[] = {
+	    {"queue", SPK_SNAP_BYTES, 0, "0123456789abcdefg", 17, "the queue holds 16"},
+	    {"ram", SPK_SNAP_BYTES, 0, "abc", 3, "3 bytes, not 32"},
+	    {"status", SPK_SNAP_U8, 0x01, NULL, 0, "bits outside"},
+	    {"cmd", SPK_SNAP_U8, 0xaa, NULL, 0, "not a command that waits"},
+	    {"kbd_cmd", SPK_SNAP_U8, 0xff, NULL, 0, "not a keyboard command"},
+	};
+	hostile("i8042", spk_i8042_state_ops(), b, bad, sizeof(bad) / sizeof(bad[0]));
+	spk_i8042_free(a);
+	spk_i8042_free(b);
+}
+
+/* ---- RTC ---- */
+
+static time_t fixed_now(void *ctx)
+{
+	return *(time_t *)ctx;
+}
+
+static void test_rtc(void **state)
+{
+	time_t now = 1765100000;
+	struct spk_rtc_config cfg = {fixed_now, &now};
+	struct spk_rtc *a, *b;
+	const struct spk_bus_ops *ops = spk_rtc_ops();
+
+	assert_int_equal(spk_rtc_new(&cfg, &a), 0);
+	assert_int_equal(spk_rtc_new(&cfg, &b), 0);
+	/* the guest sets the year to 2031 and binary mode, writes CMOS RAM */
+	dev_wr(ops, a, 0x70, 0, 1, 0x0b);
+	dev_wr(ops, a, 0x70, 1, 1, 0x06);
+	dev_wr(ops, a, 0x70, 0, 1, 0x09);
+	dev_wr(ops, a, 0x70, 1, 1, 31);
+	dev_wr(ops, a, 0x70, 0, 1, 0x40);
+	dev_wr(ops, a, 0x70, 1, 1, 0x99);
+	dev_wr(ops, a, 0x70, 0, 1, 0x0b);
+	dev_wr(ops, a, 0x70, 1, 1, 0x86); /* SET: the latch holds */
+	round_trip("rtc", spk_rtc_state_ops(), a, b);
+	dev_wr(ops, a, 0x70, 1, 1, 0x06);
+	dev_wr(ops, b, 0x70, 1, 1, 0x06);
+	now += 3600;
+	for (unsigned reg = 0; reg < 0x80; reg++) {
+		dev_wr(ops, a, 0x70, 0, 1, reg);
+		dev_wr(ops, b, 0x70, 0, 1, reg);
+		assert_int_equal(dev_rd(ops, a, 0x70, 1, 1), dev_rd(ops, b, 0x70, 1, 1));
+	}
+	dev_wr(ops, b, 0x70, 0, 1, 0x09);
+	assert_int_equal(dev_rd(ops, b, 0x70, 1, 1), 31);
+
+	uint8_t ram[128] = {0};
+
+	ram[0x0a] = 0xa6;
+	const struct patch bad[] = {
+	    {"index", SPK_SNAP_U8, 0x80, NULL, 0, "128 is more than 127"},
+	    {"ram", SPK_SNAP_BYTES, 0, ram, sizeof(ram), "update in progress"},
+	    {"offset", SPK_SNAP_U64, 1ull << 62, NULL, 0, "beyond years"},
+	    {"latch", SPK_SNAP_BYTES, 0, ram, 4, "4 bytes, not 8"},
+	};
+	hostile("rtc", spk_rtc_state_ops(), b, bad, sizeof(bad) / sizeof(bad[0]));
+	ram[0x0a] = 0x26;
+	ram[0x0b] = 0x90;
+	const struct patch bad2[] = {{"ram", SPK_SNAP_BYTES, 0, ram, sizeof(ram), "SET and UIE"}};
+	hostile("rtc", spk_rtc_state_ops(), b, bad2, 1);
+	spk_rtc_free(a);
+	spk_rtc_free(b);
+}
+
+/* ---- ACPI PM ---- */
+
+static void test_acpi_pm(void **state)
+{
+	struct fake_irq ia = {0}, ib = {0};
+	struct fake_stop sa = {0}, sb = {0};
+	struct spk_acpi_pm_config ca = {5, 0x0e, fake_stop_fn, &sa, fake_line(&ia, 9)};
+	struct spk_acpi_pm_config cb = {5, 0x0e, fake_stop_fn, &sb, fake_line(&ib, 9)};
+	struct spk_acpi_pm *a, *b;
+	const struct spk_bus_ops *ops = spk_acpi_pm_ops();
+
+	assert_int_equal(spk_acpi_pm_new(&ca, &a), 0);
+	assert_int_equal(spk_acpi_pm_new(&cb, &b), 0);
+	dev_wr(ops, a, SPK_PC_GPE0_BLK, 2, 1, 0x01); /* GPE0_EN bit 0 */
+	dev_wr(ops, a, SPK_PC_PM1A_EVT, 2, 2, 0x0100);
+	dev_wr(ops, a, SPK_PC_PM1A_CNT, 0, 1, 0x02);
+	spk_acpi_pm_power_button(a);
+	assert_true(ia.level);
+	round_trip("acpi_pm", spk_acpi_pm_state_ops(), a, b);
+	assert_true(ib.level);
+	for (unsigned off = 0; off < 4; off++) {
+		assert_int_equal(dev_rd(ops, a, SPK_PC_GPE0_BLK, off, 1),
+		                 dev_rd(ops, b, SPK_PC_GPE0_BLK, off, 1));
+		assert_int_equal(dev_rd(ops, a, SPK_PC_PM1A_EVT, off, 1),
+		                 dev_rd(ops, b, SPK_PC_PM1A_EVT, off, 1));
+	}
+	assert_int_equal(dev_rd(ops, a, SPK_PC_PM1A_CNT, 0, 2),
+	                 dev_rd(ops, b, SPK_PC_PM1A_CNT, 0, 2));
+	dev_wr(ops, b, SPK_PC_GPE0_BLK, 0, 1, 0x01); /* W1C */
+	assert_false(ib.level);
+	/* S5 still powers off */
+	dev_wr(ops, b, SPK_PC_PM1A_CNT, 1, 1, (5 << 2) | 0x20);
+	assert_int_equal(sb.down, 1);
+
+	const struct patch bad[] = {
+	    {"pm1_sts", SPK_SNAP_U16, 0x0001, NULL, 0, "bits outside 0x8000"},
+	    {"pm1_en", SPK_SNAP_U16, 0x8000, NULL, 0, "bits outside"},
+	    {"pm1_cnt", SPK_SNAP_U16, 0x2000, NULL, 0, "bits outside"},
+	    {"gpe0_sts", SPK_SNAP_U16, 0x0002, NULL, 0, "bits outside 0x1"},
+	    {"gpe0_en", SPK_SNAP_U16, 0x0100, NULL, 0, "bits outside 0x1"},
+	};
+	hostile("acpi_pm", spk_acpi_pm_state_ops(), b, bad, sizeof(bad) / sizeof(bad[0]));
+	spk_acpi_pm_free(a);
+	spk_acpi_pm_free(b);
+}
+
+/* ---- boot timer ---- */
+
+static void report(void *ctx, uint64_t ns)
+{
+	(*(unsigned *)ctx)++;
+}
+
+static void test_boot_timer(void **state)
+{
+	unsigned ra = 0, rb = 0;
+	struct spk_boot_timer_config ca = {{0, 0}, report, &ra}, cb = {{0, 0}, report, &rb};
+	struct spk_boot_timer *a, *b;
+	const struct spk_bus_ops *ops = spk_boot_timer_ops();
+
+	assert_int_equal(spk_boot_timer_new(&ca, &a), 0);
+	assert_int_equal(spk_boot_timer_new(&cb, &b), 0);
+	dev_wr(ops, a, 0, 0, 1, SPK_PC_BOOT_TIMER_MAGIC);
+	assert_int_equal(ra, 1);
+	round_trip("boot_timer", spk_boot_timer_state_ops(), a, b);
+	dev_wr(ops, b, 0, 0, 1, SPK_PC_BOOT_TIMER_MAGIC);
+	assert_int_equal(rb, 0); /* it had reported before the snapshot */
+	const struct patch bad[] = {{"reported", SPK_SNAP_U8, 7, NULL, 0, "7 is more than 1"}};
+	hostile("boot_timer", spk_boot_timer_state_ops(), b, bad, 1);
+	spk_boot_timer_free(a);
+	spk_boot_timer_free(b);
+}
+
+/* ---- the checked-in fixture (tests/unit/snapshot/fixture-v1.*) ----
+ *
+ * Written by format version 1 (`test_dev_state --write-fixture DIR`);
+ * every later version must keep loading it: a format change that breaks
+ * this test breaks users' snapshot files.
+ */
+
+struct legacy {
+	struct fake_irq irq[3];
+	struct fake_stop stop[2];
+	time_t now;
+	struct spk_uart *uart;
+	struct spk_i8042 *kbd;
+	struct spk_rtc *rtc;
+	struct spk_acpi_pm *pm;
+	struct spk_boot_timer *bt;
+	struct spk_mem *mem;
+	uint8_t *ram;
+};
+
+static void legacy_new(struct legacy *l)
+{
+	struct spk_uart_config uc = {"com1", fake_line(&l->irq[0], 4), NULL, NULL};
+	struct spk_i8042_config kc = {fake_line(&l->irq[1], 1), fake_stop_fn, &l->stop[0]};
+	struct spk_rtc_config rc = {fixed_now, &l->now};
+	struct spk_acpi_pm_config pc = {5, 0x0e, fake_stop_fn, &l->stop[1], fake_line(&l->irq[2], 9)};
+	struct spk_boot_timer_config bc = {{0, 0}, NULL, NULL};
+
+	memset(l, 0, sizeof(*l));
+	l->now = 1765100000;
+	assert_int_equal(spk_uart_new(&uc, &l->uart), 0);
+	assert_int_equal(spk_i8042_new(&kc, &l->kbd), 0);
+	assert_int_equal(spk_rtc_new(&rc, &l->rtc), 0);
+	assert_int_equal(spk_acpi_pm_new(&pc, &l->pm), 0);
+	assert_int_equal(spk_boot_timer_new(&bc, &l->bt), 0);
+	l->ram = aligned_alloc(4096, 2 * 4096);
+	memset(l->ram, 0, 2 * 4096);
+	assert_int_equal(spk_mem_new(&l->mem), 0);
+	assert_int_equal(spk_mem_add(l->mem, 0, 2 * 4096, SPK_MEM_RAM, l->ram, "ram"), 0);
+}
+
+static void legacy_free(struct legacy *l)
+{
+	spk_uart_free(l->uart);
+	spk_i8042_free(l->kbd);
+	spk_rtc_free(l->rtc);
+	spk_acpi_pm_free(l->pm);
+	spk_boot_timer_free(l->bt);
+	spk_mem_free(l->mem);
+	free(l->ram);
+}
+
+static int write_fixture(const char *dir)
+{
+	struct legacy l;
+	struct spk_snap_writer *w;
+	struct spk_snap_header h;
+	char snap[512], mem[512];
+
+	legacy_new(&l);
+	dev_wr(spk_uart_ops(), l.uart, COM, 7, 1, 0x5a);
+	dev_wr(spk_uart_ops(), l.uart, COM, 2, 1, 0x01);
+	spk_uart_receive(l.uart, (const uint8_t *)"hi", 2);
+	spk_i8042_ctrl_alt_del(l.kbd);
+	dev_wr(spk_rtc_ops(), l.rtc, 0x70, 0, 1, 0x40);
+	dev_wr(spk_rtc_ops(), l.rtc, 0x70, 1, 1, 0x99);
+	dev_wr(spk_acpi_pm_ops(), l.pm, SPK_PC_GPE0_BLK, 2, 1, 0x01);
+	dev_wr(spk_boot_timer_ops(), l.bt, 0, 0, 1, SPK_PC_BOOT_TIMER_MAGIC);
+	memcpy(l.ram + 4096 + 16, "fixture", 8);
+	snprintf(snap, sizeof(snap), "%s/fixture-v1.snap", dir);
+	snprintf(mem, sizeof(mem), "%s/fixture-v1.mem", dir);
+	spk_snap_header_host(&h);
+	snprintf(h.cpu_vendor, sizeof(h.cpu_vendor), "GenuineIntel");
+	h.cpu_family = 6;
+	h.cpu_model = 85;
+	h.cpu_stepping = 7;
+	snprintf(h.host_kernel, sizeof(h.host_kernel), "6.1.0-fixture");
+	h.created = 1765100000;
+	h.n_cpuid = 1;
+	h.cpuid[0] = (struct spk_snap_cpuid){0, 0, 0xd, 0x756e6547, 0x6c65746e, 0x49656e69};
+	if (spk_snap_writer_new(&w) || spk_snap_put_header(w, &h) ||
+	    spk_snap_mem_save(w, l.mem, "fixture-v1.mem", 0) ||
+	    spk_snap_save_device(w, "com1", spk_uart_state_ops(), l.uart) ||
+	    spk_snap_save_device(w, "i8042", spk_i8042_state_ops(), l.kbd) ||
+	    spk_snap_save_device(w, "rtc", spk_rtc_state_ops(), l.rtc) ||
+	    spk_snap_save_device(w, "acpi_pm", spk_acpi_pm_state_ops(), l.pm) ||
+	    spk_snap_save_device(w, "boot_timer", spk_boot_timer_state_ops(), l.bt) ||
+	    spk_snap_writer_save(w, snap, true)) {
+		fprintf(stderr, "%s\n", spk_last_error());
+		return 1;
+	}
+	spk_snap_writer_free(w);
+	legacy_free(&l);
+	/* the memory file was written in the current directory under its saved name */
+	return rename("fixture-v1.mem", mem) == 0 ? 0 : 1;
+}
+
+static void test_fixture_v1(void **state)
+{
+	const char *dir = getenv("SPK_SNAP_FIXTURES");
+	char snap[512], mem[512];
+	struct spk_snap_file *f;
+	struct spk_snap_mem_layout ml;
+	struct legacy l;
+	const struct spk_snap_header *h;
+	int fd;
+
+	if (!dir)
+		skip();
+	snprintf(snap, sizeof(snap), "%s/fixture-v1.snap", dir);
+	snprintf(mem, sizeof(mem), "%s/fixture-v1.mem", dir);
+	if (spk_snap_open(snap, &f) != 0)
+		fail_msg("%s", spk_last_error());
+	h = spk_snap_file_header(f);
+	assert_int_equal(h->format_version, 1);
+	assert_string_equal(h->cpu_vendor, "GenuineIntel");
+	assert_int_equal(h->cpu_model, 85);
+	assert_string_equal(h->host_kernel, "6.1.0-fixture");
+	assert_int_equal(h->n_cpuid, 1);
+	assert_int_equal(h->cpuid[0].ebx, 0x756e6547);
+
+	legacy_new(&l);
+	assert_int_equal(spk_snap_load_device(f, "com1", spk_uart_state_ops(), l.uart), 0);
+	assert_int_equal(spk_snap_load_device(f, "i8042", spk_i8042_state_ops(), l.kbd), 0);
+	assert_int_equal(spk_snap_load_device(f, "rtc", spk_rtc_state_ops(), l.rtc), 0);
+	assert_int_equal(spk_snap_load_device(f, "acpi_pm", spk_acpi_pm_state_ops(), l.pm), 0);
+	assert_int_equal(spk_snap_load_device(f, "boot_timer", spk_boot_timer_state_ops(), l.bt), 0);
+	assert_int_equal(dev_rd(spk_uart_ops(), l.uart, COM, 7, 1), 0x5a);
+	assert_int_equal(dev_rd(spk_uart_ops(), l.uart, COM, 0, 1), 'h');
+	assert_int_equal(dev_rd(spk_uart_ops(), l.uart, COM, 0, 1), 'i');
+	assert_true(l.irq[1].level); /* the Ctrl+Alt+Del scancodes wait */
+	dev_wr(spk_rtc_ops(), l.rtc, 0x70, 0, 1, 0x40);
+	assert_int_equal(dev_rd(spk_rtc_ops(), l.rtc, 0x70, 1, 1), 0x99);
+	assert_int_equal(dev_rd(spk_acpi_pm_ops(), l.pm, SPK_PC_GPE0_BLK, 2, 1), 0x01);
+
+	assert_int_equal(spk_snap_mem_layout(f, &ml), 0);
+	assert_string_equal(ml.file, "fixture-v1.mem");
+	fd = open(mem, O_RDONLY);
+	assert_true(fd >= 0);
+	if (spk_snap_mem_restore(&ml, fd, l.mem) != 0)
+		fail_msg("%s", spk_last_error());
+	assert_string_equal((const char *)l.ram + 4096 + 16, "fixture");
+	close(fd);
+	spk_snap_mem_layout_fini(&ml);
+	spk_snap_close(f);
+	legacy_free(&l);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && strcmp(argv[1], "--write-fixture") == 0)
+		return write_fixture(argv[2]);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_uart),       cmocka_unit_test(test_i8042),
+	    cmocka_unit_test(test_rtc),        cmocka_unit_test(test_acpi_pm),
+	    cmocka_unit_test(test_boot_timer), cmocka_unit_test(test_fixture_v1),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
