@@ -5,7 +5,7 @@ BUILD_ASAN ?= build-asan
 FUZZ_SECONDS ?= 30
 MESON_OPTS ?=
 
-.PHONY: all deps demo test test-unit test-asan bench fuzz-smoke lint clean format
+.PHONY: all deps demo test test-unit test-asan test-bed bench fuzz-smoke lint clean format
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -24,7 +24,7 @@ $(BUILD_ASAN)/build.ninja:
 demo: all
 	$(BUILD)/src/vmm/sparkler sandbox --stats $(BUILD)/guest/demo.elf
 
-# Every test: the normal build (all suites: unit, guest, gdb, linux, lint),
+# Every test: the normal build (all suites: unit, guest, gdb, linux, bed, lint),
 # then the unit, guest and gdb suites again under ASan + UBSan, then every
 # libFuzzer target for FUZZ_SECONDS (make fuzz-smoke). scripts/summary.sh
 # prints "N passed, N failed[, N skipped]".
@@ -40,6 +40,13 @@ test:
 	    --suite gdb || rc=1; \
 	scripts/fuzz-smoke.sh $(FUZZ_SECONDS) || rc=1; \
 	scripts/summary.sh $(BUILD) $(BUILD_ASAN) build-fuzz; exit $$rc
+
+# The real-KVM bed alone (tests/bed): Linux under a real KVM, in an L1
+# machine under QEMU TCG when this host has no VT-x/AMD-V of its own.
+test-bed: $(BUILD)/build.ninja
+	@scripts/deps.sh test
+	ninja -C $(BUILD)
+	meson test -C $(BUILD) --print-errorlogs --suite bed
 
 bench: all
 	@scripts/deps.sh bench
