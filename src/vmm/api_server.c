@@ -37,6 +37,7 @@
 
 #include "vmm/api.h"
 #include "vmm/mhd.h"
+#include "vmm/vmm.h"
 
 #define DRAIN_MS 1000
 #define WATCH_MS 500 /* how often the watchdog looks */
@@ -227,6 +228,7 @@ static int listen_on(struct spk_api_server *s, const char *path, char *err, size
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct stat st;
+	char why[160];
 	int fd, rc;
 
 	if (!*path || strlen(path) >= sizeof(sa.sun_path)) {
@@ -237,13 +239,17 @@ static int listen_on(struct spk_api_server *s, const char *path, char *err, size
 	memcpy(sa.sun_path, path, strlen(path));
 	if ((rc = clear_path(&sa, err, n)) < 0)
 		return rc;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0 ||
-	    stat(path, &st) < 0) {
+	/* the file appears only once it accepts: a client that waits for it
+	 * and connects at once is never refused */
+	fd = spk_listen_unix(path, SOCK_NONBLOCK, 64, why, sizeof(why));
+	if (fd < 0) {
+		snprintf(err, n, "--api-sock %s: %s", path, why);
+		return fd;
+	}
+	if (stat(path, &st) < 0) {
 		rc = -errno;
 		snprintf(err, n, "--api-sock %s: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
+		close(fd);
 		return rc;
 	}
 	s->listen_fd = fd;

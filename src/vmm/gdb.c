@@ -26,6 +26,7 @@
 
 #include "vmm/gdb_internal.h"
 #include "vmm/seccomp_policy.h"
+#include "vmm/vmm.h"
 
 void stub_say(const char *fmt, ...)
 {
@@ -113,8 +114,8 @@ int spk_gdb_check_listen(const char *spec, char *err, size_t errlen)
 
 static int listen_unix(struct spk_gdb *g, const char *path, char *err, size_t errlen)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct stat st;
+	char why[160];
 	int fd;
 
 	if (lstat(path, &st) == 0) {
@@ -125,14 +126,10 @@ static int listen_unix(struct spk_gdb *g, const char *path, char *err, size_t er
 		}
 		unlink(path); /* a socket left by an earlier run */
 	}
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0) {
-		int e = errno;
-		set_err(err, errlen, "--gdb unix:%s: %s", path, strerror(e));
-		if (fd >= 0)
-			close(fd);
-		return -e;
+	fd = spk_listen_unix(path, 0, 1, why, sizeof(why));
+	if (fd < 0) {
+		set_err(err, errlen, "--gdb unix:%s: %s", path, why);
+		return fd;
 	}
 	g->listen_fd = fd;
 	g->unix_path = strdup(path);

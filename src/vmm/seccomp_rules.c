@@ -107,6 +107,8 @@ static const struct rule api[] = {
 	{SCMP_SYS(unlink), "removing the API socket at exit"},
 	{SCMP_SYS(bind), "the API socket"},
 	{SCMP_SYS(listen), "the API socket"},
+	{SCMP_SYS(renameat2), "the API socket: its temporary name into place, once listening"},
+	{SCMP_SYS(rename), "the same, where the file system has no RENAME_NOREPLACE"},
 	{SCMP_SYS(shutdown), "closing HTTP connections"},
 	{SCMP_SYS(getsockname), "libmicrohttpd"},
 	{SCMP_SYS(getpeername), "libmicrohttpd"},

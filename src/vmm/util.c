@@ -2,9 +2,12 @@
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "vmm/vmm.h"
@@ -224,4 +227,79 @@ void spk_kick_all(struct spk_vm *vm)
 	for (uint32_t i = 0; i < spk_vm_max_vcpus(vm); i++)
 		if (spk_vm_vcpu(vm, i))
 			spk_vcpu_kick(spk_vm_vcpu(vm, i));
+}
+
+/* path's directory part, up to and with its last '/' ("" for none), plus
+ * a name of our own: into tmp (sizeof sun_path); false if it does not fit. */
+static bool temp_name(const char *path, unsigned tries, char *tmp, size_t n)
+{
+	const char *slash = strrchr(path, '/');
+	size_t dir = slash ? (size_t)(slash - path) + 1 : 0;
+	int len = snprintf(tmp, n, "%.*s.spk-%x-%x", (int)dir, path, (unsigned)getpid(), tries);
+
+	return len > 0 && (size_t)len < n;
+}
+
+/* rename(2), but never over an existing path: with RENAME_NOREPLACE, or,
+ * where the file system does not have it, a check right before. */
+static int no_replace_rename(const char *from, const char *to)
+{
+	struct stat st;
+
+	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL)
+		return -1;
+	if (lstat(to, &st) == 0) {
+		errno = EEXIST;
+		return -1;
+	}
+	return rename(from, to);
+}
+
+int spk_listen_unix(const char *path, int flags, int backlog, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd, rc;
+
+	if (!*path || strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "a Unix socket path needs 1 to %zu bytes",
+		         sizeof(sa.sun_path) - 1);
+		return -ENAMETOOLONG;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return rc;
+	}
+	/* a name left by a process that died between bind and rename: another */
+	for (unsigned tries = 0;; tries++) {
+		if (!temp_name(path, tries, sa.sun_path, sizeof(sa.sun_path))) {
+			snprintf(err, errlen,
+			         "no room for a temporary name next to it (a Unix "
+			         "socket path has at most %zu bytes)",
+			         sizeof(sa.sun_path) - 1);
+			rc = -ENAMETOOLONG;
+			goto err_close;
+		}
+		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			break;
+		if (errno != EADDRINUSE || tries >= 16) {
+			rc = -errno;
+			snprintf(err, errlen, "%s", strerror(errno));
+			goto err_close;
+		}
+	}
+	if (listen(fd, backlog) < 0 || no_replace_rename(sa.sun_path, path) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "%s", strerror(errno));
+		unlink(sa.sun_path);
+		goto err_close;
+	}
+	return fd;
+
+err_close:
+	close(fd);
+	return rc;
 }

@@ -62,6 +62,18 @@ void spk_watchdog_stop(struct spk_watchdog *w);
 /* Kick every vCPU of vm (spk_vcpu_kick): each run returns CANCELLED. */
 void spk_kick_all(struct spk_vm *vm);
 
+/*
+ * A listening Unix stream socket at path that appears only once it
+ * accepts connections: bound under a temporary name in the same
+ * directory, listen(2)ed, then renamed into place, so a client that waits
+ * for the file and connects at once is never refused (Firecracker users'
+ * scripts do exactly that). flags go to socket(2) with SOCK_STREAM (e.g.
+ * SOCK_NONBLOCK); SOCK_CLOEXEC is always set. The caller has removed any
+ * stale file at path: an existing path is not replaced (-EEXIST). The fd,
+ * or -errno with a message (without the path) in err.
+ */
+int spk_listen_unix(const char *path, int flags, int backlog, char *err, size_t errlen);
+
 /* Read a whole file of at most max bytes: 0, or -errno with *err set. */
 int spk_read_file(const char *path, uint64_t max, void **data, size_t *size, const char **err);
 

@@ -60,7 +60,8 @@ def refusals(jail):
 
 
 def curl(sock, method, path, body=None):
-    args = ["curl", "-s", "--max-time", "10", "--unix-socket", sock, "-X", method,
+    # --max-time only guards against a hang: an answer is expected at once
+    args = ["curl", "-s", "--max-time", "60", "--unix-socket", sock, "-X", method,
             "-w", "\n%{http_code}", "http://localhost" + path]
     if body is not None:
         args += ["-H", "Content-Type: application/json", "-d", body]
@@ -83,10 +84,16 @@ def api_in_jail(jail, env):
     p = subprocess.Popen([SPARKLER, "--jail", jail, "--uid", str(UID), "--gid", str(GID),
                           "--api-sock", "/run/api.sock"], stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    for _ in range(100):
-        if os.path.exists(sock):
-            break
-        time.sleep(0.05)
+    # as a Firecracker user's script does: wait for the file (it appears
+    # only once the server accepts), then talk at once; no deadline of
+    # ours, the process ends or the file comes (meson's timeout bounds it)
+    while not os.path.exists(sock) and p.poll() is None:
+        time.sleep(0.02)
+    made = os.path.exists(sock)
+    check(made, "the jailed API process makes its socket")
+    if not made:
+        print(p.communicate()[1].decode(errors="replace"))
+        return
     code, body = curl(sock, "GET", "/")
     check(code == 200 and '"Not started"' in body, "the jailed API answers GET / (%d %s)" %
           (code, body))
@@ -98,6 +105,8 @@ def api_in_jail(jail, env):
     check(code == 200 and '"Running"' in body, "the jailed VM runs (%d %s)" % (code, body))
     p.send_signal(signal.SIGTERM)
     out, err = p.communicate(timeout=20)
+    if failures:
+        print("the jailed API process said:\n" + err.decode(errors="replace"))
     check(p.returncode == 5, "SIGTERM stops the jailed API process: status 5 (got %d: %s)" %
           (p.returncode, err.decode().strip()))
     check(not os.path.exists(sock), "the socket file is gone")
