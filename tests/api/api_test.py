@@ -134,6 +134,7 @@ class Sparkler:
     def __init__(self, tmp, args=(), sock=True, name="api.sock", stdin=subprocess.DEVNULL):
         self.sock = os.path.join(tmp, name) if sock else None
         cmd = [SPARKLER] + (["--api-sock", self.sock] if sock else []) + list(args)
+        self.stale = os.path.lexists(self.sock) if sock else False  # a file it replaces
         self.p = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE)
         self.out = self.err = ""
@@ -143,6 +144,15 @@ class Sparkler:
         connect at once. The file appears only once the server accepts, so
         the first connect must succeed. No deadline of ours: the process
         ends or the file comes (meson's timeout bounds a hang)."""
+        while self.stale:  # the file was there before: until it answers
+            if self.p.poll() is not None:
+                return False
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.connect(self.sock)
+                return True
+            except OSError:
+                time.sleep(0.005)
         while not os.path.exists(self.sock):
             if self.p.poll() is not None:
                 return False
