@@ -53,6 +53,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "linux"))
 import boot_test  # noqa: E402  (kvm_kind, check_real, check_common)
 import linux_assets  # noqa: E402  (download, kernel_package, virtio_modules, cpio_newc, ...)
 
+BUILD = None      # BUILD_DIR (main)
 L1_TIMEOUT = 900  # s: TCG is slow, and CI machines are loaded
 L1_MEM = "2560"   # MiB: the L2 guests take 512 MiB each
 L1_MODULES = ["irqbypass", "kvm", "kvm_amd", "tun"]
@@ -81,7 +82,15 @@ poweroff -f
 
 # Prepended to every scenario's script.
 PRELUDE = """set -u
-spk() { name=$1; shift; "$SPARKLER" "$@" </dev/null >"$OUT/$name.log" 2>"$OUT/$name.err"; echo $? >"$OUT/$name.rc"; }
+spk() {
+	name=$1; shift
+	"$SPARKLER" "$@" <"${SPK_IN:-/dev/null}" >"$OUT/$name.log" 2>"$OUT/$name.err" &
+	echo $! >"$OUT/$name.pid"
+	wait $!
+	echo $? >"$OUT/$name.rc"
+}
+# wait_for FILE TEXT [SECONDS]: until FILE holds TEXT (default 600 s)
+wait_for() { n=0; until grep -q "$2" "$1" 2>/dev/null; do n=$((n+1)); [ $n -gt $((${3:-600}*5)) ] && return 1; sleep 0.2; done; }
 "$SPARKLER" kvm-info >"$OUT/kvm-info" 2>&1
 """
 
@@ -212,15 +221,188 @@ def virtio_scenario():
     return {"script": script, "files": files, "check": check}
 
 
+# ---- Linux end to end: the kernel's own drivers on every device ---------------------
+
+E2E_MODULES = linux_assets.VIRTIO_MODULES + ["virtio_console", "virtio_rng",
+                                             "vmw_vsock_virtio_transport", "button", "evdev"]
+HOST_IP, GUEST_IP = "10.0.2.2", "10.0.2.15"
+NET_BYTES = 3 << 20
+
+# /init of the end-to-end guest: each step prints a SPARKLER-... line that
+# e2e_check() asserts; every wait in it is bounded.
+E2E_INIT = """#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t tmpfs tmp /tmp
+for m in $(cat /lib/modules/order); do
+	insmod /lib/modules/$m.ko || echo "SPARKLER-INSMOD-FAILED $m"
+done
+echo "SPARKLER-E2E-INIT cpus=$(grep -c ^processor /proc/cpuinfo)"
+echo "SPARKLER-CLOCKSOURCE $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
+f=""
+for x in tsc_deadline_timer hypervisor x2apic; do grep -m1 ^flags /proc/cpuinfo | grep -qw $x && f="$f $x"; done
+echo "SPARKLER-CPUFLAGS$f"
+dmesg | grep -q "APIC timer disabled" && echo "SPARKLER-APIC-TIMER-DISABLED"
+loc() { awk '/LOC:/ { s = 0; for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) s += $i; print s }' /proc/interrupts; }
+i=0
+while [ $i -lt 20 ]; do usleep 50000; i=$((i + 1)); done
+echo "SPARKLER-TICKS $i"
+l0=$(loc); u0=$(cut -d' ' -f1 /proc/uptime); d0=$(date +%%s)
+sleep 1
+u1=$(cut -d' ' -f1 /proc/uptime); l1=$(loc)
+echo "SPARKLER-SLEEP1 $u0 $u1"
+echo "SPARKLER-LOC $l0 $l1"
+echo "SPARKLER-DATE $d0 RTC $(cat /sys/class/rtc/rtc0/since_epoch)"
+for i in $(seq 100); do [ -b /dev/vdb ] && break; sleep 0.1; done
+echo "SPARKLER-SERIAL vda=$(cat /sys/block/vda/serial) vdb=$(cat /sys/block/vdb/serial)"
+if dd if=/dev/zero of=/dev/vdb bs=512 count=1 conv=fsync 2>/dev/null; then
+	echo "SPARKLER-RO-WRITE-ACCEPTED"
+else
+	echo "SPARKLER-RO-WRITE-REFUSED"
+fi
+mkdir -p /mnt
+if mount -t ext4 /dev/vda /mnt; then
+	echo "end to end" >/mnt/e2e.txt && sync && umount /mnt && echo "SPARKLER-EXT4-WRITTEN"
+fi
+echo "SPARKLER-HWRNG $(cat /sys/class/misc/hw_random/rng_current) $(dd if=/dev/hwrng bs=32 count=1 2>/dev/null | wc -c)"
+ip link set lo up
+ip link set eth0 up
+ip addr add %(guest)s/24 dev eth0
+for i in $(seq 60); do ping -c 1 -W 1 %(host)s >/dev/null 2>&1 && break; sleep 1; done
+ping -c 3 -W 5 %(host)s | grep -q " 0%% packet loss" && echo "SPARKLER-PING-OK"
+dd if=/dev/urandom of=/tmp/out.bin bs=65536 count=%(blocks)d 2>/dev/null
+echo "SPARKLER-NET-OUT $(md5sum </tmp/out.bin | cut -d' ' -f1)"
+for i in $(seq 60); do nc %(host)s 6000 -e cat /tmp/out.bin && break; sleep 1; done
+echo "SPARKLER-NET-LISTEN"
+timeout 300 nc -l -p 5000 -e sh -c 'cat >/tmp/in.bin'
+echo "SPARKLER-NET-IN $(md5sum </tmp/in.bin | cut -d' ' -f1) $(wc -c </tmp/in.bin)"
+echo "SPARKLER-HVC-OUT hello from hvc0" >/dev/hvc0
+echo "SPARKLER-HVC-READY"
+read -t 120 line </dev/hvc0
+echo "SPARKLER-HVC-IN $line"
+ev=""
+for e in /sys/class/input/event*; do
+	grep -q "Power Button" $e/device/name 2>/dev/null && ev=/dev/input/${e##*/}
+done
+echo "SPARKLER-WAIT-BUTTON $ev"
+timeout 300 dd if=$ev bs=24 count=1 of=/dev/null 2>/dev/null && echo "SPARKLER-BUTTON-PRESSED"
+poweroff -f
+""" % {"host": HOST_IP, "guest": GUEST_IP, "blocks": NET_BYTES // 65536}
+
+
+def e2e_scenario(cpus):
+    """The end-to-end guest under `sparkler run`: a TAP the L1 talks to,
+    hvc0 on a FIFO, SIGPWR when the guest waits for its power button."""
+    script = """tap=spkbed$$
+mkfifo "$OUT/hvc.in"
+exec 3<>"$OUT/hvc.in"
+dd if=/dev/urandom of="$OUT/to-guest.bin" bs=65536 count=%(blocks)d 2>/dev/null
+md5sum <"$OUT/to-guest.bin" | cut -d' ' -f1 >"$OUT/to-guest.md5"
+date +%%s >"$OUT/date.before"
+SPK_IN="$OUT/hvc.in" spk e2e run --kernel "$A/kernel" --initrd "$A/initrd" \
+	--cmdline "%(cmdline)s" --cpus %(cpus)d --mem 512M --timeout 600 \
+	--disk "$A/root.ext4" --disk "$A/data.img,ro" --net tap=$tap --entropy --console-virtio \\
+	--serial file:"$OUT/e2e.serial" &
+pid=$!
+n=0; until ip link show $tap >/dev/null 2>&1; do n=$((n+1)); [ $n -gt 3000 ] && break; sleep 0.2; done
+ip addr add %(host)s/24 dev $tap
+nc -l -p 6000 -e sh -c "cat >$OUT/from-guest.bin" &
+wait_for "$OUT/e2e.serial" SPARKLER-NET-LISTEN
+for i in $(seq 120); do nc %(guest)s 5000 -e cat "$OUT/to-guest.bin" && break; sleep 1; done
+wait_for "$OUT/e2e.serial" SPARKLER-HVC-READY && echo "hello from the host" >&3
+wait_for "$OUT/e2e.serial" SPARKLER-WAIT-BUTTON && sleep 1 && kill -PWR "$(cat "$OUT/e2e.pid")"
+wait $pid
+date +%%s >"$OUT/date.after"
+cp "$A/root.ext4" "$A/data.img" "$OUT/"
+md5sum <"$OUT/from-guest.bin" | cut -d' ' -f1 >"$OUT/from-guest.md5"
+rm -f "$OUT/to-guest.bin" "$OUT/from-guest.bin"
+""" % {"cmdline": BOOT_CMDLINE, "cpus": cpus, "host": HOST_IP, "guest": GUEST_IP,
+       "blocks": NET_BYTES // 65536}
+
+    def files(a, tmp):
+        import virtio_test
+        root, data = virtio_test.make_disks(tmp)
+        return {"kernel": a["BZIMAGE"], "initrd": bed_assets(BUILD)["INITRD_E2E"],
+                "root.ext4": root, "data.img": data}
+
+    def check(out, tmp):
+        import virtio_test
+        hvc, err, rc = run_result(out, "e2e")
+        log = read(out, "e2e.serial")
+        print("---- sparkler stderr ----\n" + err.strip())
+        ok("SPARKLER-INSMOD-FAILED" not in log and
+           ("SPARKLER-E2E-INIT cpus=%d" % cpus) in log,
+           "init ran with %d vCPU%s and loaded every module" % (cpus, "s" if cpus > 1 else ""),
+           log)
+        print("".join(l + "\n" for l in log.splitlines() if l.startswith("SPARKLER-")))
+        m = re.search(r"SPARKLER-CPUFLAGS(.*)", log)
+        flags = m.group(1).split() if m else []
+        ok("tsc_deadline_timer" in flags and "hypervisor" in flags,
+           "the guest has the TSC-deadline timer (CPUID leaf 1 ECX 24) and the hypervisor bit",
+           log)
+        ok("SPARKLER-APIC-TIMER-DISABLED" not in log, "the LAPIC timer passed Linux's check",
+           log)
+        m = re.search(r"SPARKLER-CLOCKSOURCE (\S+)", log)
+        ok(m is not None and m.group(1) in ("kvm-clock", "tsc"),
+           "the clocksource is kvm-clock or tsc (%s)" % (m.group(1) if m else None), log)
+        ok("SPARKLER-TICKS 20" in log, "20 timed sleeps (usleep 50 ms) all woke", log)
+        m = re.search(r"SPARKLER-SLEEP1 ([0-9.]+) ([0-9.]+)", log)
+        ok(m is not None and float(m.group(2)) - float(m.group(1)) >= 0.99,
+           "sleep 1 took at least a second of the guest's uptime (%s)" %
+           ("%.2f s" % (float(m.group(2)) - float(m.group(1))) if m else None), log)
+        m = re.search(r"SPARKLER-LOC (\d+) (\d+)", log)
+        ok(m is not None and int(m.group(2)) > int(m.group(1)),
+           "LAPIC timer interrupts kept arriving across the sleep (%s)" %
+           str(m.groups() if m else None), log)
+        before, after = int(read(out, "date.before") or 0), int(read(out, "date.after") or 0)
+        m = re.search(r"SPARKLER-DATE (\d+) RTC (\d+)", log)
+        ok(m is not None and before - 2 <= int(m.group(1)) <= after + 2 and
+           before - 2 <= int(m.group(2)) <= after + 2,
+           "the guest's date and RTC lie within the host's run (%d..%d: %s)" %
+           (before, after, str(m.groups() if m else None)), log)
+        ok("SPARKLER-SERIAL vda=drive0 vdb=drive1" in log, "the disks' serials in /sys", log)
+        ok("SPARKLER-RO-WRITE-REFUSED" in log, "the read-only disk refused a write", log)
+        ok("SPARKLER-EXT4-WRITTEN" in log and
+           virtio_test.fs_file(os.path.join(out, "root.ext4"), "e2e.txt") == "end to end\n",
+           "the guest wrote a file on ext4 and the host finds it (debugfs)", log)
+        ok(open(os.path.join(out, "data.img"), "rb").read(16) == virtio_test.DATA_MARKER,
+           "the read-only image is untouched", log)
+        ok(re.search(r"SPARKLER-HWRNG virtio_rng\.\d+ 32", log) is not None,
+           "/dev/hwrng is virtio-rng and gave 32 bytes", log)
+        ok("SPARKLER-PING-OK" in log, "the guest pinged the TAP's host end", log)
+        m = re.search(r"SPARKLER-NET-OUT ([0-9a-f]{32})", log)
+        ok(m is not None and read(out, "from-guest.md5").strip() == m.group(1),
+           "%d bytes of TCP from the guest arrived intact (md5)" % NET_BYTES, log)
+        ok(("SPARKLER-NET-IN %s %d" % (read(out, "to-guest.md5").strip(), NET_BYTES)) in log,
+           "%d bytes of TCP to the guest arrived intact (md5)" % NET_BYTES, log)
+        ok("SPARKLER-HVC-OUT hello from hvc0" in hvc and "SPARKLER-HVC-OUT" not in log,
+           "hvc0's output reached stdout (and only stdout)", log + "\n---- stdout ----\n" + hvc)
+        ok("SPARKLER-HVC-IN hello from the host" in log, "stdin reached the guest's hvc0", log)
+        ok(re.search(r"SPARKLER-WAIT-BUTTON /dev/input/event\d", log) is not None and
+           "SPARKLER-BUTTON-PRESSED" in log,
+           "SIGPWR pressed the ACPI power button: the guest saw it (evdev)", log)
+        ok(rc == 0, "the guest powered off: status 0 (got %d)" % rc, log)
+    return {"script": script, "files": files, "check": check}
+
+
 SCENARIOS = {
     "linux-bzimage-1cpu": boot_scenario("bzimage", 1),
     "linux-bzimage-2cpu": boot_scenario("bzimage", 2),
     "linux-vmlinux-2cpu": boot_scenario("vmlinux", 2),
     "linux-reboot": reboot_scenario(),
     "linux-virtio": virtio_scenario(),
+    "linux-e2e-1cpu": e2e_scenario(1),
+    "linux-e2e-2cpu": e2e_scenario(2),
 }
 
 # ---- assets ----------------------------------------------------------------------------
+
+
+def bed_assets(build):
+    cache = os.path.join(build, "bed-cache")
+    return locked(cache, l1_assets, cache)
 
 
 def l1_assets(cache):
@@ -229,10 +411,11 @@ def l1_assets(cache):
     files the scenarios build."""
     paths = {"L1_KERNEL": os.path.join(cache, "l1-bzImage"),
              "L1_BASE": os.path.join(cache, "l1-base.cpio"),
-             "BUSYBOX": os.path.join(cache, "busybox")}
-    stamp = os.path.join(cache, "l1-init.txt")  # /init changed: build again
+             "BUSYBOX": os.path.join(cache, "busybox"),
+             "INITRD_E2E": os.path.join(cache, "l2-e2e.cpio")}
+    stamp = os.path.join(cache, "inits.txt")  # an /init changed: build again
     if all(os.path.exists(p) for p in paths.values()) and \
-            os.path.exists(stamp) and open(stamp).read() == L1_INIT:
+            os.path.exists(stamp) and open(stamp).read() == L1_INIT + E2E_INIT:
         return paths
     debs = os.path.join(cache, "debs")
     shutil.rmtree(debs, ignore_errors=True)
@@ -247,7 +430,10 @@ def l1_assets(cache):
     linux_assets.write_initramfs(paths["BUSYBOX"], L1_INIT,
                                  linux_assets.virtio_modules(root, L1_MODULES),
                                  paths["L1_BASE"], extra_dirs=("tmp", "out", "bed"))
-    open(stamp, "w").write(L1_INIT)
+    linux_assets.write_initramfs(paths["BUSYBOX"], E2E_INIT,
+                                 linux_assets.virtio_modules(root, E2E_MODULES),
+                                 paths["INITRD_E2E"], extra_dirs=("mnt", "tmp"))
+    open(stamp, "w").write(L1_INIT + E2E_INIT)
     shutil.rmtree(debs, ignore_errors=True)
     return paths
 
@@ -328,7 +514,7 @@ def run_direct(sc, files, sparkler, tmp):
 
 def run_bed(sc, files, sparkler, build, tmp):
     qemu = shutil.which("qemu-system-x86_64")
-    l1 = locked(os.path.join(build, "bed-cache"), l1_assets, os.path.join(build, "bed-cache"))
+    l1 = bed_assets(build)
     initrd = os.path.join(tmp, "l1.cpio")
     with open(initrd, "wb") as f:
         f.write(open(l1["L1_BASE"], "rb").read())
@@ -365,7 +551,9 @@ def main():
     if sys.argv[1:] == ["--list"]:
         print("\n".join(SCENARIOS))
         return
+    global BUILD
     sparkler, build, name = sys.argv[1], sys.argv[2], sys.argv[3]
+    BUILD = build
     sc = SCENARIOS[name]
     host = boot_test.kvm_kind()
     direct = host in ("vmx", "svm") and os.access("/dev/kvm", os.R_OK | os.W_OK)
