@@ -203,6 +203,27 @@ uint32_t spk_pci_host_cfg_read(struct spk_pci_host *h, unsigned slot, uint32_t o
 void spk_pci_host_cfg_write(struct spk_pci_host *h, unsigned slot, uint32_t off, unsigned width,
                             uint32_t value);
 
+/*
+ * ---- snapshots (snapshot.h) ----
+ * A function's state (its slot, config space, MSI-X table and pending
+ * bits) goes into its owner's section as fields "pci.*". Loading is two
+ * steps so the owner can check its whole section first: state_read checks
+ * every value (a config byte may differ from this device's only in bits
+ * the guest can write) and keeps them aside; state_apply makes them the
+ * device's (BARs decoded where they say, MSI-X as the control word says)
+ * and frees them; state_free drops them unapplied.
+ */
+struct spk_snap_writer;
+struct spk_snap_reader;
+struct spk_pci_dev_state;
+int spk_pci_dev_state_save(struct spk_pci_dev *d, struct spk_snap_writer *w);
+int spk_pci_dev_state_read(struct spk_pci_dev *d, struct spk_snap_reader *r,
+                           struct spk_pci_dev_state **out);
+void spk_pci_dev_state_apply(struct spk_pci_dev *d, struct spk_pci_dev_state *st);
+void spk_pci_dev_state_free(struct spk_pci_dev_state *st);
+/* The host bridge's state (its address latch and its own function); opaque: the host. */
+const struct spk_dev_state_ops *spk_pci_host_state_ops(void);
+
 #ifdef __cplusplus
 }
 #endif

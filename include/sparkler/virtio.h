@@ -166,6 +166,25 @@ int64_t spk_virtq_write(const struct spk_mem *mem, const struct spk_virtq_chain 
 int spk_virtq_iov(const struct spk_mem *mem, const struct spk_virtq_chain *c, bool writable,
                   uint64_t off, uint64_t len, struct iovec *iov, int max);
 
+/*
+ * Queue state for snapshots (fields "q<index>.*", written by the transport).
+ * save refuses (-EBUSY) a queue with buffers in flight. state_read reads
+ * into out, checking the size against max_size, the vector against nvec
+ * and, for an enabled queue, the rings as enabling checks them and the
+ * indexes against the rings in guest memory (restore memory first);
+ * state_apply makes out the queue's state.
+ */
+struct spk_snap_writer;
+struct spk_snap_reader;
+int spk_virtq_state_save(const struct spk_virtq *q, struct spk_snap_writer *w);
+int spk_virtq_state_read(const struct spk_virtq *q, struct spk_snap_reader *r,
+                         const struct spk_mem *mem, bool event_idx, bool indirect, uint16_t nvec,
+                         struct spk_virtq *out);
+void spk_virtq_state_apply(struct spk_virtq *q, const struct spk_virtq *st);
+/* Give back the chain taken last (head), untouched: the next pop takes it
+ * again. For a device that holds a chain while it waits (a snapshot). */
+int spk_virtq_unpop(struct spk_virtq *q, uint16_t head);
+
 /* ---- the device interface ------------------------------------------------------------- */
 
 struct spk_virtio;
@@ -182,6 +201,20 @@ struct spk_virtio_ops {
 	void (*queue_notify)(void *opaque, struct spk_virtio *vd, unsigned q);
 	/* The driver reset the device: forget requests in flight. */
 	void (*reset)(void *opaque, struct spk_virtio *vd);
+	/*
+	 * Required: the device's own state for snapshots (snapshot.h), saved
+	 * and loaded by the transport after its own fields and queues, with
+	 * the device lock held; opaque is the device's. spk_virtio_new
+	 * refuses ops without it, so no virtio device can be left out.
+	 */
+	const struct spk_dev_state_ops *state;
+	/* Optional: before a save (lock held), give back chains held while
+	 * waiting, untouched (spk_virtio_unpop): the transport refuses to save
+	 * a queue with buffers in flight. */
+	void (*quiesce)(void *opaque, struct spk_virtio *vd);
+	/* Optional: the transport applied a loaded state (lock held); e.g.
+	 * vsock tells the guest its connections were reset. */
+	void (*restored)(void *opaque, struct spk_virtio *vd);
 };
 
 struct spk_virtio_config {
@@ -228,6 +261,8 @@ bool spk_virtio_queue_ready(const struct spk_virtio *vd, unsigned q);
 int spk_virtio_pop(struct spk_virtio *vd, unsigned q, struct spk_virtq_chain *c);
 int spk_virtio_push(struct spk_virtio *vd, unsigned q, const struct spk_virtq_chain *c,
                     uint32_t len);
+/* spk_virtq_unpop on queue q. */
+int spk_virtio_unpop(struct spk_virtio *vd, unsigned q, const struct spk_virtq_chain *c);
 /* Interrupt the driver for queue q if it wants one. */
 void spk_virtio_interrupt(struct spk_virtio *vd, unsigned q);
 /* Ask for queue_notify(q) on the loop (work that arrived from the host). */
@@ -238,6 +273,14 @@ void spk_virtio_config_changed(struct spk_virtio *vd);
  * answer: log one line (device, queue, what) and mark NEEDS_RESET. */
 void spk_virtio_fail(struct spk_virtio *vd, unsigned q, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/*
+ * The device's state ops for snapshots: kind and version are its ops->state's,
+ * opaque is vd. Saves the PCI function (pci.*), the transport (features,
+ * status, ISR, vectors, selectors) and each queue, then the device's own
+ * fields; loading checks all of that before applying any of it.
+ */
+const struct spk_dev_state_ops *spk_virtio_state_ops(struct spk_virtio *vd);
 
 /* Status and ISR as the driver sees them (tests). */
 uint8_t spk_virtio_status(struct spk_virtio *vd);

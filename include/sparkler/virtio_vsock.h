@@ -47,6 +47,7 @@ struct spk_virtio_vsock_stats {
 	uint64_t rx_bytes; /* host to guest */
 	uint64_t tx_bytes; /* guest to host */
 	uint32_t open;     /* connections open now */
+	uint64_t transport_resets; /* TRANSPORT_RESET events sent after restores */
 };
 
 struct spk_virtio_vsock;

@@ -378,3 +378,9 @@ void spk_pci_dev_bar_write(struct spk_pci_dev *d, unsigned bar, uint64_t off, un
 	if (d->ops.bar_write)
 		d->ops.bar_write(d->opaque, bar, off, width, value);
 }
+
+/* After a snapshot load replaced the config space (state.c): decode the BARs where it says. */
+void spk_pci_dev_update_bars(struct spk_pci_dev *d)
+{
+	update_bars(d);
+}

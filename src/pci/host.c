@@ -472,3 +472,22 @@ int spk_pci_host_add(struct spk_pci_host *h, struct spk_pci_dev *d, int slot, un
 		*slot_out = s;
 	return 0;
 }
+
+/* ---- for state.c ---- */
+
+uint32_t spk_pci_host_cf8(struct spk_pci_host *h, const uint32_t *set)
+{
+	uint32_t v;
+
+	pthread_mutex_lock(&h->lock);
+	if (set)
+		h->cf8 = *set & CF8_KEPT;
+	v = h->cf8;
+	pthread_mutex_unlock(&h->lock);
+	return v;
+}
+
+struct spk_pci_dev *spk_pci_host_bridge(struct spk_pci_host *h)
+{
+	return h->bridge;
+}

@@ -88,6 +88,13 @@ struct spk_vm *spk_pci_host_vm(const struct spk_pci_host *h);
 void spk_pci_host_msi(struct spk_pci_host *h, const struct spk_msi *msi);
 void spk_pci_host_intx(struct spk_pci_host *h, unsigned slot, unsigned pin, bool level);
 
+/* host.c, for state.c: the CONFIG_ADDRESS latch (set it if set), the bridge */
+#define SPK_PCI_CF8_KEPT 0x80fffffcu
+uint32_t spk_pci_host_cf8(struct spk_pci_host *h, const uint32_t *set);
+struct spk_pci_dev *spk_pci_host_bridge(struct spk_pci_host *h);
+/* dev.c: decode the BARs where the config space says (after a state load) */
+void spk_pci_dev_update_bars(struct spk_pci_dev *d);
+
 /* msix.c */
 int spk_pci_msix_init(struct spk_pci_dev *d, uint16_t nvec, unsigned bar, uint32_t table_off,
                       uint32_t pba_off);

@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sparkler/snapshot.h>
 #include <sparkler/virtio.h>
 #include <sparkler/virtio_blk.h>
 
@@ -786,11 +787,53 @@ static void blk_config_read(void *opaque, uint32_t off, void *buf, uint32_t len)
 	memcpy(buf, cfg + off, len);
 }
 
+/* ---- state (snapshot.h): requests must have completed; the disk itself is the image ---- */
+
+static int blk_save(void *opaque, struct spk_snap_writer *w)
+{
+	struct spk_virtio_blk *b = opaque;
+
+	if (b->inflight)
+		return spk_fail(EBUSY,
+		                "virtio-blk %s: %u requests in flight: drain before a snapshot",
+		                b->id, b->inflight);
+	spk_snap_put_u64(w, "capacity", b->size / SECTOR);
+	spk_snap_put_u8(w, "read_only", b->read_only);
+	return spk_snap_put_u8(w, "writeback", b->writeback);
+}
+
+static int blk_load(void *opaque, struct spk_snap_reader *r)
+{
+	struct spk_virtio_blk *b = opaque;
+	uint64_t sectors;
+	bool ro, wb;
+	int rc;
+
+	if ((rc = spk_snap_get_u64(r, "capacity", &sectors)))
+		return rc;
+	if (sectors != b->size / SECTOR)
+		return spk_snap_bad(r, "capacity", "%llu sectors, this disk has %llu",
+		                    (unsigned long long)sectors,
+		                    (unsigned long long)(b->size / SECTOR));
+	if ((rc = spk_snap_get_bool(r, "read_only", &ro)))
+		return rc;
+	if (ro != b->read_only)
+		return spk_snap_bad(r, "read_only", "%d, this disk is %s", ro,
+		                    b->read_only ? "read-only" : "writable");
+	if ((rc = spk_snap_get_bool(r, "writeback", &wb)) || (rc = spk_snap_reader_done(r)))
+		return rc;
+	b->writeback = wb;
+	return 0;
+}
+
+static const struct spk_dev_state_ops blk_state = {"virtio_blk", 1, blk_save, blk_load};
+
 static const struct spk_virtio_ops blk_ops = {
     .config_read = blk_config_read,
     .activate = blk_activate,
     .queue_notify = blk_notify,
     .reset = blk_reset,
+    .state = &blk_state,
 };
 
 /* ---- creation -------------------------------------------------------------------------- */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sparkler/snapshot.h>
 #include <sparkler/virtio.h>
 
 #include "core/internal.h"
@@ -154,10 +155,62 @@ static void con_config_write(void *opaque, uint32_t off, const void *buf, uint32
 		out(c, buf, 1);
 }
 
+/* State: the console size the guest sees, host input not delivered yet. */
+static int con_save(void *opaque, struct spk_snap_writer *w)
+{
+	struct spk_virtio_console *c = opaque;
+	uint8_t *in = malloc(CON_INPUT_MAX);
+	int rc;
+
+	if (!in)
+		return spk_fail(ENOMEM, "virtio-console: out of memory");
+	for (size_t i = 0; i < c->in_len; i++)
+		in[i] = c->in[(c->in_head + i) % CON_INPUT_MAX];
+	spk_snap_put_u16(w, "cols", c->cols);
+	spk_snap_put_u16(w, "rows", c->rows);
+	rc = spk_snap_put_bytes(w, "input", in, c->in_len);
+	free(in);
+	return rc;
+}
+
+static int con_load(void *opaque, struct spk_snap_reader *r)
+{
+	struct spk_virtio_console *c = opaque;
+	uint16_t cols, rows;
+	const void *in;
+	size_t n;
+	int rc;
+
+	if ((rc = spk_snap_get_u16(r, "cols", &cols)) ||
+	    (rc = spk_snap_get_u16(r, "rows", &rows)) ||
+	    (rc = spk_snap_get_blob(r, "input", &in, &n)))
+		return rc;
+	if (n > CON_INPUT_MAX)
+		return spk_snap_bad(r, "input", "%zu bytes, the buffer holds %d", n, CON_INPUT_MAX);
+	if ((rc = spk_snap_reader_done(r)))
+		return rc;
+	c->cols = cols;
+	c->rows = rows;
+	memcpy(c->in, in, n);
+	c->in_head = 0;
+	c->in_len = n;
+	return 0;
+}
+
+/* The queues are back: hand over input that was waiting. */
+static void con_restored(void *opaque, struct spk_virtio *vd)
+{
+	deliver(opaque);
+}
+
+static const struct spk_dev_state_ops con_state = {"virtio_console", 1, con_save, con_load};
+
 static const struct spk_virtio_ops con_ops = {
     .config_read = con_config_read,
     .config_write = con_config_write,
     .queue_notify = con_notify,
+    .state = &con_state,
+    .restored = con_restored,
 };
 
 int spk_virtio_console_new(const struct spk_virtio_console_config *cfg,

@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sparkler/snapshot.h>
 #include <sparkler/virtio_net.h>
 
 #include "core/internal.h"
@@ -454,10 +455,48 @@ static void net_config_read(void *opaque, uint32_t off, void *buf, uint32_t len)
 	memcpy(buf, cfg + off, len);
 }
 
+/*
+ * State (snapshot.h): the MAC the guest knew, for the record; the device
+ * keeps its own (a clone has a MAC of its own) and its TAP. Frames held
+ * for the TAP are buffers in flight: the transport refuses to save then.
+ */
+static int net_save(void *opaque, struct spk_snap_writer *w)
+{
+	struct spk_virtio_net *n = opaque;
+
+	return spk_snap_put_bytes(w, "mac", n->mac, sizeof(n->mac));
+}
+
+static int net_load(void *opaque, struct spk_snap_reader *r)
+{
+	uint8_t mac[6];
+	int rc;
+
+	if ((rc = spk_snap_get_bytes(r, "mac", mac, sizeof(mac))) || (rc = spk_snap_reader_done(r)))
+		return rc;
+	return 0;
+}
+
+static const struct spk_dev_state_ops net_state = {"virtio_net", 1, net_save, net_load};
+
+/* Before a save: the receive chain waiting for the TAP and the frame the
+ * TAP refused go back to their queues, to be taken again. */
+static void net_quiesce(void *opaque, struct spk_virtio *vd)
+{
+	struct spk_virtio_net *n = opaque;
+
+	if (n->rx.held && spk_virtio_unpop(vd, NET_RX, &n->rx.c) == 0)
+		n->rx.held = false;
+	if (n->tx.held && spk_virtio_unpop(vd, NET_TX, &n->tx.c) == 0)
+		n->tx.held = false;
+}
+
 static const struct spk_virtio_ops net_ops = {
     .config_read = net_config_read,
     .queue_notify = net_notify,
     .reset = net_reset,
+    .state = &net_state,
+    .quiesce = net_quiesce,
 };
 
 static void random_mac(uint8_t mac[6])

@@ -25,6 +25,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <sparkler/snapshot.h>
 #include <sparkler/virtio.h>
 
 #include "core/internal.h"
@@ -116,6 +117,7 @@ struct spk_virtio {
 	uint64_t notify_base; /* where the ioeventfds are, 0: none */
 	uint8_t pcicfg_cap;   /* config offset of the VIRTIO_PCI_CAP_PCI_CFG window */
 	struct spk_dev_ratelimit rl;
+	struct spk_dev_state_ops state_ops; /* the device's kind and version, our save/load */
 };
 
 const char *spk_virtio_name(const struct spk_virtio *vd)
@@ -246,6 +248,13 @@ int spk_virtio_push(struct spk_virtio *vd, unsigned q, const struct spk_virtq_ch
 		return spk_fail(EINVAL, "%s: push to queue %u, which is not enabled",
 		                spk_virtio_name(vd), q);
 	return spk_virtq_push(&vd->q[q], c, len);
+}
+
+int spk_virtio_unpop(struct spk_virtio *vd, unsigned q, const struct spk_virtq_chain *c)
+{
+	if (q >= vd->nq || !c)
+		return spk_fail(EINVAL, "%s: unpop on queue %u", spk_virtio_name(vd), q);
+	return spk_virtq_unpop(&vd->q[q], c->head);
 }
 
 /* Run the device on queue q if it may run; under the lock. */
@@ -821,6 +830,9 @@ static int make_queues(struct spk_virtio *vd)
 	return 0;
 }
 
+static int transport_save(void *opaque, struct spk_snap_writer *w);
+static int transport_load(void *opaque, struct spk_snap_reader *r);
+
 static int check_config(const struct spk_virtio_config *c)
 {
 	if (!c || !c->name || !c->ops || !c->pci || !c->mem)
@@ -832,6 +844,11 @@ static int check_config(const struct spk_virtio_config *c)
 	if (c->config_size > DEVCFG_MAX)
 		return spk_fail(EINVAL, "virtio: %s: %u bytes of device config, at most %d",
 		                c->name, c->config_size, DEVCFG_MAX);
+	if (!c->ops->state || !c->ops->state->kind || !c->ops->state->save || !c->ops->state->load)
+		return spk_fail(EINVAL,
+		                "virtio: %s: the device has no state ops (spk_virtio_ops.state): "
+		                "every device must save and load its state for snapshots",
+		                c->name);
 	if (c->features & TRANSPORT_FEATURES)
 		return spk_fail(EINVAL, "virtio: %s: the transport offers features 0x%llx itself",
 		                c->name, (unsigned long long)(c->features & TRANSPORT_FEATURES));
@@ -854,6 +871,8 @@ int spk_virtio_new(const struct spk_virtio_config *c, struct spk_virtio **out)
 	vd->nq = c->num_queues;
 	vd->dev_features = c->features | TRANSPORT_FEATURES;
 	vd->config_vector = SPK_VIRTIO_NO_VECTOR;
+	vd->state_ops = (struct spk_dev_state_ops){c->ops->state->kind, c->ops->state->version,
+	                                           transport_save, transport_load};
 	if ((rc = make_queues(vd)) < 0 || (rc = make_pci(vd)) < 0) {
 		spk_virtio_free(vd);
 		return rc;
@@ -882,4 +901,181 @@ void spk_virtio_free(struct spk_virtio *vd)
 	free(vd->q);
 	pthread_mutex_destroy(&vd->lock);
 	free(vd);
+}
+
+/* ---- state (snapshot.h) -------------------------------------------------------------------- */
+
+#define TRANSPORT_STATE_VERSION 1
+#define STATUS_BITS                                                                                \
+	(SPK_VIRTIO_S_ACKNOWLEDGE | SPK_VIRTIO_S_DRIVER | SPK_VIRTIO_S_DRIVER_OK |                 \
+	 SPK_VIRTIO_S_FEATURES_OK | SPK_VIRTIO_S_NEEDS_RESET | SPK_VIRTIO_S_FAILED)
+
+static int transport_save(void *opaque, struct spk_snap_writer *w)
+{
+	struct spk_virtio *vd = opaque;
+	int rc = 0;
+
+	spk_virtio_lock(vd);
+	spk_snap_put_u32(w, "transport", TRANSPORT_STATE_VERSION);
+	spk_snap_put_u64(w, "dev_features", vd->dev_features);
+	spk_snap_put_u64(w, "drv_features", vd->drv_features);
+	spk_snap_put_u32(w, "dfselect", vd->dfselect);
+	spk_snap_put_u32(w, "gfselect", vd->gfselect);
+	spk_snap_put_u16(w, "config_vector", vd->config_vector);
+	spk_snap_put_u16(w, "qsel", vd->qsel);
+	spk_snap_put_u8(w, "status", vd->status);
+	spk_snap_put_u8(w, "isr", vd->isr);
+	spk_snap_put_u8(w, "generation", vd->generation);
+	spk_snap_put_u16(w, "queues", vd->nq);
+	if (vd->ops.quiesce)
+		vd->ops.quiesce(vd->cfg.opaque, vd);
+	for (unsigned i = 0; i < vd->nq && !rc; i++)
+		rc = spk_virtq_state_save(&vd->q[i], w);
+	spk_virtio_unlock(vd);
+	/* outside the device lock: PCI's config lock comes before it */
+	if (!rc)
+		rc = spk_pci_dev_state_save(vd->pdev, w);
+	if (!rc) {
+		spk_virtio_lock(vd);
+		rc = vd->ops.state->save(vd->cfg.opaque, w);
+		spk_virtio_unlock(vd);
+	}
+	return rc ? rc : spk_snap_writer_error(w);
+}
+
+/* What a loaded transport will be, checked, before it is applied. */
+struct transport_state {
+	uint64_t drv_features;
+	uint32_t dfselect, gfselect;
+	uint16_t config_vector, qsel;
+	uint8_t status, isr, generation;
+	struct spk_virtq *q;
+};
+
+static int read_transport(struct spk_virtio *vd, struct spk_snap_reader *r,
+                          struct transport_state *t)
+{
+	uint64_t dev_features, status, isr;
+	uint32_t version;
+	uint16_t nq, nvec = (uint16_t)(vd->nq + 1);
+	int rc;
+
+	if ((rc = spk_snap_get_u32(r, "transport", &version)))
+		return rc;
+	if (version != TRANSPORT_STATE_VERSION)
+		return spk_snap_bad(r, "transport", "version %u, this transport reads %d", version,
+		                    TRANSPORT_STATE_VERSION);
+	if ((rc = spk_snap_get_u64(r, "dev_features", &dev_features)) ||
+	    (rc = spk_snap_get_u64(r, "drv_features", &t->drv_features)))
+		return rc;
+	if (t->drv_features & ~vd->dev_features)
+		return spk_snap_bad(
+		    r, "drv_features",
+		    "0x%" PRIx64 " has features 0x%" PRIx64 " this %s does not offer",
+		    t->drv_features, t->drv_features & ~vd->dev_features, spk_virtio_name(vd));
+	if ((rc = spk_snap_get_u32(r, "dfselect", &t->dfselect)) ||
+	    (rc = spk_snap_get_u32(r, "gfselect", &t->gfselect)) ||
+	    (rc = spk_snap_get_u16(r, "config_vector", &t->config_vector)))
+		return rc;
+	if (t->config_vector != SPK_VIRTIO_NO_VECTOR && t->config_vector >= nvec)
+		return spk_snap_bad(r, "config_vector", "%u: the table has %u vectors",
+		                    t->config_vector, nvec);
+	if ((rc = spk_snap_get_u16(r, "qsel", &t->qsel)) ||
+	    (rc = spk_snap_get_mask(r, "status", STATUS_BITS, &status)))
+		return rc;
+	t->status = (uint8_t)status;
+	if ((t->status & SPK_VIRTIO_S_FEATURES_OK) &&
+	    !(t->drv_features & SPK_VIRTIO_F_BIT(SPK_VIRTIO_F_VERSION_1)))
+		return spk_snap_bad(r, "status", "FEATURES_OK without VERSION_1 in the features");
+	if ((t->status & SPK_VIRTIO_S_DRIVER_OK) && !(t->status & SPK_VIRTIO_S_FEATURES_OK))
+		return spk_snap_bad(r, "status", "DRIVER_OK without FEATURES_OK");
+	if ((rc = spk_snap_get_mask(r, "isr", ISR_QUEUE | ISR_CONFIG, &isr)) ||
+	    (rc = spk_snap_get_u8(r, "generation", &t->generation)) ||
+	    (rc = spk_snap_get_u16(r, "queues", &nq)))
+		return rc;
+	t->isr = (uint8_t)isr;
+	if (nq != vd->nq)
+		return spk_snap_bad(r, "queues", "%u, this %s has %u", nq, spk_virtio_name(vd),
+		                    vd->nq);
+	t->q = calloc(vd->nq, sizeof(*t->q));
+	if (!t->q)
+		return spk_fail(ENOMEM, "%s: out of memory", spk_virtio_name(vd));
+	for (unsigned i = 0; i < vd->nq; i++) {
+		bool ev = t->drv_features & SPK_VIRTIO_F_BIT(SPK_VIRTIO_F_EVENT_IDX);
+		bool ind = t->drv_features & SPK_VIRTIO_F_BIT(SPK_VIRTIO_F_INDIRECT_DESC);
+
+		if ((rc = spk_virtq_state_read(&vd->q[i], r, vd->cfg.mem, ev, ind, nvec, &t->q[i])))
+			return rc;
+	}
+	return 0;
+}
+
+static void apply_transport(struct spk_virtio *vd, const struct transport_state *t)
+{
+	vd->drv_features = t->drv_features;
+	vd->dfselect = t->dfselect;
+	vd->gfselect = t->gfselect;
+	vd->config_vector = t->config_vector;
+	vd->qsel = t->qsel;
+	vd->status = t->status;
+	vd->isr = t->isr;
+	vd->generation = t->generation;
+	for (unsigned i = 0; i < vd->nq; i++)
+		spk_virtq_state_apply(&vd->q[i], &t->q[i]);
+}
+
+/*
+ * The device's section: the transport's fields and queues, the device's own
+ * (its load checks them all, then applies them), then the PCI function's.
+ * The transport and PCI parts are applied only once the device's load and
+ * every check passed; a device load never fails after applying.
+ */
+static int transport_load(void *opaque, struct spk_snap_reader *r)
+{
+	struct spk_virtio *vd = opaque;
+	struct transport_state t = {0};
+	struct spk_pci_dev_state *pst = NULL;
+	bool work[MAX_QUEUES] = {false};
+	int rc;
+
+	spk_virtio_lock(vd);
+	if ((rc = read_transport(vd, r, &t))) {
+		spk_virtio_unlock(vd);
+		goto out;
+	}
+	spk_virtio_unlock(vd);
+	/* the PCI part before the device's fields are applied (it reads and checks only) */
+	if ((rc = spk_pci_dev_state_read(vd->pdev, r, &pst)))
+		goto out;
+	/* the device's own: it reads its fields, checks them and reader_done, then applies */
+	spk_virtio_lock(vd);
+	rc = vd->ops.state->load(vd->cfg.opaque, r);
+	if (rc) {
+		spk_virtio_unlock(vd);
+		goto out;
+	}
+	apply_transport(vd, &t);
+	for (unsigned i = 0; i < vd->nq; i++)
+		work[i] = spk_virtio_running(vd) && spk_virtq_has_work(&vd->q[i]);
+	spk_virtio_unlock(vd);
+	spk_pci_dev_state_apply(vd->pdev, pst); /* BARs (ioeventfds follow), MSI-X */
+	pst = NULL;
+	spk_virtio_lock(vd);
+	spk_pci_intx(vd->pdev, vd->isr != 0);
+	if (vd->ops.restored)
+		vd->ops.restored(vd->cfg.opaque, vd);
+	/* requests the driver posted that the saved device had not taken */
+	for (unsigned i = 0; i < vd->nq; i++)
+		if (work[i])
+			spk_virtio_kick(vd, i);
+	spk_virtio_unlock(vd);
+out:
+	spk_pci_dev_state_free(pst);
+	free(t.q);
+	return rc;
+}
+
+const struct spk_dev_state_ops *spk_virtio_state_ops(struct spk_virtio *vd)
+{
+	return vd ? &vd->state_ops : NULL;
 }

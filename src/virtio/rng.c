@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include <sparkler/snapshot.h>
 #include <sparkler/virtio.h>
 
 #include "core/internal.h"
@@ -73,7 +74,29 @@ static void rng_notify(void *opaque, struct spk_virtio *vd, unsigned q)
 	spk_virtio_interrupt(vd, q);
 }
 
-static const struct spk_virtio_ops rng_ops = {.queue_notify = rng_notify};
+/* State: only the count; the bytes were random and are gone. */
+static int rng_save(void *opaque, struct spk_snap_writer *w)
+{
+	struct spk_virtio_rng *r = opaque;
+
+	return spk_snap_put_u64(w, "bytes", r->bytes);
+}
+
+static int rng_load(void *opaque, struct spk_snap_reader *rd)
+{
+	struct spk_virtio_rng *r = opaque;
+	uint64_t bytes;
+	int rc;
+
+	if ((rc = spk_snap_get_u64(rd, "bytes", &bytes)) || (rc = spk_snap_reader_done(rd)))
+		return rc;
+	r->bytes = bytes;
+	return 0;
+}
+
+static const struct spk_dev_state_ops rng_state = {"virtio_rng", 1, rng_save, rng_load};
+
+static const struct spk_virtio_ops rng_ops = {.queue_notify = rng_notify, .state = &rng_state};
 
 int spk_virtio_rng_new(const struct spk_virtio_rng_config *cfg, struct spk_virtio_rng **out)
 {

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sparkler/snapshot.h>
 #include <sparkler/virtio.h>
 
 #include "core/internal.h"
@@ -509,4 +510,144 @@ int spk_virtq_iov(const struct spk_mem *mem, const struct spk_virtq_chain *c, bo
 	int64_t rc = each_piece(c, writable, off, len, add_iov, &x);
 
 	return rc < 0 ? (int)rc : x.n;
+}
+
+/* ---- state (snapshot.h) ------------------------------------------------------------------ */
+
+static void qfield(char *buf, size_t len, const struct spk_virtq *q, const char *what)
+{
+	snprintf(buf, len, "q%u.%s", q->index, what);
+}
+
+int spk_virtq_state_save(const struct spk_virtq *q, struct spk_snap_writer *w)
+{
+	char f[32];
+
+	if (q->inflight)
+		return spk_fail(EBUSY,
+		                "virtq: queue %u has %u buffers in flight: the device must be "
+		                "drained before a snapshot",
+		                q->index, q->inflight);
+	qfield(f, sizeof(f), q, "size");
+	spk_snap_put_u16(w, f, q->size);
+	qfield(f, sizeof(f), q, "msix_vector");
+	spk_snap_put_u16(w, f, q->msix_vector);
+	qfield(f, sizeof(f), q, "enabled");
+	spk_snap_put_u8(w, f, q->enabled);
+	qfield(f, sizeof(f), q, "desc");
+	spk_snap_put_u64(w, f, q->desc);
+	qfield(f, sizeof(f), q, "avail");
+	spk_snap_put_u64(w, f, q->avail);
+	qfield(f, sizeof(f), q, "used");
+	spk_snap_put_u64(w, f, q->used);
+	qfield(f, sizeof(f), q, "last_avail");
+	spk_snap_put_u16(w, f, q->last_avail);
+	qfield(f, sizeof(f), q, "used_idx");
+	spk_snap_put_u16(w, f, q->used_idx);
+	qfield(f, sizeof(f), q, "signalled");
+	spk_snap_put_u16(w, f, q->signalled);
+	qfield(f, sizeof(f), q, "broken");
+	spk_snap_put_u8(w, f, q->broken);
+	return spk_snap_writer_error(w);
+}
+
+/* The ring fields of an enabled queue: mapped as enabling maps them, and
+ * the indexes agree with the rings in (already restored) guest memory. */
+static int check_rings(struct spk_virtq *t, struct spk_snap_reader *r, const struct spk_mem *mem,
+                       bool event_idx, bool indirect)
+{
+	uint16_t last_avail = t->last_avail, used_idx = t->used_idx, signalled = t->signalled;
+	bool broken = t->broken;
+	char f[32];
+
+	if (spk_virtq_start(t, mem, event_idx, indirect) < 0) {
+		const char *which = strstr(t->err, "available") ? "avail"
+		                    : strstr(t->err, "used")    ? "used"
+		                    : strstr(t->err, "size")    ? "size"
+		                                                : "desc";
+
+		qfield(f, sizeof(f), t, which);
+		return spk_snap_bad(r, f, "%s", t->err);
+	}
+	t->last_avail = last_avail;
+	t->used_idx = used_idx;
+	t->signalled = signalled;
+	t->broken = broken;
+	if (broken)
+		snprintf(t->err, sizeof(t->err), "broken before the snapshot");
+	uint16_t used_now =
+	    __atomic_load_n((uint16_t *)((uint8_t *)t->used_p + 2), __ATOMIC_RELAXED);
+	uint16_t avail_now = avail_idx(t);
+
+	if (used_now != used_idx) {
+		qfield(f, sizeof(f), t, "used_idx");
+		return spk_snap_bad(r, f, "%u, the used ring in guest memory says %u", used_idx,
+		                    used_now);
+	}
+	if ((uint16_t)(avail_now - last_avail) > t->size) {
+		qfield(f, sizeof(f), t, "last_avail");
+		return spk_snap_bad(r, f,
+		                    "%u is %u entries behind the available index %u, more than the "
+		                    "queue size %u",
+		                    last_avail, (uint16_t)(avail_now - last_avail), avail_now,
+		                    t->size);
+	}
+	return 0;
+}
+
+int spk_virtq_state_read(const struct spk_virtq *q, struct spk_snap_reader *r,
+                         const struct spk_mem *mem, bool event_idx, bool indirect, uint16_t nvec,
+                         struct spk_virtq *out)
+{
+	struct spk_virtq t = {.index = q->index, .max_size = q->max_size};
+	char f[10][32];
+	static const char *const names[] = {"size",      "msix_vector", "enabled",    "desc",
+	                                    "avail",     "used",        "last_avail", "used_idx",
+	                                    "signalled", "broken"};
+	int rc;
+
+	for (int i = 0; i < 10; i++)
+		qfield(f[i], sizeof(f[i]), q, names[i]);
+	if ((rc = spk_snap_get_u16_max(r, f[0], q->max_size, &t.size)) ||
+	    (rc = spk_snap_get_u16(r, f[1], &t.msix_vector)) ||
+	    (rc = spk_snap_get_bool(r, f[2], &t.enabled)) ||
+	    (rc = spk_snap_get_u64(r, f[3], &t.desc)) ||
+	    (rc = spk_snap_get_u64(r, f[4], &t.avail)) ||
+	    (rc = spk_snap_get_u64(r, f[5], &t.used)) ||
+	    (rc = spk_snap_get_u16(r, f[6], &t.last_avail)) ||
+	    (rc = spk_snap_get_u16(r, f[7], &t.used_idx)) ||
+	    (rc = spk_snap_get_u16(r, f[8], &t.signalled)) ||
+	    (rc = spk_snap_get_bool(r, f[9], &t.broken)))
+		return rc;
+	if (t.msix_vector != SPK_VIRTIO_NO_VECTOR && t.msix_vector >= nvec)
+		return spk_snap_bad(r, f[1], "%u: the table has %u vectors", t.msix_vector, nvec);
+	if (t.enabled) {
+		if ((rc = check_rings(&t, r, mem, event_idx, indirect)))
+			return rc;
+	} else if (t.last_avail || t.used_idx || t.signalled || t.broken) {
+		return spk_snap_bad(r, f[6], "a queue that is not enabled has ring indexes");
+	}
+	*out = t;
+	return 0;
+}
+
+void spk_virtq_state_apply(struct spk_virtq *q, const struct spk_virtq *st)
+{
+	struct spk_virtq_buf *bufs = q->bufs;
+
+	*q = *st;
+	q->bufs = bufs;
+	q->inflight = 0;
+}
+
+int spk_virtq_unpop(struct spk_virtq *q, uint16_t head)
+{
+	if (!q->avail_p || q->inflight == 0 || avail_ring(q, (uint16_t)(q->last_avail - 1)) != head)
+		return spk_fail(EINVAL, "virtq: queue %u: chain %u is not the last one taken",
+		                q->index, head);
+	q->last_avail--;
+	q->inflight--;
+	if (q->event_idx)
+		set_avail_event(q, q->last_avail);
+	return 0;
 }

@@ -43,6 +43,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <sparkler/snapshot.h>
 #include <sparkler/virtio_vsock.h>
 
 #include "core/internal.h"
@@ -146,6 +147,7 @@ struct spk_virtio_vsock {
 	uint32_t rst_head, rst_len;
 	bool rx_held;
 	struct spk_virtq_chain rx; /* a receive chain taken and not filled yet */
+	bool reset_pending;        /* a restore: TRANSPORT_RESET waits for an event buffer */
 	struct spk_virtio_vsock_stats st;
 	/* what the guest does wrong, and what the host side meets: a guest
 	 * cannot use up the lines that tell of host programs turned away */
@@ -882,6 +884,33 @@ static void on_ctl(void *opaque, int fd, uint32_t events)
 /* ---- the device
  * ------------------------------------------------------------------------------------------ */
 
+/*
+ * After a restore (as Firecracker does): the guest's connections are gone,
+ * so tell it with VIRTIO_VSOCK_EVENT_TRANSPORT_RESET (id 0) in an event
+ * buffer; its driver then drops every socket and re-reads the CID.
+ */
+static void send_transport_reset(struct spk_virtio_vsock *v)
+{
+	struct spk_virtq_chain c;
+	const uint8_t ev[4] = {0}; /* struct virtio_vsock_event { le32 id; }: 0 */
+
+	if (spk_virtio_pop(v->vd, VS_EVENT, &c) <= 0)
+		return; /* no buffer yet: the driver's next kick of the event queue */
+	if (c.n_out || c.in_len < sizeof(ev)) {
+		spk_virtio_fail(
+		    v->vd, VS_EVENT,
+		    "event chain %u has %u device-readable buffers and %u writable bytes "
+		    "(need none, and 4)",
+		    c.head, c.n_out, c.in_len);
+		return;
+	}
+	spk_virtq_write(spk_virtio_mem(v->vd), &c, 0, ev, sizeof(ev));
+	spk_virtio_push(v->vd, VS_EVENT, &c, sizeof(ev));
+	spk_virtio_interrupt(v->vd, VS_EVENT);
+	v->reset_pending = false;
+	v->st.transport_resets++;
+}
+
 static void vs_notify(void *opaque, struct spk_virtio *vd, unsigned q)
 {
 	struct spk_virtio_vsock *v = opaque;
@@ -890,7 +919,9 @@ static void vs_notify(void *opaque, struct spk_virtio *vd, unsigned q)
 		tx_pump(v);
 	else if (q == VS_RX)
 		rx_pump(v);
-	/* the event queue: its buffers wait for events we never have */
+	else if (q == VS_EVENT && v->reset_pending)
+		send_transport_reset(v);
+	/* else the event queue: its buffers wait for the next restore */
 }
 
 /* On a vCPU thread: connections die now, their sockets close on the loop. */
@@ -904,6 +935,7 @@ static void vs_reset(void *opaque, struct spk_virtio *vd)
 			v->conns[i].st = C_DEAD;
 	v->rst_len = 0;
 	v->rx_held = false;
+	v->reset_pending = false;
 	if (write(v->ctl_fd, &one, sizeof(one)) < 0) {
 		/* saturated: the loop has it pending anyway */
 	}
@@ -919,10 +951,56 @@ static void vs_config_read(void *opaque, uint32_t off, void *buf, uint32_t len)
 	memcpy(buf, cfg + off, len);
 }
 
+/*
+ * State (snapshot.h): connections are not saved. A restored device keeps
+ * its own CID and socket (a clone has its own), resets every connection
+ * the guest had and sends TRANSPORT_RESET once the queues are back.
+ */
+static int vs_save(void *opaque, struct spk_snap_writer *w)
+{
+	struct spk_virtio_vsock *v = opaque;
+
+	return spk_snap_put_u32(w, "guest_cid", v->guest_cid); /* for the record */
+}
+
+static int vs_load(void *opaque, struct spk_snap_reader *r)
+{
+	struct spk_virtio_vsock *v = opaque;
+	uint32_t cid;
+	int rc;
+
+	if ((rc = spk_snap_get_u32(r, "guest_cid", &cid)) || (rc = spk_snap_reader_done(r)))
+		return rc;
+	vs_reset(v, v->vd);
+	v->reset_pending = true;
+	return 0;
+}
+
+static void vs_quiesce(void *opaque, struct spk_virtio *vd)
+{
+	struct spk_virtio_vsock *v = opaque;
+
+	if (v->rx_held && spk_virtio_unpop(vd, VS_RX, &v->rx) == 0)
+		v->rx_held = false;
+}
+
+static void vs_restored(void *opaque, struct spk_virtio *vd)
+{
+	struct spk_virtio_vsock *v = opaque;
+
+	if (v->reset_pending && spk_virtio_running(vd))
+		send_transport_reset(v);
+}
+
+static const struct spk_dev_state_ops vs_state = {"virtio_vsock", 1, vs_save, vs_load};
+
 static const struct spk_virtio_ops vs_ops = {
     .config_read = vs_config_read,
     .queue_notify = vs_notify,
     .reset = vs_reset,
+    .state = &vs_state,
+    .quiesce = vs_quiesce,
+    .restored = vs_restored,
 };
 
 /* Listen on uds_path: a stale socket is replaced, anything else refused. */

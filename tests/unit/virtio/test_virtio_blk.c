@@ -36,6 +36,7 @@
 #include <sparkler/virtio_blk.h>
 
 #include "../devices/devtest.h"
+#include "../snapshot/snaptest.h"
 #include "vqtest.h"
 
 #define QS      16
@@ -937,6 +938,48 @@ static void test_fallback(void **state)
 	                                "not implemented): preadv/pwritev");
 }
 
+/* Snapshot: the device state loads into a device on a disk of the same
+ * size and the restored device answers; another size or mode is refused. */
+static void test_snapshot(void **state)
+{
+	struct fx *f = *state, *g = make_fx(f->engine, false, 0), *ro;
+	struct spk_virtio *vf = spk_virtio_blk_dev(f->blk), *vg = spk_virtio_blk_dev(g->blk);
+
+	init_dev(f, V1 | F_FLUSH);
+	assert_int_equal(req(f, T_IN, 5, 0, 512, true), S_OK);
+	memcpy(g->m.ram, f->m.ram, VT_RAM); /* guest memory first */
+	round_trip("vda", spk_virtio_state_ops(vf), vf, vg);
+	assert_int_equal(status(g), status(f));
+	/* the restored device goes on where the old one was */
+	assert_int_equal(req(g, T_IN, 9, 0, 512, true), S_OK);
+	for (unsigned i = 0; i < 512; i++)
+		assert_int_equal(g->m.ram[DATA + i], pattern(9 * 512 + i));
+	assert_int_equal(req(f, T_IN, 9, 0, 512, true), S_OK);
+	assert_int_equal(used_idx(g), used_idx(f));
+
+	const struct patch bad[] = {
+	    {"capacity", SPK_SNAP_U64, SECTORS + 1, NULL, 0, "this disk has"},
+	    {"read_only", SPK_SNAP_U8, 1, NULL, 0, "this disk is writable"},
+	    {"writeback", SPK_SNAP_U8, 2, NULL, 0, "2 is more than 1"},
+	};
+	hostile("vda", spk_virtio_state_ops(vg), vg, bad, sizeof(bad) / sizeof(bad[0]));
+	/* a read-only disk does not take a writable disk's state */
+	ro = make_fx(f->engine, true, 0);
+	memcpy(ro->m.ram, f->m.ram, VT_RAM);
+	void *bytes;
+	size_t len;
+	struct spk_snap_file *sf = save_one("vda", spk_virtio_state_ops(vf), vf, &bytes, &len);
+	struct spk_virtio *vr = spk_virtio_blk_dev(ro->blk);
+	assert_int_equal(spk_snap_load_device(sf, "vda", spk_virtio_state_ops(vr), vr), -EINVAL);
+	assert_non_null(strstr(spk_last_error(), "field 'read_only'"));
+	assert_int_equal(spk_virtio_status(vr), 0);
+	spk_snap_close(sf);
+	free(bytes);
+	teardown((void **)&ro);
+	teardown((void **)&g);
+	log_capture_start(&f->log);
+}
+
 int main(void)
 {
 #define BOTH(fn)                                                                                   \
@@ -955,6 +998,7 @@ int main(void)
 	    BOTH(test_bad_ranges),
 	    BOTH(test_reset_in_flight),
 	    BOTH(test_swap),
+	    BOTH(test_snapshot),
 	    cmocka_unit_test_setup_teardown(test_zero_fill, setup_uring_nofalloc, teardown),
 	    cmocka_unit_test_setup_teardown(test_zero_fill, setup_sync_nofalloc, teardown),
 	    cmocka_unit_test_setup_teardown(test_read_only, setup_uring_ro, teardown),

@@ -19,8 +19,13 @@
 #include <sparkler/pci.h>
 #include <sparkler/platform.h>
 #include <sparkler/virtio.h>
+#include <sparkler/virtio_net.h>
+#include <sparkler/virtio_vsock.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "../devices/devtest.h"
+#include "../snapshot/snaptest.h"
 #include "vqtest.h"
 
 #define WIN SPK_PC_PCI_MMIO_START
@@ -562,6 +567,316 @@ static void test_hostile(void **state)
 	assert_true(f->log.lines < 400);
 }
 
+/* ---- snapshots: the transport, rng and console saved in one machine, loaded in another ---- */
+
+static void *save_machine(struct fx *f, size_t *len)
+{
+	struct spk_snap_writer *w;
+	struct spk_snap_header h;
+	const void *buf;
+	void *copy;
+
+	spk_snap_header_host(&h);
+	h.created = 1;
+	assert_int_equal(spk_snap_writer_new(&w), 0);
+	assert_int_equal(spk_snap_put_header(w, &h), 0);
+	assert_int_equal(spk_snap_save_device(w, "pci", spk_pci_host_state_ops(), f->h), 0);
+	if (spk_snap_save_device(w, "rng", spk_virtio_state_ops(spk_virtio_rng_dev(f->rng)),
+	                         spk_virtio_rng_dev(f->rng)) != 0)
+		fail_msg("%s", spk_last_error());
+	assert_int_equal(spk_snap_save_device(w, "console",
+	                                      spk_virtio_state_ops(spk_virtio_console_dev(f->con)),
+	                                      spk_virtio_console_dev(f->con)),
+	                 0);
+	assert_int_equal(spk_snap_writer_finish(w, &buf, len), 0);
+	copy = malloc(*len);
+	memcpy(copy, buf, *len);
+	spk_snap_writer_free(w);
+	return copy;
+}
+
+static void load_machine(struct fx *g, const void *buf, size_t len)
+{
+	struct spk_snap_file *sf;
+
+	assert_int_equal(spk_snap_open_buf(buf, len, &sf), 0);
+	assert_int_equal(spk_snap_load_device(sf, "pci", spk_pci_host_state_ops(), g->h), 0);
+	if (spk_snap_load_device(sf, "rng", spk_virtio_state_ops(spk_virtio_rng_dev(g->rng)),
+	                         spk_virtio_rng_dev(g->rng)) != 0)
+		fail_msg("%s", spk_last_error());
+	if (spk_snap_load_device(sf, "console",
+	                         spk_virtio_state_ops(spk_virtio_console_dev(g->con)),
+	                         spk_virtio_console_dev(g->con)) != 0)
+		fail_msg("%s", spk_last_error());
+	spk_snap_close(sf);
+}
+
+static void test_snapshot(void **state)
+{
+	struct fx *f = *state, *g;
+	struct drv *d = &f->r;
+	uint64_t tbl = d->bar + (cfg_rd(f, d->slot, d->msix + 4u, 4) & ~7u);
+	void *a, *b;
+	size_t la, lb;
+
+	/* the rng with EVENT_IDX and MSI-X, one request served, one posted and not notified */
+	init_dev(f, d, V1 | 1ull << 29, 8);
+	mm_wr(f, tbl + 16, 4, 0xfee00000);
+	mm_wr(f, tbl + 16 + 8, 4, 0x42);
+	mm_wr(f, tbl + 16 + 12, 4, 1); /* masked: the interrupt stays pending */
+	cfg_wr(f, d->slot, d->msix + 2u, 2, SPK_PCI_MSIX_ENABLE);
+	mm_wr(f, d->common + QSEL, 2, 0);
+	mm_wr(f, d->common + QMSIX, 2, 1);
+	post(f, d, 0, 0x80000, 16, true);
+	notify(f, d, 0);
+	post(f, d, 0, 0x80100, 32, true);
+	assert_int_equal(f->msis, 0);
+	/* the console: input waiting for a buffer */
+	init_dev(f, &f->c, V1, 8);
+	assert_int_equal(spk_virtio_console_input(f->con, (const uint8_t *)"abc", 3), 3);
+	cfg_wr(f, 0, SPK_PCI_COMMAND, 2, SPK_PCI_CMD_MEMORY); /* the bridge's config */
+	spk_bus_write(f->bus, SPK_BUS_PIO, 0xcf8, 4, 0x80001810, NULL);
+
+	a = save_machine(f, &la);
+	/* a second machine, memory restored first, then the devices */
+	assert_int_equal(setup((void **)&g), 0);
+	memcpy(g->m.ram, f->m.ram, VT_RAM);
+	load_machine(g, a, la);
+	/* the restored machine takes the request that was posted (its kick may
+	 * have been lost with the old process); the old one on its kick: then
+	 * both save the same bytes */
+	assert_int_equal(vt_used_idx(&g->m, qdesc(d, 0) + 0x2000), 2);
+	notify(f, d, 0);
+	free(a);
+	a = save_machine(f, &la);
+	b = save_machine(g, &lb);
+	assert_int_equal(la, lb);
+	assert_memory_equal(a, b, la);
+	free(b);
+
+	/* the same registers */
+	for (unsigned off = 0; off < 0x3c; off++) {
+		assert_int_equal(mm_rd(f, d->common + off, 1), mm_rd(g, g->r.common + off, 1));
+		assert_int_equal(mm_rd(f, f->c.common + off, 1), mm_rd(g, g->c.common + off, 1));
+	}
+	for (unsigned off = 0; off < 0x40; off += 4)
+		assert_int_equal(cfg_rd(f, d->slot, off, 4), cfg_rd(g, g->r.slot, off, 4));
+	assert_int_equal(spk_virtio_rng_bytes(g->rng), 48);
+	uint64_t pio = 0;
+	spk_bus_read(g->bus, SPK_BUS_PIO, 0xcf8, 4, &pio, NULL);
+	assert_int_equal(pio, 0x80001810);
+	/* the same behaviour: the interrupt waits under the mask, and goes when unmasked */
+	assert_int_equal(g->msis, 0);
+	mm_wr(g, tbl + 16 + 12, 4, 0);
+	assert_int_equal(g->msis, 1);
+	assert_int_equal(g->last_msi.data, 0x42);
+	assert_int_equal(spk_virtio_rng_bytes(g->rng), 48);
+	/* console input that waited is delivered in the new machine */
+	post(g, &g->c, 0, 0x91000, 8, true);
+	notify(g, &g->c, 0);
+	assert_int_equal(vt_used_idx(&g->m, qdesc(&g->c, 0) + 0x2000), 1);
+	assert_memory_equal(g->m.ram + 0x91000, "abc", 3);
+
+	/* hostile sections: refused, naming the device and field; nothing changes */
+	struct spk_virtio *rv = spk_virtio_rng_dev(g->rng);
+	uint8_t cfg[SPK_PCI_CFG_SIZE];
+	spk_pci_cfg_get(spk_virtio_pci(rv), 0, cfg, sizeof(cfg));
+	cfg[0] ^= 1; /* the vendor ID */
+	const struct patch bad[] = {
+	    {"q0.size", SPK_SNAP_U16, 3, NULL, 0, "not a power of two"},
+	    {"q0.size", SPK_SNAP_U16, 512, NULL, 0, "512 is more than 256"},
+	    {"q0.used_idx", SPK_SNAP_U16, 7, NULL, 0, "the used ring in guest memory says 2"},
+	    {"q0.last_avail", SPK_SNAP_U16, 0x8000, NULL, 0, "behind the available index"},
+	    {"q0.desc", SPK_SNAP_U64, 0x20001, NULL, 0, "aligned"},
+	    {"q0.avail", SPK_SNAP_U64, VT_RAM - 2, NULL, 0, "not in guest RAM"},
+	    {"q0.used", SPK_SNAP_U64, VT_ROM_GPA, NULL, 0, "used ring"},
+	    {"q0.msix_vector", SPK_SNAP_U16, 2, NULL, 0, "the table has 2 vectors"},
+	    {"q0.enabled", SPK_SNAP_U8, 2, NULL, 0, "2 is more than 1"},
+	    {"status", SPK_SNAP_U8, 0x30, NULL, 0, "bits outside"},
+	    {"status", SPK_SNAP_U8, 0x07, NULL, 0, "DRIVER_OK without FEATURES_OK"},
+	    {"drv_features", SPK_SNAP_U64, 1ull << 40, NULL, 0, "does not offer"},
+	    {"config_vector", SPK_SNAP_U16, 9, NULL, 0, "the table has 2 vectors"},
+	    {"queues", SPK_SNAP_U16, 2, NULL, 0, "this virtio-rng (00:01.0) has 1"},
+	    {"isr", SPK_SNAP_U8, 4, NULL, 0, "bits outside"},
+	    {"transport", SPK_SNAP_U32, 2, NULL, 0, "version 2"},
+	    {"pci.slot", SPK_SNAP_U8, 5, NULL, 0, "is in slot 1"},
+	    {"pci.cfg", SPK_SNAP_BYTES, 0, cfg, sizeof(cfg), "byte 0x000"},
+	    {"pci.msix_table", SPK_SNAP_BYTES, 0, cfg, 16, "16 bytes, not 32"},
+	    {"pci.msix_vectors", SPK_SNAP_U16, 3, NULL, 0, "has 2"},
+	    {"bytes", SPK_SNAP_U32, 3, NULL, 0, "a u32, not a u64"},
+	};
+	hostile("rng", spk_virtio_state_ops(rv), rv, bad, sizeof(bad) / sizeof(bad[0]));
+
+	free(a);
+	teardown((void **)&g);
+	log_capture_start(&f->log);
+}
+
+/* net and vsock: a loop (run by hand), a socketpair for a TAP, a socket path */
+struct nv {
+	struct spk_evloop *loop;
+	struct spk_virtio_net *net;
+	struct spk_virtio_vsock *vs;
+	int peer; /* the TAP's other end */
+	char uds[64];
+	struct drv n, v;
+};
+
+static void nv_new(struct fx *f, struct nv *x, uint32_t cid)
+{
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	x->peer = sv[1];
+	assert_int_equal(spk_evloop_new("snap-test", &x->loop), 0);
+	const struct spk_virtio_net_config nc = {
+	    .pci = f->h, .slot = -1, .mem = f->m.mem, .loop = x->loop, .tap_fd = sv[0]};
+	assert_int_equal(spk_virtio_net_new(&nc, &x->net), 0);
+	snprintf(x->uds, sizeof(x->uds), "/tmp/spk-snap-vsock-%d-%u", (int)getpid(), cid);
+	const struct spk_virtio_vsock_config vc = {.pci = f->h,
+	                                           .slot = -1,
+	                                           .mem = f->m.mem,
+	                                           .loop = x->loop,
+	                                           .guest_cid = cid,
+	                                           .uds_path = x->uds};
+	assert_int_equal(spk_virtio_vsock_new(&vc, &x->vs), 0);
+	probe(f, &x->n, SPK_VIRTIO_ID_NET, 0x60000);
+	probe(f, &x->v, SPK_VIRTIO_ID_VSOCK, 0xa0000);
+}
+
+static void nv_free(struct nv *x)
+{
+	spk_virtio_net_free(x->net);
+	spk_virtio_vsock_free(x->vs);
+	spk_evloop_free(x->loop);
+	close(x->peer);
+}
+
+static void save_nv(struct fx *f, struct nv *x, void **buf, size_t *len)
+{
+	struct spk_snap_writer *w;
+	struct spk_snap_header h;
+	struct spk_virtio *nd = spk_virtio_net_dev(x->net), *vd = spk_virtio_vsock_dev(x->vs);
+	const void *p;
+
+	spk_snap_header_host(&h);
+	assert_int_equal(spk_snap_writer_new(&w), 0);
+	assert_int_equal(spk_snap_put_header(w, &h), 0);
+	if (spk_snap_save_device(w, "net0", spk_virtio_state_ops(nd), nd) ||
+	    spk_snap_save_device(w, "vsock", spk_virtio_state_ops(vd), vd))
+		fail_msg("%s", spk_last_error());
+	assert_int_equal(spk_snap_writer_finish(w, &p, len), 0);
+	*buf = malloc(*len);
+	memcpy(*buf, p, *len);
+	spk_snap_writer_free(w);
+}
+
+static void test_snapshot_net_vsock(void **state)
+{
+	struct fx *f = *state, *g;
+	struct nv a, b;
+	struct spk_snap_file *sf;
+	struct spk_virtio_vsock_stats st;
+	void *buf;
+	size_t len;
+	uint32_t id, elen;
+
+	nv_new(f, &a, 3);
+	init_dev(f, &a.n, V1, 8);
+	init_dev(f, &a.v, V1, 8);
+	/* net: a receive buffer the device takes and holds while the TAP is quiet */
+	post(f, &a.n, 0, 0x70000, 2048, true);
+	notify(f, &a.n, 0);
+	while (spk_evloop_run_once(a.loop, 0) > 0)
+		;
+	/* vsock: one event buffer waiting, as Linux's driver leaves them */
+	post(f, &a.v, 2, 0x72000, 4, true);
+	memset(f->m.ram + 0x72000, 0xee, 4);
+	save_nv(f, &a, &buf, &len); /* the held chain went back: it saves */
+
+	assert_int_equal(setup((void **)&g), 0);
+	nv_new(g, &b, 4);
+	memcpy(g->m.ram, f->m.ram, VT_RAM);
+	assert_int_equal(spk_snap_open_buf(buf, len, &sf), 0);
+	struct spk_virtio *nd = spk_virtio_net_dev(b.net), *vd = spk_virtio_vsock_dev(b.vs);
+	if (spk_snap_load_device(sf, "net0", spk_virtio_state_ops(nd), nd) ||
+	    spk_snap_load_device(sf, "vsock", spk_virtio_state_ops(vd), vd))
+		fail_msg("%s", spk_last_error());
+	spk_snap_close(sf);
+	/* vsock: the guest is told its connections are gone (event id 0), its CID is the new one */
+	assert_int_equal(vt_used_idx(&g->m, qdesc(&b.v, 2) + 0x2000), 1);
+	vt_used_elem(&g->m, qdesc(&b.v, 2) + 0x2000, 8, 0, &id, &elen);
+	assert_int_equal(elen, 4);
+	assert_int_equal(vt_get32(g->m.ram + 0x72000), 0);
+	spk_virtio_vsock_get_stats(b.vs, &st);
+	assert_int_equal(st.transport_resets, 1);
+	assert_int_equal(mm_rd(g, b.v.device, 4), 4);
+	/* net: the receive buffer is taken again and a frame from the TAP arrives in it */
+	uint8_t frame[12 + 60] = {0};
+	memset(frame + 12, 0xab, 60);
+	assert_int_equal(write(b.peer, frame, sizeof(frame)), sizeof(frame));
+	while (spk_evloop_run_once(b.loop, 0) > 0)
+		;
+	notify(g, &b.n, 0);
+	while (spk_evloop_run_once(b.loop, 0) > 0)
+		;
+	assert_int_equal(vt_used_idx(&g->m, qdesc(&b.n, 0) + 0x2000), 1);
+	assert_int_equal(g->m.ram[0x70000 + 12], 0xab);
+
+	/* a restore with no event buffer waits for one */
+	struct nv c2;
+	struct fx *h;
+	assert_int_equal(setup((void **)&h), 0);
+	nv_new(h, &c2, 5);
+	memcpy(h->m.ram, f->m.ram, VT_RAM);
+	vt_put16(h->m.ram + qdesc(&c2.v, 2) + 0x1000 + 2, 0); /* the driver had posted none */
+	assert_int_equal(spk_snap_open_buf(buf, len, &sf), 0);
+	vd = spk_virtio_vsock_dev(c2.vs);
+	assert_int_equal(spk_snap_load_device(sf, "vsock", spk_virtio_state_ops(vd), vd), 0);
+	spk_snap_close(sf);
+	assert_int_equal(vt_used_idx(&h->m, qdesc(&c2.v, 2) + 0x2000), 0);
+	post(h, &c2.v, 2, 0x72000, 4, true);
+	notify(h, &c2.v, 2);
+	while (spk_evloop_run_once(c2.loop, 0) > 0)
+		;
+	assert_int_equal(vt_used_idx(&h->m, qdesc(&c2.v, 2) + 0x2000), 1);
+	assert_int_equal(vt_get32(h->m.ram + 0x72000), 0);
+	/* a used index the guest's memory does not have: refused */
+	assert_int_equal(spk_snap_open_buf(buf, len, &sf), 0);
+	vt_put16(h->m.ram + qdesc(&c2.v, 0) + 0x2000 + 2, 9);
+	assert_int_equal(spk_snap_load_device(sf, "vsock", spk_virtio_state_ops(vd), vd), -EINVAL);
+	assert_non_null(strstr(spk_last_error(), "field 'q0.used_idx': 0, the used ring"));
+	spk_snap_close(sf);
+
+	free(buf);
+	nv_free(&c2);
+	teardown((void **)&h);
+	nv_free(&b);
+	teardown((void **)&g);
+	nv_free(&a);
+	log_capture_start(&f->log);
+}
+
+/* A device must bring its state ops: the transport refuses one without. */
+static void test_state_ops_required(void **state)
+{
+	struct fx *f = *state;
+	static const struct spk_virtio_ops no_state = {0};
+	const struct spk_virtio_config c = {.name = "x",
+	                                    .device_id = 99,
+	                                    .num_queues = 1,
+	                                    .queue_max = 8,
+	                                    .ops = &no_state,
+	                                    .pci = f->h,
+	                                    .slot = -1,
+	                                    .mem = f->m.mem};
+	struct spk_virtio *vd = NULL;
+
+	assert_int_equal(spk_virtio_new(&c, &vd), -EINVAL);
+	assert_non_null(strstr(spk_last_error(), "no state ops"));
+	assert_null(vd);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -577,6 +892,9 @@ int main(void)
 	    T(test_pci_cfg_window),
 	    T(test_common_any_width),
 	    T(test_hostile),
+	    T(test_snapshot),
+	    T(test_snapshot_net_vsock),
+	    T(test_state_ops_required),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

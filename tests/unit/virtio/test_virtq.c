@@ -16,6 +16,9 @@
 
 #include <cmocka.h>
 
+#include <sparkler/log.h>
+#include <sparkler/snapshot.h>
+
 #include "vqtest.h"
 
 #define QSIZE 16
@@ -525,12 +528,43 @@ static void test_event_idx(void **state)
 	assert_false(irq[3]);
 }
 
+/* Snapshot: a queue with a chain in flight is not saved; giving the
+ * chain back (unpop) makes it savable and the next pop takes it again. */
+static void test_state_inflight_unpop(void **state)
+{
+	struct fx *f = *state;
+	struct spk_virtq_chain c, again;
+	struct spk_snap_writer *w;
+	struct spk_snap_header h;
+
+	vt_desc(&f->m, VT_DESC, 0, VT_DATA, 16, W, 0);
+	vt_avail(&f->m, VT_AVAIL, QSIZE, 0);
+	vt_desc(&f->m, VT_DESC, 1, VT_DATA + 64, 16, W, 0);
+	vt_avail(&f->m, VT_AVAIL, QSIZE, 1);
+	assert_int_equal(spk_virtq_pop(&f->q, &c), 1);
+	spk_snap_header_host(&h);
+	assert_int_equal(spk_snap_writer_new(&w), 0);
+	assert_int_equal(spk_snap_put_header(w, &h), 0);
+	assert_int_equal(spk_snap_section_begin(w, SPK_SNAP_SEC_VM), 0);
+	assert_int_equal(spk_virtq_state_save(&f->q, w), -EBUSY);
+	assert_non_null(strstr(spk_last_error(), "queue 3 has 1 buffers in flight"));
+	assert_int_equal(spk_virtq_unpop(&f->q, 1), -EINVAL); /* not the one taken */
+	assert_int_equal(spk_virtq_unpop(&f->q, c.head), 0);
+	assert_int_equal(spk_virtq_unpop(&f->q, c.head), -EINVAL); /* nothing in flight */
+	assert_int_equal(spk_virtq_state_save(&f->q, w), 0);
+	assert_int_equal(spk_virtq_pop(&f->q, &again), 1);
+	assert_int_equal(again.head, c.head);
+	spk_snap_writer_free(w);
+}
+
 int main(void)
 {
 #define T(fn)  cmocka_unit_test_setup_teardown(fn, setup, teardown)
 #define TE(fn) cmocka_unit_test_setup_teardown(fn, setup_event, teardown)
 	const struct CMUnitTest tests[] = {
 	    T(test_empty),
+	    T(test_state_inflight_unpop),
+	    TE(test_state_inflight_unpop),
 	    T(test_chain),
 	    T(test_indirect),
 	    T(test_wraparound),
