@@ -37,6 +37,7 @@
 
 #include "vmm/api.h"
 #include "vmm/mhd.h"
+#include "vmm/seccomp_policy.h"
 #include "vmm/vmm.h"
 
 #define DRAIN_MS 1000
@@ -153,6 +154,8 @@ static void *watch(void *arg)
 	struct spk_api_server *s = arg;
 
 	pthread_setname_np(pthread_self(), "api-watch");
+	/* on top of the API process's list: a timed wait and shutdown(2) */
+	spk_seccomp_install_or_die(SPK_SECCOMP_TIMER, "api-watch");
 	pthread_mutex_lock(&s->lock);
 	while (!s->stopping) {
 		struct timespec until;

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "vmm/jail.h"
+#include "vmm/seccomp_policy.h"
 
 static int fail(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -164,6 +165,8 @@ static _Noreturn void wait_child(pid_t pid)
 	child_pid = pid;
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		signal(sigs[i], forward);
+	/* root in the host's namespaces: waitpid, kill and exit, nothing else */
+	spk_seccomp_install_or_die(SPK_SECCOMP_REAPER, "jail-parent");
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	if (WIFSIGNALED(status)) {

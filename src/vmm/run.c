@@ -51,12 +51,18 @@ static struct {
 
 /* ---- the terminal ------------------------------------------------------ */
 
+/* One ioctl(0, TCSETS) when we have the kernel's struct (what the main
+ * thread's filter allows: glibc's tcsetattr reads the terminal back with
+ * TCGETS after setting it). */
 static void restore_tty(void)
 {
-	if (g.raw_tty) {
+	if (!g.raw_tty)
+		return;
+	if (g.have_ktty)
+		ioctl(STDIN_FILENO, TCSETS, g.saved_ktty);
+	else
 		tcsetattr(STDIN_FILENO, TCSANOW, &g.saved_tty);
-		g.raw_tty = false;
-	}
+	g.raw_tty = false;
 }
 
 /* Async-signal-safe, one system call the seccomp lists allow: for the
@@ -112,6 +118,8 @@ static void *signal_main(void *p)
 	sigset_t *set = p;
 	int sig;
 
+	pthread_setname_np(pthread_self(), "signals");
+	spk_seccomp_install_or_die(SPK_SECCOMP_SIGNAL, "signals");
 	while (sigwait(set, &sig) == 0) {
 		if (atomic_load(&g.done))
 			break;
@@ -537,7 +545,13 @@ int spk_cmd_run(int argc, char **argv)
 	bool console = strcmp(c.serial, "stdout") == 0 || c.cfg.virtio_console;
 	if (console)
 		raw_tty();
+	/* the signal thread filters itself with its own list: made before
+	 * the main thread's filter, which does not have sigwait */
 	pthread_create(&sig_t, NULL, signal_main, &set);
+	/* from here the main thread only builds, runs and tears down VMs (a
+	 * guest reset with --reboot builds the next one); the threads it
+	 * makes from now on inherit its list and stack their own on top */
+	spk_seccomp_install_or_die(SPK_SECCOMP_MONITOR, "main");
 	if (console && pthread_create(&in_t, NULL, stdin_main, NULL) == 0)
 		pthread_detach(in_t);
 

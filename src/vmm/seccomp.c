@@ -124,7 +124,14 @@ static void install_handler(void)
 
 static const char *profile_name(enum spk_seccomp_profile p)
 {
-	return p == SPK_SECCOMP_VCPU ? "vcpu" : p == SPK_SECCOMP_API ? "api" : "device";
+	static const char *const names[] = {
+	    [SPK_SECCOMP_VCPU] = "vcpu",     [SPK_SECCOMP_DEVICE] = "device",
+	    [SPK_SECCOMP_API] = "api",       [SPK_SECCOMP_MONITOR] = "monitor",
+	    [SPK_SECCOMP_SIGNAL] = "signal", [SPK_SECCOMP_TIMER] = "timer",
+	    [SPK_SECCOMP_REAPER] = "reaper",
+	};
+
+	return (unsigned)p < sizeof(names) / sizeof(names[0]) && names[p] ? names[p] : "?";
 }
 
 void spk_seccomp_warn_if_off(void)

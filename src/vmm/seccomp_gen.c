@@ -22,6 +22,10 @@ static const struct {
     {SPK_SECCOMP_VCPU, "vcpu"},
     {SPK_SECCOMP_DEVICE, "device"},
     {SPK_SECCOMP_API, "api"},
+    {SPK_SECCOMP_MONITOR, "monitor"},
+    {SPK_SECCOMP_SIGNAL, "signal"},
+    {SPK_SECCOMP_TIMER, "timer"},
+    {SPK_SECCOMP_REAPER, "reaper"},
 };
 
 #define MAX_INSNS 4096 /* the kernel's BPF_MAXINSNS */

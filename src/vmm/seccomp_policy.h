@@ -9,6 +9,10 @@ enum spk_seccomp_profile {
 	SPK_SECCOMP_VCPU = 0, /* KVM_RUN and device emulation on the vCPU thread */
 	SPK_SECCOMP_DEVICE,   /* virtio event loops, the gdb stub: files, sockets */
 	SPK_SECCOMP_API,      /* the API process: also opens files and makes VMs */
+	SPK_SECCOMP_MONITOR,  /* the main thread of `run`, the API's VM thread: makes VMs */
+	SPK_SECCOMP_SIGNAL,   /* the signal thread of `run`: sigwait, stop, power button */
+	SPK_SECCOMP_TIMER,    /* watchdogs: a timed wait, then a kick or a shutdown(2) */
+	SPK_SECCOMP_REAPER,   /* the jail's outer parent: waitpid and kill */
 };
 
 /* false with --no-seccomp (said loudly at start). */

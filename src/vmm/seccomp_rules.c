@@ -12,6 +12,7 @@
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <linux/sockios.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/ioctl.h>
@@ -94,50 +95,73 @@ static const struct rule device[] = {
 	{SCMP_SYS(ioctl), "KVM only (below)"},
 };
 
-/* The API process (every thread of it, on top of the lists above): it
- * serves HTTP on its Unix socket, writes logs and metrics, and on
- * InstanceStart reads the kernel and disks and makes the VM. */
-static const struct rule api[] = {
-	{SCMP_SYS(openat), "InstanceStart reads the kernel, initrd, disks; logger and metrics files"},
+/* Building and tearing down a VM (the main thread of `run`, which also
+ * rebuilds it on a guest reset with --reboot; the API process's VM
+ * thread): reading the kernel and disks, making the devices, their TAPs,
+ * sockets and threads. */
+static const struct rule build[] = {
+	{SCMP_SYS(openat), "the kernel, initrd, disks, /dev/kvm, /dev/net/tun; thread names"},
 	{SCMP_SYS(newfstatat), "checking drive and kernel paths"},
 	{SCMP_SYS(fstat), "file sizes"},
 	{SCMP_SYS(statx), "file sizes"},
-	{SCMP_SYS(lseek), "stdio on logger files"},
+	{SCMP_SYS(lseek), "file sizes, stdio"},
 	{SCMP_SYS(access), "checking paths"},
-	{SCMP_SYS(unlink), "removing the API socket at exit"},
-	{SCMP_SYS(bind), "the API socket"},
-	{SCMP_SYS(listen), "the API socket"},
-	{SCMP_SYS(renameat2), "the API socket: its temporary name into place, once listening"},
-	{SCMP_SYS(rename), "the same, where the file system has no RENAME_NOREPLACE"},
-	{SCMP_SYS(shutdown), "closing HTTP connections"},
-	{SCMP_SYS(getsockname), "libmicrohttpd"},
-	{SCMP_SYS(getpeername), "libmicrohttpd"},
-	{SCMP_SYS(setsockopt), "libmicrohttpd"},
-	{SCMP_SYS(getsockopt), "libmicrohttpd"},
-	{SCMP_SYS(sendto), "HTTP responses"},
-	{SCMP_SYS(recvfrom), "HTTP requests"},
-	{SCMP_SYS(pipe2), "libmicrohttpd's wakeups"},
-	{SCMP_SYS(epoll_create1), "libmicrohttpd's and the event loops' epoll"},
+	{SCMP_SYS(unlink), "removing sockets we made (API, gdb, vsock) at the end"},
+	{SCMP_SYS(bind), "vsock: the host side's listening socket"},
+	{SCMP_SYS(listen), "vsock: the host side's listening socket"},
+	{SCMP_SYS(epoll_create1), "the event loops' epoll"},
 	{SCMP_SYS(prlimit64), "glibc reading limits for new threads"},
-	{SCMP_SYS(dup), "serial and metrics descriptors"},
-	{SCMP_SYS(dup3), "serial and metrics descriptors"},
-	{SCMP_SYS(clone3), "the VM, vCPU and event-loop threads"},
+	{SCMP_SYS(clone3), "the vCPU and event-loop threads"},
 	{SCMP_SYS(clone), "threads (older glibc)"},
 	{SCMP_SYS(set_robust_list), "a new thread's start"},
 	{SCMP_SYS(rseq), "a new thread's start"},
-	{SCMP_SYS(prctl), "thread names"},
 	{SCMP_SYS(mremap), "realloc of large buffers"},
 	{SCMP_SYS(rt_sigaction), "the SIGSYS and kick handlers of new VMs"},
+	{SCMP_SYS(sched_getaffinity), "glibc thread start"},
+	{SCMP_SYS(timerfd_create), "event-loop timers"},
+	{SCMP_SYS(timerfd_settime), "event-loop timers"},
+	{SCMP_SYS(io_uring_setup), "virtio-blk with io_uring"},
+	{SCMP_SYS(io_uring_register), "virtio-blk with io_uring"},
+};
+
+/* The API process (every thread of it, on top of the lists above): it
+ * serves HTTP on its Unix socket, writes logs and metrics, and on
+ * InstanceStart makes the VM (build). */
+static const struct rule api[] = {
+	{SCMP_SYS(renameat2), "the API socket: its temporary name into place, once listening"},
+	{SCMP_SYS(rename), "the same, where the file system has no RENAME_NOREPLACE"},
+	{SCMP_SYS(getsockname), "libmicrohttpd"},
+	{SCMP_SYS(getpeername), "libmicrohttpd"},
+	{SCMP_SYS(getsockopt), "libmicrohttpd"},
+	{SCMP_SYS(pipe2), "libmicrohttpd's wakeups"},
+	{SCMP_SYS(dup), "serial and metrics descriptors"},
+	{SCMP_SYS(dup3), "serial and metrics descriptors"},
+	{SCMP_SYS(prctl), "thread names"},
 	{SCMP_SYS(signalfd4), "host signals"},
 	{SCMP_SYS(uname), "glibc"},
 	{SCMP_SYS(getuid), "glibc"},
-	{SCMP_SYS(sched_getaffinity), "glibc thread start"},
-	{SCMP_SYS(timerfd_create), "libmicrohttpd timeouts"},
-	{SCMP_SYS(timerfd_settime), "libmicrohttpd timeouts"},
 	{SCMP_SYS(ftruncate), "metrics files"},
 	{SCMP_SYS(getdents64), "closing descriptors"},
-	{SCMP_SYS(io_uring_setup), "virtio-blk with io_uring"},
-	{SCMP_SYS(io_uring_register), "virtio-blk with io_uring"},
+};
+
+/* The signal thread of `run`: sigwait, then a flag, a kick or the power
+ * button (KVM's irqchip, an ioctl of type KVMIO), and a line on stderr. */
+static const struct rule signals[] = {
+	{SCMP_SYS(rt_sigtimedwait), "sigwait"},
+};
+
+/* Timers that end things: the --timeout watchdog (a kick) and the API
+ * server's request deadlines (shutdown(2) of a slow connection). */
+static const struct rule timer[] = {
+	{SCMP_SYS(shutdown), "the API server: cutting a connection past its deadline"},
+};
+
+/* The jail's outer parent, still root in the host's namespaces: it waits
+ * for the jailed child, forwards signals to it and exits as it did. */
+static const struct rule reaper[] = {
+	{SCMP_SYS(wait4), "waitpid for the jailed child"},
+	{SCMP_SYS(kill), "forwarding SIGINT/TERM/HUP/QUIT to the jailed child"},
+	{SCMP_SYS(rt_sigaction), "dying of the child's signal: SIG_DFL, then raise"},
 };
 
 /* One argument comparison, spelled out (libseccomp's SCMP_A* macros leave
@@ -222,25 +246,49 @@ static int add_rules(scmp_filter_ctx ctx, const struct rule *r, size_t n)
 	return 0;
 }
 
+/* prctl(PR_SET_NAME): the threads the main thread of `run` makes after
+ * its filter name themselves (stdin, gdb stub). */
+static int allow_set_name(scmp_filter_ctx ctx)
+{
+	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+				arg_cmp(0, SCMP_CMP_EQ, PR_SET_NAME, 0));
+}
+
+#define ADD(list) add_rules(ctx, list, sizeof(list) / sizeof(list[0]))
+
 int spk_seccomp_rules(scmp_filter_ctx ctx, enum spk_seccomp_profile p)
 {
-	int rc = add_rules(ctx, common, sizeof(common) / sizeof(common[0]));
+	bool vm_builder = p == SPK_SECCOMP_MONITOR || p == SPK_SECCOMP_API;
+	/* the lists that allow all of rt_sigaction (the jail's parent sets
+	 * SIG_DFL before it dies of its child's signal) */
+	bool any_sigaction = vm_builder || p == SPK_SECCOMP_REAPER;
+	int rc = ADD(common);
 
 	if (rc == 0 && p == SPK_SECCOMP_VCPU)
-		rc = add_rules(ctx, vcpu, sizeof(vcpu) / sizeof(vcpu[0]));
-	if (rc == 0 && (p == SPK_SECCOMP_DEVICE || p == SPK_SECCOMP_API))
-		rc = add_rules(ctx, device, sizeof(device) / sizeof(device[0]));
+		rc = ADD(vcpu);
+	if (rc == 0 && (p == SPK_SECCOMP_DEVICE || vm_builder))
+		rc = ADD(device);
+	if (rc == 0 && vm_builder)
+		rc = ADD(build);
 	if (rc == 0 && p == SPK_SECCOMP_API)
-		rc = add_rules(ctx, api, sizeof(api) / sizeof(api[0]));
-	if (rc == 0)
+		rc = ADD(api);
+	if (rc == 0 && p == SPK_SECCOMP_SIGNAL)
+		rc = ADD(signals);
+	if (rc == 0 && p == SPK_SECCOMP_TIMER)
+		rc = ADD(timer);
+	if (rc == 0 && p == SPK_SECCOMP_REAPER)
+		rc = ADD(reaper);
+	if (rc == 0 && p != SPK_SECCOMP_REAPER)
 		rc = allow_kvm_ioctls(ctx);
-	if (rc == 0 && p == SPK_SECCOMP_API)
+	if (rc == 0 && vm_builder)
 		rc = allow_tap_ioctls(ctx);
-	if (rc == 0 && p != SPK_SECCOMP_API)
+	if (rc == 0 && p != SPK_SECCOMP_API && p != SPK_SECCOMP_REAPER)
 		rc = allow_tty_restore(ctx);
 	if (rc == 0 && p != SPK_SECCOMP_API) /* the API list allows all of prctl */
 		rc = allow_no_new_privs(ctx);
-	if (rc == 0 && p != SPK_SECCOMP_API) /* the API list allows all of rt_sigaction */
+	if (rc == 0 && p == SPK_SECCOMP_MONITOR)
+		rc = allow_set_name(ctx);
+	if (rc == 0 && !any_sigaction)
 		rc = allow_sigaction_read(ctx);
 	return rc;
 }

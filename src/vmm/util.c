@@ -10,6 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "vmm/seccomp_policy.h"
 #include "vmm/vmm.h"
 
 int spk_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -170,6 +171,9 @@ static void *watchdog_main(void *p)
 	struct spk_watchdog *w = p;
 	struct timespec until;
 
+	/* a timed wait, then fire(): a flag and a kick */
+	pthread_setname_np(pthread_self(), "watchdog");
+	spk_seccomp_install_or_die(SPK_SECCOMP_TIMER, "watchdog");
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += (time_t)w->seconds;
 	pthread_mutex_lock(&w->lock);

@@ -7,7 +7,10 @@ host's /dev/kvm (and /dev/null, /dev/net/tun) as its own 0600 nodes, runs
 as U:G without capabilities, under the rlimits jail.c sets, with no other
 descriptors and no environment; then stops it with SIGTERM.
 
-usage: jail_test.py SPARKLER GUEST_DIR WORK_DIR"""
+The outer parent (still root in the host's namespaces) filters itself
+too, except in sanitizer builds, which run without filters.
+
+usage: jail_test.py SPARKLER GUEST_DIR WORK_DIR [SANITIZE]"""
 import os
 import re
 import shutil
@@ -18,6 +21,7 @@ import sys
 import time
 
 SPARKLER, GUEST_DIR, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
+SANITIZED = len(sys.argv) > 4 and sys.argv[4] not in ("", "none")
 UID = GID = 65534
 failures = []
 
@@ -151,6 +155,12 @@ def main():
         p.kill()
         print(p.communicate()[1].decode())
         return 1
+    outer = status(p.pid)
+    if SANITIZED:
+        print("skip: the outer parent's filter (a sanitizer build runs without filters)")
+    else:
+        check(outer["Seccomp"].strip() == "2", "the outer parent (root, host namespaces) is "
+              "filtered: Seccomp %s" % outer["Seccomp"].strip())
     st = status(inner)
     check(st["Uid"].split()[:3] == [str(UID)] * 3 and st["Gid"].split()[:3] == [str(GID)] * 3,
           "it runs as %d:%d (%s / %s)" % (UID, GID, st["Uid"].strip(), st["Gid"].strip()))

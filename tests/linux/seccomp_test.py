@@ -3,15 +3,16 @@
 /proc/PID/task/TID/status (Seccomp: 2 is filter mode, Seccomp_filters how
 many programs are stacked):
 
-- `run` with two vCPUs, a disk and `--gdb --gdb-no-wait`: both vCPU threads,
-  the virtio event loop ("virtio") and the gdb stub ("gdb-stub") are
-  filtered; the threads left unfiltered are the main thread and the
-  monitor's own helpers (signal thread, watchdog), which never read guest
-  memory (docs/threat-model.md), and there are at most four of them;
+- `run` with two vCPUs, a disk and `--gdb --gdb-no-wait`: every thread is
+  filtered: both vCPU threads, the virtio event loop ("virtio"), the gdb
+  stub ("gdb-stub"), the main thread, the signal thread ("signals") and
+  the --timeout watchdog ("watchdog"), each with its own list;
 - `run --serial stdout` (and with `--console-virtio`, where it fills the
   guest's receive queue): the stdin thread ("stdin") is filtered;
 - `--api-sock` after InstanceStart: every thread of the API process is
-  filtered, and each vCPU thread has its own list on top (two filters);
+  filtered, and each vCPU thread, the virtio loop, the VM thread ("vmm")
+  and the request-deadline thread ("api-watch") have their own list on
+  top (two filters);
 - `run --no-seccomp`: the loud WARNING line, and no thread is filtered.
 
 vCPU threads carry no name: they are the threads blocked in
@@ -142,11 +143,19 @@ def run_mode(tmp):
         for t in [t for t in ts if t.comm == name]:
             check(t.seccomp == 2 and t.filters >= 1, "run: the %s thread is filtered (%r)" %
                   (name, t))
-    open_ = [t for t in ts if t.seccomp == 0]
-    check(any(t.tid == p.pid for t in open_), "run: the main thread is one of the unfiltered")
-    check(all(t.comm == "sparkler" and not t.vcpu() for t in open_) and len(open_) <= 4,
-          "run: unfiltered are only the monitor's own threads (main, signals, "
-          "watchdog), none in KVM_RUN: %s" % open_)
+    mine = [t for t in ts if not t.worker()]
+    check(all(t.seccomp == 2 and t.filters >= 1 for t in mine),
+          "run: every thread is filtered: %s" % [t for t in mine if t.seccomp != 2])
+    main_t = [t for t in ts if t.tid == p.pid]
+    check(main_t and main_t[0].seccomp == 2,
+          "run: the main thread has its own list (%s)" % main_t)
+    for name in ("signals", "watchdog"):
+        named = [t for t in ts if t.comm == name]
+        check(len(named) == 1 and named[0].seccomp == 2,
+              "run: the %s thread is filtered (%s)" % (name, named))
+    # the watchdog starts after the main thread filtered itself: two lists
+    check(all(t.filters >= 2 for t in ts if t.comm == "watchdog"),
+          "run: the watchdog stacks its list on the main thread's")
     stop(p, "run")
 
 
@@ -236,6 +245,10 @@ def api_mode(tmp):
     loops = [t for t in ts if t.comm == "virtio"]
     check(loops and all(t.filters >= 2 for t in loops),
           "api: the virtio loop adds the device list: %s" % loops)
+    for name in ("vmm", "api-watch"):
+        named = [t for t in ts if t.comm == name and not t.vcpu()]  # vCPUs inherit "vmm"
+        check(len(named) == 1 and named[0].filters >= 2,
+              "api: the %s thread adds its own list on top of the API's: %s" % (name, named))
     stop(p, "the API process")
 
 
