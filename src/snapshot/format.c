@@ -471,32 +471,38 @@ int spk_snap_writer_finish(struct spk_snap_writer *w, const void **buf, size_t *
 	return 0;
 }
 
+int spk_snap_pio(int fd, void *p, size_t n, uint64_t off, bool write, const char *what)
+{
+	uint8_t *b = p;
+
+	while (n) {
+		ssize_t k = write ? pwrite(fd, b, n, (off_t)off) : pread(fd, b, n, (off_t)off);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return spk_fail(k < 0 ? errno : EIO, "snapshot: %s %s: %s",
+			                write ? "writing" : "reading", what,
+			                k < 0 ? strerror(errno) : "the file is short");
+		b += k;
+		n -= (size_t)k;
+		off += (uint64_t)k;
+	}
+	return 0;
+}
+
 int spk_snap_write_file(const char *path, const void *buf, size_t len, bool do_fsync)
 {
-	const uint8_t *p = buf;
-	int fd, rc = 0;
+	int fd, rc;
 
 	if (!path)
 		return spk_fail(EINVAL, "snapshot: no file name");
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return spk_fail(errno, "snapshot: %s: %s", path, strerror(errno));
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rc = spk_fail(n < 0 ? errno : EIO, "snapshot: writing %s: %s", path,
-			              n < 0 ? strerror(errno) : "short write");
-			goto out;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	if (do_fsync)
+	rc = spk_snap_pio(fd, (void *)buf, len, 0, true, path);
+	if (!rc && do_fsync)
 		rc = spk_snap_fsync(fd, path);
-out:
 	close(fd);
 	return rc;
 }

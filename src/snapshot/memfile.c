@@ -138,23 +138,6 @@ uint64_t spk_snap_dirty_count(const struct spk_snap_dirty *d)
 
 /* ---- saving ---- */
 
-static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off, const char *path)
-{
-	while (n) {
-		ssize_t k = pwrite(fd, p, n, (off_t)off);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return spk_fail(k < 0 ? errno : EIO, "snapshot: writing %s: %s", path,
-			                k < 0 ? strerror(errno) : "short write");
-		p += k;
-		n -= (size_t)k;
-		off += (uint64_t)k;
-	}
-	return 0;
-}
-
 /* Write region r's pages (those in bits, or all when bits is NULL) that are not zero. */
 static int write_region(int fd, const char *path, const struct spk_mem_region *r, uint64_t off,
                         const uint64_t *bits)
@@ -178,7 +161,7 @@ static int write_region(int fd, const char *path, const struct spk_mem_region *r
 		if (run) {
 			uint64_t a = start * PAGE,
 			         n = (start + run) * PAGE > r->size ? r->size - a : run * PAGE;
-			int rc = pwrite_all(fd, r->host + a, n, off + a, path);
+			int rc = spk_snap_pio(fd, r->host + a, n, off + a, true, path);
 
 			if (rc)
 				return rc;
@@ -502,23 +485,6 @@ undo:
 	return rc;
 }
 
-static int pread_all(int fd, uint8_t *p, size_t n, uint64_t off, const char *what)
-{
-	while (n) {
-		ssize_t k = pread(fd, p, n, (off_t)off);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return spk_fail(k < 0 ? errno : EIO, "snapshot: reading %s: %s", what,
-			                k < 0 ? strerror(errno) : "the file is short");
-		p += k;
-		n -= (size_t)k;
-		off += (uint64_t)k;
-	}
-	return 0;
-}
-
 /* Copy the pages set in bits from region k of the file into host. */
 static int copy_pages(const struct spk_snap_mem_layout *l, int fd, size_t k, uint8_t *host,
                       const uint64_t *bits)
@@ -533,8 +499,8 @@ static int copy_pages(const struct spk_snap_mem_layout *l, int fd, size_t k, uin
 			continue;
 		}
 		if (run) {
-			int rc = pread_all(fd, host + start * PAGE, run * PAGE,
-			                   l->region[k].offset + start * PAGE, l->file);
+			int rc = spk_snap_pio(fd, host + start * PAGE, run * PAGE,
+			                      l->region[k].offset + start * PAGE, false, l->file);
 
 			if (rc)
 				return rc;
@@ -547,7 +513,7 @@ static int copy_pages(const struct spk_snap_mem_layout *l, int fd, size_t k, uin
 static int copy_set(const struct spk_snap_mem_layout *l, int fd, const struct spk_mem *mem,
                     const struct spk_snap_dirty *d)
 {
-	const struct spk_mem_region *r[SPK_MEM_MAX_REGIONS];
+	const struct spk_mem_region *r[SPK_MEM_MAX_REGIONS] = {0};
 	int rc;
 
 	if ((rc = match(l, fd, mem, r)))
@@ -564,8 +530,8 @@ static int copy_set(const struct spk_snap_mem_layout *l, int fd, const struct sp
 			                "file's",
 			                k);
 	for (size_t k = 0; k < l->n_regions; k++)
-		if ((rc = copy_pages(l, fd, k, r[k]->host, d->region[k].bits)))
-			return rc;
+		if (!r[k] || (rc = copy_pages(l, fd, k, r[k]->host, d->region[k].bits)))
+			return r[k] ? rc : -EINVAL;
 	return 0;
 }
 

@@ -521,33 +521,38 @@ static void qfield(char *buf, size_t len, const struct spk_virtq *q, const char 
 
 int spk_virtq_state_save(const struct spk_virtq *q, struct spk_snap_writer *w)
 {
-	char f[32];
+	const struct {
+		const char *name;
+		uint64_t v;
+		unsigned width;
+	} f[] = {
+	    {"size", q->size, 2},
+	    {"msix_vector", q->msix_vector, 2},
+	    {"enabled", q->enabled, 1},
+	    {"desc", q->desc, 8},
+	    {"avail", q->avail, 8},
+	    {"used", q->used, 8},
+	    {"last_avail", q->last_avail, 2},
+	    {"used_idx", q->used_idx, 2},
+	    {"signalled", q->signalled, 2},
+	    {"broken", q->broken, 1},
+	};
+	char name[32];
 
 	if (q->inflight)
 		return spk_fail(EBUSY,
 		                "virtq: queue %u has %u buffers in flight: the device must be "
 		                "drained before a snapshot",
 		                q->index, q->inflight);
-	qfield(f, sizeof(f), q, "size");
-	spk_snap_put_u16(w, f, q->size);
-	qfield(f, sizeof(f), q, "msix_vector");
-	spk_snap_put_u16(w, f, q->msix_vector);
-	qfield(f, sizeof(f), q, "enabled");
-	spk_snap_put_u8(w, f, q->enabled);
-	qfield(f, sizeof(f), q, "desc");
-	spk_snap_put_u64(w, f, q->desc);
-	qfield(f, sizeof(f), q, "avail");
-	spk_snap_put_u64(w, f, q->avail);
-	qfield(f, sizeof(f), q, "used");
-	spk_snap_put_u64(w, f, q->used);
-	qfield(f, sizeof(f), q, "last_avail");
-	spk_snap_put_u16(w, f, q->last_avail);
-	qfield(f, sizeof(f), q, "used_idx");
-	spk_snap_put_u16(w, f, q->used_idx);
-	qfield(f, sizeof(f), q, "signalled");
-	spk_snap_put_u16(w, f, q->signalled);
-	qfield(f, sizeof(f), q, "broken");
-	spk_snap_put_u8(w, f, q->broken);
+	for (size_t i = 0; i < SPK_ARRAY_SIZE(f); i++) {
+		qfield(name, sizeof(name), q, f[i].name);
+		if (f[i].width == 1)
+			spk_snap_put_u8(w, name, (uint8_t)f[i].v);
+		else if (f[i].width == 2)
+			spk_snap_put_u16(w, name, (uint16_t)f[i].v);
+		else
+			spk_snap_put_u64(w, name, f[i].v);
+	}
 	return spk_snap_writer_error(w);
 }
 
