@@ -252,7 +252,8 @@ static size_t fld(uint8_t *p, const char *name, uint8_t type, uint64_t v, const 
 	} else {
 		for (unsigned i = 0; i < 4; i++)
 			p[at++] = (uint8_t)(dlen >> (8 * i));
-		memcpy(p + at, data, dlen);
+		if (dlen)
+			memcpy(p + at, data, dlen);
 		at += dlen;
 	}
 	return at;
