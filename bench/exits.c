@@ -326,7 +326,8 @@ static void rows_cpl3(struct report *r, const struct exit_plan *p, struct exit_r
 	row->qemu = cell_text("n/a");
 	row->limit = cell_samples(x->cpl3.bare.v, x->cpl3.bare.n);
 	row_note(row,
-	         "%u `out %%al, $0x80` then the done hypercall, in 64-bit mode at CPL3 (IOPL 3), "
+	         "%u `out %%al, $0x80` then the done hypercall, in 64-bit mode at CPL3 (ports "
+	         "opened in the TSS bitmap), "
 	         "through spk_vcpu_run() (sparkler) and a bare KVM_RUN loop (limit) in this "
 	         "process; %d pairs of runs back to back; time / %u. %s. QEMU "
 	         "cannot start a guest at CPL3. Every exit round trip run, in this process or a "

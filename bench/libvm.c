@@ -11,6 +11,19 @@ static int report(struct lib_vm *v, const char *what)
 	return -1;
 }
 
+/* The ports the bench guests write at CPL3 (guest.h): the TSS bitmap
+ * closes all others. */
+static int open_ports(struct lib_vm *v)
+{
+	static const uint16_t ports[] = {GUEST_PORT_LOOP, GUEST_PORT_DONE, GUEST_PORT_CONSOLE,
+	                                 GUEST_PORT_QEMU, GUEST_PORT_RESET};
+
+	for (size_t i = 0; i < sizeof(ports) / sizeof(ports[0]); i++)
+		if (spk_x86_long_mode_allow_ports(spk_vm_mem(v->vm), &v->lm, ports[i], 1) < 0)
+			return -1;
+	return 0;
+}
+
 int lib_vm_create(struct lib_vm *v, uint64_t mem_size, const struct guest_code *g, unsigned cpl)
 {
 	*v = (struct lib_vm){0};
@@ -18,7 +31,7 @@ int lib_vm_create(struct lib_vm *v, uint64_t mem_size, const struct guest_code *
 		return report(v, "spk_vm_create");
 	if (spk_vm_add_memory(v->vm, 0, mem_size, SPK_MEM_RAM, "ram", NULL) < 0 ||
 	    spk_x86_build_long_mode(spk_vm_mem(v->vm), GUEST_TABLES, 2 << 20, &v->lm) < 0 ||
-	    spk_mem_load(spk_vm_mem(v->vm), GUEST_LOAD, g->bytes, g->len) < 0)
+	    open_ports(v) < 0 || spk_mem_load(spk_vm_mem(v->vm), GUEST_LOAD, g->bytes, g->len) < 0)
 		return report(v, "guest memory");
 	if (spk_vcpu_create(v->vm, 0, &v->cpu) < 0)
 		return report(v, "spk_vcpu_create");
@@ -29,7 +42,7 @@ int lib_vm_create(struct lib_vm *v, uint64_t mem_size, const struct guest_code *
 
 int lib_vm_restart(struct lib_vm *v, unsigned cpl)
 {
-	const struct spk_x86_entry entry = {.rip = GUEST_LOAD, .cpl = cpl, .iopl = 3};
+	const struct spk_x86_entry entry = {.rip = GUEST_LOAD, .cpl = cpl};
 
 	return spk_x86_vcpu_enter_long_mode(v->cpu, &v->lm, &entry);
 }

@@ -15,7 +15,8 @@ struct lib_vm {
 
 /*
  * A VM with mem_size bytes of RAM, page tables at GUEST_TABLES, the code
- * at GUEST_LOAD and one vCPU entered there in long mode at cpl (IOPL 3).
+ * at GUEST_LOAD and one vCPU entered there in long mode at cpl (IOPL 0, the
+ * guests' ports opened in the TSS I/O bitmap).
  * 0, or -errno with a line on stderr (the VM is then destroyed).
  */
 int lib_vm_create(struct lib_vm *v, uint64_t mem_size, const struct guest_code *g, unsigned cpl);

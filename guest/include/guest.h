@@ -79,14 +79,32 @@ void guest_assert_fail(const char *expr, const char *file, int line, uint64_t a,
 			guest_assert_fail(#a " == " #b, __FILE__, __LINE__, a_, b_);               \
 	} while (0)
 
-/* ---- CPL3 ---- */
-/* Run fn(arg) at CPL3 with IOPL=3 on this CPU's user stack; its result. */
+/* ---- CPL3 ----
+ * User code runs with IOPL 0: its in/out reach only the ports the TSS I/O
+ * bitmap opens. The SDK closes every port when the boot CPU starts (the
+ * hypercall port too: guest_printf, GUEST_ASSERT and guest_done from CPL3
+ * need SPK_HC_PORT opened), so a program opens what its user code needs,
+ * from CPL0. The page tables, GDT and TSS the monitor built are
+ * supervisor-only: user code touching them takes a #PF. */
+/* Run fn(arg) at CPL3 on this CPU's user stack; its result. CPL0 only.
+ * Loads the SDK's IDT on this CPU and points the TSS's rsp0 at this CPU's
+ * trap stack: interrupts and faults at CPL3 arrive there (guest_irq_set;
+ * fn's return is a #UD the SDK recognises, not one of fn's).
+ * The monitor's TSS is one for all CPUs: one CPU at a time at CPL3. */
 uint64_t guest_run_user(uint64_t (*fn)(uint64_t), uint64_t arg);
+/* Open / close ports [first, first + count) to CPL3 code on every CPU (one
+ * TSS). CPL0 only. 0, or -22 (beyond 0xffff, or no TSS bitmap). */
+int guest_user_allow_ports(uint32_t first, uint32_t count);
+int guest_user_deny_ports(uint32_t first, uint32_t count);
 
 /* ---- interrupts ---- */
 struct guest_frame {
 	uint64_t rip, cs, rflags, rsp, ss;
 };
+/* From the handler of a fault taken at CPL3 (frame->cs & 3): when the
+ * handler returns, guest_run_user() returns GUEST_USER_ABORTED. */
+#define GUEST_USER_ABORTED ((uint64_t)-1)
+void guest_user_abort(struct guest_frame *frame);
 typedef void (*guest_irq_fn)(uint64_t vector, uint64_t error, struct guest_frame *frame);
 /* Install fn for vector and load the IDT on this CPU. */
 void guest_irq_set(uint8_t vector, guest_irq_fn fn);

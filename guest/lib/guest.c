@@ -2,9 +2,6 @@
 /* The guest SDK: per-CPU setup, hypercall wrappers, console, ucall, CPL3, IDT. */
 #include <guest.h>
 
-#define MSR_STAR 0xc0000081u
-#define MSR_LSTAR 0xc0000082u
-#define MSR_FMASK 0xc0000084u
 #define MSR_GS_BASE 0xc0000101u
 
 /* Per-CPU data, reached through GS. kernel_rsp must stay first (start.S). */
@@ -18,6 +15,8 @@ struct guest_cpu {
 static struct guest_cpu cpus[GUEST_MAX_CPUS];
 uint8_t guest_kstacks[GUEST_MAX_CPUS][GUEST_STACK_SIZE] __attribute__((aligned(16)));
 static uint8_t ustacks[GUEST_MAX_CPUS][GUEST_STACK_SIZE] __attribute__((aligned(16)));
+/* CPL0 stacks for traps from CPL3 (TSS rsp0) */
+static uint8_t tstacks[GUEST_MAX_CPUS][GUEST_STACK_SIZE] __attribute__((aligned(16)));
 
 struct idt_entry {
 	uint16_t off0, sel;
@@ -34,12 +33,16 @@ void guest_boot_main(void) __attribute__((noreturn));
 void guest_secondary_main(uint32_t id) __attribute__((noreturn));
 void guest_interrupt(uint64_t vector, uint64_t error, struct guest_frame *frame);
 uint64_t guest_user_enter(uint64_t (*fn)(uint64_t), uint64_t arg, void *stack_top);
-extern char guest_syscall_entry[], guest_secondary_entry[], guest_isr_table[];
+extern char guest_secondary_entry[], guest_isr_table[];
+static void load_idt(void);
+static uint64_t tss_base(void);
 
 void guest_cpu_init(uint32_t id)
 {
 	cpus[id].id = id;
 	wrmsr(MSR_GS_BASE, (uint64_t)&cpus[id]);
+	if (id == 0) /* the boot CPU: CPL3 code gets no port until opened */
+		guest_user_deny_ports(0, 0x10000);
 }
 
 static uint32_t this_cpu(void)
@@ -279,12 +282,94 @@ void guest_assert_fail(const char *expr, const char *file, int line, uint64_t a,
 uint64_t guest_run_user(uint64_t (*fn)(uint64_t), uint64_t arg)
 {
 	uint32_t id = this_cpu();
+	uint64_t tss = tss_base();
 
-	/* syscall lands at CPL0 with CS 0x08/SS 0x10; interrupts off there */
-	wrmsr(MSR_STAR, (uint64_t)0x08 << 32 | (uint64_t)0x10 << 48);
-	wrmsr(MSR_LSTAR, (uint64_t)guest_syscall_entry);
-	wrmsr(MSR_FMASK, 0x200);
+	/* traps from CPL3, the return gate included, land on this CPU's trap
+	 * stack (TSS rsp0, at offset 4) */
+	if (tss)
+		*(volatile uint64_t *)(tss + 4) = (uint64_t)(tstacks[id] + GUEST_STACK_SIZE);
+	load_idt();
 	return guest_user_enter(fn, arg, ustacks[id] + GUEST_STACK_SIZE);
+}
+
+/* The TSS the monitor loaded (TR, through the GDT; memory is
+ * identity-mapped) and its limit, or 0. */
+static uint64_t tss_find(uint32_t *limit)
+{
+	struct __attribute__((packed)) {
+		uint16_t limit;
+		uint64_t base;
+	} gdtr;
+	uint16_t tr;
+
+	__asm__ volatile("sgdt %0" : "=m"(gdtr));
+	__asm__ volatile("str %0" : "=r"(tr));
+	if (!tr || (uint32_t)(tr & ~7u) + 15 > gdtr.limit)
+		return 0;
+	const volatile uint64_t *d = (const volatile uint64_t *)(gdtr.base + (tr & ~7u));
+	uint64_t lo = d[0], hi = d[1];
+
+	*limit = (uint32_t)((lo & 0xffff) | ((lo >> 32) & 0xf0000));
+	return ((lo >> 16) & 0xffffff) | ((lo >> 56) << 24) | (hi << 32);
+}
+
+static uint64_t tss_base(void)
+{
+	uint32_t limit;
+
+	return tss_find(&limit);
+}
+
+/* The TSS's I/O bitmap, or NULL when the TSS has no full bitmap. */
+static uint8_t *io_bitmap(void)
+{
+	uint32_t limit = 0;
+	uint64_t base = tss_find(&limit);
+
+	if (!base)
+		return NULL;
+	uint16_t iomap = *(const volatile uint16_t *)(base + 0x66);
+	if ((uint32_t)iomap + 8192 > limit + 1u)
+		return NULL;
+	return (uint8_t *)(base + iomap);
+}
+
+/* Bits first..first+count-1 of the bitmap: whole bytes with rep stosb
+ * (CPL0 code is emulated on PVM: one instruction, not 65536 loops). */
+static int user_ports(uint32_t first, uint32_t count, bool allow)
+{
+	uint8_t *bitmap = io_bitmap();
+	uint32_t p = first, end = first + count;
+
+	if (!bitmap || first > 0xffff || count > 0x10000 - first)
+		return -22;
+	for (; p < end && p % 8; p++)
+		bitmap[p / 8] = allow ? bitmap[p / 8] & (uint8_t) ~(1u << (p % 8))
+		                      : bitmap[p / 8] | (uint8_t)(1u << (p % 8));
+	if (end - p >= 8) {
+		uint8_t *dst = bitmap + p / 8;
+		uint64_t n = (end - p) / 8;
+
+		__asm__ volatile("rep stosb"
+		                 : "+D"(dst), "+c"(n)
+		                 : "a"(allow ? 0 : 0xff)
+		                 : "memory");
+		p += (end - p) / 8 * 8;
+	}
+	for (; p < end; p++)
+		bitmap[p / 8] = allow ? bitmap[p / 8] & (uint8_t) ~(1u << (p % 8))
+		                      : bitmap[p / 8] | (uint8_t)(1u << (p % 8));
+	return 0;
+}
+
+int guest_user_allow_ports(uint32_t first, uint32_t count)
+{
+	return user_ports(first, count, true);
+}
+
+int guest_user_deny_ports(uint32_t first, uint32_t count)
+{
+	return user_ports(first, count, false);
 }
 
 /* ---- interrupts ---- */
@@ -305,7 +390,7 @@ static void build_idt(void)
 	idt_built = true;
 }
 
-void guest_irq_set(uint8_t vector, guest_irq_fn fn)
+static void load_idt(void)
 {
 	struct __attribute__((packed)) {
 		uint16_t limit;
@@ -314,8 +399,21 @@ void guest_irq_set(uint8_t vector, guest_irq_fn fn)
 
 	if (!idt_built)
 		build_idt();
-	irq_fns[vector] = fn;
 	__asm__ volatile("lidt %0" ::"m"(idtr) : "memory");
+}
+
+void guest_user_abort(struct guest_frame *frame)
+{
+	extern char guest_user_aborted[];
+
+	if ((frame->cs & 3) == 3)
+		frame->rip = (uint64_t)guest_user_aborted;
+}
+
+void guest_irq_set(uint8_t vector, guest_irq_fn fn)
+{
+	irq_fns[vector] = fn;
+	load_idt();
 }
 
 void guest_interrupt(uint64_t vector, uint64_t error, struct guest_frame *frame)

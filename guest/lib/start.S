@@ -34,7 +34,12 @@ guest_secondary_entry:
 	.text
 /*
  * uint64_t guest_user_enter(fn, arg, user_stack_top): run fn(arg) at
- * CPL3 with IOPL=3 and come back with its result through syscall.
+ * CPL3 with IOPL 0 (ports: the TSS bitmap's, guest_user_allow_ports) and
+ * come back with its result through a #UD at user_exit (isr_common
+ * recognises it). Not syscall: on PVM hosts the code syscall enters keeps
+ * CPL3's page and port permissions; not `int $n`: PVM answers it with #UD.
+ * A fault is delivered the same on every host: through the IDT, on the
+ * TSS's rsp0 stack, at CPL0.
  */
 	.globl guest_user_enter
 guest_user_enter:
@@ -47,7 +52,7 @@ guest_user_enter:
 	mov	%rsp, %gs:0		/* guest_cpu.kernel_rsp */
 	push	$GDT_DATA3		/* ss */
 	push	%rdx			/* rsp */
-	push	$0x3002			/* rflags: IOPL=3 */
+	push	$0x0002			/* rflags: IOPL 0, interrupts off */
 	push	$GDT_CODE3		/* cs */
 	lea	user_trampoline(%rip), %rax
 	push	%rax			/* rip */
@@ -58,11 +63,20 @@ user_trampoline:
 	mov	%rsi, %rdi
 	call	*%rax
 	mov	%rax, %rdi
-	syscall				/* to guest_syscall_entry, at CPL0 */
+user_exit:
+	ud2				/* to isr_common, then guest_user_return */
 1:	jmp	1b
 
-	.globl guest_syscall_entry
-guest_syscall_entry:
+/* guest_user_abort() points a faulting CPL3 frame here: user code that
+ * ends its guest_run_user() with GUEST_USER_ABORTED (-1). */
+	.globl guest_user_aborted
+guest_user_aborted:
+	mov	$-1, %rdi
+	jmp	user_exit
+
+/* At CPL0 on this CPU's trap stack (TSS rsp0): drop the frame, go back to
+ * guest_user_enter's caller with rdi as the result. */
+guest_user_return:
 	mov	%gs:0, %rsp
 	mov	%rdi, %rax
 	pop	%r15
@@ -94,7 +108,19 @@ guest_isr_table:
 	.endr
 
 isr_common:
+	/* #UD at user_exit from CPL3: user code is done (guest_user_enter) */
+	cmpq	$6, (%rsp)		/* vector */
+	jne	2f
 	push	%rax
+	lea	user_exit(%rip), %rax
+	cmp	%rax, 24(%rsp)		/* the CPU's frame: rip */
+	jne	1f
+	testq	$3, 32(%rsp)		/* cs: from CPL3 only */
+	jz	1f
+	pop	%rax
+	jmp	guest_user_return
+1:	pop	%rax
+2:	push	%rax
 	push	%rcx
 	push	%rdx
 	push	%rsi

@@ -10,7 +10,8 @@
  *   outw 0x522 <- CS                 (the selector, RPL 3)
  * then spins on outb 0x523. On PVM hosts the guest reads IOPL 0 and the
  * host's user CS (0x33): PVM runs guest CPL3 as host user mode; the port
- * writes still exit, through the TSS I/O bitmap the monitor opens.
+ * writes still exit, through the TSS I/O bitmap (the host opens these
+ * four ports with spk_x86_long_mode_allow_ports).
  */
 #include <guest.h>
 

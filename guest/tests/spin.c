@@ -14,5 +14,6 @@ static uint64_t spin(uint64_t arg)
 
 int main(void)
 {
+	guest_user_allow_ports(0x80, 8); /* outb 0x80, outl 0x84-0x87 */
 	return (int)guest_run_user(spin, 0);
 }

@@ -335,5 +335,6 @@ int main(void)
 	uint64_t which = host_sync(1, 0);
 
 	seed = host_sync(2, 0);
+	guest_user_allow_ports(0, 0x10000); /* the user code drives the device */
 	return (int)guest_run_user(body, which);
 }

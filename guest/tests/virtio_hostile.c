@@ -133,5 +133,6 @@ int main(void)
 	/* which rule to break: the host answers the first SYNC */
 	uint64_t which = guest_hypercall(SPK_HC_UCALL, SPK_UCALL_SYNC, 1, 0, 0, 0, 0);
 
+	guest_user_allow_ports(0, 0x10000); /* the user code drives the device */
 	return (int)guest_run_user(body, which);
 }

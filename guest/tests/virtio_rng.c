@@ -66,5 +66,6 @@ static uint64_t body(uint64_t arg)
 
 int main(void)
 {
+	guest_user_allow_ports(0, 0x10000); /* the user code drives the device */
 	return (int)guest_run_user(body, 0);
 }

@@ -7,7 +7,13 @@
  * 4-byte `out %eax, $SPK_HC_PORT`: the number in rax, up to six arguments
  * in rdi, rsi, rdx, r10, r8, r9 (the Linux syscall order), the result back
  * in rax. The immediate-port form of out leaves rdx free for an argument.
- * From CPL3 the guest needs IOPL=3. Numbers below SPK_HC_EMBEDDER_BASE are
+ * From CPL3 the port must be open in the TSS I/O bitmap (all four of
+ * SPK_HC_PORT..+3 for the 4-byte out; spk_x86_long_mode_allow_ports(),
+ * guest_user_allow_ports()); spk_x86_build_long_mode() closes it, and
+ * IOPL 3 is no boundary (VT-x/AMD-V let it open every port). Only a 4-byte
+ * write is a hypercall; other widths and reads of the port behave like
+ * any unclaimed port (reads all ones, writes dropped: see exit.h's
+ * HYPERCALL). Numbers below SPK_HC_EMBEDDER_BASE are
  * the library's; numbers from SPK_HC_EMBEDDER_BASE to SPK_HC_MAX are the
  * embedder's (spk_hypercall_register()).
  */

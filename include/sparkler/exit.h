@@ -70,7 +70,15 @@ enum spk_exit_kind {
 	 * unless the caller completes it with a value.
 	 */
 	SPK_EXIT_NESTED_PAGE_FAULT,
-	/* KVM x86-64: KVM_EXIT_HLT (only without the in-kernel irqchip). */
+	/*
+	 * KVM x86-64: KVM_EXIT_HLT, only without the in-kernel irqchip; with
+	 * it, KVM keeps a halted vCPU inside KVM_RUN until an interrupt
+	 * arrives, so a guest that halts for good never returns (kick it, or
+	 * spk_vm_request_stop()). Under spk_vm_run() the default action waits
+	 * for an interrupt (spk_vcpu_interrupt) when the guest halted with
+	 * interrupts on, and stops the vCPU when they were off: once every
+	 * vCPU stopped, the run ends with kind CPU_DOWN.
+	 */
 	SPK_EXIT_HALT,
 	/*
 	 * The guest asks to start another vCPU (hypercall SPK_HC_CPU_ON).
@@ -138,10 +146,14 @@ enum spk_event_source {
 enum {
 	SPK_INTERNAL_EMULATION = 1, /* KVM_INTERNAL_ERROR_EMULATION */
 	SPK_INTERNAL_UNKNOWN_EXIT = 0x100,
-	SPK_INTERNAL_RUN_FAILED,   /* KVM_RUN returned an error; raw = errno */
-	SPK_INTERNAL_STRICT_MISS,  /* access to no device under SPK_MISS_FATAL */
-	SPK_INTERNAL_BAD_EXIT,     /* the backend reported nonsense (bad sizes) */
-	SPK_INTERNAL_HYPERCALL,    /* a hypercall port access of the wrong shape */
+	SPK_INTERNAL_RUN_FAILED,  /* KVM_RUN returned an error; raw = errno */
+	SPK_INTERNAL_STRICT_MISS, /* access to no device under SPK_MISS_FATAL */
+	SPK_INTERNAL_BAD_EXIT,    /* the backend reported nonsense (bad sizes) */
+	/* a hypercall whose registers could not be read or written. Other
+	 * accesses to SPK_HC_PORT than a 4-byte write (1- and 2-byte writes,
+	 * reads) are not hypercalls: they go the way of any unclaimed port
+	 * (the PIO miss policy: by default reads all ones, writes dropped). */
+	SPK_INTERNAL_HYPERCALL,
 };
 
 #define SPK_EXIT_MSG_MAX  96
@@ -153,9 +165,14 @@ struct spk_exit {
 	enum spk_exit_kind kind;
 	uint32_t vcpu; /* id of the vCPU that exited */
 	/*
-	 * Guest instruction pointer at the exit, as the backend reports it.
-	 * On KVM PVM hosts a PIO exit reports the next instruction; on VMX
-	 * and SVM hosts the instruction itself.
+	 * Guest instruction pointer at the exit (KVM x86-64: from
+	 * KVM_CAP_SYNC_REGS; 0 where the host lacks it). For an access KVM
+	 * has already carried out, a PIO or MMIO write, it is the next
+	 * instruction; for a read (in, an MMIO load) it is the instruction
+	 * itself, which KVM finishes with the completed value at the next
+	 * spk_vcpu_run(). Measured on PVM (tests/guest/contract.c,
+	 * test_exit_pc); KVM's VMX and SVM code skip an out before the exit
+	 * and finish an in after it in the same way.
 	 */
 	uint64_t pc;
 	union {
@@ -249,12 +266,15 @@ struct spk_exit {
 	} priv;
 };
 
-/* A short name for a kind ("MMIO", "PIO", ...); "UNKNOWN" for others. */
+/* A short name for a kind ("MMIO", "PIO", ...); "UNKNOWN" for others.
+ * Pure, thread-safe. */
 const char *spk_exit_name(enum spk_exit_kind kind);
 
 /*
  * Format an exit as one line of text for logs (always NUL-terminated,
- * truncated to size). Returns the length snprintf would have produced.
+ * truncated to size). Returns the length snprintf would have produced. A
+ * NULL exit formats as "(no exit)"; a NULL buf is size 0 (the exception to
+ * the NULL rule: like snprintf, it measures). Thread-safe.
  */
 int spk_exit_format(const struct spk_exit *exit, char *buf, size_t size);
 
@@ -263,8 +283,9 @@ int spk_exit_format(const struct spk_exit *exit, char *buf, size_t size);
  * spk_vcpu_run() on that vCPU: MMIO/NPF reads (data, little-endian), PIO
  * reads (the first element when count == 1, else use data), SYSREG reads,
  * and everything that came from a hypercall (HYPERCALL, CPU_UP, CPU_DOWN,
- * SEND_IPI: the value goes to rax). Returns -EINVAL for an exit that
- * takes no value.
+ * SEND_IPI: the value goes to rax). Returns -EINVAL for NULL or an exit
+ * that takes no value. Call it on the thread that ran the vCPU, between
+ * two spk_vcpu_run() calls.
  */
 int spk_exit_complete_read(struct spk_exit *exit, uint64_t value);
 

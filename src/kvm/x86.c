@@ -195,11 +195,16 @@ static uint64_t pd_pages(uint64_t map_size)
 #define GDT_TSS_OFF 256
 #define IOBITMAP_SIZE (65536 / 8 + 1) /* one bit a port, then 0xff */
 #define GDT_TSS_PAGES ((GDT_TSS_OFF + TSS_SIZE + IOBITMAP_SIZE + PAGE - 1) / PAGE)
+/* 4 KiB page tables for the 2 MiB pages the tables themselves lie in (at
+ * most two: the tables are far smaller than 2 MiB), so that exactly their
+ * pages are supervisor-only */
+#define PT_PAGES 2
+#define HUGE     (2ull << 20)
 
 uint64_t spk_x86_long_mode_size(uint64_t map_size)
 {
-	/* PML4 + PDPT + PDs + the GDT, the TSS and its I/O bitmap */
-	return (2 + pd_pages(map_size) + GDT_TSS_PAGES) * PAGE;
+	/* PML4 + PDPT + PDs + the GDT, the TSS and its I/O bitmap + PTs */
+	return (2 + pd_pages(map_size) + GDT_TSS_PAGES + PT_PAGES) * PAGE;
 }
 
 static uint64_t gdt_entry(uint64_t flags_access)
@@ -257,17 +262,39 @@ int spk_x86_build_long_mode(struct spk_mem *mem, uint64_t gpa, uint64_t map_size
 				pd[j] = addr | PTE_P | PTE_RW | PTE_US | PTE_PS;
 		}
 	}
+	/*
+	 * The tables are the guest kernel's (CPL0) alone: the 2 MiB pages
+	 * that hold them are split into 4 KiB pages, and the tables' own
+	 * pages lose the user bit, so CPL3 code can neither rewrite the TSS's
+	 * I/O bitmap nor remap memory.
+	 */
+	uint64_t pt_off = (2 + npd + GDT_TSS_PAGES) * PAGE, last = gpa + size - 1;
+	for (uint64_t huge = gpa & ~(HUGE - 1), k = 0; huge <= last; huge += HUGE, k++) {
+		uint64_t *pt = (uint64_t *)(base + pt_off + k * PAGE);
+
+		if (huge >= map_size)
+			break; /* not mapped at all */
+		for (uint64_t j = 0; j < 512; j++) {
+			uint64_t addr = huge + j * PAGE;
+			bool table = addr >= gpa && addr <= last;
+
+			pt[j] = addr | PTE_P | PTE_RW | (table ? 0 : PTE_US);
+		}
+		uint64_t *pd = (uint64_t *)(base + (2 + (huge >> 30)) * PAGE);
+		pd[(huge >> 21) & 511] = (gpa + pt_off + k * PAGE) | PTE_P | PTE_RW | PTE_US;
+	}
 	uint64_t gdt_gpa = gpa + (2 + npd) * PAGE, tss_gpa = gdt_gpa + GDT_TSS_OFF;
 	build_gdt((uint64_t *)(base + (2 + npd) * PAGE), tss_gpa);
 	/*
-	 * The TSS's I/O bitmap opens every port to CPL3 (all zero bits, then
-	 * the terminating 0xff): guest user code reaches devices with in/out
-	 * whatever IOPL an iretq left it (PVM hosts drop IOPL on iretq). A
-	 * guest kernel that wants ports closed sets bits in it.
+	 * The TSS's I/O bitmap closes every port to CPL3 (all one bits, then
+	 * the terminating 0xff) until the caller opens some with
+	 * spk_x86_long_mode_allow_ports(). IOPL 3 would bypass it on
+	 * VT-x/AMD-V; PVM hosts drop IOPL on iretq, so there CPL3 port I/O
+	 * always goes through the bitmap.
 	 */
 	uint8_t *tss = base + (2 + npd) * PAGE + GDT_TSS_OFF;
 	tss[0x66] = TSS_SIZE;
-	tss[TSS_SIZE + IOBITMAP_SIZE - 1] = 0xff;
+	memset(tss + TSS_SIZE, 0xff, IOBITMAP_SIZE);
 
 	*lm = (struct spk_x86_long_mode){
 		.cr3 = gpa,
@@ -276,6 +303,28 @@ int spk_x86_build_long_mode(struct spk_mem *mem, uint64_t gpa, uint64_t map_size
 		.tss_base = tss_gpa,
 		.map_size = map_size,
 	};
+	return 0;
+}
+
+int spk_x86_long_mode_allow_ports(struct spk_mem *mem, const struct spk_x86_long_mode *lm,
+                                  uint32_t first, uint32_t count)
+{
+	uint8_t *bitmap;
+
+	if (!mem || !lm)
+		return spk_fail(EINVAL, "x86: allow_ports needs memory and a long-mode context");
+	if (!lm->tss_base)
+		return spk_fail(EINVAL, "x86: allow_ports: the context has no TSS "
+		                        "(fill it with spk_x86_build_long_mode)");
+	if (count == 0 || first > 0xffff || count > 0x10000 - first)
+		return spk_fail(EINVAL, "x86: allow_ports 0x%x+0x%x: empty or beyond port 0xffff",
+		                first, count);
+	bitmap = spk_mem_ptr(mem, lm->tss_base + TSS_SIZE, IOBITMAP_SIZE, SPK_MEM_W);
+	if (!bitmap)
+		return spk_fail(EFAULT, "x86: allow_ports: the TSS at 0x%llx is not in RAM",
+		                (unsigned long long)lm->tss_base);
+	for (uint32_t p = first; p < first + count; p++)
+		bitmap[p / 8] &= (uint8_t) ~(1u << (p % 8));
 	return 0;
 }
 

@@ -257,7 +257,11 @@ static int setup(struct sandbox *sb, const struct sb_opts *o)
 				"its page tables\n", o->guest, (unsigned long long)elf.lowest);
 		return -ENOEXEC;
 	}
+	/* The program starts at CPL0 and owns these tables: which ports its
+	 * own CPL3 code may use is its business (the guest SDK closes them
+	 * all and opens what the program asks for, guest_user_allow_ports). */
 	if ((rc = spk_x86_build_long_mode(spk_vm_mem(sb->vm), SB_TABLES, SB_MAP, &lm)) < 0 ||
+	    (rc = spk_x86_long_mode_allow_ports(spk_vm_mem(sb->vm), &lm, 0, 0x10000)) < 0 ||
 	    (rc = spk_vcpu_create(sb->vm, 0, &vcpu)) < 0)
 		return rc;
 	const struct spk_x86_entry entry = {.rip = elf.entry, .cpl = 0};

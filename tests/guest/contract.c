@@ -553,6 +553,144 @@ static void test_kick_signal(void **unused)
 	assert_int_equal(spk_vm_destroy(f.vm), 0);
 }
 
+/* ---- finding 4: the CPL3 boundary of spk_x86_build_long_mode() ---- */
+
+/* Run code at CPL3 (IOPL 0) in a fresh VM whose PIO misses exit; allow:
+ * the first of n ports to open first (-1: none). The exit that ends it. */
+static struct spk_exit run_user(const uint8_t *code, size_t len, int allow, uint32_t n,
+                                struct fx *f)
+{
+	struct spk_exit e;
+
+	setup(f, code, len, 3);
+	assert_int_equal(spk_bus_set_miss_policy(spk_vm_bus(f->vm), SPK_BUS_PIO, SPK_MISS_EXIT), 0);
+	if (allow >= 0)
+		assert_int_equal(
+		    spk_x86_long_mode_allow_ports(spk_vm_mem(f->vm), &f->lm, (uint32_t)allow, n),
+		    0);
+	do
+		assert_int_equal(spk_vcpu_run(f->vcpu, &e), 0);
+	while (e.kind == SPK_EXIT_NONE);
+	return e;
+}
+
+static void test_cpl3_boundary(void **unused)
+{
+	/* out %al, $0x80; hlt (never reached: hlt at CPL3 faults) */
+	static const uint8_t out80[] = {0xe6, 0x80, 0xf4};
+	/* mov $SYSTEM_OFF, %eax; out %eax, $SPK_HC_PORT */
+	static const uint8_t hc[] = {0xb8, SPK_HC_SYSTEM_OFF, 0, 0, 0, 0xe7, SPK_HC_PORT};
+	/* movabs $addr, %rbx; movb $0x5a, (%rbx) */
+	uint8_t poke[] = {0x48, 0xbb, 0, 0, 0, 0, 0, 0, 0, 0, 0xc6, 0x03, 0x5a};
+	/* movabs $addr, %rbx; mov (%rbx), %al; out %al, $0x80 */
+	uint8_t peek[] = {0x48, 0xbb, 0, 0, 0, 0, 0, 0, 0, 0, 0x8a, 0x03, 0xe6, 0x80};
+	struct spk_exit e;
+	uint8_t byte;
+	struct fx f;
+
+	printf("CPL3 boundary on KVM kind %s: a fault at CPL3 without an IDT ends as RESET "
+	       "(triple fault)\n",
+	       spk_host_kvm_kind());
+	/* a closed port faults; the same port opened exits as PIO */
+	e = run_user(out80, sizeof(out80), -1, 0, &f);
+	assert_int_equal(e.kind, SPK_EXIT_RESET);
+	assert_int_equal(spk_vm_destroy(f.vm), 0);
+	e = run_user(out80, sizeof(out80), 0x80, 1, &f);
+	assert_int_equal(e.kind, SPK_EXIT_PIO);
+	assert_int_equal(e.pio.port, 0x80);
+	assert_int_equal(spk_vm_destroy(f.vm), 0);
+	/* the hypercall port is closed like any other */
+	e = run_user(hc, sizeof(hc), -1, 0, &f);
+	assert_int_equal(e.kind, SPK_EXIT_RESET);
+	assert_int_equal(spk_vm_destroy(f.vm), 0);
+	/* a 4-byte out needs all four ports' bits clear */
+	e = run_user(hc, sizeof(hc), SPK_HC_PORT, 3, &f);
+	assert_int_equal(e.kind, SPK_EXIT_RESET);
+	assert_int_equal(spk_vm_destroy(f.vm), 0);
+	e = run_user(hc, sizeof(hc), SPK_HC_PORT, 4, &f);
+	assert_int_equal(e.kind, SPK_EXIT_SYSTEM_DOWN);
+	assert_int_equal(spk_vm_destroy(f.vm), 0);
+	/* the TSS's bitmap, the GDT and the page tables: no write, no read */
+	struct spk_x86_long_mode lm;
+	setup(&f, halt, sizeof(halt), 0); /* only to learn the addresses */
+	lm = f.lm;
+	assert_int_equal(spk_vm_destroy(f.vm), 0);
+	const uint64_t targets[] = {lm.tss_base + 0x68 + 0x80 / 8, lm.gdt_base, lm.cr3,
+	                            lm.cr3 + spk_x86_long_mode_size(RAM) - 1};
+	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+		memcpy(poke + 2, &targets[i], 8);
+		e = run_user(poke, sizeof(poke), -1, 0, &f);
+		assert_int_equal(e.kind, SPK_EXIT_RESET);
+		assert_int_equal(spk_mem_read(spk_vm_mem(f.vm), targets[i], &byte, 1), 0);
+		assert_int_not_equal(byte, 0x5a);
+		assert_int_equal(spk_vm_destroy(f.vm), 0);
+		memcpy(peek + 2, &targets[i], 8);
+		e = run_user(peek, sizeof(peek), 0x80, 1, &f);
+		assert_int_equal(e.kind, SPK_EXIT_RESET);
+		assert_int_equal(spk_vm_destroy(f.vm), 0);
+	}
+	/* ... while the page right after the tables is the user's */
+	const uint64_t after = lm.cr3 + spk_x86_long_mode_size(RAM);
+	memcpy(peek + 2, &after, 8);
+	e = run_user(peek, sizeof(peek), 0x80, 1, &f);
+	assert_int_equal(e.kind, SPK_EXIT_PIO);
+	assert_int_equal(spk_vm_destroy(f.vm), 0);
+}
+
+/* ---- finding 9: what exit.pc is ---- */
+
+static void test_exit_pc(void **unused)
+{
+	/* clang-format off */
+	static const uint8_t code[] = {
+		0xe6, 0x80,                         /* +0  out %al, $0x80 */
+		0xe4, 0x80,                         /* +2  in $0x80, %al */
+		0x48, 0xbb, 0, 0, 0x30, 0, 0, 0, 0, 0, /* +4  movabs $0x300000, %rbx */
+		0x88, 0x03,                         /* +14 mov %al, (%rbx): MMIO write */
+		0x8a, 0x03,                         /* +16 mov (%rbx), %al: MMIO read */
+		0xeb, 0xfe,                         /* +18 jmp . */
+	};
+	/* clang-format on */
+	static const struct {
+		enum spk_exit_kind kind;
+		bool is_write;
+		uint64_t pc;
+	} want[] = {
+	    {SPK_EXIT_PIO, true, CODE + 2},  /* a write: KVM has done it, next insn */
+	    {SPK_EXIT_PIO, false, CODE + 2}, /* a read: the in itself, finished at the next run */
+	    {SPK_EXIT_MMIO, true, CODE + 16},
+	    {SPK_EXIT_MMIO, false, CODE + 16},
+	};
+	struct spk_exit e;
+	struct fx f;
+
+	memset(&f, 0, sizeof(f));
+	assert_int_equal(spk_vm_create(NULL, &f.vm), 0);
+	assert_int_equal(spk_vm_add_memory(f.vm, 0, RAM, SPK_MEM_RAM, "ram", NULL), 0);
+	assert_int_equal(spk_x86_build_long_mode(spk_vm_mem(f.vm), TABLES, 2 * RAM, &f.lm), 0);
+	assert_int_equal(spk_x86_long_mode_allow_ports(spk_vm_mem(f.vm), &f.lm, 0x80, 1), 0);
+	assert_int_equal(spk_mem_load(spk_vm_mem(f.vm), CODE, code, sizeof(code)), 0);
+	assert_int_equal(spk_vcpu_create(f.vm, 0, &f.vcpu), 0);
+	const struct spk_x86_entry entry = {.rip = CODE, .rsp = STACK, .cpl = 3};
+	assert_int_equal(spk_x86_vcpu_enter_long_mode(f.vcpu, &f.lm, &entry), 0);
+	assert_int_equal(spk_bus_set_miss_policy(spk_vm_bus(f.vm), SPK_BUS_PIO, SPK_MISS_EXIT), 0);
+	assert_int_equal(spk_bus_set_miss_policy(spk_vm_bus(f.vm), SPK_BUS_MMIO, SPK_MISS_EXIT), 0);
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		assert_int_equal(spk_vcpu_run(f.vcpu, &e), 0);
+		printf("%s %s: pc = code + %lld\n", spk_exit_name(e.kind),
+		       (e.kind == SPK_EXIT_PIO ? e.pio.is_write : e.mmio.is_write) ? "write"
+		                                                                   : "read",
+		       (long long)(e.pc - CODE));
+		assert_int_equal(e.kind, want[i].kind);
+		assert_int_equal(e.kind == SPK_EXIT_PIO ? e.pio.is_write : e.mmio.is_write,
+		                 want[i].is_write);
+		assert_int_equal(e.pc, want[i].pc);
+		if (!want[i].is_write)
+			assert_int_equal(spk_exit_complete_read(&e, 0x42), 0);
+	}
+	assert_int_equal(spk_vm_destroy(f.vm), 0);
+}
+
 int main(void)
 {
 	char why[256];
@@ -576,6 +714,8 @@ int main(void)
 	    cmocka_unit_test(test_nulls),
 	    cmocka_unit_test(test_dead_registrations),
 	    cmocka_unit_test(test_kick_signal),
+	    cmocka_unit_test(test_cpl3_boundary),
+	    cmocka_unit_test(test_exit_pc),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -629,6 +629,10 @@ static void case_cpl3_entry(void)
 	CHECK(spk_x86_vcpu_enter_long_mode(user, &t.lm, &bad_iopl) == -EINVAL, "IOPL 4 refused");
 	const struct spk_x86_entry entry = {
 		.rip = rip, .rsp = rsp, .rdi = 0x1000, .rsi = 0x234, .cpl = 3, .iopl = 3};
+	/* the TSS bitmap closes every port to CPL3 (the SDK closed them again
+	 * on vCPU 0): open what this user code writes, outl 0x520 and 0x521,
+	 * outw 0x522, outb 0x523 (PVM drops IOPL) */
+	CHECK_OK(spk_x86_long_mode_allow_ports(spk_vm_mem(t.vm), &t.lm, 0x520, 5));
 	CHECK_OK(spk_x86_vcpu_enter_long_mode(user, &t.lm, &entry));
 	CHECK_OK(spk_vcpu_get_sregs(user, &sr));
 	CHECK_EQ(sr.cs.selector, SPK_X86_SEL_CODE3);
@@ -653,8 +657,8 @@ static void case_cpl3_entry(void)
 		CHECK_EQ((rflags >> 12) & 3, 3);
 	/* PVM runs guest CPL3 as host user mode, which never holds IOPL: the
 	 * guest sees IOPL 0 and its port I/O goes through the TSS I/O bitmap
-	 * (all ports open, see spk_x86_build_long_mode); the outs above and
-	 * below exited all the same. */
+	 * (0x520-0x523 opened above); the outs above and below exited all the
+	 * same. */
 	uint32_t cs = expect_pio_out(&t, user, 0x522, 2);
 	printf("CS seen by the guest at CPL3: 0x%x\n", cs);
 	CHECK_EQ(cs & 3, 3); /* RPL = CPL = 3 */
@@ -732,6 +736,45 @@ static void check_cpuid_ucall(struct spk_ucall uc, uint64_t stage)
 	CHECK_EQ(uc.args[0], stage);
 	CHECK(strcmp(sig, "SparklerHook") == 0, "the guest read '%s'", sig);
 	CHECK_EQ(uc.args[4] & CPUID_CX16, 0);
+}
+
+/*
+ * The guest SDK's CPL3 boundary (guest/tests/cpl3_boundary.c): per stage
+ * the vector user code faulted with (0x100: none), the #PF error code
+ * and guest_run_user()'s result.
+ */
+static void case_cpl3_boundary(void)
+{
+	static const struct {
+		uint64_t vector, error, result;
+	} want[] = {
+	    [1] = {13, 0, (uint64_t)-1},   /* out to a closed port: #GP(0) */
+	    [2] = {13, 0, (uint64_t)-1},   /* the hypercall port: #GP */
+	    [3] = {14, 0x7, (uint64_t)-1}, /* write, user, present: PML4 */
+	    [4] = {14, 0x7, (uint64_t)-1}, /* the GDT */
+	    [5] = {14, 0x5, (uint64_t)-1}, /* read, user, present: the TSS */
+	    [6] = {0x100, 0, 0},           /* opened port */
+	    [7] = {0x100, 0, 0x1000},      /* opened hypercall port: vCPU id 0 */
+	    [8] = {13, 0, (uint64_t)-1},   /* closed again */
+	};
+	struct spk_exit e;
+	struct th t;
+
+	th_setup(&t, "t_cpl3_boundary", NULL);
+	for (uint64_t n = 1; n < SPK_ARRAY_SIZE_T(want); n++) {
+		th_run(&t, &e);
+		struct spk_ucall uc = th_expect_ucall(&t, &e, SPK_UCALL_SYNC);
+		printf("stage %llu: vector 0x%llx error 0x%llx result 0x%llx\n",
+		       (unsigned long long)uc.args[0], (unsigned long long)uc.args[1],
+		       (unsigned long long)uc.args[2], (unsigned long long)uc.args[3]);
+		CHECK_EQ(uc.args[0], n);
+		CHECK_EQ(uc.args[1], want[n].vector);
+		if (want[n].vector == 14) /* bit 3 (reserved bit) and up may vary: P, W, U */
+			CHECK_EQ(uc.args[2] & 7, want[n].error);
+		CHECK_EQ(uc.args[3], want[n].result);
+	}
+	th_run_to_done(&t);
+	th_teardown(&t);
 }
 
 static void case_cpuid(void)
@@ -1268,29 +1311,30 @@ static void case_api_misuse(void)
 /* ------------------------------------------------------------------------------------ */
 
 static const struct th_case cases[] = {
-	{"mmio", case_mmio},
-	{"pio", case_pio},
-	{"sysreg", case_sysreg},
-	{"hypercall", case_hypercall},
-	{"halt", case_halt},
-	{"npf", case_npf},
-	{"smp", case_smp},
-	{"smp_irqchip", case_smp_irqchip},
-	{"system_off", case_system_off},
-	{"triple_fault", case_triple_fault},
-	{"single_step", case_single_step},
-	{"internal_error", case_internal_error},
-	{"spin_kick", case_spin_kick},
-	{"unhandled", case_unhandled},
-	{"console", case_console},
-	{"misbehave", case_misbehave},
-	{"api_misuse", case_api_misuse},
-	{"sipi", case_sipi},
-	{"pause", case_pause},
-	{"system_reset", case_system_reset},
-	{"strict_miss", case_strict_miss},
-	{"cpl3_entry", case_cpl3_entry},
-	{"cpuid", case_cpuid},
+    {"mmio", case_mmio},
+    {"pio", case_pio},
+    {"sysreg", case_sysreg},
+    {"hypercall", case_hypercall},
+    {"halt", case_halt},
+    {"npf", case_npf},
+    {"smp", case_smp},
+    {"smp_irqchip", case_smp_irqchip},
+    {"system_off", case_system_off},
+    {"triple_fault", case_triple_fault},
+    {"single_step", case_single_step},
+    {"internal_error", case_internal_error},
+    {"spin_kick", case_spin_kick},
+    {"unhandled", case_unhandled},
+    {"console", case_console},
+    {"misbehave", case_misbehave},
+    {"api_misuse", case_api_misuse},
+    {"sipi", case_sipi},
+    {"pause", case_pause},
+    {"system_reset", case_system_reset},
+    {"strict_miss", case_strict_miss},
+    {"cpl3_entry", case_cpl3_entry},
+    {"cpuid", case_cpuid},
+    {"cpl3_boundary", case_cpl3_boundary},
 };
 
 int main(int argc, char **argv)

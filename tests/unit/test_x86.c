@@ -2,9 +2,11 @@
 /*
  * The long-mode builder without KVM (spk_x86_build_long_mode): identity
  * page tables (every 2 MiB page maps its own address with present,
- * writable, user, large; nothing beyond map_size), the GDT's descriptors
- * for CPL0/CPL3 code and data and the TSS, the TSS's open I/O bitmap, and
- * the refusals (alignment, sizes, no RAM).
+ * writable, user, large; nothing beyond map_size; the 2 MiB page holding
+ * the tables in 4 KiB pages, the tables' own supervisor-only), the GDT's
+ * descriptors for CPL0/CPL3 code and data and the TSS, the TSS's closed
+ * I/O bitmap and spk_x86_long_mode_allow_ports(), and the refusals
+ * (alignment, sizes, no RAM).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -83,17 +85,29 @@ static void test_identity_tables(void **state)
 
 		assert_int_equal(q(f, TABLES + PAGE + 8 * i), want);
 	}
-	/* PDs: each 2 MiB page maps its own address, up to map_size */
+	/* PDs: each 2 MiB page maps its own address, up to map_size; the
+	 * first (where the tables are) through a 4 KiB page table */
+	const uint64_t size = spk_x86_long_mode_size(map);
+	const uint64_t pt = TABLES + size - 2 * PAGE;
 	for (uint64_t i = 0; i < 4; i++)
 		for (uint64_t j = 0; j < 512; j++) {
 			uint64_t addr = (i << 30) | (j << 21);
 			uint64_t want = addr < map ? addr | PTE_FLAGS | PTE_LARGE : 0;
 
+			if (addr == 0)
+				want = pt | PTE_FLAGS;
 			assert_int_equal(q(f, TABLES + (2 + i) * PAGE + 8 * j), want);
 		}
-	assert_int_equal(spk_x86_long_mode_size(map) % PAGE, 0);
+	/* the 4 KiB pages: user, but for the tables' own pages */
+	for (uint64_t j = 0; j < 512; j++) {
+		uint64_t addr = j * PAGE;
+		bool table = addr >= TABLES && addr < TABLES + size;
+
+		assert_int_equal(q(f, pt + 8 * j), addr | (table ? 0x3ull : PTE_FLAGS));
+	}
+	assert_int_equal(size % PAGE, 0);
 	assert_true(lm.gdt_base >= TABLES + 6 * PAGE);
-	assert_true(lm.tss_base + 0x68 + 8193 <= TABLES + spk_x86_long_mode_size(map));
+	assert_true(lm.tss_base + 0x68 + 8193 <= TABLES + size);
 }
 
 struct desc {
@@ -164,13 +178,31 @@ static void test_gdt_and_tss(void **state)
 	assert_int_equal(t.dpl, 0);
 	assert_int_equal(t.base | (hi << 32), lm.tss_base);
 	assert_int_equal(t.limit, 0x68 + 8192 + 1 - 1);
-	/* I/O map base right after the TSS; every port open, then 0xff */
+	/* I/O map base right after the TSS; every port closed, then 0xff */
 	uint16_t iomap;
 	memcpy(&iomap, f->ram + lm.tss_base + 0x66, 2);
 	assert_int_equal(iomap, 0x68);
 	for (uint64_t i = 0; i < 8192; i++)
-		assert_int_equal(f->ram[lm.tss_base + 0x68 + i], 0);
+		assert_int_equal(f->ram[lm.tss_base + 0x68 + i], 0xff);
 	assert_int_equal(f->ram[lm.tss_base + 0x68 + 8192], 0xff);
+	/* opening ports clears exactly their bits */
+	assert_int_equal(spk_x86_long_mode_allow_ports(f->mem, &lm, 0x3f8, 8), 0);
+	assert_int_equal(spk_x86_long_mode_allow_ports(f->mem, &lm, 0xe4, 1), 0);
+	assert_int_equal(spk_x86_long_mode_allow_ports(f->mem, &lm, 0xffff, 1), 0);
+	for (uint32_t port = 0; port < 0x10000; port++) {
+		bool open = (port >= 0x3f8 && port < 0x400) || port == 0xe4 || port == 0xffff;
+		unsigned bit = (f->ram[lm.tss_base + 0x68 + port / 8] >> (port % 8)) & 1;
+
+		assert_int_equal(bit, open ? 0 : 1);
+	}
+	assert_int_equal(f->ram[lm.tss_base + 0x68 + 8192], 0xff);
+	assert_int_equal(spk_x86_long_mode_allow_ports(f->mem, &lm, 0xffff, 2), -EINVAL);
+	assert_int_equal(spk_x86_long_mode_allow_ports(f->mem, &lm, 0x10000, 1), -EINVAL);
+	assert_int_equal(spk_x86_long_mode_allow_ports(f->mem, &lm, 0x80, 0), -EINVAL);
+	assert_int_equal(spk_x86_long_mode_allow_ports(NULL, &lm, 0x80, 1), -EINVAL);
+	assert_int_equal(spk_x86_long_mode_allow_ports(f->mem, NULL, 0x80, 1), -EINVAL);
+	const struct spk_x86_long_mode zero = {0};
+	assert_int_equal(spk_x86_long_mode_allow_ports(f->mem, &zero, 0x80, 1), -EINVAL);
 	/* rsp0 and the rest of the TSS start zeroed */
 	for (uint64_t i = 0; i < 0x66; i++)
 		assert_int_equal(f->ram[lm.tss_base + i], 0);
@@ -197,6 +229,7 @@ static void test_refusals(void **state)
 	assert_true(spk_x86_long_mode_size(SPK_X86_MAP_MAX) <= RAM_SIZE - TABLES);
 	assert_int_equal(spk_x86_build_long_mode(f->mem, TABLES, SPK_X86_MAP_MAX, &lm), 0);
 	assert_int_equal(q(f, TABLES + PAGE + 8 * 63), (TABLES + 65 * PAGE) | PTE_FLAGS);
+	assert_true(spk_x86_long_mode_size(SPK_X86_MAP_MAX) < (2ull << 20)); /* <= 2 PTs */
 	assert_int_equal(q(f, TABLES + PAGE + 8 * 64), 0);
 }
 
