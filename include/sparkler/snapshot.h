@@ -93,6 +93,20 @@ struct spk_snap_header {
 	struct spk_snap_cap caps[SPK_SNAP_MAX_CAPS];
 };
 
+/*
+ * Can this host run the guest a header describes? host: the CPUID this
+ * host's KVM supports (KVM_GET_SUPPORTED_CPUID: the backend's to get), n
+ * entries. The CPU vendor must be the same, and every feature bit the guest
+ * saw (leaves 0x1 ECX/EDX, 0x7.0 EBX/ECX/EDX, 0x7.1 EAX, 0xd.1 EAX,
+ * 0x80000001 ECX/EDX, 0x80000008 EBX; bits that reflect the guest's own
+ * control registers, OSXSAVE and OSPKE, and the hypervisor bit excepted)
+ * must be supported. -EINVAL and one line naming the leaf, register and
+ * bit: "snapshot: field 'cpuid': leaf 0x7.0 EBX bit 5 ..." A header with no
+ * CPUID (n_cpuid 0) is checked for the vendor only.
+ */
+int spk_snap_check_cpuid(const struct spk_snap_header *h, const struct spk_snap_cpuid *host,
+                         size_t n);
+
 /* Fill sparkler_version, the host CPU (the CPUID instruction), the host
  * kernel (uname) and created; n_cpuid and n_caps are set to 0. */
 void spk_snap_header_host(struct spk_snap_header *h);
@@ -236,6 +250,24 @@ int spk_snap_save_device(struct spk_snap_writer *w, const char *name,
  */
 int spk_snap_load_device(const struct spk_snap_file *f, const char *name,
                          const struct spk_dev_state_ops *ops, void *opaque);
+
+/*
+ * A machine's devices, for saving and loading all of them: each added once
+ * with its name and ops (NULL ops are refused, so a machine cannot add a
+ * device and forget its state). save writes them in the order added. load
+ * first matches the file against the set, refusing (-EINVAL, one line) a
+ * device section the set does not have, a device of the set the file does
+ * not have, or a kind that differs, and only then loads each in order.
+ * Each device's load is all or nothing; a device that refuses stops the
+ * load there (the devices before it are loaded: restore into a new VM).
+ */
+struct spk_snap_devices;
+int spk_snap_devices_new(struct spk_snap_devices **out);
+void spk_snap_devices_free(struct spk_snap_devices *d);
+int spk_snap_devices_add(struct spk_snap_devices *d, const char *name,
+                         const struct spk_dev_state_ops *ops, void *opaque);
+int spk_snap_devices_save(const struct spk_snap_devices *d, struct spk_snap_writer *w);
+int spk_snap_devices_load(const struct spk_snap_devices *d, const struct spk_snap_file *f);
 
 /* ---- guest memory files ----------------------------------------------------------- */
 

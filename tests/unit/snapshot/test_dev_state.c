@@ -411,6 +411,81 @@ static void test_fixture_v1(void **state)
 	legacy_free(&l);
 }
 
+/* ---- a machine's set of devices ---- */
+
+static void add_legacy(struct spk_snap_devices *d, struct legacy *l)
+{
+	assert_int_equal(spk_snap_devices_add(d, "com1", spk_uart_state_ops(), l->uart), 0);
+	assert_int_equal(spk_snap_devices_add(d, "i8042", spk_i8042_state_ops(), l->kbd), 0);
+	assert_int_equal(spk_snap_devices_add(d, "rtc", spk_rtc_state_ops(), l->rtc), 0);
+	assert_int_equal(spk_snap_devices_add(d, "acpi_pm", spk_acpi_pm_state_ops(), l->pm), 0);
+}
+
+static void test_device_set(void **state)
+{
+	struct legacy a, b;
+	struct spk_snap_devices *da, *db;
+	struct spk_snap_writer *w;
+	struct spk_snap_header h;
+	struct spk_snap_file *f;
+	const void *buf;
+	size_t len;
+
+	legacy_new(&a);
+	legacy_new(&b);
+	dev_wr(spk_uart_ops(), a.uart, COM, 7, 1, 0x77);
+	assert_int_equal(spk_snap_devices_new(&da), 0);
+	add_legacy(da, &a);
+	assert_int_equal(spk_snap_devices_add(da, "x", NULL, a.uart), -EINVAL);
+	assert_non_null(strstr(spk_last_error(), "no state ops"));
+	assert_int_equal(spk_snap_devices_add(da, "com1", spk_uart_state_ops(), a.uart), -EEXIST);
+	assert_int_equal(spk_snap_devices_add(da, "Bad", spk_uart_state_ops(), a.uart), -EINVAL);
+	spk_snap_header_host(&h);
+	assert_int_equal(spk_snap_writer_new(&w), 0);
+	assert_int_equal(spk_snap_put_header(w, &h), 0);
+	assert_int_equal(spk_snap_devices_save(da, w), 0);
+	assert_int_equal(spk_snap_writer_finish(w, &buf, &len), 0);
+	assert_int_equal(spk_snap_open_buf(buf, len, &f), 0);
+
+	/* the same set in another machine: loads */
+	assert_int_equal(spk_snap_devices_new(&db), 0);
+	add_legacy(db, &b);
+	assert_int_equal(spk_snap_devices_load(db, f), 0);
+	assert_int_equal(dev_rd(spk_uart_ops(), b.uart, COM, 7, 1), 0x77);
+	/* one device more than the file: refused before any load */
+	dev_wr(spk_uart_ops(), b.uart, COM, 7, 1, 0x11);
+	assert_int_equal(spk_snap_devices_add(db, "boot_timer", spk_boot_timer_state_ops(), b.bt),
+	                 0);
+	assert_int_equal(spk_snap_devices_load(db, f), -EINVAL);
+	assert_string_equal(
+	    spk_last_error(),
+	    "snapshot: this VM's device 'boot_timer' (boot_timer) is not in the snapshot");
+	assert_int_equal(dev_rd(spk_uart_ops(), b.uart, COM, 7, 1), 0x11);
+	spk_snap_devices_free(db);
+	/* one device fewer: the file's 'acpi_pm' has nowhere to go */
+	assert_int_equal(spk_snap_devices_new(&db), 0);
+	assert_int_equal(spk_snap_devices_add(db, "com1", spk_uart_state_ops(), b.uart), 0);
+	assert_int_equal(spk_snap_devices_add(db, "i8042", spk_i8042_state_ops(), b.kbd), 0);
+	assert_int_equal(spk_snap_devices_add(db, "rtc", spk_rtc_state_ops(), b.rtc), 0);
+	assert_int_equal(spk_snap_devices_load(db, f), -EINVAL);
+	assert_non_null(
+	    strstr(spk_last_error(), "device 'acpi_pm', acpi_pm): this VM has no such"));
+	/* a name with another kind */
+	assert_int_equal(spk_snap_devices_add(db, "acpi_pm", spk_boot_timer_state_ops(), b.bt), 0);
+	assert_int_equal(spk_snap_devices_load(db, f), -EINVAL);
+	assert_non_null(
+	    strstr(spk_last_error(), "field 'kind': this VM's 'acpi_pm' is a boot_timer"));
+	assert_int_equal(dev_rd(spk_uart_ops(), b.uart, COM, 7, 1), 0x11);
+	assert_int_equal(spk_snap_devices_load(NULL, f), -EINVAL);
+
+	spk_snap_devices_free(db);
+	spk_snap_devices_free(da);
+	spk_snap_close(f);
+	spk_snap_writer_free(w);
+	legacy_free(&a);
+	legacy_free(&b);
+}
+
 /* ---- no device without state ----
  *
  * Every constructor in the public headers is a device or on the list of
@@ -420,11 +495,11 @@ static void test_fixture_v1(void **state)
  * a PCI function's state is its owner's (spk_pci_dev_state_*). A new
  * constructor fails this test until it is classified.
  */
+/* pci_dev: saved by its owner (spk_pci_dev_state_*); virtio: the transport,
+ * spk_virtio_state_ops(vd), required of every virtio device */
 static const char *const not_devices[] = {
-    "bus",         "evloop",      "hypercall_table", "mem", "snap_dirty",
-    "snap_reader", "snap_writer", "pci_dev", /* saved by its owner:
-                                                spk_pci_dev_state_save/read/apply */
-    "virtio", /* the transport: spk_virtio_state_ops(vd), required of every device */
+    "bus",        "evloop",      "hypercall_table", "mem",     "snap_devices",
+    "snap_dirty", "snap_reader", "snap_writer",     "pci_dev", "virtio",
 };
 
 static char *slurp_headers(const char *dir)
@@ -504,6 +579,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_boot_timer),
 	    cmocka_unit_test(test_fixture_v1),
 	    cmocka_unit_test(test_every_device_has_state),
+	    cmocka_unit_test(test_device_set),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

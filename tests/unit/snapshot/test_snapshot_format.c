@@ -640,6 +640,44 @@ static void test_crc32(void **state)
 	assert_int_equal(spk_snap_crc32(spk_snap_crc32(0, "1234", 4), "56789", 5), 0xcbf43926);
 }
 
+/* The guest's CPUID against the host's: vendor, missing bits, missing leaves, dynamic bits. */
+static void test_check_cpuid(void **state)
+{
+	struct spk_snap_header *h = calloc(1, sizeof(*h));
+	/* "GenuineIntel": EBX "Genu", EDX "ineI", ECX "ntel" */
+	struct spk_snap_cpuid host[] = {
+	    {0, 0, 0xd, 0x756e6547, 0x6c65746e, 0x49656e69},
+	    {1, 0, 0, 0, 0x80000001 | (1u << 28), 0x0000ffff},
+	    {7, 0, 0, (1u << 5) | (1u << 3), 0, 0},
+	};
+
+	snprintf(h->cpu_vendor, sizeof(h->cpu_vendor), "GenuineIntel");
+	assert_int_equal(spk_snap_check_cpuid(h, host, 3), 0); /* no guest CPUID: vendor only */
+	h->n_cpuid = 2;
+	h->cpuid[0] = (struct spk_snap_cpuid){1, 0, 0, 0, 0x1 | (1u << 27) | (1u << 31), 0xff};
+	h->cpuid[1] = (struct spk_snap_cpuid){7, 0, 0, 1u << 5, 0, 0};
+	assert_int_equal(spk_snap_check_cpuid(h, host, 3), 0); /* OSXSAVE, hypervisor ignored */
+	h->cpuid[1].ebx |= 1u << 9;
+	assert_int_equal(spk_snap_check_cpuid(h, host, 3), -EINVAL);
+	assert_string_equal(
+	    spk_last_error(),
+	    "snapshot: field 'cpuid': leaf 0x7.0 EBX bit 9 is set in what the guest "
+	    "saw and not supported on this host");
+	h->cpuid[1].ebx = 1u << 5;
+	h->n_cpuid = 3;
+	h->cpuid[2] = (struct spk_snap_cpuid){0x80000001, 0, 0, 0, 1, 0};
+	assert_int_equal(spk_snap_check_cpuid(h, host, 3), -EINVAL);
+	assert_non_null(strstr(spk_last_error(), "leaf 0x80000001.0 ECX bit 0"));
+	assert_non_null(strstr(spk_last_error(), "the leaf is missing"));
+	h->n_cpuid = 2;
+	snprintf(h->cpu_vendor, sizeof(h->cpu_vendor), "AuthenticAMD");
+	assert_int_equal(spk_snap_check_cpuid(h, host, 3), -EINVAL);
+	assert_non_null(strstr(spk_last_error(), "field 'cpu_vendor'"));
+	assert_int_equal(spk_snap_check_cpuid(NULL, host, 3), -EINVAL);
+	assert_int_equal(spk_snap_check_cpuid(h, NULL, 3), -EINVAL);
+	free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -654,6 +692,7 @@ int main(void)
 	    cmocka_unit_test(test_writer_misuse),
 	    cmocka_unit_test(test_device_busy),
 	    cmocka_unit_test(test_files),
+	    cmocka_unit_test(test_check_cpuid),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
