@@ -25,7 +25,7 @@
 
 #include "fuzz_files.h"
 
-#include "vmm/api.h"
+#include "vmm/api/api.h"
 
 #define MAX_REQUESTS 8
 #define FILES_DIR    "/tmp/sparkler-fuzz-api"

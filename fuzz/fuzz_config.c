@@ -28,7 +28,7 @@
 
 #include "fuzz_files.h"
 
-#include "vmm/config.h"
+#include "vmm/api/resources.h"
 
 #define FILES_DIR "/tmp/sparkler-fuzz-config"
 #define NAME      "vm.json"

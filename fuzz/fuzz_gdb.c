@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vmm/gdb_proto.h"
-#include "vmm/gdb_x86.h"
+#include "vmm/gdb/gdb_proto.h"
+#include "vmm/gdb/gdb_x86.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -7,9 +7,9 @@
 #include <sparkler/log.h>
 #include <sparkler/snapshot.h>
 
-#include "vmm/jail.h"
-#include "vmm/mhd.h"
-#include "vmm/seccomp_policy.h"
+#include "vmm/confine/jail.h"
+#include "vmm/api/mhd.h"
+#include "vmm/confine/seccomp_policy.h"
 #include "vmm/vmm.h"
 
 static void usage(FILE *f)

@@ -26,9 +26,9 @@
 
 #include "vmm/vmm.h"
 
-#include "vmm/gdb.h"
-#include "vmm/machine.h"
-#include "vmm/seccomp_policy.h"
+#include "vmm/gdb/gdb.h"
+#include "vmm/machine/machine.h"
+#include "vmm/confine/seccomp_policy.h"
 
 #define ESCAPE_CHAR 0x01 /* Ctrl-A, then x: quit */
 

@@ -14,8 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vmm/gdb.h"
-#include "vmm/seccomp_policy.h"
+#include "vmm/gdb/gdb.h"
+#include "vmm/confine/seccomp_policy.h"
 #include "vmm/vmm.h"
 
 #define SB_TABLES 0x10000ull

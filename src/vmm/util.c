@@ -10,7 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "vmm/seccomp_policy.h"
+#include "vmm/confine/seccomp_policy.h"
 #include "vmm/vmm.h"
 
 int spk_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)

@@ -406,9 +406,9 @@ def logger_levels(tmp):
                   "(%r)" % levels)
     got = [l for l in seen["Info"] if l[3].startswith(
         'The API server received a PUT request on "/machine-config"')]
-    check(len(got) == 2 and all(g[0] == "INFO" and g[1] == "src/vmm/api_handler.c"
+    check(len(got) == 2 and all(g[0] == "INFO" and g[1] == "src/vmm/api/api_handler.c"
                                 for g in got),
-          "level Info: both PUTs logged as INFO from src/vmm/api_handler.c (%r)" % got[:2])
+          "level Info: both PUTs logged as INFO from src/vmm/api/api_handler.c (%r)" % got[:2])
     check(not any("received a" in l[3] for l in seen["Warning"]),
           "level Warning: the same requests leave no request line")
     bodies = [l for l in seen["Debug"] if l[3].startswith("Request body:")]
@@ -1015,8 +1015,8 @@ def ctrl_alt_del(tmp):
           "then it powered off: sparkler exits 0 (%d, %r)" % (rc, p.err.strip()[-200:]))
     lines = log_lines(log)
     warns = [l for l in lines if l[0] == "WARN" and "hits no device" in l[3]]
-    check(len(warns) == 1 and warns[0][1] == "src/vmm/machine.c" and not origin_ok(warns),
-          "level Warning: the guest's hole read is one WARN line from src/vmm/machine.c:N "
+    check(len(warns) == 1 and warns[0][1] == "src/vmm/machine/machine.c" and not origin_ok(warns),
+          "level Warning: the guest's hole read is one WARN line from src/vmm/machine/machine.c:N "
           "(%r)" % warns)
     check(not any(l[0] in ("INFO", "DEBUG") for l in lines),
           "level Warning: no INFO or DEBUG line while a VM starts and stops (%r)" %

@@ -19,7 +19,7 @@
 
 #include <sparkler/log.h>
 
-#include "vmm/api.h"
+#include "vmm/api/api.h"
 
 struct timespec spk_process_start; /* machine.c's boot timer (main.c in sparkler) */
 

@@ -226,7 +226,7 @@ def guest_cpuid(extra):
     return leaves
 
 
-# what --cpu-template minimal hides (src/vmm/cpuid.c): (leaf, sub, register) -> mask
+# what --cpu-template minimal hides (src/vmm/machine/cpuid.c): (leaf, sub, register) -> mask
 def bits(*ns):
     return sum(1 << n for n in ns)
 

@@ -187,7 +187,7 @@ def main():
               (dev, os.major(st_host.st_rdev), os.minor(st_host.st_rdev), UID, GID,
                os.major(st_in.st_rdev), os.minor(st_in.st_rdev), st_in.st_uid, st_in.st_gid,
                stat.S_IMODE(st_in.st_mode)))
-    # the limits src/vmm/jail.c set_limits() gives: soft = hard
+    # the limits src/vmm/confine/jail.c set_limits() gives: soft = hard
     limits = {}
     for line in open("/proc/%d/limits" % inner).read().splitlines()[1:]:
         m = re.match(r"(Max [a-z ]+?)\s{2,}(\S+)\s+(\S+)", line)

@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "vmm/gdb_proto.h"
-#include "vmm/gdb_x86.h"
+#include "vmm/gdb/gdb_proto.h"
+#include "vmm/gdb/gdb_x86.h"
 
 /* ---- framing ---------------------------------------------------------------- */
 

@@ -24,7 +24,7 @@
 
 #include <cmocka.h>
 
-#include "vmm/seccomp_policy.h"
+#include "vmm/confine/seccomp_policy.h"
 
 /* Run fn in a child with stderr captured; its wait status and output. */
 static int in_child(void (*fn)(void), char *out, size_t size)

@@ -23,8 +23,8 @@
 #include <sparkler/virtio_net.h>
 #include <sparkler/virtio_vsock.h>
 
-#include "vmm/machine.h"
-#include "vmm/seccomp_policy.h"
+#include "vmm/machine/machine.h"
+#include "vmm/confine/seccomp_policy.h"
 
 #define KERNEL_MAX (512ull << 20)
 #define INITRD_MAX (2ull << 30)

@@ -5,7 +5,7 @@
 
 #include <seccomp.h>
 
-#include "vmm/seccomp_policy.h"
+#include "vmm/confine/seccomp_policy.h"
 
 /* Add profile p's rules to ctx (made with seccomp_init(SCMP_ACT_TRAP)).
  * 0 or a negative libseccomp error. */

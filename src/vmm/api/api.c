@@ -28,9 +28,9 @@
 
 #include <sparkler/log.h>
 
-#include "vmm/seccomp_policy.h"
-#include "vmm/api.h"
-#include "vmm/mhd.h"
+#include "vmm/confine/seccomp_policy.h"
+#include "vmm/api/api.h"
+#include "vmm/api/mhd.h"
 
 #define ERR_LEN 512
 

@@ -18,7 +18,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 
-#include "vmm/seccomp_rules.h"
+#include "vmm/confine/seccomp_rules.h"
 
 /* ---- the allowlists: every syscall with who needs it -------------------- */
 

@@ -2,7 +2,7 @@
 /* The GDB remote serial protocol: framing, encodings, command parsing. */
 #include <string.h>
 
-#include "vmm/gdb_proto.h"
+#include "vmm/gdb/gdb_proto.h"
 
 /* ---- framing --------------------------------------------------------- */
 

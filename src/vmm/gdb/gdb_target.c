@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vmm/gdb_internal.h"
+#include "vmm/gdb/gdb_internal.h"
 
 void stub_wake(struct spk_gdb *g)
 {

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmm/config.h"
+#include "vmm/api/resources.h"
 
 enum spk_api_state {
 	SPK_API_NOT_STARTED = 0,

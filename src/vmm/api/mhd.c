@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "vmm/mhd.h"
+#include "vmm/api/mhd.h"
 
 /* The soname of the libmicrohttpd we compiled against (Debian 12:
  * libmicrohttpd12), then the -dev package's unversioned link. */

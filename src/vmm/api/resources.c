@@ -21,18 +21,13 @@
 
 #include <sparkler/linux.h>
 
-#include "vmm/config.h"
+#include "vmm/api/resources_internal.h"
 
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define PATH_BUF     256 /* JSON paths in messages */
-#define TAP_NAME_MAX 15  /* IFNAMSIZ - 1 */
+#define TAP_NAME_MAX 15 /* IFNAMSIZ - 1 */
 
 /* ---- errors -------------------------------------------------------------- */
 
-static int res_fail(struct spk_res_err *e, bool schema, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int res_fail(struct spk_res_err *e, bool schema, const char *path, const char *fmt, ...)
+int spk_res_fail(struct spk_res_err *e, bool schema, const char *path, const char *fmt, ...)
 {
 	va_list ap;
 	int n = snprintf(e->msg, sizeof(e->msg), "%s: ", path);
@@ -62,7 +57,7 @@ struct jfield {
 	bool required;
 };
 
-static const char *json_type_name(const json_t *v)
+const char *spk_res_json_type(const json_t *v)
 {
 	switch (json_typeof(v)) {
 	case JSON_OBJECT:
@@ -121,7 +116,8 @@ static int unknown_field(const char *path, const char *key, const struct jfield 
 			break;
 		len += (size_t)w;
 	}
-	return res_fail(e, true, path, "unknown field `%.64s`, expected one of: %s", key, names);
+	return spk_res_fail(e, true, path, "unknown field `%.64s`, expected one of: %s", key,
+	                    names);
 }
 
 static const struct jfield *find_field(const char *key, const struct jfield *f, size_t n)
@@ -142,7 +138,8 @@ static int check_object(const json_t *obj, const char *path, const struct jfield
 	char p[PATH_BUF];
 
 	if (!json_is_object(obj))
-		return res_fail(e, true, path, "expected an object, got %s", json_type_name(obj));
+		return spk_res_fail(e, true, path, "expected an object, got %s",
+		                    spk_res_json_type(obj));
 	json_object_foreach((json_t *)obj, key, v)
 	{
 		const struct jfield *fd = find_field(key, f, n);
@@ -153,15 +150,15 @@ static int check_object(const json_t *obj, const char *path, const struct jfield
 		if (json_is_null(v) && !fd->required)
 			continue;
 		if (!type_ok(v, fd->type))
-			return res_fail(e, true, p, "expected %s, got %s", jtype_name(fd->type),
-			                json_type_name(v));
+			return spk_res_fail(e, true, p, "expected %s, got %s", jtype_name(fd->type),
+			                    spk_res_json_type(v));
 		if (fd->type == JT_STR && strlen(json_string_value(v)) != json_string_length(v))
-			return res_fail(e, true, p, "the string contains a NUL character");
+			return spk_res_fail(e, true, p, "the string contains a NUL character");
 	}
 	for (size_t i = 0; i < n; i++)
 		if (f[i].required && !json_object_get(obj, f[i].name)) {
 			child_path(p, path, f[i].name);
-			return res_fail(e, true, p, "missing required field");
+			return spk_res_fail(e, true, p, "missing required field");
 		}
 	return 0;
 }
@@ -199,8 +196,8 @@ static int int_field(const json_t *obj, const char *path, const char *name, json
 	*out = json_integer_value(v);
 	if (*out < min || *out > max) {
 		child_path(p, path, name);
-		return res_fail(e, false, p, "%lld is out of range: need %lld to %lld",
-		                (long long)*out, (long long)min, (long long)max);
+		return spk_res_fail(e, false, p, "%lld is out of range: need %lld to %lld",
+		                    (long long)*out, (long long)min, (long long)max);
 	}
 	return 0;
 }
@@ -227,7 +224,7 @@ static int enum_field(const json_t *obj, const char *path, const char *name,
 			len += (size_t)w;
 	}
 	child_path(p, path, name);
-	return res_fail(e, true, p, "unknown variant `%.64s`, expected one of: %s", s, list);
+	return spk_res_fail(e, true, p, "unknown variant `%.64s`, expected one of: %s", s, list);
 }
 
 /* ---- shared value checks -------------------------------------------------------- */
@@ -277,7 +274,7 @@ static int check_id_field(const json_t *body, const char *path, const char *name
 
 		memcpy(why, e->msg, sizeof(why));
 		child_path(p, path, name);
-		return res_fail(e, false, p, "%s", why);
+		return spk_res_fail(e, false, p, "%s", why);
 	}
 	return 0;
 }
@@ -294,19 +291,19 @@ static int check_file(const char *file, const char *path, const char *what, bool
 	int fd;
 
 	if (!*file)
-		return res_fail(e, false, path, "empty path for the %s", what);
+		return spk_res_fail(e, false, path, "empty path for the %s", what);
 	if (strlen(file) >= PATH_MAX)
-		return res_fail(e, false, path, "the path of the %s is too long", what);
+		return spk_res_fail(e, false, path, "the path of the %s is too long", what);
 	if (stat(file, &st) < 0)
-		return res_fail(e, false, path, "%s: cannot open the %s: %s", file, what,
-		                strerror(errno));
+		return spk_res_fail(e, false, path, "%s: cannot open the %s: %s", file, what,
+		                    strerror(errno));
 	if (!S_ISREG(st.st_mode) && !(block && S_ISBLK(st.st_mode)))
-		return res_fail(e, false, path, "%s: the %s is not a regular file%s", file, what,
-		                block ? " or block device" : "");
+		return spk_res_fail(e, false, path, "%s: the %s is not a regular file%s", file,
+		                    what, block ? " or block device" : "");
 	fd = open(file, (write ? O_RDWR : O_RDONLY) | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
-		return res_fail(e, false, path, "%s: cannot open the %s%s: %s", file, what,
-		                write ? " for reading and writing" : "", strerror(errno));
+		return spk_res_fail(e, false, path, "%s: cannot open the %s%s: %s", file, what,
+		                    write ? " for reading and writing" : "", strerror(errno));
 	close(fd);
 	return 0;
 }
@@ -469,18 +466,20 @@ static int machine_values(const json_t *b, const char *path, struct machine_vals
 	v->dirty = bool_field(b, "track_dirty_pages", v->dirty);
 	if (huge > 0) {
 		child_path(p, path, "huge_pages");
-		return res_fail(e, false, p,
-		                "%s huge pages are not supported by sparkler (use None)",
-		                huge_pages_names[huge]);
+		return spk_res_fail(e, false, p,
+		                    "%s huge pages are not supported by sparkler (use None)",
+		                    huge_pages_names[huge]);
 	}
 	if (v->tmpl == 6) {
 		child_path(p, path, "cpu_template");
-		return res_fail(e, false, p, "V1N1 is an aarch64 template; this is an x86-64 host");
+		return spk_res_fail(e, false, p,
+		                    "V1N1 is an aarch64 template; this is an x86-64 host");
 	}
 	if (v->smt && v->vcpus > 1 && v->vcpus % 2)
-		return res_fail(e, false, path,
-		                "The vCPU number is invalid! The vCPU number can only be 1 or an "
-		                "even number when SMT is enabled.");
+		return spk_res_fail(
+		    e, false, path,
+		    "The vCPU number is invalid! The vCPU number can only be 1 or an "
+		    "even number when SMT is enabled.");
 	return 0;
 }
 
@@ -548,8 +547,8 @@ int spk_res_boot_source(struct spk_vm_resources *r, json_t *body, const char *pa
 		char p[PATH_BUF];
 
 		child_path(p, path, "boot_args");
-		return res_fail(e, false, p, "the command line is %zu bytes long: at most 4095",
-		                strlen(args));
+		return spk_res_fail(e, false, p, "the command line is %zu bytes long: at most 4095",
+		                    strlen(args));
 	}
 	if (set_str(&k, str_field(body, "kernel_image_path"), e) < 0 ||
 	    set_str(&i, str_field(body, "initrd_path"), e) < 0 || set_str(&c, args, e) < 0) {
@@ -587,12 +586,13 @@ static int drive_values(const struct spk_vm_resources *r, const json_t *b, const
 
 	if (field(b, "socket")) {
 		child_path(p, path, "socket");
-		return res_fail(e, false, p,
-		                "vhost-user block devices are not supported by sparkler");
+		return spk_res_fail(e, false, p,
+		                    "vhost-user block devices are not supported by sparkler");
 	}
 	if (!field(b, "path_on_host")) {
 		child_path(p, path, "path_on_host");
-		return res_fail(e, false, p, "missing: a virtio block device needs a backing file");
+		return spk_res_fail(e, false, p,
+		                    "missing: a virtio block device needs a backing file");
 	}
 	if (enum_field(b, path, "cache_type", cache_types, 2, false, cache, e) < 0 ||
 	    enum_field(b, path, "io_engine", io_engines, 2, false, engine, e) < 0 ||
@@ -603,8 +603,8 @@ static int drive_values(const struct spk_vm_resources *r, const json_t *b, const
 	for (uint32_t i = 0; i < r->m.n_drives; i++)
 		if (r->m.drives[i].root && strcmp(r->m.drives[i].id, id) != 0) {
 			child_path(p, path, "is_root_device");
-			return res_fail(e, false, p, "A root block device already exists! (%s)",
-			                r->m.drives[i].id);
+			return spk_res_fail(e, false, p, "A root block device already exists! (%s)",
+			                    r->m.drives[i].id);
 		}
 	return 0;
 }
@@ -632,8 +632,8 @@ int spk_res_drive(struct spk_vm_resources *r, const char *url_id, json_t *body, 
 		return -EINVAL;
 	idx = find_drive(r, id);
 	if (idx < 0 && r->m.n_drives >= SPK_MACHINE_MAX_DRIVES)
-		return res_fail(e, false, path, "sparkler takes at most %d drives",
-		                SPK_MACHINE_MAX_DRIVES);
+		return spk_res_fail(e, false, path, "sparkler takes at most %d drives",
+		                    SPK_MACHINE_MAX_DRIVES);
 	if (rate_limiter_field(body, path, "rate_limiter", &x.rate_limiter, e) < 0)
 		return -EINVAL;
 	if (set_str(&x.partuuid, str_field(body, "partuuid"), e) < 0 ||
@@ -656,8 +656,8 @@ int spk_res_drive(struct spk_vm_resources *r, const char *url_id, json_t *body, 
 	return 0;
 }
 
-int spk_res_drive_patch_check(const struct spk_vm_resources *r, const char *url_id,
-                              json_t *body, const char *path, struct spk_res_err *e)
+int spk_res_drive_patch_check(const struct spk_vm_resources *r, const char *url_id, json_t *body,
+                              const char *path, struct spk_res_err *e)
 {
 	static const struct jfield f[] = {
 	    {"drive_id", JT_STR, true},
@@ -672,8 +672,8 @@ int spk_res_drive_patch_check(const struct spk_vm_resources *r, const char *url_
 		return -EINVAL;
 	idx = find_drive(r, str_field(body, "drive_id"));
 	if (idx < 0)
-		return res_fail(e, false, path, "no drive %s: PUT /drives/%s first",
-		                str_field(body, "drive_id"), str_field(body, "drive_id"));
+		return spk_res_fail(e, false, path, "no drive %s: PUT /drives/%s first",
+		                    str_field(body, "drive_id"), str_field(body, "drive_id"));
 	if (check_file_field(body, path, "path_on_host", "drive's backing file", true,
 	                     !r->m.drives[idx].read_only, e) < 0 ||
 	    rate_limiter_field(body, path, "rate_limiter", &rl, e) < 0)
@@ -744,15 +744,15 @@ static int net_values(const struct spk_vm_resources *r, const json_t *b, const c
 
 	child_path(p, path, "host_dev_name");
 	if (!*tap || strlen(tap) > TAP_NAME_MAX || strchr(tap, '/'))
-		return res_fail(e, false, p,
-		                "`%.64s` is not a network device name (1 to %d "
-		                "characters, no '/')",
-		                tap, TAP_NAME_MAX);
+		return spk_res_fail(e, false, p,
+		                    "`%.64s` is not a network device name (1 to %d "
+		                    "characters, no '/')",
+		                    tap, TAP_NAME_MAX);
 	snprintf(n->tap, sizeof(n->tap), "%s", tap);
 	child_path(p, path, "guest_mac");
 	if (mac && parse_mac(mac, n->mac) < 0)
-		return res_fail(e, false, p, "`%.64s` is not a MAC address like 06:00:ac:10:00:02",
-		                mac);
+		return spk_res_fail(e, false, p,
+		                    "`%.64s` is not a MAC address like 06:00:ac:10:00:02", mac);
 	n->has_mac = mac != NULL;
 	if (int_field(b, path, "mtu", 68, 65535, mtu, e) < 0)
 		return -EINVAL;
@@ -763,12 +763,12 @@ static int net_values(const struct spk_vm_resources *r, const json_t *b, const c
 			continue;
 		if (strcmp(o->tap, n->tap) == 0) {
 			child_path(p, path, "host_dev_name");
-			return res_fail(e, false, p, "%s is already used by interface %s", n->tap,
-			                o->id);
+			return spk_res_fail(e, false, p, "%s is already used by interface %s",
+			                    n->tap, o->id);
 		}
 		if (n->has_mac && o->has_mac && memcmp(o->mac, n->mac, 6) == 0)
-			return res_fail(e, false, p, "%s is already used by interface %s", mac,
-			                o->id);
+			return spk_res_fail(e, false, p, "%s is already used by interface %s", mac,
+			                    o->id);
 	}
 	return 0;
 }
@@ -794,8 +794,8 @@ int spk_res_net(struct spk_vm_resources *r, const char *url_id, json_t *body, co
 		return -EINVAL;
 	idx = find_net(r, n.id);
 	if (idx < 0 && r->m.n_nets >= SPK_MACHINE_MAX_NETS)
-		return res_fail(e, false, path, "sparkler takes at most %d network interfaces",
-		                SPK_MACHINE_MAX_NETS);
+		return spk_res_fail(e, false, path, "sparkler takes at most %d network interfaces",
+		                    SPK_MACHINE_MAX_NETS);
 	if (rate_limiter_field(body, path, "rx_rate_limiter", &x.rx_rate_limiter, e) < 0 ||
 	    rate_limiter_field(body, path, "tx_rate_limiter", &x.tx_rate_limiter, e) < 0) {
 		net_extra_free(&x);
@@ -826,10 +826,10 @@ int spk_res_net_patch(struct spk_vm_resources *r, const char *url_id, json_t *bo
 		return -EINVAL;
 	idx = find_net(r, str_field(body, "iface_id"));
 	if (idx < 0)
-		return res_fail(e, false, path,
-		                "no network interface %s: PUT "
-		                "/network-interfaces/%s first",
-		                str_field(body, "iface_id"), str_field(body, "iface_id"));
+		return spk_res_fail(e, false, path,
+		                    "no network interface %s: PUT "
+		                    "/network-interfaces/%s first",
+		                    str_field(body, "iface_id"), str_field(body, "iface_id"));
 	if (rate_limiter_field(body, path, "rx_rate_limiter", &x.rx_rate_limiter, e) < 0 ||
 	    rate_limiter_field(body, path, "tx_rate_limiter", &x.tx_rate_limiter, e) < 0) {
 		net_extra_free(&x);
@@ -862,8 +862,8 @@ int spk_res_vsock(struct spk_vm_resources *r, json_t *body, const char *path, st
 	uds = str_field(body, "uds_path");
 	child_path(p, path, "uds_path");
 	if (!*uds || strlen(uds) > sun_max)
-		return res_fail(e, false, p, "a Unix socket path needs 1 to %zu bytes, not %zu",
-		                sun_max, strlen(uds));
+		return spk_res_fail(e, false, p, "a Unix socket path needs 1 to %zu bytes, not %zu",
+		                    sun_max, strlen(uds));
 	if (set_str(&copy, uds, e) < 0)
 		return -ENOMEM;
 	free(r->m.vsock.uds_path);
@@ -906,7 +906,7 @@ int spk_res_serial(struct spk_vm_resources *r, json_t *body, const char *path,
 	out = str_field(body, "serial_out_path");
 	child_path(p, path, "serial_out_path");
 	if (out && (!*out || strlen(out) >= PATH_MAX))
-		return res_fail(e, false, p, "not a usable path");
+		return spk_res_fail(e, false, p, "not a usable path");
 	if (set_str(&copy, out, e) < 0)
 		return -ENOMEM;
 	if (field(body, "rate_limiter"))
@@ -920,7 +920,8 @@ int spk_res_serial(struct spk_vm_resources *r, json_t *body, const char *path,
 
 /* ---- logger, metrics ---------------------------------------------------------------------- */
 
-static const char *const log_levels[] = {"Off", "Error", "Warning", "Info", "Debug", "Trace"};
+const char *const spk_res_log_levels[SPK_RES_LOG_LEVELS] = {"Off",  "Error", "Warning",
+                                                            "Info", "Debug", "Trace"};
 
 int spk_res_logger(json_t *body, const char *path, struct spk_logger_config *out,
                    struct spk_res_err *e)
@@ -936,12 +937,13 @@ int spk_res_logger(json_t *body, const char *path, struct spk_logger_config *out
 	int level;
 
 	if (check_object(body, path, f, ARRAY_LEN(f), e) < 0 ||
-	    enum_field(body, path, "level", log_levels, ARRAY_LEN(log_levels), true, &level, e) < 0)
+	    enum_field(body, path, "level", spk_res_log_levels, ARRAY_LEN(spk_res_log_levels), true,
+	               &level, e) < 0)
 		return -EINVAL;
 	lp = str_field(body, "log_path");
 	child_path(p, path, "log_path");
 	if (lp && (!*lp || strlen(lp) >= PATH_MAX))
-		return res_fail(e, false, p, "not a usable path");
+		return spk_res_fail(e, false, p, "not a usable path");
 	if (level >= 0)
 		l.level = (enum spk_res_log_level)level;
 	l.show_level = bool_field(body, "show_level", false);
@@ -973,12 +975,12 @@ int spk_res_metrics(json_t *body, const char *path, struct spk_metrics_config *o
 	json_object_foreach(props, key, v) if (!json_is_string(v))
 	{
 		snprintf(p, sizeof(p), "%s.properties.%.64s", path, key);
-		return res_fail(e, true, p, "expected a string, got %s", json_type_name(v));
+		return spk_res_fail(e, true, p, "expected a string, got %s", spk_res_json_type(v));
 	}
 	mp = str_field(body, "metrics_path");
 	child_path(p, path, "metrics_path");
 	if (!*mp || strlen(mp) >= PATH_MAX)
-		return res_fail(e, false, p, "not a usable path");
+		return spk_res_fail(e, false, p, "not a usable path");
 	mc.emit_id = bool_field(body, "emit_id", false);
 	if (set_str(&mc.path, mp, e) < 0)
 		return -ENOMEM;
@@ -997,338 +999,4 @@ int spk_res_enum_body(json_t *body, const char *name, const char *const *names, 
 	    enum_field(body, path, name, names, n, false, &idx, e) < 0)
 		return -EINVAL;
 	return idx;
-}
-
-/* ---- back to JSON -----------------------------------------------------------------------------
- */
-
-json_t *spk_res_machine_json(const struct spk_vm_resources *r)
-{
-	json_t *o = json_pack("{s:I, s:I, s:b, s:b, s:s}", "vcpu_count", (json_int_t)r->m.vcpus,
-	                      "mem_size_mib", (json_int_t)(r->m.mem >> 20), "smt", r->smt,
-	                      "track_dirty_pages", r->track_dirty_pages, "huge_pages", "None");
-
-	if (o && strcmp(r->cpu_template, "None") != 0)
-		json_object_set_new(o, "cpu_template", json_string(r->cpu_template));
-	return o;
-}
-
-/* Set key to a copy of v when v is there. */
-static void set_copy(json_t *o, const char *key, const json_t *v)
-{
-	if (v)
-		json_object_set_new(o, key, json_deep_copy(v));
-}
-
-static void set_str_if(json_t *o, const char *key, const char *s)
-{
-	if (s)
-		json_object_set_new(o, key, json_string(s));
-}
-
-static json_t *drive_json(const struct spk_vm_resources *r, uint32_t i)
-{
-	const struct spk_drive_config *d = &r->m.drives[i];
-	const struct spk_drive_extra *x = &r->drive_x[i];
-	json_t *o = json_pack("{s:s, s:b, s:s, s:b, s:s, s:s}", "drive_id", d->id, "is_root_device",
-	                      d->root, "cache_type", x->cache_type, "is_read_only", d->read_only,
-	                      "path_on_host", d->path, "io_engine", x->io_engine);
-
-	set_str_if(o, "partuuid", x->partuuid);
-	set_copy(o, "rate_limiter", x->rate_limiter);
-	return o;
-}
-
-static json_t *net_json(const struct spk_vm_resources *r, uint32_t i)
-{
-	const struct spk_net_config *n = &r->m.nets[i];
-	const struct spk_net_extra *x = &r->net_x[i];
-	json_t *o = json_pack("{s:s, s:s}", "iface_id", n->id, "host_dev_name", n->tap);
-	char mac[18];
-
-	if (n->has_mac) {
-		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", n->mac[0], n->mac[1],
-		         n->mac[2], n->mac[3], n->mac[4], n->mac[5]);
-		json_object_set_new(o, "guest_mac", json_string(mac));
-	}
-	if (x->mtu)
-		json_object_set_new(o, "mtu", json_integer(x->mtu));
-	set_copy(o, "rx_rate_limiter", x->rx_rate_limiter);
-	set_copy(o, "tx_rate_limiter", x->tx_rate_limiter);
-	return o;
-}
-
-static json_t *logger_json(const struct spk_logger_config *l)
-{
-	json_t *o = json_pack("{s:s, s:b, s:b}", "level", log_levels[l->level], "show_level",
-	                      l->show_level, "show_log_origin", l->show_origin);
-
-	set_str_if(o, "log_path", l->path);
-	set_str_if(o, "module", l->module);
-	return o;
-}
-
-static json_t *metrics_json(const struct spk_metrics_config *mc)
-{
-	json_t *o = json_pack("{s:s, s:b}", "metrics_path", mc->path, "emit_id", mc->emit_id);
-
-	set_copy(o, "properties", mc->properties);
-	return o;
-}
-
-static void add_devices(json_t *o, const struct spk_vm_resources *r)
-{
-	json_t *drives = json_array(), *nets = json_array();
-
-	for (uint32_t i = 0; i < r->m.n_drives; i++)
-		json_array_append_new(drives, drive_json(r, i));
-	for (uint32_t i = 0; i < r->m.n_nets; i++)
-		json_array_append_new(nets, net_json(r, i));
-	json_object_set_new(o, "drives", drives);
-	json_object_set_new(o, "network-interfaces", nets);
-	if (r->m.vsock.enabled)
-		json_object_set_new(o, "vsock",
-		                    json_pack("{s:I, s:s}", "guest_cid",
-		                              (json_int_t)r->m.vsock.guest_cid, "uds_path",
-		                              r->m.vsock.uds_path));
-	if (r->m.entropy) {
-		json_t *en = json_object();
-
-		set_copy(en, "rate_limiter", r->entropy_rate_limiter);
-		json_object_set_new(o, "entropy", en);
-	}
-}
-
-json_t *spk_res_full_json(const struct spk_vm_resources *r)
-{
-	json_t *o = json_object();
-
-	if (!o)
-		return NULL;
-	if (r->m.kernel) {
-		json_t *bs = json_pack("{s:s}", "kernel_image_path", r->m.kernel);
-
-		set_str_if(bs, "initrd_path", r->m.initrd);
-		set_str_if(bs, "boot_args", r->m.cmdline);
-		json_object_set_new(o, "boot-source", bs);
-	}
-	json_object_set_new(o, "machine-config", spk_res_machine_json(r));
-	add_devices(o, r);
-	if (r->logger.set)
-		json_object_set_new(o, "logger", logger_json(&r->logger));
-	if (r->metrics.set)
-		json_object_set_new(o, "metrics", metrics_json(&r->metrics));
-	return o;
-}
-
-/* ---- the config file
- * ------------------------------------------------------------------------------- */
-
-typedef int (*array_item_fn)(struct spk_vm_resources *r, const char *id, json_t *body,
-                             const char *path, struct spk_res_err *e);
-
-/* drives / network-interfaces: an array of bodies, each id once. */
-static int load_array(struct spk_vm_resources *r, json_t *arr, const char *key,
-                      const char *id_field, array_item_fn fn, struct spk_res_err *e)
-{
-	char p[PATH_BUF];
-	size_t i;
-	json_t *item;
-
-	snprintf(p, sizeof(p), "$.%s", key);
-	if (!json_is_array(arr))
-		return res_fail(e, true, p, "expected an array, got %s", json_type_name(arr));
-	json_array_foreach(arr, i, item)
-	{
-		snprintf(p, sizeof(p), "$.%s[%zu]", key, i);
-		for (size_t j = 0; j < i; j++) {
-			const char *a = json_string_value(json_object_get(item, id_field));
-			const char *b =
-			    json_string_value(json_object_get(json_array_get(arr, j), id_field));
-			if (a && b && strcmp(a, b) == 0)
-				return res_fail(e, false, p, "%s %s appears twice", id_field, a);
-		}
-		if (fn(r, NULL, item, p, e) < 0)
-			return -EINVAL;
-	}
-	return 0;
-}
-
-typedef int (*section_fn)(struct spk_vm_resources *r, json_t *body, const char *path,
-                          struct spk_res_err *e);
-
-static int machine_put(struct spk_vm_resources *r, json_t *b, const char *p, struct spk_res_err *e)
-{
-	return spk_res_machine_config(r, b, false, p, e);
-}
-
-static int logger_section(struct spk_vm_resources *r, json_t *b, const char *p,
-                          struct spk_res_err *e)
-{
-	struct spk_logger_config l;
-
-	if (spk_res_logger(b, p, &l, e) < 0)
-		return -EINVAL;
-	spk_res_logger_free(&r->logger);
-	r->logger = l;
-	return 0;
-}
-
-static int metrics_section(struct spk_vm_resources *r, json_t *b, const char *p,
-                           struct spk_res_err *e)
-{
-	struct spk_metrics_config mc;
-
-	if (spk_res_metrics(b, p, &mc, e) < 0)
-		return -EINVAL;
-	spk_res_metrics_free(&r->metrics);
-	r->metrics = mc;
-	return 0;
-}
-
-static const struct {
-	const char *key;
-	section_fn fn;
-} sections[] = {
-    {"boot-source", spk_res_boot_source},
-    {"machine-config", machine_put},
-    {"vsock", spk_res_vsock},
-    {"entropy", spk_res_entropy},
-    {"serial", spk_res_serial},
-    {"logger", logger_section},
-    {"metrics", metrics_section},
-};
-
-static const char *const unsupported[] = {"balloon", "mmds-config", "cpu-config", "pmem",
-                                          "memory-hotplug"};
-
-static int load_section(struct spk_vm_resources *r, const char *key, json_t *v,
-                        struct spk_res_err *e)
-{
-	char p[PATH_BUF];
-
-	snprintf(p, sizeof(p), "$.%.64s", key);
-	if (strcmp(key, "drives") == 0)
-		return load_array(r, v, key, "drive_id", spk_res_drive, e);
-	if (strcmp(key, "network-interfaces") == 0)
-		return load_array(r, v, key, "iface_id", spk_res_net, e);
-	for (size_t i = 0; i < ARRAY_LEN(sections); i++)
-		if (strcmp(key, sections[i].key) == 0)
-			return sections[i].fn(r, v, p, e);
-	for (size_t i = 0; i < ARRAY_LEN(unsupported); i++)
-		if (strcmp(key, unsupported[i]) == 0)
-			return res_fail(e, false, p, "not supported by sparkler");
-	return res_fail(e, true, "$",
-	                "unknown section `%.64s`, expected one of: boot-source, "
-	                "drives, machine-config, network-interfaces, vsock, entropy, "
-	                "serial, logger, metrics",
-	                key);
-}
-
-/* A config file's refusal goes to a terminal as one line: the keys,
- * values and file names it quotes may hold any control character. */
-static int one_line(char *err, int rc)
-{
-	for (unsigned char *p = (unsigned char *)err; *p; p++)
-		if (*p < 0x20 || *p == 0x7f)
-			*p = '?';
-	return rc;
-}
-
-int spk_res_load_buffer(struct spk_vm_resources *r, const char *name, const char *buf, size_t len,
-                        char *err, size_t errlen)
-{
-	json_error_t je;
-	struct spk_res_err e;
-	json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je), *v;
-	const char *key;
-	int rc = 0;
-
-	if (!root) {
-		if (je.line > 0)
-			snprintf(err, errlen, "%s: line %d column %d: %s", name, je.line, je.column,
-			         je.text);
-		else
-			snprintf(err, errlen, "%s: %s", name, je.text);
-		return one_line(err, -EINVAL);
-	}
-	if (!json_is_object(root)) {
-		snprintf(err, errlen, "%s: $: expected an object, got %s", name,
-		         json_type_name(root));
-		rc = -EINVAL;
-	}
-	/* machine-config first: PUT semantics reset what it does not name */
-	if (!rc && json_object_get(root, "machine-config"))
-		rc = load_section(r, "machine-config", json_object_get(root, "machine-config"), &e);
-	json_object_foreach(root, key, v) if (!rc && strcmp(key, "machine-config") != 0) rc =
-	    load_section(r, key, v, &e);
-	if (rc && json_is_object(root))
-		snprintf(err, errlen, "%s: %s", name, e.msg);
-	else if (!rc && !r->m.kernel) {
-		snprintf(err, errlen, "%s: $.boot-source: missing: a VM needs a kernel to boot",
-		         name);
-		rc = -EINVAL;
-	}
-	json_decref(root);
-	return rc ? one_line(err, rc) : 0;
-}
-
-/* The whole file, at most SPK_RES_FILE_MAX bytes, into *out (malloc'd). */
-static int read_config(const char *file, char **out, size_t *len, char *err, size_t errlen)
-{
-	char *buf = malloc(SPK_RES_FILE_MAX + 1);
-	int fd, rc;
-
-	*len = 0;
-	if (!buf) {
-		snprintf(err, errlen, "%s: out of memory", file);
-		return -ENOMEM;
-	}
-	fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "%s: cannot open: %s", file, strerror(-rc));
-		goto err_free;
-	}
-	while (*len <= SPK_RES_FILE_MAX) {
-		ssize_t n = read(fd, buf + *len, SPK_RES_FILE_MAX + 1 - *len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = -errno;
-			snprintf(err, errlen, "%s: cannot read: %s", file, strerror(-rc));
-			goto err_close;
-		}
-		if (n == 0)
-			break;
-		*len += (size_t)n;
-	}
-	if (*len > SPK_RES_FILE_MAX) {
-		rc = -EFBIG;
-		snprintf(err, errlen, "%s: larger than %s", file, SPK_RES_FILE_MAX_TEXT);
-		goto err_close;
-	}
-	close(fd);
-	*out = buf;
-	return 0;
-
-err_close:
-	close(fd);
-err_free:
-	free(buf);
-	return rc;
-}
-
-int spk_res_load_file(struct spk_vm_resources *r, const char *file, char *err, size_t errlen)
-{
-	char *buf = NULL;
-	size_t len;
-	int rc = read_config(file, &buf, &len, err, errlen);
-
-	if (rc < 0)
-		return one_line(err, rc);
-	rc = spk_res_load_buffer(r, file, buf, len, err, errlen);
-	free(buf);
-	return rc;
 }

@@ -2,18 +2,18 @@
 /*
  * The resources of a microVM in Firecracker's JSON form: the bodies of
  * PUT /machine-config, /boot-source, /drives/{id}, ... and the sections of
- * a --config-file. One parser (config.c) serves both the API and the
+ * a --config-file. One parser (resources.c) serves both the API and the
  * config file: it checks every field (names, types, ranges, files) and
  * applies a body all or nothing, into a spk_machine_config plus what the
  * machine does not need but GET /vm/config reports back.
  */
-#ifndef SPK_VMM_CONFIG_H
-#define SPK_VMM_CONFIG_H
+#ifndef SPK_VMM_API_RESOURCES_H
+#define SPK_VMM_API_RESOURCES_H
 
 #include <jansson.h>
 #include <stdbool.h>
 
-#include "vmm/machine.h"
+#include "vmm/machine/machine.h"
 
 /* Firecracker's limits where they are stricter than the machine's. */
 #define SPK_RES_MAX_VCPUS      32

@@ -24,8 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vmm/gdb_internal.h"
-#include "vmm/seccomp_policy.h"
+#include "vmm/gdb/gdb_internal.h"
+#include "vmm/confine/seccomp_policy.h"
 #include "vmm/vmm.h"
 
 void stub_say(const char *fmt, ...)

@@ -20,7 +20,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "vmm/seccomp_policy.h"
+#include "vmm/confine/seccomp_policy.h"
 /* spk_seccomp_bpf[profile]: the allowlists of seccomp_rules.c compiled to
  * BPF at build time by seccomp-gen; spk_syscall_names[nr] */
 #include "seccomp_bpf.h"

@@ -13,7 +13,7 @@
 
 #include <linux/filter.h>
 
-#include "vmm/seccomp_rules.h"
+#include "vmm/confine/seccomp_rules.h"
 
 static const struct {
 	enum spk_seccomp_profile p;

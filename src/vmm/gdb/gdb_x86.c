@@ -3,8 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "vmm/gdb_proto.h"
-#include "vmm/gdb_x86.h"
+#include "vmm/gdb/gdb_proto.h"
+#include "vmm/gdb/gdb_x86.h"
 
 /* ---- registers ----------------------------------------------------------- */
 

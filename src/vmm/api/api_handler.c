@@ -17,7 +17,7 @@
 #include <sparkler/log.h>
 #include <sparkler/sparkler.h>
 
-#include "vmm/api.h"
+#include "vmm/api/api.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define ERR_MAX      512

@@ -27,8 +27,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "vmm/jail.h"
-#include "vmm/seccomp_policy.h"
+#include "vmm/confine/jail.h"
+#include "vmm/confine/seccomp_policy.h"
 
 static int fail(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -26,7 +26,7 @@
 #include <sparkler/log.h>
 #include <sparkler/sparkler.h>
 
-#include "vmm/api.h"
+#include "vmm/api/api.h"
 
 #define LOG_LINE 1200
 

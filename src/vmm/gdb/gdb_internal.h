@@ -22,9 +22,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "vmm/gdb.h"
-#include "vmm/gdb_proto.h"
-#include "vmm/gdb_x86.h"
+#include "vmm/gdb/gdb.h"
+#include "vmm/gdb/gdb_proto.h"
+#include "vmm/gdb/gdb_x86.h"
 
 #define MAX_VCPUS     256
 #define MAX_POINTS    64

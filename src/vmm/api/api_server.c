@@ -35,9 +35,9 @@
 
 #include <sparkler/log.h>
 
-#include "vmm/api.h"
-#include "vmm/mhd.h"
-#include "vmm/seccomp_policy.h"
+#include "vmm/api/api.h"
+#include "vmm/api/mhd.h"
+#include "vmm/confine/seccomp_policy.h"
 #include "vmm/vmm.h"
 
 #define DRAIN_MS 1000
