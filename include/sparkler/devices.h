@@ -118,10 +118,16 @@ const struct spk_dev_state_ops *spk_acpi_pm_state_ops(void);
 
 /* ---- boot timer (MMIO, one page) ---- */
 struct spk_boot_timer;
+/* A CLOCK_MONOTONIC time, as struct timespec holds it (which strict C99
+ * does not declare: this header compiles without POSIX). */
+struct spk_timespec {
+	int64_t tv_sec;
+	int64_t tv_nsec;
+};
 /* start: the monotonic time to count from (process start). report: called
  * once when the guest writes SPK_PC_BOOT_TIMER_MAGIC, with the time. */
 struct spk_boot_timer_config {
-	struct timespec start;
+	struct spk_timespec start;
 	void (*report)(void *ctx, uint64_t ns_since_start);
 	void *report_ctx;
 };

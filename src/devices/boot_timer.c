@@ -22,7 +22,7 @@
 
 struct spk_boot_timer {
 	pthread_mutex_t lock;
-	struct timespec start;
+	struct spk_timespec start;
 	void (*report)(void *ctx, uint64_t ns_since_start);
 	void *report_ctx;
 	bool reported;
@@ -30,7 +30,7 @@ struct spk_boot_timer {
 };
 
 /* Nanoseconds from start to now, 0 if now is not later. */
-static uint64_t ns_since(const struct timespec *start)
+static uint64_t ns_since(const struct spk_timespec *start)
 {
 	struct timespec now;
 	int64_t secs, ns;

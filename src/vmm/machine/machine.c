@@ -332,8 +332,9 @@ static int add_legacy_devices(struct spk_machine *m, struct vm_instance *v)
 					      .reset_value = SPK_PC_RESET_VALUE,
 					      .stop = device_stop, .stop_ctx = v,
 					      .sci = spk_vm_irq(v->vm, SPK_PC_SCI_IRQ)};
-	const struct spk_boot_timer_config tc = {.start = spk_process_start,
-						 .report = boot_timer_report};
+	const struct spk_boot_timer_config tc = {
+	    .start = {spk_process_start.tv_sec, spk_process_start.tv_nsec},
+	    .report = boot_timer_report};
 	const struct spk_rtc_config rtc_cfg = {0};
 	int rc;
 

@@ -40,7 +40,9 @@ static struct env *make(unsigned ago_ms)
 
 	assert_non_null(e);
 	cfg.report_ctx = e;
-	clock_gettime(CLOCK_MONOTONIC, &cfg.start);
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	cfg.start = (struct spk_timespec){now.tv_sec, now.tv_nsec};
 	cfg.start.tv_sec -= ago_ms / 1000;
 	cfg.start.tv_nsec -= (long)(ago_ms % 1000) * 1000000;
 	if (cfg.start.tv_nsec < 0) {
