@@ -21,6 +21,15 @@ $(BUILD_ASAN)/build.ninja:
 	@scripts/deps.sh build
 	meson setup $(BUILD_ASAN) -Db_sanitize=address,undefined -Db_lundef=false $(MESON_OPTS)
 
+# The SDK: headers, libsparkler.so.0 and .a, sparkler.pc, and the guest SDK
+# (start.o, libsparkler-guest.a, guest.ld, guest.h, sparkler-guest.pc)
+# under PREFIX (README, "Embedding"). Also: DESTDIR=... for a staging root.
+PREFIX ?= /usr/local
+install: $(BUILD)/build.ninja
+	meson configure $(BUILD) -Dprefix=$(PREFIX) -Dlibdir=lib
+	ninja -C $(BUILD)
+	meson install -C $(BUILD) $(if $(DESTDIR),--destdir $(DESTDIR))
+
 demo: all
 	$(BUILD)/src/vmm/sparkler sandbox --stats $(BUILD)/guest/demo.elf
 
