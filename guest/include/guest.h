@@ -108,6 +108,8 @@ void guest_user_abort(struct guest_frame *frame);
 typedef void (*guest_irq_fn)(uint64_t vector, uint64_t error, struct guest_frame *frame);
 /* Install fn for vector and load the IDT on this CPU. */
 void guest_irq_set(uint8_t vector, guest_irq_fn fn);
+/* Let software interrupts (int3, int n) reach vector from CPL3 too (DPL3 gate). */
+void guest_irq_set_user(uint8_t vector);
 static inline void guest_sti(void)
 {
 	__asm__ volatile("sti" ::: "memory");

@@ -416,6 +416,13 @@ void guest_irq_set(uint8_t vector, guest_irq_fn fn)
 	load_idt();
 }
 
+void guest_irq_set_user(uint8_t vector)
+{
+	if (!idt_built)
+		build_idt();
+	idt[vector].type = 0xee; /* present, DPL3, 64-bit interrupt gate */
+}
+
 void guest_interrupt(uint64_t vector, uint64_t error, struct guest_frame *frame)
 {
 	if (irq_fns[vector & 0xff]) {

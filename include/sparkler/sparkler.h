@@ -8,6 +8,7 @@
 
 #include <sparkler/abi.h>
 #include <sparkler/acpi.h>
+#include <sparkler/assist.h>
 #include <sparkler/bus.h>
 #include <sparkler/devices.h>
 #include <sparkler/evloop.h>

@@ -53,6 +53,9 @@ struct spk_vm_config {
 	 * The library installs an empty handler for it unless the program
 	 * has one (then vCPU creation fails: see "The kick signal", vcpu.h). */
 	int kick_signal;
+	/* true: no instruction assists (include/sparkler/assist.h); an
+	 * instruction KVM cannot emulate is then always an INTERNAL_ERROR exit. */
+	bool no_assists;
 };
 
 /*

@@ -7,8 +7,10 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
+#include <sparkler/assist.h>
 #include <sparkler/sparkler.h>
 
 /* One KVM memory slot and the host mapping behind it. */
@@ -39,6 +41,7 @@ struct spk_vm {
 	uint32_t n_msr_exits;
 	int console_fd;
 	int kick_signal;
+	bool no_assists; /* spk_vm_config.no_assists */
 
 	struct spk_mem *mem;
 	struct spk_bus *bus;
@@ -96,6 +99,7 @@ struct spk_vcpu {
 	bool last_from_kvm_hypercall; /* KVM_EXIT_HYPERCALL: ret goes to run */
 
 	struct spk_vcpu_stats stats;
+	struct spk_assist_stats assist; /* assist.c */
 };
 
 /* vm.c */
@@ -118,6 +122,12 @@ bool spk_vcpu_pending_irq(struct spk_vcpu *vcpu);
 
 /* vcpu.c: a failed setup step leaves the vCPU INVALID (DESIGN.md 1). */
 int spk_vcpu_invalidate(struct spk_vcpu *vcpu);
+
+/* assist.c: complete an instruction KVM could not emulate (bytes[0..n));
+ * true when done and the vCPU may run on. false: report the exit (why
+ * gets a reason when an assist was tried and failed). */
+bool spk_kvm_assist(struct spk_vcpu *vcpu, const uint8_t *bytes, unsigned n, char *why,
+		    size_t why_len);
 
 /* cpuid.c */
 int spk_kvm_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out);

@@ -731,7 +731,8 @@ static const char *internal_suberror_name(uint32_t sub)
 	}
 }
 
-static void translate_internal_error(struct spk_vcpu *vcpu, struct spk_exit *exit)
+/* true when an instruction assist (assist.c) completed it: run on. */
+static bool translate_internal_error(struct spk_vcpu *vcpu, struct spk_exit *exit)
 {
 	struct kvm_run *run = vcpu->run;
 	uint32_t sub = run->internal.suberror;
@@ -748,7 +749,13 @@ static void translate_internal_error(struct spk_vcpu *vcpu, struct spk_exit *exi
 			n = sizeof(run->emulation_failure.insn_bytes);
 		memcpy(exit->internal.insn, run->emulation_failure.insn_bytes, n);
 		exit->internal.insn_len = (uint8_t)n;
+		if (spk_kvm_assist(vcpu, exit->internal.insn, n, exit->internal.message,
+				   sizeof(exit->internal.message))) {
+			exit->kind = SPK_EXIT_NONE;
+			return true;
+		}
 	}
+	return false;
 }
 
 static void translate_system_event(struct spk_vcpu *vcpu, struct spk_exit *exit)
@@ -833,7 +840,7 @@ static bool translate(struct spk_vcpu *vcpu, struct spk_exit *exit, enum spk_exi
 		exit->fail_entry.cpu = run->fail_entry.cpu;
 		break;
 	case KVM_EXIT_INTERNAL_ERROR:
-		translate_internal_error(vcpu, exit);
+		handled = translate_internal_error(vcpu, exit);
 		break;
 	case KVM_EXIT_IRQ_WINDOW_OPEN:
 		exit->kind = SPK_EXIT_NONE; /* inject_pending() does the work */

@@ -211,6 +211,7 @@ static int copy_config(struct spk_vm *vm, const struct spk_vm_config *cfg)
 		                "vm: kick_signal %d is not a signal that can be caught "
 		                "(1..SIGRTMAX, not SIGKILL or SIGSTOP)",
 		                cfg->kick_signal);
+	vm->no_assists = cfg->no_assists;
 	if (cfg->irqchip != SPK_IRQCHIP_NONE && cfg->irqchip != SPK_IRQCHIP_KERNEL)
 		return spk_fail(EINVAL, "vm: unknown irqchip mode %d", (int)cfg->irqchip);
 	if (cfg->n_msr_exits) {

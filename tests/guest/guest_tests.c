@@ -904,6 +904,85 @@ static void case_single_step(void)
 	th_teardown(&t);
 }
 
+/* ---- instruction assists (guest/tests/assist.c) ------------------------------------ */
+
+static void case_assist(void)
+{
+	struct spk_assist_stats st;
+	struct spk_exit e;
+	struct th t;
+	bool pvm = strcmp(spk_host_kvm_kind(), "pvm") == 0;
+
+	th_setup(&t, "t_assist", NULL);
+	th_run(&t, &e);
+	struct spk_ucall uc = th_expect_ucall(&t, &e, SPK_UCALL_SYNC);
+	CHECK_EQ(uc.args[0], 1);
+	CHECK(uc.args[1] >= 20, "the guest made %llu checks at CPL0", (unsigned long long)uc.args[1]);
+	spk_vcpu_get_assist_stats(t.vcpu, &st);
+	for (unsigned i = 0; i < SPK_ASSIST__COUNT; i++)
+		printf("assist: %-8s %llu\n", spk_assist_name(i), (unsigned long long)st.count[i]);
+	printf("assist: faults %llu, refetch mismatches %llu\n", (unsigned long long)st.faults,
+	       (unsigned long long)st.refetch_mismatch);
+	if (pvm) {
+		/* every CPL0 instance went through the assists */
+		CHECK_EQ(st.count[SPK_ASSIST_POPCNT], 7 * 3);
+		CHECK_EQ(st.count[SPK_ASSIST_STAC], 1);
+		CHECK_EQ(st.count[SPK_ASSIST_CLAC], 1);
+		CHECK_EQ(st.count[SPK_ASSIST_FWAIT], 1);
+		CHECK_EQ(st.count[SPK_ASSIST_INT3], 1);
+		/* 4 values x 4 forms, the default again, 3 faulting loads */
+		CHECK_EQ(st.count[SPK_ASSIST_LDMXCSR], 4 * 4 + 1 + 3);
+		CHECK_EQ(st.count[SPK_ASSIST_STMXCSR], 4 * 4);
+		CHECK_EQ(st.faults, 3);
+	} else {
+		/* KVM runs them all itself: the library never has to */
+		for (unsigned i = 0; i < SPK_ASSIST__COUNT; i++)
+			CHECK_EQ(st.count[i], 0);
+	}
+	/* on PVM the guest tries ldmxcsr from the hole at 0xd0000000 next */
+	e.hypercall.ret = pvm ? 1 : 0;
+	th_run(&t, &e);
+	uc = th_expect_ucall(&t, &e, SPK_UCALL_SYNC);
+	CHECK_EQ(uc.args[0], 2);
+	printf("assist: %llu checks, CPL0 results equal to native CPL3\n",
+	       (unsigned long long)uc.args[1]);
+	spk_vcpu_get_assist_stats(t.vcpu, &st);
+	CHECK_EQ(st.faults, pvm ? 4 : 0); /* the hole: #GP, no host access */
+	th_run_to_done(&t);
+	th_teardown(&t);
+}
+
+/* Assists off (spk_vm_config.no_assists): the first one is an INTERNAL_ERROR. */
+static void case_assist_off(void)
+{
+	const struct th_opts o = {.no_assists = true};
+	struct spk_assist_stats st;
+	struct spk_exit e;
+	struct th t;
+
+	th_setup(&t, "t_assist", &o);
+	th_run(&t, &e);
+	if (strcmp(spk_host_kvm_kind(), "pvm") != 0) {
+		/* nothing needs assisting: the guest gets through as with them on */
+		th_expect_ucall(&t, &e, SPK_UCALL_SYNC);
+		th_teardown(&t);
+		return;
+	}
+	CHECK(e.kind == SPK_EXIT_INTERNAL_ERROR, "got %s", spk_exit_name(e.kind));
+	CHECK_EQ(e.internal.code, SPK_INTERNAL_EMULATION);
+	CHECK(e.internal.insn_len >= 4 && e.internal.insn[0] == 0xf3 &&
+	      e.internal.insn[2] == 0x0f && e.internal.insn[3] == 0xb8,
+	      "the first popcnt is reported (%u bytes, %02x)", e.internal.insn_len,
+	      e.internal.insn[0]);
+	spk_vcpu_get_assist_stats(t.vcpu, &st);
+	CHECK_EQ(st.count[SPK_ASSIST_POPCNT], 0);
+	spk_vcpu_get_assist_stats(NULL, &st); /* zeros, no crash */
+	CHECK_EQ(st.faults, 0);
+	spk_vcpu_get_assist_stats(t.vcpu, NULL);
+	CHECK(strcmp(spk_assist_name(SPK_ASSIST__COUNT), "?") == 0, "out of range name");
+	th_teardown(&t);
+}
+
 /* ---- INTERNAL_ERROR -------------------------------------------------------------- */
 
 static void case_internal_error(void)
@@ -1323,6 +1402,8 @@ static const struct th_case cases[] = {
     {"triple_fault", case_triple_fault},
     {"single_step", case_single_step},
     {"internal_error", case_internal_error},
+    {"assist", case_assist},
+    {"assist_off", case_assist_off},
     {"spin_kick", case_spin_kick},
     {"unhandled", case_unhandled},
     {"console", case_console},

@@ -16,6 +16,7 @@ void th_setup(struct th *t, const char *name, const struct th_opts *o)
 		.console_fd = o->console_fd,
 		.cpuid_policy = o->cpuid_policy,
 		.cpuid_opaque = o->cpuid_opaque,
+		.no_assists = o->no_assists,
 	};
 	CHECK_OK(spk_vm_create(&cfg, &t->vm));
 	CHECK_OK(spk_vm_add_memory(t->vm, 0, TH_RAM, SPK_MEM_RAM, "ram", NULL));

@@ -65,6 +65,7 @@ struct th_opts {
 	int console_fd;
 	spk_cpuid_policy_fn cpuid_policy;
 	void *cpuid_opaque;
+	bool no_assists;
 };
 
 struct th {
