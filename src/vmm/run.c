@@ -33,7 +33,7 @@
 #define ESCAPE_CHAR 0x01 /* Ctrl-A, then x: quit */
 
 /* long options without a letter */
-enum { OPT_NET = 0x100, OPT_VSOCK };
+enum { OPT_NET = 0x100, OPT_VSOCK, OPT_NO_PVM_CMDLINE };
 
 /* Shared with the signal and stdin threads. */
 static struct {
@@ -216,6 +216,8 @@ static void usage(FILE *f)
 		"  --reboot             restart the guest when it resets\n"
 		"  --no-pvh             boot an ELF kernel through its 64-bit entry\n"
 		"  --timeout SEC        stop the guest after SEC seconds (exit status 4)\n"
+		"  --no-pvm-cmdline     on a PVM host, add nothing to the kernel command line\n"
+		"                       (by default: noxsave nowatchdog, where missing)\n"
 		"  --no-seccomp         run without system call filters (debugging only)\n"
 		"  --gdb ADDR           serve gdb on tcp:[HOST:]PORT or unix:PATH; the guest\n"
 		"                       waits for it before its first instruction\n"
@@ -243,6 +245,7 @@ struct cli {
 	const char *serial;
 	const char *gdb; /* --gdb ADDR */
 	bool gdb_no_wait;
+	bool no_pvm_cmdline;
 };
 
 /* One line: "sparkler: OPT ARG: WHY" (ARG may be NULL). */
@@ -381,6 +384,7 @@ static int parse_one(struct cli *c, int opt, const char *arg, char **argv)
 	case 'D': return add_disk(cfg, arg);
 	case OPT_NET: return add_net(cfg, arg);
 	case OPT_VSOCK: return set_vsock(cfg, arg);
+	case OPT_NO_PVM_CMDLINE: c->no_pvm_cmdline = true; return 0;
 	case 'h': usage(stdout); exit(0);
 	case 'n':
 		if (spk_parse_uint(arg, 1, 255, &v) < 0)
@@ -406,6 +410,32 @@ static int parse_one(struct cli *c, int opt, const char *arg, char **argv)
 	}
 }
 
+/* On a PVM host: the kernel options a stock kernel needs there
+ * (spk_pvm_cmdline); the machine says which were added when the guest
+ * starts (after every check: a bad command line stays one line). */
+static int pvm_cmdline(struct cli *c)
+{
+	struct spk_machine_config *cfg = &c->cfg;
+	char added[64], *cmd;
+	int rc;
+
+	if (strcmp(spk_host_kvm_kind(), "pvm") != 0)
+		return 0;
+	rc = spk_pvm_cmdline(cfg->cmdline ? cfg->cmdline : SPK_MACHINE_DEFAULT_CMDLINE, &cmd,
+			     added, sizeof(added));
+	if (rc < 0)
+		return bad("--cmdline", NULL, rc == -E2BIG ? "too long to add the PVM options (2048 bytes)"
+							  : strerror(-rc));
+	free(cfg->cmdline);
+	cfg->cmdline = cmd;
+	if (added[0])
+		snprintf(cfg->start_note, sizeof(cfg->start_note),
+			 "sparkler: PVM host: added \"%s\" to the kernel command line "
+			 "(--no-pvm-cmdline: leave it as given)",
+			 added);
+	return 0;
+}
+
 static int parse_opts(int argc, char **argv, struct cli *c)
 {
 	static const struct option longs[] = {
@@ -415,6 +445,7 @@ static int parse_opts(int argc, char **argv, struct cli *c)
 		{"serial", required_argument, NULL, 's'}, {"reboot", no_argument, NULL, 'r'},
 		{"no-pvh", no_argument, NULL, 'P'}, {"timeout", required_argument, NULL, 'T'},
 		{"no-seccomp", no_argument, NULL, 'N'},
+		{"no-pvm-cmdline", no_argument, NULL, OPT_NO_PVM_CMDLINE},
 		{"entropy", no_argument, NULL, 'E'}, {"console-virtio", no_argument, NULL, 'V'},
 		{"disk", required_argument, NULL, 'D'},
 		{"gdb", required_argument, NULL, 'g'}, {"gdb-no-wait", no_argument, NULL, 'G'},
@@ -429,6 +460,7 @@ static int parse_opts(int argc, char **argv, struct cli *c)
 	c->serial = "stdout";
 	c->gdb = NULL;
 	c->gdb_no_wait = false;
+	c->no_pvm_cmdline = false;
 	optind = 1;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "", longs, NULL)) != -1)
@@ -444,7 +476,7 @@ static int parse_opts(int argc, char **argv, struct cli *c)
 		return bad("--gdb-no-wait", NULL, "needs --gdb");
 	if (spk_machine_config_check(&c->cfg, err, sizeof(err)) < 0)
 		return bad(strstr(err, "memory") ? "--mem" : "run", NULL, err);
-	return 0;
+	return c->no_pvm_cmdline ? 0 : pvm_cmdline(c);
 }
 
 static int open_serial(const char *dest)

@@ -386,8 +386,10 @@ int spk_cmd_sandbox(int argc, char **argv)
 	spk_gdb_free(sb.gdb);
 
 	spk_watchdog_stop(wd);
-	if (o.stats)
+	if (o.stats) {
 		spk_print_stats(stderr, sb.vm);
+		spk_print_assist_stats(stderr, sb.vm);
+	}
 	spk_vm_destroy(sb.vm);
 	return status;
 }

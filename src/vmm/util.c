@@ -105,6 +105,69 @@ void spk_print_stats(FILE *f, struct spk_vm *vm)
 		(unsigned long long)total, (unsigned long long)handled);
 }
 
+/* The VM's instruction assists summed over its vCPUs; false when none ran. */
+static bool assist_totals(struct spk_vm *vm, struct spk_assist_stats *sum)
+{
+	uint64_t all = 0;
+
+	memset(sum, 0, sizeof(*sum));
+	for (uint32_t i = 0; i < spk_vm_max_vcpus(vm); i++) {
+		struct spk_vcpu *v = spk_vm_vcpu(vm, i);
+		struct spk_assist_stats st;
+
+		if (!v)
+			continue;
+		spk_vcpu_get_assist_stats(v, &st);
+		for (int k = 0; k < SPK_ASSIST__COUNT; k++) {
+			sum->count[k] += st.count[k];
+			all += st.count[k];
+		}
+		sum->faults += st.faults;
+		sum->refetch_mismatch += st.refetch_mismatch;
+	}
+	return all || sum->refetch_mismatch;
+}
+
+void spk_print_assist_stats(FILE *f, struct spk_vm *vm)
+{
+	struct spk_assist_stats sum;
+
+	if (!assist_totals(vm, &sum)) {
+		fprintf(f, "\ninstruction assists: none\n");
+		return;
+	}
+	fprintf(f, "\n| assisted instruction | count |\n|---|---:|\n");
+	for (int k = 0; k < SPK_ASSIST__COUNT; k++)
+		if (sum.count[k])
+			fprintf(f, "| %s | %llu |\n", spk_assist_name(k),
+			        (unsigned long long)sum.count[k]);
+	fprintf(f, "| (faults injected) | %llu |\n| (bytes changed, ran again) | %llu |\n",
+	        (unsigned long long)sum.faults, (unsigned long long)sum.refetch_mismatch);
+}
+
+void spk_log_assist_totals(struct spk_vm *vm)
+{
+	struct spk_assist_stats sum;
+	char line[512];
+	size_t at = 0;
+
+	if (!assist_totals(vm, &sum))
+		return;
+	for (int k = 0; k < SPK_ASSIST__COUNT && at < sizeof(line); k++)
+		if (sum.count[k])
+			at += (size_t)snprintf(line + at, sizeof(line) - at, "%s%s %llu",
+			                       at ? ", " : "", spk_assist_name(k),
+			                       (unsigned long long)sum.count[k]);
+	if (at >= sizeof(line))
+		at = sizeof(line) - 1;
+	snprintf(line + at, sizeof(line) - at, "%s%llu faults injected, %llu ran again",
+	         at ? "; " : "", (unsigned long long)sum.faults,
+	         (unsigned long long)sum.refetch_mismatch);
+	/* \r: the terminal may be raw while the guest runs */
+	fprintf(stderr, "\r\nsparkler: instruction assists (KVM could not emulate these): %s\r\n",
+	        line);
+}
+
 int spk_read_file(const char *path, uint64_t max, void **data, size_t *size, const char **err)
 {
 	struct stat st;

@@ -27,6 +27,10 @@ int spk_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
 /* Print the per-exit-kind table of all vCPUs (kind, count, mean us). */
 void spk_print_stats(FILE *f, struct spk_vm *vm);
+/* The instruction assists (sparkler/assist.h): a table for --stats, and one
+ * log line with the totals (nothing when none ran). */
+void spk_print_assist_stats(FILE *f, struct spk_vm *vm);
+void spk_log_assist_totals(struct spk_vm *vm);
 
 /* When the process started (main() sets it): the boot timer counts from it. */
 extern struct timespec spk_process_start;
@@ -48,6 +52,16 @@ struct spk_cpu_policy {
 int spk_cpuid_policy(void *opaque, uint32_t vcpu_id, struct spk_cpuid_entry *e, uint32_t *n,
 		     uint32_t cap);
 int spk_cpu_template_parse(const char *s, enum spk_cpu_template *t);
+
+/*
+ * The kernel options a stock Linux needs on a PVM host (see cpuid.c): the
+ * command line with those it lacks appended (before a " -- " that starts
+ * init's arguments), in *out (malloc'd, the caller frees). An option counts
+ * as present when a word has its name (before any '='). added (may be
+ * NULL) gets the ones added, space-separated, "" for none. 0, -ENOMEM, or
+ * -E2BIG when the result would pass the kernel's 2048 bytes (*out NULL).
+ */
+int spk_pvm_cmdline(const char *cmdline, char **out, char *added, size_t added_len);
 
 /*
  * A watchdog: calls fire(ctx) once, on its own thread, after seconds,

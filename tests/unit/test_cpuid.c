@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -162,6 +163,48 @@ static void test_tsc_deadline(void **state)
 	spk_kvm_cpuid_add_emulated(NULL, 0, true);
 }
 
+/* The PVM command line: what is missing is added once, before " -- ". */
+static void test_pvm_cmdline(void **state)
+{
+	(void)state;
+	char added[64], small[8], *out;
+
+	assert_int_equal(spk_pvm_cmdline("console=ttyS0", &out, added, sizeof(added)), 0);
+	assert_string_equal(out, "console=ttyS0 noxsave nowatchdog");
+	assert_string_equal(added, "noxsave nowatchdog");
+	free(out);
+	/* present ones stay as the user gave them, with or without a value */
+	assert_int_equal(
+	    spk_pvm_cmdline("nowatchdog=1 noxsave panic=-1", &out, added, sizeof(added)), 0);
+	assert_string_equal(out, "nowatchdog=1 noxsave panic=-1");
+	assert_string_equal(added, "");
+	free(out);
+	/* a longer word with the same start is another option */
+	assert_int_equal(spk_pvm_cmdline("noxsaveopt", &out, NULL, 0), 0);
+	assert_string_equal(out, "noxsaveopt noxsave nowatchdog");
+	free(out);
+	/* init's arguments stay last, and an option there does not count */
+	assert_int_equal(spk_pvm_cmdline("ro -- noxsave", &out, added, sizeof(added)), 0);
+	assert_string_equal(out, "ro noxsave nowatchdog -- noxsave");
+	free(out);
+	/* empty and NULL command lines; a short `added` is cut, not overrun */
+	assert_int_equal(spk_pvm_cmdline("", &out, small, sizeof(small)), 0);
+	assert_string_equal(out, "noxsave nowatchdog");
+	assert_true(strlen(small) < sizeof(small));
+	free(out);
+	assert_int_equal(spk_pvm_cmdline(NULL, &out, NULL, 0), 0);
+	assert_string_equal(out, "noxsave nowatchdog");
+	free(out);
+	/* past the kernel's 2048 bytes: refused */
+	char *big = malloc(2048);
+	assert_non_null(big);
+	memset(big, 'a', 2040);
+	big[2040] = 0;
+	assert_int_equal(spk_pvm_cmdline(big, &out, added, sizeof(added)), -E2BIG);
+	assert_null(out);
+	free(big);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -170,6 +213,7 @@ int main(void)
 		cmocka_unit_test(test_minimal_template_and_cx16),
 		cmocka_unit_test(test_template_names),
 		cmocka_unit_test(test_tsc_deadline),
+		cmocka_unit_test(test_pvm_cmdline),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,9 +2,11 @@
 /*
  * The CPUID policy of `sparkler run`: a topology for N vCPUs (one core per
  * vCPU, no SMT), the hypervisor bit, a template that hides features, and
- * what these hosts' KVM cannot emulate (CX16 on PVM, see PLATFORM notes).
+ * what these hosts' KVM cannot emulate (CX16 on PVM, see PLATFORM notes),
+ * and the kernel options a stock kernel needs on PVM hosts.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "vmm/vmm.h"
@@ -151,5 +153,76 @@ int spk_cpu_template_parse(const char *s, enum spk_cpu_template *t)
 		*t = SPK_CPU_TEMPLATE_MINIMAL;
 	else
 		return -1;
+	return 0;
+}
+
+/*
+ * On PVM hosts guest CPL0 code goes through KVM's emulator, which cannot
+ * run xsave/xrstor (the kernel's FPU switching: noxsave keeps it on
+ * fxsave, which CPUID cannot hide there), and everything runs so slowly
+ * that the soft-lockup watchdog fires (nowatchdog).
+ */
+static const char *const pvm_options[] = {"noxsave", "nowatchdog"};
+
+#define KERNEL_CMDLINE_MAX 2048
+
+/* Is there a word in s[0..len) named like opt (the word, or what precedes its '=')? */
+static bool has_option(const char *s, size_t len, const char *opt)
+{
+	size_t n = strlen(opt), i = 0;
+
+	while (i < len) {
+		while (i < len && s[i] == ' ')
+			i++;
+		size_t start = i;
+		while (i < len && s[i] != ' ')
+			i++;
+		size_t w = i - start;
+		if (w >= n && strncmp(s + start, opt, n) == 0 && (w == n || s[start + n] == '='))
+			return true;
+	}
+	return false;
+}
+
+int spk_pvm_cmdline(const char *cmdline, char **out, char *added, size_t added_len)
+{
+	const char *cmd = cmdline ? cmdline : "";
+	const char *init_args = strstr(cmd, " -- ");
+	size_t head = init_args ? (size_t)(init_args - cmd) : strlen(cmd);
+	size_t total = strlen(cmd) + 1, add_at = 0;
+	char *buf;
+
+	*out = NULL;
+	if (added && added_len)
+		added[0] = 0;
+	for (size_t i = 0; i < sizeof(pvm_options) / sizeof(pvm_options[0]); i++)
+		if (!has_option(cmd, head, pvm_options[i]))
+			total += strlen(pvm_options[i]) + 1;
+	if (total > KERNEL_CMDLINE_MAX)
+		return -E2BIG;
+	buf = malloc(total);
+	if (!buf)
+		return -ENOMEM;
+	memcpy(buf, cmd, head);
+	size_t at = head;
+	for (size_t i = 0; i < sizeof(pvm_options) / sizeof(pvm_options[0]); i++) {
+		size_t n = strlen(pvm_options[i]);
+
+		if (has_option(cmd, head, pvm_options[i]))
+			continue;
+		if (at)
+			buf[at++] = ' ';
+		memcpy(buf + at, pvm_options[i], n);
+		at += n;
+		if (added && added_len > add_at + 1) {
+			int w = snprintf(added + add_at, added_len - add_at, "%s%s",
+			                 add_at ? " " : "", pvm_options[i]);
+			add_at = w > 0 ? add_at + (size_t)w : add_at;
+			if (add_at >= added_len)
+				add_at = added_len - 1;
+		}
+	}
+	strcpy(buf + at, cmd + head);
+	*out = buf;
 	return 0;
 }

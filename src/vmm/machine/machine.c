@@ -703,6 +703,10 @@ static int boot_once(struct spk_machine *m, bool *restart, char *err, size_t err
 	pthread_mutex_unlock(&m->lock);
 	if (atomic_load(&m->stop_host)) /* stopped while we were building */
 		spk_kick_all(v->vm);
+	if (m->cfg.start_note[0]) {
+		fprintf(stderr, "%s\n", m->cfg.start_note);
+		m->cfg.start_note[0] = 0; /* once, not on every --reboot */
+	}
 	if (m->dbg.vm_start && m->dbg.vm_start(m->dbg.ctx, v->vm))
 		ops.start_paused = true; /* a debugger sees the first instruction */
 	rc = spk_vm_run(v->vm, &ops, m, &res);
@@ -712,6 +716,7 @@ static int boot_once(struct spk_machine *m, bool *restart, char *err, size_t err
 	} else {
 		status = status_of(m, &res, restart, err, errlen);
 	}
+	spk_log_assist_totals(v->vm);
 	if (m->dbg.vm_end)
 		m->dbg.vm_end(m->dbg.ctx, status,
 			      !(status == SPK_STATUS_OK && *restart && !atomic_load(&m->stop_host)));

@@ -65,6 +65,9 @@ struct spk_machine_config {
 	 * spk_machine_console_input(). */
 	bool virtio_console;
 	int virtio_console_fd;
+	/* A line for stderr once the first guest is built and about to run
+	 * ("" for none): `run` says there which options it added on PVM. */
+	char start_note[256];
 };
 
 #define SPK_MACHINE_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1"
