@@ -122,9 +122,9 @@ static void setup(void)
 	ram = calloc(1, RAM_SIZE);
 	rom = calloc(1, ROM_SIZE);
 	if (!ram || !rom || spk_mem_new(&mem) < 0 ||
-	    spk_mem_add(mem, 0, RAM_SIZE, SPK_MEM_RAM, "ram", ram) < 0 ||
-	    spk_mem_add(mem, RAM_SIZE, ROM_SIZE, SPK_MEM_READONLY, "rom", rom) < 0 ||
-	    spk_mem_add(mem, 0x20000, 0x1000, SPK_MEM_UNPOPULATED, "hole", NULL) < 0)
+	    spk_mem_add(mem, 0, RAM_SIZE, SPK_MEM_RAM, ram, "ram") < 0 ||
+	    spk_mem_add(mem, RAM_SIZE, ROM_SIZE, SPK_MEM_READONLY, rom, "rom") < 0 ||
+	    spk_mem_add(mem, 0x20000, 0x1000, SPK_MEM_UNPOPULATED, NULL, "hole") < 0)
 		abort();
 }
 
