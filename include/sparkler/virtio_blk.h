@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <sparkler/ratelimit.h>
 #include <sparkler/virtio.h>
 
 #ifdef __cplusplus
@@ -45,6 +46,7 @@ struct spk_virtio_blk_config {
 	const char *id;          /* the drive's name: GET_ID's serial (20 bytes) and messages */
 	bool read_only;
 	enum spk_blk_engine engine;
+	struct spk_rate_limit rate_limit; /* all zero: none (sparkler/ratelimit.h) */
 	unsigned test_flags; /* SPK_BLK_TEST_* */
 };
 
@@ -83,7 +85,13 @@ struct spk_virtio_blk_stats {
 	uint64_t syncs;         /* fdatasync calls made (flushes, write-through) */
 	uint64_t zero_fill;     /* ranges zeroed by writing zeros (no fallocate) */
 	uint32_t inflight_max;  /* most requests in flight at once */
+	struct spk_rate_limit_stats rate; /* every request counts, throttled or not */
 };
+/* Change the rate limit while the device runs (Firecracker's PATCH): the
+ * buckets start full again; requests waiting for a refill go on. 0 or
+ * -EINVAL (a bad limit, or a limit on a device without an event loop). */
+int spk_virtio_blk_set_rate_limit(struct spk_virtio_blk *b, const struct spk_rate_limit *l);
+
 void spk_virtio_blk_get_stats(struct spk_virtio_blk *b, struct spk_virtio_blk_stats *out);
 
 #ifdef __cplusplus

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <sparkler/ratelimit.h>
 #include <sparkler/virtio.h>
 
 #ifdef __cplusplus
@@ -37,11 +38,14 @@ struct spk_virtio_net_config {
 	int tap_fd;
 	uint8_t mac[6];
 	bool has_mac; /* false: a random, locally administered unicast MAC */
+	/* all zero: none (sparkler/ratelimit.h); frames count as operations */
+	struct spk_rate_limit rx_rate_limit, tx_rate_limit;
 };
 
 struct spk_virtio_net_stats {
 	uint64_t rx_frames, rx_bytes, rx_dropped; /* TAP to guest */
 	uint64_t tx_frames, tx_bytes, tx_dropped; /* guest to TAP */
+	struct spk_rate_limit_stats rx_rate, tx_rate;
 };
 
 struct spk_virtio_net;
@@ -53,6 +57,10 @@ struct spk_virtio *spk_virtio_net_dev(struct spk_virtio_net *n);
 /* The TAP's name as the kernel has it ("fd N" for a tap_fd). */
 const char *spk_virtio_net_ifname(const struct spk_virtio_net *n);
 void spk_virtio_net_mac(const struct spk_virtio_net *n, uint8_t mac[6]);
+/* Change the receive and transmit rate limits while the device runs (NULL:
+ * leave that one as it is); the buckets start full again. 0 or -EINVAL. */
+int spk_virtio_net_set_rate_limits(struct spk_virtio_net *n, const struct spk_rate_limit *rx,
+                                   const struct spk_rate_limit *tx);
 void spk_virtio_net_get_stats(struct spk_virtio_net *n, struct spk_virtio_net_stats *st);
 
 #ifdef __cplusplus

@@ -38,6 +38,7 @@
 #include <sparkler/virtio_blk.h>
 
 #include "core/internal.h"
+#include "virtio/ratelimit.h"
 
 #define BLK_QUEUE_SIZE 256
 #define BLK_SLOTS      BLK_QUEUE_SIZE /* requests in flight at most */
@@ -145,6 +146,7 @@ struct spk_virtio_blk {
 	uint64_t gen;   /* bumped at each reset: older requests are not answered */
 	bool stalled;   /* no free slot: popping resumes at a completion */
 	uint32_t inflight;
+	struct spk_ratelimiter rl; /* requests wait here while its buckets refill */
 	struct blk_req *slots;
 	uint16_t free[BLK_SLOTS]; /* a stack of free slot numbers */
 	unsigned nfree;
@@ -619,6 +621,12 @@ static bool take(struct spk_virtio_blk *b, struct blk_req *r, const struct spk_v
 		return false;
 	}
 	r->status = st.iov_base;
+	/* what the rate limiter counts: one operation, and the data of a read
+	 * or a write (the chain's bytes past the header, or but the status) */
+	uint32_t type = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 |
+	                (uint32_t)hdr[3] << 24;
+	spk_rl_charge(&b->rl, 1,
+	              type == T_IN ? c->in_len - 1u : type == T_OUT ? c->out_len - HDR_LEN : 0);
 	uint8_t s = start_req(b, r, c, hdr);
 	if (s != S_OK || r->op == OP_NONE)
 		finish(b, r, s);
@@ -638,6 +646,9 @@ static bool start_some(struct spk_virtio_blk *b)
 	for (;;) {
 		if (budget-- == 0)
 			return spk_virtio_running(b->vd);
+		/* over its rate: the refill kicks the queue again */
+		if (!spk_rl_admit(&b->rl))
+			return false;
 		struct blk_req *r = slot_get(b);
 		if (!r) {
 			b->stalled = true;
@@ -957,6 +968,7 @@ int spk_virtio_blk_new(const struct spk_virtio_blk_config *cfg, struct spk_virti
 		return spk_fail(ENOMEM, "virtio-blk: out of memory");
 	}
 	b->fd = b->efd = -1;
+	spk_rl_init(&b->rl, cfg->loop, NULL, 0);
 	for (unsigned i = 0; i < BLK_SLOTS; i++)
 		b->free[b->nfree++] = (uint16_t)(BLK_SLOTS - 1 - i);
 	b->loop = cfg->loop;
@@ -968,6 +980,11 @@ int spk_virtio_blk_new(const struct spk_virtio_blk_config *cfg, struct spk_virti
 		memcpy(b->serial, cfg->id, strnlen(cfg->id, ID_BYTES));
 	if ((rc = open_image(b, cfg->path)) < 0 || (rc = pick_engine(b, cfg->engine)) < 0 ||
 	    (rc = make_dev(b, cfg)) < 0) {
+		spk_virtio_blk_free(b);
+		return rc;
+	}
+	b->rl.vd = b->vd;
+	if ((rc = spk_rl_set(&b->rl, &cfg->rate_limit)) < 0) {
 		spk_virtio_blk_free(b);
 		return rc;
 	}
@@ -987,6 +1004,7 @@ void spk_virtio_blk_free(struct spk_virtio_blk *b)
 		drain(b);
 		spk_virtio_unlock(b->vd);
 	}
+	spk_rl_free(&b->rl); /* its refill kicks the device */
 	uring_stop(b);
 	spk_virtio_free(b->vd);
 	for (unsigned i = 0; b->slots && i < BLK_SLOTS; i++)
@@ -1077,5 +1095,18 @@ void spk_virtio_blk_get_stats(struct spk_virtio_blk *b, struct spk_virtio_blk_st
 {
 	spk_virtio_lock(b->vd);
 	*out = b->st;
+	out->rate = b->rl.st;
 	spk_virtio_unlock(b->vd);
+}
+
+int spk_virtio_blk_set_rate_limit(struct spk_virtio_blk *b, const struct spk_rate_limit *l)
+{
+	int rc;
+
+	if (!b || !l)
+		return spk_fail(EINVAL, "virtio-blk: set_rate_limit needs a device and a limit");
+	spk_virtio_lock(b->vd);
+	rc = spk_rl_set(&b->rl, l);
+	spk_virtio_unlock(b->vd);
+	return rc;
 }

@@ -43,6 +43,7 @@
 
 #include "core/internal.h"
 #include "devices/devlog.h"
+#include "virtio/ratelimit.h"
 
 #define NET_QUEUE_SIZE 256
 #define NET_RX         0
@@ -86,6 +87,9 @@ struct spk_virtio_net {
 	uint8_t tx_hdr[NET_HDR_LEN]; /* all zeros: what the TAP gets */
 	struct spk_virtio_net_stats st;
 	struct spk_dev_ratelimit rl;
+	/* frames wait in the TAP (receive) or the queue (transmit) while
+	 * these refill */
+	struct spk_ratelimiter rx_rl, tx_rl;
 };
 
 #define net_log(n, ...) spk_dev_log(&(n)->rl, spk_virtio_name((n)->vd), SPK_LOG_WARN, __VA_ARGS__)
@@ -267,14 +271,23 @@ static void rx_pump(struct spk_virtio_net *n)
 	unsigned pushed = 0;
 
 	for (unsigned i = 0; i < NET_BUDGET && !n->tap_gone; i++) {
+		if (!spk_rl_admit(&n->rx_rl)) {
+			/* over the receive rate: frames wait in the TAP; the
+			 * refill kicks queue 0, which watches the TAP again */
+			tap_watch(n, false, n->tx.held);
+			break;
+		}
 		if (!n->rx.held && !rx_take(n)) {
 			/* no buffers: wait for the driver's kick, not for the TAP */
 			tap_watch(n, false, n->tx.held);
 			break;
 		}
+		uint64_t before = n->st.rx_bytes;
 		int rc = rx_one(n);
 		if (rc == 0)
 			break;
+		if (rc > 0)
+			spk_rl_charge(&n->rx_rl, 1, n->st.rx_bytes - before);
 		pushed += rc > 0;
 	}
 	if (pushed)
@@ -380,11 +393,17 @@ static void tx_pump(struct spk_virtio_net *n)
 
 	if (!tx_retry(n))
 		return; /* EPOLLOUT brings us back */
-	for (i = 0; i < NET_BUDGET && spk_virtio_pop(n->vd, NET_TX, &c) > 0; i++) {
+	for (i = 0; i < NET_BUDGET; i++) {
+		/* over the transmit rate: frames wait in the queue; the refill
+		 * kicks it */
+		if (!spk_rl_admit(&n->tx_rl) || spk_virtio_pop(n->vd, NET_TX, &c) <= 0)
+			break;
 		enum tx_verdict v = tx_check(n, &c);
 
 		if (v == TX_BROKEN)
 			return;
+		if (v == TX_SEND)
+			spk_rl_charge(&n->tx_rl, 1, n->tx.cap);
 		if (v == TX_SEND && !tx_write(n)) {
 			n->tx.c = c;
 			n->tx.held = true;
@@ -551,6 +570,8 @@ int spk_virtio_net_new(const struct spk_virtio_net_config *cfg, struct spk_virti
 	if (!n)
 		return spk_fail(ENOMEM, "virtio-net: out of memory");
 	n->loop = cfg->loop;
+	spk_rl_init(&n->rx_rl, cfg->loop, NULL, NET_RX);
+	spk_rl_init(&n->tx_rl, cfg->loop, NULL, NET_TX);
 	if (cfg->has_mac)
 		memcpy(n->mac, cfg->mac, sizeof(n->mac));
 	else
@@ -566,6 +587,12 @@ int spk_virtio_net_new(const struct spk_virtio_net_config *cfg, struct spk_virti
 	}
 	if ((rc = net_make(n, cfg)) < 0)
 		goto err_close;
+	n->rx_rl.vd = n->tx_rl.vd = n->vd;
+	if ((rc = spk_rl_set(&n->rx_rl, &cfg->rx_rate_limit)) < 0 ||
+	    (rc = spk_rl_set(&n->tx_rl, &cfg->tx_rate_limit)) < 0) {
+		spk_virtio_net_free(n); /* it owns the TAP now */
+		return rc;
+	}
 	*out = n;
 	return 0;
 
@@ -582,6 +609,8 @@ void spk_virtio_net_free(struct spk_virtio_net *n)
 		return;
 	if (!n->tap_gone)
 		spk_evloop_del(n->loop, n->tap);
+	spk_rl_free(&n->rx_rl); /* their refills kick the device */
+	spk_rl_free(&n->tx_rl);
 	spk_virtio_free(n->vd);
 	close(n->tap);
 	free(n);
@@ -606,5 +635,26 @@ void spk_virtio_net_get_stats(struct spk_virtio_net *n, struct spk_virtio_net_st
 {
 	spk_virtio_lock(n->vd);
 	*st = n->st;
+	st->rx_rate = n->rx_rl.st;
+	st->tx_rate = n->tx_rl.st;
 	spk_virtio_unlock(n->vd);
+}
+
+int spk_virtio_net_set_rate_limits(struct spk_virtio_net *n, const struct spk_rate_limit *rx,
+                                   const struct spk_rate_limit *tx)
+{
+	int rc = 0;
+
+	if (!n)
+		return spk_fail(EINVAL, "virtio-net: set_rate_limits needs a device");
+	/* both checked before either changes: all or nothing */
+	if ((rx && (rc = spk_rl_check(rx)) < 0) || (tx && (rc = spk_rl_check(tx)) < 0))
+		return rc;
+	spk_virtio_lock(n->vd);
+	if (rx)
+		rc = spk_rl_set(&n->rx_rl, rx);
+	if (rc == 0 && tx)
+		rc = spk_rl_set(&n->tx_rl, tx);
+	spk_virtio_unlock(n->vd);
+	return rc;
 }

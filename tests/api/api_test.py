@@ -476,6 +476,19 @@ def refusals(tmp):
          "$.rate_limiter.ops.size: -1 is out of range"),
         ("PUT", "/drives/d", dict(drive, rate_limiter={"ops": {"size": 1}}), 400,
          "$.rate_limiter.ops.refill_time: missing"),
+        # enforced limits: a bucket that holds nothing or never refills is refused
+        ("PUT", "/drives/d", dict(drive, rate_limiter={"ops": {"size": 0,
+                                                               "refill_time": 1}}), 400,
+         "$.rate_limiter.ops.size: 0 is out of range"),
+        ("PUT", "/drives/d", dict(drive, rate_limiter={"bandwidth": {"size": 10,
+                                                                     "refill_time": 0}}), 400,
+         "$.rate_limiter.bandwidth.refill_time: 0 is out of range"),
+        ("PUT", "/drives/d", dict(drive, rate_limiter={"bandwidth": {
+            "size": 10, "refill_time": 1000000000001}}), 400,
+         "$.rate_limiter.bandwidth.refill_time: 1000000000001 is out of range"),
+        ("PUT", "/drives/d", dict(drive, rate_limiter={"bandwidth": {
+            "size": 10, "refill_time": 5, "one_time_burst": -1}}), 400,
+         "$.rate_limiter.bandwidth.one_time_burst: -1 is out of range"),
         ("PUT", "/drives/d-1", dict(drive, drive_id="d-1"), 400, "alphanumeric"),
         ("PUT", "/drives/", drive, 400, "The ID cannot be empty"),
         ("PUT", "/network-interfaces/n", {"iface_id": "n", "host_dev_name": "t" * 16},
@@ -883,6 +896,16 @@ def post_boot_rules(p, disk):
     expect(p.call("PATCH", "/drives/nope", {"drive_id": "nope"}), 400, None,
            "PATCH of an unknown drive", "no drive nope")
     drive_swap(p, disk)
+    # a new rate limit for the running disk, and back to none
+    expect(p.call("PATCH", "/drives/rootfs", {"drive_id": "rootfs", "rate_limiter": {
+        "bandwidth": {"size": 1 << 20, "one_time_burst": 1 << 20, "refill_time": 100},
+        "ops": {"size": 100, "refill_time": 1000}}}), 204, None,
+           "PATCH /drives with a rate limiter after boot")
+    expect(p.call("PATCH", "/drives/rootfs", {"drive_id": "rootfs", "rate_limiter": {
+        "ops": {"size": 0, "refill_time": 1000}}}), 400, None,
+           "PATCH /drives with a zero-size bucket", "0 is out of range")
+    expect(p.call("PATCH", "/drives/rootfs", {"drive_id": "rootfs", "rate_limiter": {}}),
+           204, None, "PATCH /drives: an empty rate limiter lifts the limit")
     expect(p.call("PATCH", "/network-interfaces/eth0",
                   {"iface_id": "eth0", "tx_rate_limiter": {"ops": {"size": 5,
                                                                    "refill_time": 10}}}),

@@ -305,24 +305,48 @@ static int op_ctrl_alt_del(void *ctx, char *err, size_t len)
 	return vm_call(ctx, spk_machine_ctrl_alt_del, err, len);
 }
 
+/* A change to a running device: fn(m, id, ...) under the lock, with the
+ * answers for a VM that is not running or has no such device. */
+#define ON_DEVICE(a, what, id, err, len, call)                                                     \
+	({                                                                                         \
+		bool running_;                                                                     \
+		int rc_ = -EINVAL;                                                                 \
+		pthread_mutex_lock(&(a)->lock);                                                    \
+		running_ = (a)->m && !(a)->vm_done;                                                \
+		if (running_)                                                                      \
+			rc_ = (call);                                                              \
+		pthread_mutex_unlock(&(a)->lock);                                                  \
+		if (!running_)                                                                     \
+			snprintf(err, len, "the microVM is not running");                          \
+		else if (rc_ == -ENODEV)                                                           \
+			snprintf(err, len, "the running microVM has no %s %s", what, id);          \
+		else if (rc_ < 0)                                                                  \
+			snprintf(err, len, "%s", spk_last_error());                                \
+		rc_;                                                                               \
+	})
+
 static int op_swap_drive(void *ctx, const char *id, const char *path, char *err, size_t len)
 {
 	struct api_main *a = ctx;
-	bool running;
-	int rc = -EINVAL;
 
-	pthread_mutex_lock(&a->lock);
-	running = a->m && !a->vm_done;
-	if (running)
-		rc = spk_machine_drive_swap(a->m, id, path);
-	pthread_mutex_unlock(&a->lock);
-	if (!running)
-		snprintf(err, len, "the microVM is not running");
-	else if (rc == -ENODEV)
-		snprintf(err, len, "the running microVM has no drive %s", id);
-	else if (rc < 0)
-		snprintf(err, len, "%s", spk_last_error());
-	return rc;
+	return ON_DEVICE(a, "drive", id, err, len, spk_machine_drive_swap(a->m, id, path));
+}
+
+static int op_limit_drive(void *ctx, const char *id, const struct spk_rate_limit *l, char *err,
+                          size_t len)
+{
+	struct api_main *a = ctx;
+
+	return ON_DEVICE(a, "drive", id, err, len, spk_machine_drive_rate_limit(a->m, id, l));
+}
+
+static int op_limit_net(void *ctx, const char *id, const struct spk_rate_limit *rx,
+                        const struct spk_rate_limit *tx, char *err, size_t len)
+{
+	struct api_main *a = ctx;
+
+	return ON_DEVICE(a, "network interface", id, err, len,
+	                 spk_machine_net_rate_limits(a->m, id, rx, tx));
 }
 
 static int op_flush_metrics(void *ctx, char *err, size_t len)
@@ -350,6 +374,8 @@ static const struct spk_api_ops api_ops = {
     .resume = op_resume,
     .ctrl_alt_del = op_ctrl_alt_del,
     .swap_drive = op_swap_drive,
+    .limit_drive = op_limit_drive,
+    .limit_net = op_limit_net,
     .flush_metrics = op_flush_metrics,
     .set_logger = op_set_logger,
     .set_metrics = op_set_metrics,

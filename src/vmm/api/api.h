@@ -38,6 +38,12 @@ struct spk_api_ops {
 	/* PATCH /drives after boot with a path_on_host: the running disk of
 	 * drive id takes that file, or nothing changes (NULL: only recorded). */
 	int (*swap_drive)(void *ctx, const char *id, const char *path, char *err, size_t len);
+	/* PATCH after boot with a rate limiter: the running disk, or network
+	 * interface (rx or tx NULL: unchanged), takes the new limit. */
+	int (*limit_drive)(void *ctx, const char *id, const struct spk_rate_limit *l, char *err,
+	                   size_t len);
+	int (*limit_net)(void *ctx, const char *id, const struct spk_rate_limit *rx,
+	                 const struct spk_rate_limit *tx, char *err, size_t len);
 	int (*flush_metrics)(void *ctx, char *err, size_t len);
 	/* Open cfg's file; cfg stays the caller's. */
 	int (*set_logger)(void *ctx, struct spk_logger_config *cfg, char *err, size_t len);

@@ -325,12 +325,35 @@ static int check_token_bucket(const json_t *tb, const char *path, struct spk_res
 	    {"one_time_burst", JT_INT, false},
 	    {"refill_time", JT_INT, true},
 	};
+	/* enforced, so no zero: a bucket that holds nothing or never refills
+	 * would stop the device for good (a limit is left out to have none) */
+	static const json_int_t min[] = {1, 0, 1};
+	static const json_int_t max[] = {INT64_MAX, INT64_MAX, (json_int_t)SPK_RATE_REFILL_MAX_MS};
 	json_int_t v;
 	int rc = check_object(tb, path, f, ARRAY_LEN(f), e);
 
 	for (size_t i = 0; rc == 0 && i < ARRAY_LEN(f); i++)
-		rc = int_field(tb, path, f[i].name, 0, INT64_MAX, &v, e);
+		rc = int_field(tb, path, f[i].name, min[i], max[i], &v, e);
 	return rc;
+}
+
+static void token_bucket(const json_t *tb, struct spk_token_bucket *out)
+{
+	*out = (struct spk_token_bucket){0};
+	if (!tb || json_is_null(tb))
+		return;
+	out->size = (uint64_t)json_integer_value(json_object_get(tb, "size"));
+	out->one_time_burst = (uint64_t)json_integer_value(json_object_get(tb, "one_time_burst"));
+	out->refill_time_ms = (uint64_t)json_integer_value(json_object_get(tb, "refill_time"));
+}
+
+void spk_res_rate_limit(const json_t *rl, struct spk_rate_limit *out)
+{
+	*out = (struct spk_rate_limit){0};
+	if (!rl || json_is_null(rl))
+		return;
+	token_bucket(json_object_get(rl, "bandwidth"), &out->bandwidth);
+	token_bucket(json_object_get(rl, "ops"), &out->ops);
 }
 
 static int check_rate_limiter(const json_t *rl, const char *path, struct spk_res_err *e)
@@ -651,6 +674,7 @@ int spk_res_drive(struct spk_vm_resources *r, const char *url_id, json_t *body, 
 	*d = (struct spk_drive_config){.path = file,
 	                               .read_only = bool_field(body, "is_read_only", false),
 	                               .root = bool_field(body, "is_root_device", false)};
+	spk_res_rate_limit(x.rate_limiter, &d->rate_limit);
 	snprintf(d->id, sizeof(d->id), "%s", id);
 	r->drive_x[idx] = x;
 	return 0;
@@ -699,8 +723,10 @@ int spk_res_drive_patch(struct spk_vm_resources *r, const char *url_id, json_t *
 		free(r->m.drives[idx].path);
 		r->m.drives[idx].path = file;
 	}
-	if (rl)
+	if (rl) {
+		spk_res_rate_limit(rl, &r->m.drives[idx].rate_limit);
 		replace_json(&r->drive_x[idx].rate_limiter, rl);
+	}
 	return 0;
 }
 
@@ -802,6 +828,8 @@ int spk_res_net(struct spk_vm_resources *r, const char *url_id, json_t *body, co
 		return -EINVAL;
 	}
 	x.mtu = (uint32_t)mtu;
+	spk_res_rate_limit(x.rx_rate_limiter, &n.rx_rate_limit);
+	spk_res_rate_limit(x.tx_rate_limiter, &n.tx_rate_limit);
 	if (idx < 0)
 		idx = (int)r->m.n_nets++;
 	r->m.nets[idx] = n;
@@ -835,10 +863,14 @@ int spk_res_net_patch(struct spk_vm_resources *r, const char *url_id, json_t *bo
 		net_extra_free(&x);
 		return -EINVAL;
 	}
-	if (x.rx_rate_limiter)
+	if (x.rx_rate_limiter) {
+		spk_res_rate_limit(x.rx_rate_limiter, &r->m.nets[idx].rx_rate_limit);
 		replace_json(&r->net_x[idx].rx_rate_limiter, x.rx_rate_limiter);
-	if (x.tx_rate_limiter)
+	}
+	if (x.tx_rate_limiter) {
+		spk_res_rate_limit(x.tx_rate_limiter, &r->m.nets[idx].tx_rate_limit);
 		replace_json(&r->net_x[idx].tx_rate_limiter, x.tx_rate_limiter);
+	}
 	return 0;
 }
 

@@ -148,4 +148,8 @@ int spk_res_load_file(struct spk_vm_resources *r, const char *file, char *err, s
 int spk_res_load_buffer(struct spk_vm_resources *r, const char *name, const char *buf, size_t len,
                         char *err, size_t errlen);
 
+/* A rate_limiter object that passed its checks (NULL or null: none) as
+ * the limit the devices enforce. */
+void spk_res_rate_limit(const json_t *rl, struct spk_rate_limit *out);
+
 #endif

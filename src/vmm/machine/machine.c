@@ -407,7 +407,8 @@ static int add_disks(struct spk_machine *m, struct vm_instance *v)
 		const struct spk_virtio_blk_config bc = {.pci = v->pci, .slot = -1,
 							 .mem = spk_vm_mem(v->vm), .loop = v->loop,
 							 .path = d->path, .id = d->id,
-							 .read_only = d->read_only};
+							 .read_only = d->read_only,
+							 .rate_limit = d->rate_limit};
 		int rc = spk_virtio_blk_new(&bc, &v->disks[i]);
 
 		if (rc < 0)
@@ -426,7 +427,9 @@ static int add_network(struct spk_machine *m, struct vm_instance *v)
 		const struct spk_net_config *n = &m->cfg.nets[i];
 		struct spk_virtio_net_config nc = {.pci = v->pci, .slot = -1, .mem = spk_vm_mem(v->vm),
 						   .loop = v->loop, .tap = n->tap, .tap_fd = -1,
-						   .has_mac = n->has_mac};
+						   .has_mac = n->has_mac,
+						   .rx_rate_limit = n->rx_rate_limit,
+						   .tx_rate_limit = n->tx_rate_limit};
 
 		memcpy(nc.mac, n->mac, sizeof(nc.mac));
 		if ((rc = spk_virtio_net_new(&nc, &v->nets[i])) < 0)
@@ -845,6 +848,48 @@ int spk_machine_drive_swap(struct spk_machine *m, const char *id, const char *pa
 		if (rc == 0 && spk_config_set_str(&m->cfg.drives[i].path, path))
 			spk_log(SPK_LOG_WARN, "drive %s: out of memory: a reboot would use the "
 			                      "old file", id);
+		break;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
+int spk_machine_drive_rate_limit(struct spk_machine *m, const char *id,
+                                 const struct spk_rate_limit *l)
+{
+	int rc;
+
+	pthread_mutex_lock(&m->lock);
+	rc = m->current ? -ENODEV : -EINVAL;
+	for (uint32_t i = 0; m->current && i < m->cfg.n_drives; i++) {
+		if (strcmp(m->cfg.drives[i].id, id) != 0)
+			continue;
+		rc = m->current->disks[i] ? spk_virtio_blk_set_rate_limit(m->current->disks[i], l)
+		                          : -ENODEV;
+		if (rc == 0) /* a rebuild (--reboot) takes it too */
+			m->cfg.drives[i].rate_limit = *l;
+		break;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
+int spk_machine_net_rate_limits(struct spk_machine *m, const char *id,
+                                const struct spk_rate_limit *rx, const struct spk_rate_limit *tx)
+{
+	int rc;
+
+	pthread_mutex_lock(&m->lock);
+	rc = m->current ? -ENODEV : -EINVAL;
+	for (uint32_t i = 0; m->current && i < m->cfg.n_nets; i++) {
+		if (strcmp(m->cfg.nets[i].id, id) != 0)
+			continue;
+		rc = m->current->nets[i] ? spk_virtio_net_set_rate_limits(m->current->nets[i], rx, tx)
+		                         : -ENODEV;
+		if (rc == 0 && rx)
+			m->cfg.nets[i].rx_rate_limit = *rx;
+		if (rc == 0 && tx)
+			m->cfg.nets[i].tx_rate_limit = *tx;
 		break;
 	}
 	pthread_mutex_unlock(&m->lock);

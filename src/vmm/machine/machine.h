@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <sparkler/ratelimit.h>
+
 #include "vmm/vmm.h"
 
 #define SPK_MACHINE_MAX_DRIVES 8
@@ -24,6 +26,7 @@ struct spk_drive_config {
 	char *path;
 	bool read_only;
 	bool root; /* is_root_device (Firecracker): only recorded */
+	struct spk_rate_limit rate_limit; /* all zero: none */
 };
 
 struct spk_net_config {
@@ -31,6 +34,7 @@ struct spk_net_config {
 	char tap[16]; /* IFNAMSIZ */
 	uint8_t mac[6];
 	bool has_mac;
+	struct spk_rate_limit rx_rate_limit, tx_rate_limit; /* all zero: none */
 };
 
 struct spk_vsock_config {
@@ -135,6 +139,14 @@ int spk_machine_power_button(struct spk_machine *m);
  * -EINVAL when no VM is running, -ENODEV without such a drive, else the
  * disk's -errno with spk_last_error(). */
 int spk_machine_drive_swap(struct spk_machine *m, const char *id, const char *path);
+/* Firecracker's PATCH of a rate limiter: the running disk, or network
+ * interface (rx/tx NULL: that one unchanged), of that id takes the new
+ * limit, and so does a rebuild. 0, -ENODEV (no such device), -EINVAL (not
+ * running, or a bad limit: spk_last_error()). */
+int spk_machine_drive_rate_limit(struct spk_machine *m, const char *id,
+                                 const struct spk_rate_limit *l);
+int spk_machine_net_rate_limits(struct spk_machine *m, const char *id,
+                                const struct spk_rate_limit *rx, const struct spk_rate_limit *tx);
 
 enum spk_machine_state {
 	SPK_MACHINE_NOT_STARTED = 0,

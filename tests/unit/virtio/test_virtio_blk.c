@@ -533,6 +533,79 @@ static void test_many_in_flight(void **state)
 	assert_int_equal(stats(f).reads, 5);
 }
 
+/* k reads of 4 KiB, published and kicked at once. */
+static void reads(struct fx *f, unsigned from, unsigned k)
+{
+	for (unsigned i = from; i < from + k; i++) {
+		uint64_t h = header(f, i, T_IN, 8ull * i);
+		const struct seg s[3] = {
+		    {h, 16, false}, {DATA + 0x1000ull * i, 0x1000, true}, {h + 0x80, 1, true}};
+		publish(f, s, 3);
+	}
+	kick(f);
+}
+
+/* Turn the loop a few times, whatever happens. */
+static void turn(struct fx *f)
+{
+	for (int i = 0; i < 20; i++)
+		spk_evloop_run_once(f->loop, 5);
+}
+
+/* A rate limit: what the buckets hold goes through, the rest waits in the
+ * queue (no request is failed); a new limit (Firecracker's PATCH) lets it
+ * go on; the refill timer does the rest. Nothing here depends on speed:
+ * the first limit refills in a day. */
+static void test_rate_limit(void **state)
+{
+	struct fx *f = *state;
+	const struct spk_rate_limit slow = {.ops = {2, 1, 24ull * 3600 * 1000}};
+	const struct spk_rate_limit fast = {.bandwidth = {0x2000, 0, 20}};
+	const struct spk_rate_limit bad[] = {
+	    {.ops = {5, 0, 0}},
+	    {.bandwidth = {1, 0, SPK_RATE_REFILL_MAX_MS + 1}},
+	    {.bandwidth = {(uint64_t)INT64_MAX + 1, 0, 10}},
+	};
+	struct spk_virtio_blk_stats st;
+
+	init_dev(f, V1 | F_FLUSH);
+	assert_int_equal(spk_virtio_blk_set_rate_limit(f->blk, &slow), 0);
+	reads(f, 0, 5); /* 15 descriptors of the 16 */
+	turn(f);
+	assert_int_equal(used_idx(f), 3); /* 2 in the bucket and the one-time burst of 1 */
+	st = stats(f);
+	assert_int_equal(st.rate.ops, 3);
+	assert_int_equal(st.rate.bytes, 3 * 0x1000);
+	assert_true(st.rate.throttled >= 1);
+	for (unsigned i = 3; i < 5; i++)
+		assert_int_equal(req_status(f, i), 0xee); /* waiting, untouched */
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(spk_virtio_blk_set_rate_limit(f->blk, &bad[i]), -EINVAL);
+	assert_int_equal(spk_virtio_blk_set_rate_limit(f->blk, NULL), -EINVAL);
+	assert_int_equal(spk_virtio_blk_set_rate_limit(NULL, &fast), -EINVAL);
+	turn(f);
+	assert_int_equal(used_idx(f), 3); /* the refused limits changed nothing */
+	/* 8 KiB refilled every 20 ms: the two waiting reads go at once */
+	assert_int_equal(spk_virtio_blk_set_rate_limit(f->blk, &fast), 0);
+	wait_used(f, 5);
+	for (unsigned i = 0; i < 5; i++) {
+		assert_int_equal(req_status(f, i), S_OK);
+		assert_int_equal(f->m.ram[DATA + 0x1000ull * i + 0xfff], pattern(8 * 512 * i + 0xfff));
+	}
+	st = stats(f);
+	assert_int_equal(st.rate.ops, 5);
+	assert_int_equal(st.reads, 5);
+	/* the bucket is empty now: four more reads (16 KiB) need refills,
+	 * which the timer on the loop brings */
+	reads(f, 5, 4);
+	wait_used(f, 9);
+	assert_int_equal(stats(f).rate.bytes, 9 * 0x1000);
+	/* no limit at all again */
+	assert_int_equal(spk_virtio_blk_set_rate_limit(f->blk, &(struct spk_rate_limit){0}), 0);
+	reads(f, 9, 5);
+	wait_used(f, 14);
+}
+
 static void test_beyond_the_end(void **state)
 {
 	struct fx *f = *state;
@@ -989,6 +1062,7 @@ int main(void)
 	    BOTH(test_identity),
 	    BOTH(test_read_write),
 	    BOTH(test_many_in_flight),
+	    BOTH(test_rate_limit),
 	    BOTH(test_beyond_the_end),
 	    BOTH(test_bad_requests),
 	    BOTH(test_broken_driver),
