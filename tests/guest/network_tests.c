@@ -777,6 +777,89 @@ static void case_net_backpressure(void)
 	close(sv[1]);
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+struct timed_reader {
+	int s;
+	uint64_t at[64]; /* when frame i arrived */
+};
+
+static void *timed_reader_main(void *p)
+{
+	struct timed_reader *r = p;
+
+	for (int i = 0; i < 64; i++) {
+		CHECK_EQ(pair_receive(r->s, 30000), i);
+		r->at[i] = mono_ns();
+	}
+	return NULL;
+}
+
+/* Rate limits on both directions (Firecracker's rx/tx_rate_limiter): the
+ * guest's 64 frames leave no faster than the transmit buckets allow, the
+ * host's 64 reach the guest all the same, nothing is dropped, and both
+ * limiters report that they throttled. The check is a bound that a slow
+ * machine only makes easier: frame k is out no earlier than the buckets
+ * (full from before the device existed) could have paid for it. */
+static void case_net_rate_limit(void)
+{
+	struct spk_virtio_net_config nc = {
+	    .slot = -1,
+	    .has_mac = true,
+	    .tx_rate_limit = {.ops = {8, 4, 40}},                             /* 200 frames/s */
+	    .rx_rate_limit = {.ops = {8, 0, 40}, .bandwidth = {16 << 10, 0, 40}}, /* 400 KiB/s */
+	};
+	struct spk_virtio_net_stats st;
+	struct timed_reader r = {0};
+	uint64_t start = mono_ns();
+	pthread_t thr;
+	int sv[2];
+	struct nt v;
+
+	CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+	nt_setup(&v, "t_virtio_net");
+	nc.pci = v.pci;
+	nc.mem = spk_vm_mem(v.t.vm);
+	nc.loop = v.loop;
+	nc.tap_fd = sv[0];
+	memcpy(nc.mac, nf_guest_mac, 6);
+	CHECK_OK(spk_virtio_net_new(&nc, &v.net));
+	CHECK_OK(spk_evloop_start(v.loop));
+	r.s = sv[1];
+	CHECK(pthread_create(&thr, NULL, timed_reader_main, &r) == 0, "thread");
+	run_to_sync(&v, 2);
+	pthread_join(thr, NULL);
+	for (unsigned k = 0; k < 64; k++) {
+		/* size 8 + burst 4 + one in flight + 8 per 40 ms since start */
+		uint64_t paid = 8 + 4 + 1 + (r.at[k] - start) * 8 / 40000000ull;
+
+		CHECK(k + 1 <= paid, "frame %u left %.1f ms after the start: faster than the limit",
+		      k, (double)(r.at[k] - start) / 1e6);
+	}
+	printf("64 frames out in %.1f ms (the limit allows them no sooner than %.1f ms)\n",
+	       (double)(r.at[63] - start) / 1e6, (64.0 - 13) * 40 / 8);
+	for (unsigned i = 0; i < 64; i++)
+		pair_send(sv[1], i);
+	th_run_to_done(&v.t);
+	spk_virtio_net_get_stats(v.net, &st);
+	CHECK_EQ(st.tx_frames, 64);
+	CHECK_EQ(st.rx_frames, 64);
+	CHECK_EQ(st.tx_dropped + st.rx_dropped, 0);
+	CHECK_EQ(st.tx_rate.ops, 64);
+	CHECK_EQ(st.rx_rate.ops, 64);
+	CHECK(st.tx_rate.throttled > 0, "the transmit limiter never throttled");
+	CHECK(st.rx_rate.throttled > 0, "the receive limiter never throttled");
+	CHECK(v.log.n == 0, "no warnings, got: %s", v.log.line[0]);
+	nt_teardown(&v); /* closes sv[0] */
+	close(sv[1]);
+}
+
 /* The TAP is deleted under a device: the loop does not spin on the error
  * the TAP reports from then on (logged once, when it is noticed). */
 static void case_net_gone(void)
@@ -824,6 +907,7 @@ static const struct th_case cases[] = {
     {"net_create", case_net_create},
     {"net_gone", case_net_gone},
     {"net_backpressure", case_net_backpressure},
+    {"net_rate_limit", case_net_rate_limit},
     {"vsock", case_vsock},
     {"vsock_hostile", case_vsock_hostile},
 };
