@@ -20,6 +20,7 @@
 #include <sparkler/mem.h>
 #include <sparkler/pci.h>
 #include <sparkler/platform.h>
+#include <sparkler/ratelimit.h>
 #include <sparkler/snapshot.h>
 #include <sparkler/vcpu.h>
 #include <sparkler/virtio.h>
