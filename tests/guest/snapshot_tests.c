@@ -48,69 +48,91 @@ static uint64_t file_hash(int fd)
 	return h;
 }
 
-static void test_memory(void)
-{
-	char dir[] = "/tmp/spk-snap-guest-XXXXXX", mem_path[128];
-	struct th a, b;
-	struct spk_snap_writer *w;
-	struct spk_snap_header h;
+/* A counting guest stopped after step 3: its memory file, layout, registers. */
+struct snap {
+	char dir[64], mem_path[128];
 	struct spk_snap_file *f;
 	struct spk_snap_mem_layout l;
 	struct spk_x86_regs regs;
 	struct spk_x86_sregs sregs;
-	struct stat st;
+	int fd; /* the memory file, read-only */
+};
+
+static void snap_at_3(struct th *a, struct snap *s)
+{
+	struct spk_snap_writer *w;
+	struct spk_snap_header h;
 	const void *buf;
 	size_t len;
-	int fd;
 
-	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
-	snprintf(mem_path, sizeof(mem_path), "%s/mem", dir);
-	th_setup(&a, "t_snap_count", NULL);
+	snprintf(s->dir, sizeof(s->dir), "/tmp/spk-snap-guest-XXXXXX");
+	CHECK(mkdtemp(s->dir) != NULL, "mkdtemp");
+	snprintf(s->mem_path, sizeof(s->mem_path), "%s/mem", s->dir);
+	th_setup(a, "t_snap_count", NULL);
 	for (uint64_t i = 1; i <= 3; i++)
-		CHECK_EQ(next_count(&a), i);
-
-	/* save: memory to its file, the state file in memory */
+		CHECK_EQ(next_count(a), i);
+	/* memory to its file, the state file in memory */
 	spk_snap_header_host(&h);
 	CHECK_OK(spk_snap_writer_new(&w));
 	CHECK_OK(spk_snap_put_header(w, &h));
-	CHECK_OK(spk_snap_mem_save(w, spk_vm_mem(a.vm), mem_path, SPK_SNAP_MEM_FSYNC));
+	CHECK_OK(spk_snap_mem_save(w, spk_vm_mem(a->vm), s->mem_path, SPK_SNAP_MEM_FSYNC));
 	CHECK_OK(spk_snap_writer_finish(w, &buf, &len));
-	CHECK_OK(spk_snap_open_buf(buf, len, &f));
+	CHECK_OK(spk_snap_open_buf(buf, len, &s->f));
 	spk_snap_writer_free(w);
-	CHECK_OK(spk_snap_mem_layout(f, &l));
-	CHECK_OK(spk_vcpu_get_regs(a.vcpu, &regs));
-	CHECK_OK(spk_vcpu_get_sregs(a.vcpu, &sregs));
-	fd = open(mem_path, O_RDONLY | O_CLOEXEC);
-	CHECK(fd >= 0, "open %s", mem_path);
-	CHECK_OK(fstat(fd, &st));
+	CHECK_OK(spk_snap_mem_layout(s->f, &s->l));
+	CHECK_OK(spk_vcpu_get_regs(a->vcpu, &s->regs));
+	CHECK_OK(spk_vcpu_get_sregs(a->vcpu, &s->sregs));
+	s->fd = open(s->mem_path, O_RDONLY | O_CLOEXEC);
+	CHECK(s->fd >= 0, "open %s", s->mem_path);
+}
+
+/* The vCPU as it was at the snapshot (by hand until vCPU state is in the file). */
+static void snap_regs(struct th *t, const struct snap *s)
+{
+	CHECK_OK(spk_vcpu_set_sregs(t->vcpu, &s->sregs));
+	CHECK_OK(spk_vcpu_set_regs(t->vcpu, &s->regs));
+}
+
+static void snap_fini(struct snap *s)
+{
+	close(s->fd);
+	spk_snap_mem_layout_fini(&s->l);
+	spk_snap_close(s->f);
+	unlink(s->mem_path);
+	rmdir(s->dir);
+}
+
+static void test_memory(void)
+{
+	struct th a, b;
+	struct snap sn;
+	struct stat st;
+
+	snap_at_3(&a, &sn);
+	CHECK_OK(fstat(sn.fd, &st));
 	CHECK_EQ(st.st_size, TH_RAM);
 	/* sparse: the guest touched well under a megabyte of its 16 MiB */
 	CHECK((uint64_t)st.st_blocks * 512 < TH_RAM / 4, "%llu bytes allocated",
 	      (unsigned long long)st.st_blocks * 512);
-	uint64_t before = file_hash(fd);
+	uint64_t before = file_hash(sn.fd);
 
 	/* restore into a second VM (built the same way, its memory then replaced) */
 	th_setup(&b, "t_snap_count", NULL);
 	uint8_t *host_before = spk_mem_ptr(spk_vm_mem(b.vm), 0, 1, SPK_MEM_R);
-	CHECK_OK(spk_snap_mem_restore(&l, fd, spk_vm_mem(b.vm)));
+	CHECK_OK(spk_snap_mem_restore(&sn.l, sn.fd, spk_vm_mem(b.vm)));
 	CHECK(spk_mem_ptr(spk_vm_mem(b.vm), 0, 1, SPK_MEM_R) == host_before,
 	      "the host address moved");
-	CHECK_OK(spk_vcpu_set_sregs(b.vcpu, &sregs));
-	CHECK_OK(spk_vcpu_set_regs(b.vcpu, &regs));
+	snap_regs(&b, &sn);
 	for (uint64_t i = 4; i <= 6; i++)
 		CHECK_EQ(next_count(&b), i);
 	/* the first VM goes on by itself, from its own memory */
 	CHECK_EQ(next_count(&a), 4);
 	/* the second one's writes stayed private */
-	CHECK_EQ(file_hash(fd), before);
+	CHECK_EQ(file_hash(sn.fd), before);
 
-	close(fd);
-	spk_snap_mem_layout_fini(&l);
-	spk_snap_close(f);
+	snap_fini(&sn);
 	th_teardown(&b);
 	th_teardown(&a);
-	unlink(mem_path);
-	rmdir(dir);
 }
 
 /* FNV-1a of guest memory [0, TH_RAM). */
@@ -134,57 +156,27 @@ static uint64_t mem_hash(struct th *t)
  */
 static void test_reset(void)
 {
-	char dir[] = "/tmp/spk-snap-reset-XXXXXX", mem_path[128];
 	struct th a;
-	struct spk_snap_writer *w;
-	struct spk_snap_header h;
-	struct spk_snap_file *f;
-	struct spk_snap_mem_layout l;
+	struct snap sn;
 	struct spk_snap_dirty *d;
-	struct spk_x86_regs regs;
-	struct spk_x86_sregs sregs;
-	const void *buf;
-	size_t len;
-	int fd;
 
-	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
-	snprintf(mem_path, sizeof(mem_path), "%s/mem", dir);
-	th_setup(&a, "t_snap_count", NULL);
-	for (uint64_t i = 1; i <= 3; i++)
-		CHECK_EQ(next_count(&a), i);
-	spk_snap_header_host(&h);
-	CHECK_OK(spk_snap_writer_new(&w));
-	CHECK_OK(spk_snap_put_header(w, &h));
-	CHECK_OK(spk_snap_mem_save(w, spk_vm_mem(a.vm), mem_path, 0));
-	CHECK_OK(spk_snap_writer_finish(w, &buf, &len));
-	CHECK_OK(spk_snap_open_buf(buf, len, &f));
-	spk_snap_writer_free(w);
-	CHECK_OK(spk_snap_mem_layout(f, &l));
-	CHECK_OK(spk_vcpu_get_regs(a.vcpu, &regs));
-	CHECK_OK(spk_vcpu_get_sregs(a.vcpu, &sregs));
+	snap_at_3(&a, &sn);
 	uint64_t at_snapshot = mem_hash(&a);
 
 	for (uint64_t i = 4; i <= 40; i++)
 		CHECK_EQ(next_count(&a), i);
 	CHECK(mem_hash(&a) != at_snapshot, "the guest changed nothing");
-	fd = open(mem_path, O_RDONLY | O_CLOEXEC);
-	CHECK(fd >= 0, "open %s", mem_path);
 	CHECK_OK(spk_snap_dirty_new(spk_vm_mem(a.vm), &d));
 	CHECK_OK(spk_snap_dirty_mark(d, 0, TH_RAM));
-	CHECK_OK(spk_snap_mem_reset(&l, fd, spk_vm_mem(a.vm), d));
+	CHECK_OK(spk_snap_mem_reset(&sn.l, sn.fd, spk_vm_mem(a.vm), d));
 	CHECK_EQ(mem_hash(&a), at_snapshot);
-	CHECK_OK(spk_vcpu_set_sregs(a.vcpu, &sregs));
-	CHECK_OK(spk_vcpu_set_regs(a.vcpu, &regs));
+	snap_regs(&a, &sn);
 	for (uint64_t i = 4; i <= 6; i++)
 		CHECK_EQ(next_count(&a), i);
 
 	spk_snap_dirty_free(d);
-	close(fd);
-	spk_snap_mem_layout_fini(&l);
-	spk_snap_close(f);
+	snap_fini(&sn);
 	th_teardown(&a);
-	unlink(mem_path);
-	rmdir(dir);
 }
 
 int main(int argc, char **argv)
