@@ -74,9 +74,15 @@ void spk_bus_free(struct spk_bus *bus);
 
 /*
  * Register [base, base + len) in space. Refuses (-EINVAL) a zero length, a
- * range that wraps, a missing name or ops; refuses (-EEXIST) an overlap,
- * with a message naming both devices; -EBUSY once the bus is frozen. The
- * name is copied (truncated to SPK_BUS_NAME_MAX - 1 bytes).
+ * range that wraps or runs past the space's end (PIO: port 0xffff), a
+ * missing name or ops; on a VM's bus (spk_vm_bus) also ranges no access
+ * could reach: MMIO over the VM's memory, PIO over SPK_HC_PORT. Refuses
+ * (-EEXIST) an overlap, with a message naming both devices; -EBUSY once
+ * the bus is frozen (the VM's first run): devices cannot be unregistered,
+ * since vCPU threads look them up without a lock. The name is copied
+ * (truncated to SPK_BUS_NAME_MAX - 1 bytes); ops and opaque must stay
+ * valid until spk_bus_free() (for a VM's bus: spk_vm_destroy()).
+ * Thread-safe.
  */
 int spk_bus_register(struct spk_bus *bus, enum spk_bus_space space, uint64_t base, uint64_t len,
 		     const char *name, const struct spk_bus_ops *ops, void *opaque,

@@ -16,7 +16,13 @@
  * - NULL handles and NULL pointer arguments are refused with -EINVAL and a
  *   message in spk_last_error(); functions that return a value instead of
  *   an error code return a stated neutral value (NULL, 0, UINT32_MAX,
- *   SPK_VCPU_INVALID) and set the message. A header names any exception.
+ *   SPK_VCPU_INVALID) and set the message; free functions take NULL. The
+ *   exceptions, where a check would sit on every guest access: the device
+ *   models' per-access functions (virtqueue pop/push/read/write, PCI
+ *   config accessors, device callbacks) take non-NULL devices as a
+ *   precondition (their constructors do check); spk_exit_format() and
+ *   spk_mem_regions() measure with a NULL buffer. tests/unit/test_nulls.c
+ *   and tests/guest/contract.c walk every other function through NULLs.
  * - A handle of a destroyed VM (its vCPUs, memory map, bus, hypercall
  *   table) is dead: using it is undefined. The library detects most such
  *   uses of VM and vCPU handles (-EINVAL, "not a live ...") as a diagnosis,

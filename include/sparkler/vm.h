@@ -59,8 +59,11 @@ struct spk_vm_config {
 };
 
 /*
- * Open /dev/kvm and create a VM. -ENODEV (with the reason in
- * spk_last_error()) when KVM is missing or unusable.
+ * Open /dev/kvm and create a VM (cfg NULL: all defaults); *out receives
+ * it, owned by the caller until spk_vm_destroy(). -EINVAL (NULL out, bad
+ * config), -ENODEV (with the reason in spk_last_error()) when KVM is
+ * missing or unusable, or KVM's error; nothing is left behind on failure.
+ * Thread-safe (VMs are independent).
  */
 int spk_vm_create(const struct spk_vm_config *cfg, struct spk_vm **out);
 
@@ -82,6 +85,8 @@ int spk_vm_create(const struct spk_vm_config *cfg, struct spk_vm **out);
  */
 int spk_vm_destroy(struct spk_vm *vm);
 
+/* The VM's parts, owned by the VM (dead after spk_vm_destroy). NULL or
+ * dead vm: NULL / 0, with a message. Thread-safe. */
 struct spk_mem *spk_vm_mem(struct spk_vm *vm);
 struct spk_bus *spk_vm_bus(struct spk_vm *vm);
 struct spk_hypercall_table *spk_vm_hypercalls(struct spk_vm *vm);
@@ -90,22 +95,32 @@ uint32_t spk_vm_max_vcpus(const struct spk_vm *vm);
 /*
  * Add guest memory at [gpa, gpa + size) (page-aligned): RAM and READONLY
  * get anonymous host memory (untouched pages cost nothing) and a KVM slot;
- * UNPOPULATED is only declared. *host (may be NULL) receives the mapping.
+ * UNPOPULATED is only declared. *host (may be NULL) receives the mapping,
+ * owned by the VM. -EINVAL (NULL, alignment, empty, wraps, unknown type,
+ * over a registered MMIO device), -EEXIST (overlaps other memory), -ENOSPC,
+ * -ENOMEM, or KVM's refusal of the slot (e.g. beyond the guest's physical
+ * address width): then nothing of it stays (no region, no slot, no
+ * mapping). Memory cannot be removed (see README). Thread-safe; before or
+ * while vCPUs run.
  */
 int spk_vm_add_memory(struct spk_vm *vm, uint64_t gpa, uint64_t size, enum spk_mem_type type,
 		      const char *name, void **host);
 
-/* Back an UNPOPULATED region that starts at gpa with RAM. */
+/* Back an UNPOPULATED region that starts at gpa with RAM. -ENOENT if no
+ * such region; rolls back on failure. Thread-safe, also while vCPUs run. */
 int spk_vm_populate_memory(struct spk_vm *vm, uint64_t gpa);
 
 /*
  * Ask every vCPU to stop with SYSTEM_DOWN or RESET (from a device, a
  * signal handler or another thread): each spk_vcpu_run() returns that kind
- * with source SPK_SOURCE_DEVICE. The first request wins.
+ * with source SPK_SOURCE_DEVICE. The first request wins (later ones
+ * return 0). -EINVAL for NULL, a dead VM or another kind (fixed
+ * messages). Thread-safe and signal-safe.
  */
 int spk_vm_request_stop(struct spk_vm *vm, enum spk_exit_kind kind);
 
-/* Inject an interrupt on an IOAPIC/PIC line (in-kernel irqchip only). */
+/* Inject an interrupt on an IOAPIC/PIC line (in-kernel irqchip only,
+ * else -EINVAL). Thread-safe, not signal-safe. */
 int spk_vm_irq_line(struct spk_vm *vm, uint32_t gsi, bool level);
 
 /*
@@ -212,6 +227,12 @@ struct spk_run_result {
  * Run the VM from the vCPUs that are READY (at least the boot vCPU) until
  * it powers off, resets, every vCPU stopped, or on_exit said STOP_VM.
  * Returns 0 with *res filled, or -errno if threads could not be started.
+ * One spk_vm_run() per VM at a time: a second is refused with -EBUSY and
+ * leaves the first (and *res) alone; -ESHUTDOWN while the VM is being
+ * destroyed. spk_vm_destroy() from another thread ends the run (res: kind
+ * CANCELLED, unhandled, "the VM is being destroyed"). ops and opaque must
+ * stay valid until it returns; on_exit runs on the vCPU threads, which
+ * must not destroy the VM (-EDEADLK). Blocks the calling thread.
  */
 int spk_vm_run(struct spk_vm *vm, const struct spk_run_ops *ops, void *opaque,
 	       struct spk_run_result *res);

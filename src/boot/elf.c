@@ -329,8 +329,9 @@ int spk_elf_load_file(struct spk_mem *mem, const char *path, uint64_t max_size,
 	size_t size = 0;
 	int fd, err;
 
-	if (!path)
-		return spk_fail(EINVAL, "elf: no path");
+	if (!path || !mem)
+		return spk_fail(EINVAL, "elf: load_file needs %s",
+		                path ? "guest memory" : "a path");
 	/* O_NONBLOCK: opening a FIFO must not wait for a writer before fstat refuses it. */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {

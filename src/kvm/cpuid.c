@@ -33,7 +33,7 @@ int spk_kvm_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out)
 struct spk_cpuid_entry *spk_cpuid_find(struct spk_cpuid_entry *entries, uint32_t n,
 				       uint32_t function, uint32_t index)
 {
-	for (uint32_t i = 0; i < n; i++) {
+	for (uint32_t i = 0; entries && i < n; i++) {
 		struct spk_cpuid_entry *e = &entries[i];
 
 		if (e->function != function)
