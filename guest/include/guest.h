@@ -123,6 +123,19 @@ static inline void guest_pause(void)
 	__asm__ volatile("pause" ::: "memory");
 }
 
+/* ---- descriptor tables ---- */
+/* What sgdt/sidt store and lgdt/lidt load. */
+struct guest_dtr {
+	uint16_t limit;
+	uint64_t base;
+} __attribute__((packed));
+static inline struct guest_dtr guest_sgdt(void)
+{
+	struct guest_dtr d;
+	__asm__ volatile("sgdt %0" : "=m"(d));
+	return d;
+}
+
 /* ---- port I/O, MMIO, MSRs ---- */
 static inline void outb(uint16_t port, uint8_t v)
 {

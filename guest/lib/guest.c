@@ -296,13 +296,9 @@ uint64_t guest_run_user(uint64_t (*fn)(uint64_t), uint64_t arg)
  * identity-mapped) and its limit, or 0. */
 static uint64_t tss_find(uint32_t *limit)
 {
-	struct __attribute__((packed)) {
-		uint16_t limit;
-		uint64_t base;
-	} gdtr;
+	struct guest_dtr gdtr = guest_sgdt();
 	uint16_t tr;
 
-	__asm__ volatile("sgdt %0" : "=m"(gdtr));
 	__asm__ volatile("str %0" : "=r"(tr));
 	if (!tr || (uint32_t)(tr & ~7u) + 15 > gdtr.limit)
 		return 0;
@@ -392,10 +388,7 @@ static void build_idt(void)
 
 static void load_idt(void)
 {
-	struct __attribute__((packed)) {
-		uint16_t limit;
-		uint64_t base;
-	} idtr = {sizeof(idt) - 1, (uint64_t)idt};
+	struct guest_dtr idtr = {sizeof(idt) - 1, (uint64_t)idt};
 
 	if (!idt_built)
 		build_idt();

@@ -54,14 +54,10 @@ static void stage(uint64_t n, uint64_t (*fn)(uint64_t), uint64_t arg)
 
 int main(void)
 {
-	struct __attribute__((packed)) {
-		uint16_t limit;
-		uint64_t base;
-	} gdtr;
+	struct guest_dtr gdtr = guest_sgdt();
 	uint64_t cr3;
 
 	__asm__ volatile("mov %%cr3, %0" : "=r"(cr3));
-	__asm__ volatile("sgdt %0" : "=m"(gdtr));
 	guest_irq_set(13, on_fault);
 	guest_irq_set(14, on_fault);
 

@@ -242,17 +242,24 @@ static void *vm_run_thread(void *p)
 	return NULL;
 }
 
+/* A spinning guest under spk_vm_run() on thread *t, its vCPU RUNNING. */
+static void start_vm_run(struct fx *f, struct vm_run_arg *a, pthread_t *t)
+{
+	setup(f, spin, sizeof(spin), 3);
+	memset(a, 0, sizeof(*a));
+	a->vm = f->vm;
+	assert_int_equal(pthread_create(t, NULL, vm_run_thread, a), 0);
+	wait_state(f->vcpu, SPK_VCPU_RUNNING);
+}
+
 static void test_concurrent_vm_run(void **unused)
 {
-	struct vm_run_arg a = {0};
+	struct vm_run_arg a;
 	struct spk_run_result res2;
 	pthread_t t;
 	struct fx f;
 
-	setup(&f, spin, sizeof(spin), 3);
-	a.vm = f.vm;
-	assert_int_equal(pthread_create(&t, NULL, vm_run_thread, &a), 0);
-	wait_state(f.vcpu, SPK_VCPU_RUNNING);
+	start_vm_run(&f, &a, &t);
 	memset(&res2, 0x5a, sizeof(res2));
 	assert_int_equal(spk_vm_run(f.vm, NULL, NULL, &res2), -EBUSY);
 	assert_error_mentions("already");
@@ -288,14 +295,11 @@ static void test_destroy_while_vcpu_runs(void **unused)
 
 static void test_destroy_while_vm_runs(void **unused)
 {
-	struct vm_run_arg a = {0};
+	struct vm_run_arg a;
 	pthread_t t;
 	struct fx f;
 
-	setup(&f, spin, sizeof(spin), 3);
-	a.vm = f.vm;
-	assert_int_equal(pthread_create(&t, NULL, vm_run_thread, &a), 0);
-	wait_state(f.vcpu, SPK_VCPU_RUNNING);
+	start_vm_run(&f, &a, &t);
 	assert_int_equal(spk_vm_destroy(f.vm), 0);
 	pthread_join(t, NULL);
 	assert_int_equal(a.rc, 0);
