@@ -11,15 +11,19 @@ static int report(struct lib_vm *v, const char *what)
 	return -1;
 }
 
-/* The ports the bench guests write at CPL3 (guest.h): the TSS bitmap
- * closes all others. */
+/* The ports the bench guests write at CPL3 (guest.h), each as wide as
+ * the guests write it (done: a 4-byte out): the TSS bitmap closes all
+ * others. */
 static int open_ports(struct lib_vm *v)
 {
-	static const uint16_t ports[] = {GUEST_PORT_LOOP, GUEST_PORT_DONE, GUEST_PORT_CONSOLE,
-	                                 GUEST_PORT_QEMU, GUEST_PORT_RESET};
+	static const struct {
+		uint16_t port, width;
+	} ports[] = {{GUEST_PORT_LOOP, 1}, {GUEST_PORT_DONE, 4}, {GUEST_PORT_CONSOLE, 1},
+	             {GUEST_PORT_QEMU, 1}, {GUEST_PORT_RESET, 1}};
 
 	for (size_t i = 0; i < sizeof(ports) / sizeof(ports[0]); i++)
-		if (spk_x86_long_mode_allow_ports(spk_vm_mem(v->vm), &v->lm, ports[i], 1) < 0)
+		if (spk_x86_long_mode_allow_ports(spk_vm_mem(v->vm), &v->lm, ports[i].port,
+		                                  ports[i].width) < 0)
 			return -1;
 	return 0;
 }
