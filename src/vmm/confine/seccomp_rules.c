@@ -255,7 +255,7 @@ static int allow_set_name(scmp_filter_ctx ctx)
 				arg_cmp(0, SCMP_CMP_EQ, PR_SET_NAME, 0));
 }
 
-#define ADD(list) add_rules(ctx, list, sizeof(list) / sizeof(list[0]))
+#define ADD(list) add_rules(ctx, (list), sizeof(list) / sizeof((list)[0]))
 
 int spk_seccomp_rules(scmp_filter_ctx ctx, enum spk_seccomp_profile p)
 {
