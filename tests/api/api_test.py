@@ -852,10 +852,16 @@ def full_boot(tmp):
     expect(p.call("PUT", "/actions", {"action_type": "SendCtrlAltDel"}), 204, None,
            "SendCtrlAltDel")
     m = flush(p, metrics)
-    check(m["vcpu"]["exits"].get("pio", 0) > 1000 and m["vcpu"]["exits_total"] > 1000 and
-          m["devices"].get("com1", {}).get("writes", 0) > 100,
-          "metrics count PIO exits and COM1 writes (%r, %r)" %
+    check(m["vcpu"]["exits"].get("pio", 0) > 0 and m["vcpu"]["exits_total"] > 0 and
+          m["devices"].get("com1", {}).get("writes", 0) > 0,
+          "metrics count PIO exits and COM1 writes since the last line (%r, %r)" %
           (m["vcpu"]["exits"].get("pio"), m["devices"].get("com1")))
+    # Firecracker's counters reset at each flush: two lines in a row, the
+    # second counts only the FlushMetrics request itself
+    m1, m2 = flush(p, metrics), flush(p, metrics)
+    check(m2["api_server"]["requests"] == 1 and m2["api_server"]["ok"] == 1 and
+          m2["api_server"]["client_errors"] == 0,
+          "api_server counts the requests since the last line: %r" % m2["api_server"])
     rc = p.finish()
     lines = open(metrics).read().splitlines()
     last = json.loads(lines[-1])
@@ -961,8 +967,7 @@ def pause_resume(p, serial, metrics):
     a, m1 = len(ticks(serial)), flush(p, metrics)
     time.sleep(0.6)
     b, m2 = len(ticks(serial)), flush(p, metrics)
-    check(a == b and m1["vcpu"]["exits_total"] == m2["vcpu"]["exits_total"] and
-          m2["vmm"]["state"] == "Paused",
+    check(a == b and m2["vcpu"]["exits_total"] == 0 and m2["vmm"]["state"] == "Paused",
           "paused: no serial output, no exits for 0.6 s (%d -> %d lines)" % (a, b))
     expect(p.call("PATCH", "/vm", {"state": "Paused"}), 204, None, "pausing twice is fine")
     expect(p.call("PATCH", "/vm", {"state": "Sleeping"}), 400, None, "PATCH /vm Sleeping",
@@ -971,7 +976,7 @@ def pause_resume(p, serial, metrics):
     time.sleep(0.5)
     c, m3 = len(ticks(serial)), flush(p, metrics)
     r = p.call("GET", "/")
-    check(c > b and m3["vcpu"]["exits_total"] > m2["vcpu"]["exits_total"] and
+    check(c > b and m3["vcpu"]["exits_total"] > 0 and
           r.json["state"] == "Running", "resumed: output and exits go on (%d -> %d)" % (b, c))
 
 

@@ -4,8 +4,9 @@
  *
  * Metrics: one JSON object per line, appended to the metrics path: at
  * InstanceStart, every minute, on FlushMetrics and at exit. Counters are
- * totals since sparkler started (Firecracker writes differences since the
- * last line; totals survive a lost line).
+ * what happened since the previous line, as Firecracker writes them (its
+ * counters reset at each flush): the totals of the last line are kept and
+ * subtracted. Gauges (state, uptime) are as they are.
  *
  * Logs: the library's log lines (and the API's) go through spk_log_set()
  * to the logger's path as "TIME [ID:THREAD:LEVEL] message", one write(2)
@@ -29,6 +30,7 @@
 #include "vmm/api/api.h"
 
 #define LOG_LINE 1200
+#define MAX_DEVS 48 /* legacy devices counted in the metrics */
 
 struct log_sink {
 	int fd;
@@ -44,7 +46,19 @@ struct spk_obs {
 	int metrics_fd;
 	struct spk_metrics_config metrics;
 	struct spk_machine *m;
+	/* the totals at the previous line, for the differences */
+	struct spk_api_stats last_api;
+	uint64_t last_exits[SPK_EXIT__COUNT];
+	struct spk_machine_dev_count last_dev[MAX_DEVS];
+	size_t n_last_dev;
 };
+
+/* now - before, or now when the total went down (a new VM after a failed
+ * start counts from zero again). */
+static uint64_t since(uint64_t now, uint64_t before)
+{
+	return now >= before ? now - before : now;
+}
 
 /* A file or FIFO to append lines to; a FIFO without a reader is refused
  * rather than waited for, and writes never block. */
@@ -206,37 +220,58 @@ static const char *state_word(enum spk_api_state st)
 	return (unsigned)st < 4 ? w[st] : "?";
 }
 
-static json_t *exits_json(struct spk_machine *m)
+static json_t *exits_json(struct spk_obs *o)
 {
 	uint64_t counts[SPK_EXIT__COUNT] = {0}, total = 0;
-	json_t *o = json_object();
+	json_t *j = json_object();
 	char name[32];
 
-	if (m)
-		spk_machine_exit_counts(m, counts);
+	if (o->m)
+		spk_machine_exit_counts(o->m, counts);
 	for (int k = 0; k < SPK_EXIT__COUNT; k++) {
+		uint64_t d = since(counts[k], o->last_exits[k]);
 		size_t i;
 
 		snprintf(name, sizeof(name), "%s", spk_exit_name((enum spk_exit_kind)k));
 		for (i = 0; name[i]; i++)
 			name[i] = (char)tolower((unsigned char)name[i]);
-		json_object_set_new(o, name, json_integer((json_int_t)counts[k]));
-		total += counts[k];
+		json_object_set_new(j, name, json_integer((json_int_t)d));
+		total += d;
+		o->last_exits[k] = counts[k];
 	}
-	return json_pack("{s:o, s:I}", "exits", o, "exits_total", (json_int_t)total);
+	return json_pack("{s:o, s:I}", "exits", j, "exits_total", (json_int_t)total);
 }
 
-static json_t *devices_json(struct spk_machine *m)
+/* The previous line's counts of the device called name (none: zeros). */
+static const struct spk_machine_dev_count *last_dev(const struct spk_obs *o, const char *name)
 {
-	struct spk_machine_dev_count c[48];
-	json_t *o = json_object();
-	size_t n = m ? spk_machine_device_counts(m, c, 48) : 0;
+	static const struct spk_machine_dev_count none;
 
-	for (size_t i = 0; i < n && i < 48; i++)
-		json_object_set_new(o, c[i].name,
-		                    json_pack("{s:I, s:I}", "reads", (json_int_t)c[i].reads,
-		                              "writes", (json_int_t)c[i].writes));
-	return o;
+	for (size_t i = 0; i < o->n_last_dev; i++)
+		if (strcmp(o->last_dev[i].name, name) == 0)
+			return &o->last_dev[i];
+	return &none;
+}
+
+static json_t *devices_json(struct spk_obs *o)
+{
+	struct spk_machine_dev_count c[MAX_DEVS];
+	json_t *j = json_object();
+	size_t n = o->m ? spk_machine_device_counts(o->m, c, MAX_DEVS) : 0;
+
+	if (n > MAX_DEVS)
+		n = MAX_DEVS;
+	for (size_t i = 0; i < n; i++) {
+		const struct spk_machine_dev_count *l = last_dev(o, c[i].name);
+
+		json_object_set_new(j, c[i].name,
+		                    json_pack("{s:I, s:I}", "reads",
+		                              (json_int_t)since(c[i].reads, l->reads), "writes",
+		                              (json_int_t)since(c[i].writes, l->writes)));
+	}
+	memcpy(o->last_dev, c, n * sizeof(c[0]));
+	o->n_last_dev = n;
+	return j;
 }
 
 static json_t *metrics_line(struct spk_obs *o, const struct spk_api_stats *st,
@@ -253,9 +288,12 @@ static json_t *metrics_line(struct spk_obs *o, const struct spk_api_stats *st,
 	    SPARKLER_VERSION, "state", state_word(vm), "uptime_ms",
 	    (json_int_t)(mono.tv_sec - o->start.tv_sec) * 1000 +
 	        (mono.tv_nsec - o->start.tv_nsec) / 1000000,
-	    "api_server", "requests", (json_int_t)st->requests, "ok", (json_int_t)st->ok,
-	    "client_errors", (json_int_t)st->client_errors, "server_errors",
-	    (json_int_t)st->server_errors, "vcpu", exits_json(o->m), "devices", devices_json(o->m));
+	    "api_server", "requests", (json_int_t)since(st->requests, o->last_api.requests), "ok",
+	    (json_int_t)since(st->ok, o->last_api.ok), "client_errors",
+	    (json_int_t)since(st->client_errors, o->last_api.client_errors), "server_errors",
+	    (json_int_t)since(st->server_errors, o->last_api.server_errors), "vcpu", exits_json(o),
+	    "devices", devices_json(o));
+	o->last_api = *st;
 	if (line && o->metrics.emit_id)
 		json_object_set_new(line, "id", json_string(o->id));
 	if (line && o->metrics.properties)
