@@ -38,6 +38,9 @@ struct spk_virtio_net_config {
 	int tap_fd;
 	uint8_t mac[6];
 	bool has_mac; /* false: a random, locally administered unicast MAC */
+	/* 0: none; else 68 to 65535: offered to the guest (VIRTIO_NET_F_MTU,
+	 * the config's mtu) and set on a TAP opened by name (SIOCSIFMTU) */
+	uint16_t mtu;
 	/* all zero: none (sparkler/ratelimit.h); frames count as operations */
 	struct spk_rate_limit rx_rate_limit, tx_rate_limit;
 };

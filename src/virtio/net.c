@@ -51,15 +51,18 @@
 #define NET_HDR_LEN    12          /* virtio_net_hdr with num_buffers (VERSION_1) */
 #define NET_FRAME_MAX  (64u << 10) /* largest frame after the header */
 #define NET_FRAME_MIN  14          /* an Ethernet header */
+#define NET_MTU_MIN    68          /* IPv4's least MTU, as Firecracker and the API check */
 #define NET_BUDGET     64          /* frames per event and direction */
 #define NET_IOV_MAX    (2 * NET_QUEUE_SIZE + 1)
 #define NET_CLASS      0x020000 /* network controller, Ethernet */
 
 #define F_MAC            5
+#define F_MTU            3
 #define F_STATUS         16
 #define S_LINK_UP        1
 #define CFG_MAC          0
 #define CFG_STATUS       6
+#define CFG_MTU          10
 #define CFG_SIZE         12 /* mac, status, max_virtqueue_pairs, mtu */
 #define HDR_F_NEEDS_CSUM 1
 
@@ -78,6 +81,7 @@ struct spk_virtio_net {
 	int tap;
 	char ifname[IFNAMSIZ];
 	uint8_t mac[6];
+	uint16_t mtu; /* offered with VIRTIO_NET_F_MTU; 0: none */
 	/* under the device lock */
 	uint32_t watching; /* the events the loop watches the TAP for */
 	bool tap_gone;     /* the TAP failed for good: not watched any more */
@@ -127,6 +131,22 @@ static void tap_link_up(const char *name)
 			        name, strerror(errno), name);
 	}
 	close(s);
+}
+
+/* The TAP's MTU, as the API asked (Firecracker's `mtu`). */
+static int tap_set_mtu(const char *name, uint16_t mtu)
+{
+	struct ifreq ifr = {.ifr_mtu = mtu};
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc = 0;
+
+	if (s < 0)
+		return spk_fail(errno, "virtio-net: TAP %s: socket: %s", name, strerror(errno));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	if (ioctl(s, SIOCSIFMTU, &ifr) < 0)
+		rc = spk_fail(errno, "virtio-net: TAP %s: setting the MTU to %u: %s", name, mtu,
+		              strerror(errno));
+	close(s);
+	return rc;
 }
 
 /* Open (or create) the TAP: one frame per read and write, each behind a
@@ -471,6 +491,8 @@ static void net_config_read(void *opaque, uint32_t off, void *buf, uint32_t len)
 
 	memcpy(cfg + CFG_MAC, n->mac, sizeof(n->mac));
 	cfg[CFG_STATUS] = S_LINK_UP;
+	cfg[CFG_MTU] = (uint8_t)n->mtu; /* little-endian; 0 when not offered */
+	cfg[CFG_MTU + 1] = (uint8_t)(n->mtu >> 8);
 	memcpy(buf, cfg + off, len);
 }
 
@@ -536,7 +558,8 @@ static int net_make(struct spk_virtio_net *n, const struct spk_virtio_net_config
 	    .class_code = NET_CLASS,
 	    .num_queues = 2,
 	    .queue_max = NET_QUEUE_SIZE,
-	    .features = SPK_VIRTIO_F_BIT(F_MAC) | SPK_VIRTIO_F_BIT(F_STATUS),
+	    .features = SPK_VIRTIO_F_BIT(F_MAC) | SPK_VIRTIO_F_BIT(F_STATUS) |
+	                (n->mtu ? SPK_VIRTIO_F_BIT(F_MTU) : 0),
 	    .config_size = CFG_SIZE,
 	    .ops = &net_ops,
 	    .opaque = n,
@@ -566,6 +589,9 @@ int spk_virtio_net_new(const struct spk_virtio_net_config *cfg, struct spk_virti
 	if (!cfg || !out || !cfg->loop)
 		return spk_fail(EINVAL, "virtio-net: new needs a config with a loop, and an out "
 		                        "pointer");
+	if (cfg->mtu && cfg->mtu < NET_MTU_MIN)
+		return spk_fail(EINVAL, "virtio-net: an MTU of %u (need %d to 65535)", cfg->mtu,
+		                NET_MTU_MIN);
 	n = calloc(1, sizeof(*n));
 	if (!n)
 		return spk_fail(ENOMEM, "virtio-net: out of memory");
@@ -584,7 +610,10 @@ int spk_virtio_net_new(const struct spk_virtio_net_config *cfg, struct spk_virti
 	if (cfg->tap_fd >= 0) {
 		snprintf(n->ifname, sizeof(n->ifname), "fd %d", cfg->tap_fd);
 		fcntl(n->tap, F_SETFL, fcntl(n->tap, F_GETFL) | O_NONBLOCK);
+	} else if (cfg->mtu && (rc = tap_set_mtu(n->ifname, cfg->mtu)) < 0) {
+		goto err_close;
 	}
+	n->mtu = cfg->mtu;
 	if ((rc = net_make(n, cfg)) < 0)
 		goto err_close;
 	n->rx_rl.vd = n->tx_rl.vd = n->vd;

@@ -899,6 +899,36 @@ static void case_net_gone(void)
 	nt_teardown(&v);
 }
 
+/* Firecracker's `mtu` on a TAP the device opens by name: the TAP gets it
+ * (SIOCSIFMTU, read back from sysfs). */
+static void case_net_mtu(void)
+{
+	struct spk_virtio_net_config nc = {.slot = -1, .tap_fd = -1, .mtu = 1280, .has_mac = true};
+	char name[IFNAMSIZ], path[96], got[16] = "";
+	struct nt v;
+	FILE *fp;
+
+	snprintf(name, sizeof(name), "spkm%u", (unsigned)getpid() % 1000000);
+	nt_setup(&v, "t_virtio_net");
+	nc.pci = v.pci;
+	nc.mem = spk_vm_mem(v.t.vm);
+	nc.loop = v.loop;
+	nc.tap = name;
+	memcpy(nc.mac, nf_guest_mac, 6);
+	int rc = spk_virtio_net_new(&nc, &v.net);
+	if (rc == -EPERM || rc == -ENOENT || rc == -ENODEV || rc == -EACCES) {
+		printf("SKIP: /dev/net/tun is not usable here: %s\n", spk_last_error());
+		exit(SKIP);
+	}
+	CHECK_OK(rc);
+	snprintf(path, sizeof(path), "/sys/class/net/%s/mtu", name);
+	CHECK((fp = fopen(path, "r")) != NULL, "%s: %s", path, strerror(errno));
+	CHECK(fgets(got, sizeof(got), fp) != NULL, "%s is empty", path);
+	fclose(fp);
+	CHECK(atoi(got) == 1280, "the TAP's MTU is %s, not 1280", got);
+	nt_teardown(&v);
+}
+
 /* ------------------------------------------------------------------------------------------- */
 
 static const struct th_case cases[] = {
@@ -908,6 +938,7 @@ static const struct th_case cases[] = {
     {"net_gone", case_net_gone},
     {"net_backpressure", case_net_backpressure},
     {"net_rate_limit", case_net_rate_limit},
+    {"net_mtu", case_net_mtu},
     {"vsock", case_vsock},
     {"vsock_hostile", case_vsock_hostile},
 };

@@ -828,6 +828,7 @@ int spk_res_net(struct spk_vm_resources *r, const char *url_id, json_t *body, co
 		return -EINVAL;
 	}
 	x.mtu = (uint32_t)mtu;
+	n.mtu = (uint16_t)mtu; /* 68 to 65535, or 0 when not given */
 	spk_res_rate_limit(x.rx_rate_limiter, &n.rx_rate_limit);
 	spk_res_rate_limit(x.tx_rate_limiter, &n.tx_rate_limit);
 	if (idx < 0)

@@ -189,6 +189,7 @@ static int allow_tap_ioctls(scmp_filter_ctx ctx)
 		TUNSETOFFLOAD,   /* offloads off */
 		SIOCGIFFLAGS,    /* is the link up? */
 		SIOCSIFFLAGS,    /* bring it up */
+		SIOCSIFMTU,      /* the API's mtu */
 	};
 
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {

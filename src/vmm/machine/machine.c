@@ -428,6 +428,7 @@ static int add_network(struct spk_machine *m, struct vm_instance *v)
 		struct spk_virtio_net_config nc = {.pci = v->pci, .slot = -1, .mem = spk_vm_mem(v->vm),
 						   .loop = v->loop, .tap = n->tap, .tap_fd = -1,
 						   .has_mac = n->has_mac,
+						   .mtu = n->mtu,
 						   .rx_rate_limit = n->rx_rate_limit,
 						   .tx_rate_limit = n->tx_rate_limit};
 

@@ -35,6 +35,7 @@ struct spk_net_config {
 	uint8_t mac[6];
 	bool has_mac;
 	struct spk_rate_limit rx_rate_limit, tx_rate_limit; /* all zero: none */
+	uint16_t mtu;                                       /* 0: the TAP's own */
 };
 
 struct spk_vsock_config {

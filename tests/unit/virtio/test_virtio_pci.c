@@ -858,6 +858,47 @@ static void test_snapshot_net_vsock(void **state)
 }
 
 /* A device must bring its state ops: the transport refuses one without. */
+/* virtio-net's MTU (Firecracker's `mtu`): offered with VIRTIO_NET_F_MTU
+ * and in the config's mtu field when given; neither when not; below 68
+ * refused. */
+static void test_net_mtu(void **state)
+{
+	struct fx *f = *state;
+	struct spk_evloop *loop;
+	struct spk_virtio_net *a, *b, *bad;
+	struct drv da, db;
+	int sa[2], sb[2], sc[2];
+
+	assert_int_equal(spk_evloop_new("mtu-test", &loop), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sa), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sb), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sc), 0);
+	struct spk_virtio_net_config nc = {
+	    .pci = f->h, .slot = -1, .mem = f->m.mem, .loop = loop, .tap_fd = sa[0], .mtu = 1400};
+	assert_int_equal(spk_virtio_net_new(&nc, &a), 0);
+	probe(f, &da, SPK_VIRTIO_ID_NET, 0x60000);
+	nc.tap_fd = sc[0];
+	nc.mtu = 67;
+	assert_int_equal(spk_virtio_net_new(&nc, &bad), -EINVAL);
+	close(sc[0]);
+	mm_wr(f, da.common + DFSEL, 4, 0);
+	assert_true(mm_rd(f, da.common + DF, 4) & (1u << 3));
+	assert_int_equal(mm_rd(f, da.device + 10, 2), 1400);
+	spk_virtio_net_free(a); /* frees its slot: the next one takes it */
+	nc.tap_fd = sb[0];
+	nc.mtu = 0;
+	assert_int_equal(spk_virtio_net_new(&nc, &b), 0);
+	probe(f, &db, SPK_VIRTIO_ID_NET, 0x60000);
+	mm_wr(f, db.common + DFSEL, 4, 0);
+	assert_false(mm_rd(f, db.common + DF, 4) & (1u << 3));
+	assert_int_equal(mm_rd(f, db.device + 10, 2), 0);
+	spk_virtio_net_free(b);
+	spk_evloop_free(loop);
+	close(sa[1]);
+	close(sb[1]);
+	close(sc[1]);
+}
+
 static void test_state_ops_required(void **state)
 {
 	struct fx *f = *state;
@@ -894,6 +935,7 @@ int main(void)
 	    T(test_hostile),
 	    T(test_snapshot),
 	    T(test_snapshot_net_vsock),
+	    T(test_net_mtu),
 	    T(test_state_ops_required),
 	};
 
