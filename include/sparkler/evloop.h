@@ -10,6 +10,9 @@
  * that is running to return, so after it returns the handler will not be
  * called again and its opaque may be freed. Do not call spk_evloop_del()
  * from another thread while holding a lock the handler takes.
+ *
+ * Every function: a NULL loop is -EINVAL with a message (free, stop and
+ * on_start then do nothing, on_loop is false); a NULL fn is -EINVAL.
  */
 #ifndef SPARKLER_EVLOOP_H
 #define SPARKLER_EVLOOP_H

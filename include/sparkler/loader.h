@@ -31,7 +31,10 @@ struct spk_elf_info {
  */
 int spk_elf_load(struct spk_mem *mem, const void *image, size_t size, struct spk_elf_info *info);
 
-/* Read path (at most max_size bytes, else -EFBIG) and spk_elf_load() it. */
+/* Read path (at most max_size bytes, else -EFBIG) and spk_elf_load() it.
+ * -EINVAL for a NULL mem or path; the file's open/read errors as -errno.
+ * Both loaders check every header and segment before writing anything, and
+ * write guest memory only: call them before the vCPUs run. */
 int spk_elf_load_file(struct spk_mem *mem, const char *path, uint64_t max_size,
 		      struct spk_elf_info *info);
 

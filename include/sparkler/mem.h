@@ -42,36 +42,47 @@ enum {
 	SPK_MEM_LOAD = 1u << 2,
 };
 
+/* A standalone memory map (a VM has its own: spk_vm_mem()). *out is the
+ * caller's until spk_mem_free() (NULL: nothing). -EINVAL, -ENOMEM. */
 int spk_mem_new(struct spk_mem **out);
 void spk_mem_free(struct spk_mem *mem);
 
 /*
  * Add a region. host must cover size bytes (NULL only for UNPOPULATED).
  * Refuses zero sizes, wrap-around, overlaps (naming both regions) and
- * more than SPK_MEM_MAX_REGIONS regions. The name is copied.
+ * more than SPK_MEM_MAX_REGIONS regions. The name is copied; host stays
+ * the caller's and must outlive the map. Not thread-safe against
+ * accessors: add regions while nothing reads the map (for a VM's map use
+ * spk_vm_add_memory(), which also makes the KVM slot).
  */
 int spk_mem_add(struct spk_mem *mem, uint64_t gpa, uint64_t size, enum spk_mem_type type,
 		void *host, const char *name);
 
-/* Turn an UNPOPULATED region that starts at gpa into RAM backed by host. */
+/* Turn an UNPOPULATED region that starts at gpa into RAM backed by host.
+ * Safe while accessors run (host is published before the type). */
 int spk_mem_populate(struct spk_mem *mem, uint64_t gpa, void *host);
 
-/* The region holding gpa, or NULL. */
+/* The region holding gpa, or NULL (also for a NULL map). Thread-safe
+ * once regions stop being added; the region lives as long as the map. */
 const struct spk_mem_region *spk_mem_find(const struct spk_mem *mem, uint64_t gpa);
 
-/* All regions, sorted by address. */
+/* All regions, sorted by address: their count, *out the array (a NULL
+ * map: 0 and NULL; out may be NULL to count). */
 size_t spk_mem_regions(const struct spk_mem *mem, const struct spk_mem_region **out);
 
 /*
  * The checked accessor. A host pointer to len bytes at gpa, or NULL when
  * len is 0, the range wraps, any byte is outside a populated region, the
  * range spans two regions, or access asks to write a read-only region
- * without SPK_MEM_LOAD. The pointer is valid while the VM lives.
+ * without SPK_MEM_LOAD (and for a NULL map). The pointer is valid while
+ * the VM lives. Thread-safe; the exit path of device code.
  */
 void *spk_mem_ptr(const struct spk_mem *mem, uint64_t gpa, uint64_t len, unsigned access);
 
 /* Copy between guest and host through the accessor; may span adjacent
- * regions. 0 or -EFAULT (nothing copied). */
+ * regions. 0, -EFAULT (nothing copied), -EINVAL (NULL map or buf).
+ * Thread-safe (concurrent guest writes to the same bytes are the
+ * guest's race). */
 int spk_mem_read(const struct spk_mem *mem, uint64_t gpa, void *buf, uint64_t len);
 int spk_mem_write(const struct spk_mem *mem, uint64_t gpa, const void *buf, uint64_t len);
 /* Like spk_mem_write, also into read-only regions: for loaders. */
