@@ -222,6 +222,15 @@ static void test_add_memory_rollback(void **unused)
 	assert_int_equal(spk_vm_add_memory(f.vm, 8ull << 20, 4096, (enum spk_mem_type)9, "t", NULL),
 	                 -EINVAL);
 	assert_int_equal(spk_vm_populate_memory(f.vm, 0x5000), -ENOENT);
+	/* populating where KVM refuses the slot: the region stays unpopulated */
+	assert_int_equal(spk_vm_add_memory(f.vm, far, 1 << 20, SPK_MEM_UNPOPULATED, "lazy", NULL),
+			 0);
+	assert_true(spk_vm_populate_memory(f.vm, far) < 0);
+	const struct spk_mem_region *r = spk_mem_find(spk_vm_mem(f.vm), far);
+	assert_non_null(r);
+	assert_int_equal(r->type, SPK_MEM_UNPOPULATED);
+	assert_int_equal(spk_mem_write(spk_vm_mem(f.vm), far, &byte, 1), -EFAULT);
+	assert_true(spk_vm_populate_memory(f.vm, far) < 0); /* and again, the same */
 	assert_int_equal(spk_vm_destroy(f.vm), 0);
 }
 
