@@ -104,8 +104,11 @@ enum spk_exit_kind {
 	/* KVM x86-64: KVM_EXIT_DEBUG (single-step, hardware breakpoints). */
 	SPK_EXIT_DEBUG,
 	/*
-	 * KVM x86-64: KVM_EXIT_FAIL_ENTRY. Not seen on PVM hosts, where
-	 * KVM_SET_SREGS refuses an invalid segment state before any entry.
+	 * KVM x86-64: KVM_EXIT_FAIL_ENTRY, a state KVM_SET_SREGS took but
+	 * the processor refused to enter, e.g. long mode with CS.L and CS.D
+	 * both set: on SVM (the bed: QEMU TCG's AMD-V, Linux 6.1) 0xffffffff,
+	 * VMEXIT_INVALID; on VMX 0x80000021, invalid guest state. PVM enters
+	 * that state and runs the guest (guest-fail_entry checks each).
 	 */
 	SPK_EXIT_FAIL_ENTRY,
 	/*

@@ -10,8 +10,9 @@
  * naming it), cpl3_entry (a vCPU started directly at CPL3 with IOPL 3),
  * cpuid (the embedder's CPUID policy hook as the guest reads it at CPL0
  * and CPL3). internal_error checks the instruction bytes on PVM hosts,
- * where xsave at CPL0 cannot be emulated. FAIL_ENTRY has no case: KVM
- * here refuses an invalid state at KVM_SET_SREGS, before any entry.
+ * where xsave at CPL0 cannot be emulated. fail_entry: a long-mode CS with
+ * both L and D set, which the hardware's entry checks refuse (SVM: VMRUN
+ * ends with VMEXIT_INVALID; VMX: invalid guest state); PVM runs it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1031,6 +1032,70 @@ static void case_internal_error(void)
 	}
 	th_teardown(&t);
 }
+/* ---- FAIL_ENTRY ------------------------------------------------------------------ */
+
+/*
+ * A state KVM_SET_SREGS takes but the processor will not enter: long mode
+ * with CS.L and CS.D both set. AMD's VMRUN consistency checks refuse it
+ * (APM vol. 2, "Canonicalization and Consistency Checks": EFER.LME, CR0.PG,
+ * CR4.PAE, CS.L and CS.D all non-zero), KVM reports VMEXIT_INVALID (-1) as
+ * KVM_EXIT_FAIL_ENTRY; VMX's guest-state checks refuse it too (CS.D must be
+ * 0 when CS.L is 1 in IA-32e mode: exit reason 0x80000021). PVM takes the
+ * state and runs the guest (no entry check): there the case checks that.
+ */
+static void case_fail_entry(void)
+{
+	struct spk_run_result res;
+	struct spk_x86_sregs sr;
+	struct spk_exit e;
+	struct th t;
+	const char *kind = spk_host_kvm_kind();
+
+	for (int runner = 0; runner < 2; runner++) {
+		th_setup(&t, "t_halt", NULL);
+		CHECK_OK(spk_vcpu_get_sregs(t.vcpu, &sr));
+		CHECK_EQ(sr.cs.l, 1);
+		sr.cs.db = 1;
+		int rc = spk_vcpu_set_sregs(t.vcpu, &sr);
+		printf("CS.L=1 CS.D=1 in long mode: KVM_SET_SREGS %d%s%s\n", rc, rc ? ": " : "",
+		       rc ? spk_last_error() : "");
+		CHECK_OK(rc);
+		if (strcmp(kind, "pvm") == 0) {
+			/* PVM enters it (measured): its guest kernel code is
+			 * emulated and CS.D is not checked; t_halt runs to its hlt */
+			th_run(&t, &e);
+			printf("PVM: exit %s: no entry check refuses CS.L=1 CS.D=1\n",
+			       spk_exit_name(e.kind));
+			CHECK(e.kind == SPK_EXIT_HALT, "got %s", spk_exit_name(e.kind));
+			th_teardown(&t);
+			return;
+		}
+		if (!runner) {
+			th_run(&t, &e);
+			printf("exit: %s reason 0x%llx cpu %u\n", spk_exit_name(e.kind),
+			       (unsigned long long)e.fail_entry.hardware_entry_failure_reason,
+			       e.fail_entry.cpu);
+			CHECK(e.kind == SPK_EXIT_FAIL_ENTRY, "got %s", spk_exit_name(e.kind));
+			CHECK_EQ(e.vcpu, 0);
+			/* SVM: VMEXIT_INVALID (-1) in the VMCB's 32-bit exit code
+			 * (Linux 6.1 passes 0xffffffff; a 64-bit copy gives all ones) */
+			if (strcmp(kind, "svm") == 0)
+				CHECK_EQ(e.fail_entry.hardware_entry_failure_reason & 0xffffffff,
+				         0xffffffff);
+			else if (strcmp(kind, "vmx") == 0)
+				CHECK_EQ(e.fail_entry.hardware_entry_failure_reason, 0x80000021);
+		} else {
+			/* through the runner: the run ends, reported as unhandled */
+			CHECK_OK(spk_vm_run(t.vm, NULL, NULL, &res));
+			printf("runner: %s\n", res.report);
+			CHECK(res.kind == SPK_EXIT_FAIL_ENTRY, "got %s", spk_exit_name(res.kind));
+			CHECK(res.unhandled, "a failed entry is reported");
+			CHECK(strstr(res.report, "FAIL_ENTRY") && strstr(res.report, "reason=0x"),
+			      "report: %s", res.report);
+		}
+		th_teardown(&t);
+	}
+}
 
 /* ---- CANCELLED ------------------------------------------------------------------ */
 
@@ -1416,6 +1481,7 @@ static const struct th_case cases[] = {
     {"cpl3_entry", case_cpl3_entry},
     {"cpuid", case_cpuid},
     {"cpl3_boundary", case_cpl3_boundary},
+    {"fail_entry", case_fail_entry},
 };
 
 int main(int argc, char **argv)
