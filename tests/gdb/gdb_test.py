@@ -40,7 +40,8 @@ def session(sparkler, guest_dir, name, commands, extra=(), **kw):
     e = elf(guest_dir, name)
     sb = Sandbox(sparkler, e, extra=extra)
     try:
-        out = gdb(e, sb.gdb_target(), commands, **kw)
+        out = gdb(e, sb.gdb_target(), commands,
+                  connected=lambda: 'debugger connected' in sb.stderr(), **kw)
     except Fail:
         sb.kill()
         raise

@@ -111,9 +111,11 @@ class Sandbox:
             self.proc.wait()
 
 
-def gdb(elf, target, commands, interrupts=(), timeout=90):
+def gdb(elf, target, commands, interrupts=(), timeout=90, connected=None):
     """Run gdb -batch with commands (after `target remote`); send SIGINT at
-    each time in interrupts (seconds from the start). Returns the output."""
+    each time in interrupts (seconds from the start, or from when connected()
+    first says true: the stub has the debugger, so a slow gdb (the bed's TCG)
+    is never interrupted while it starts). Returns the output."""
     args = ['gdb', '-batch', '-nx', '-ex', 'set pagination off', '-ex', 'set confirm off',
             '-ex', 'target remote ' + target]
     for c in commands:
@@ -121,6 +123,10 @@ def gdb(elf, target, commands, interrupts=(), timeout=90):
     args.append(elf)
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                          start_new_session=True)
+    start = time.monotonic()
+    while interrupts and connected and not connected() and p.poll() is None and \
+            time.monotonic() < start + timeout:
+        time.sleep(0.05)
     start = time.monotonic()
     for t in interrupts:
         time.sleep(max(0, start + t - time.monotonic()))
