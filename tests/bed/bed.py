@@ -396,6 +396,8 @@ SCENARIOS = {
     "linux-e2e-1cpu": e2e_scenario(1),
     "linux-e2e-2cpu": e2e_scenario(2),
 }
+# the existing tests' real-host assertions (guest, gdb, run-cli's CPUID)
+SCENARIOS.update(__import__("host_tests").scenarios(sys.modules[__name__]))
 
 # ---- assets ----------------------------------------------------------------------------
 
@@ -466,9 +468,9 @@ def with_libs(binary):
     return out
 
 
-def scenario_cpio(script, files, bins):
+def scenario_cpio(script, files, bins, tree=()):
     """The per-run part of the L1 initramfs: /bed/run.sh, /bed/<files>,
-    /bin/<bins> and their libraries."""
+    /bin/<bins> and their libraries, and tree ([(path, host file)])."""
     entries, dirs = [], set()
 
     def add(path, mode, data):
@@ -490,6 +492,9 @@ def scenario_cpio(script, files, bins):
             libs[dst] = lib
     for dst, lib in sorted(libs.items()):
         add(dst, 0o100755, open(os.path.realpath(lib), "rb").read())
+    for dst, src in tree:
+        if dst not in libs:
+            add(dst, 0o100755, open(os.path.realpath(src), "rb").read())
     return linux_assets.cpio_newc(entries)
 
 
@@ -519,7 +524,8 @@ def run_bed(sc, files, sparkler, build, tmp):
     with open(initrd, "wb") as f:
         f.write(open(l1["L1_BASE"], "rb").read())
         f.write(scenario_cpio(sc["script"], files,
-                              dict({"sparkler": sparkler}, **sc.get("bins", {}))))
+                              dict({"sparkler": sparkler}, **sc.get("bins", {})),
+                              sc["tree"]() if "tree" in sc else ()))
     console, back = os.path.join(tmp, "l1-console.log"), os.path.join(tmp, "l1-out.txt")
     cmd = [qemu, "-M", "q35", "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", L1_MEM,
            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
