@@ -246,6 +246,37 @@ static void add_net(struct nt *v, const char *tap)
 
 /* ---- virtio-net ----------------------------------------------------------------------------- */
 
+/* t_virtio_net with its device on fd, a socket pair standing in for the
+ * TAP (nc's other fields are the caller's); the loop started. */
+static void net_on_pair(struct nt *v, struct spk_virtio_net_config *nc, int fd)
+{
+	nt_setup(v, "t_virtio_net");
+	nc->pci = v->pci;
+	nc->mem = spk_vm_mem(v->t.vm);
+	nc->loop = v->loop;
+	nc->tap_fd = fd;
+	memcpy(nc->mac, nf_guest_mac, 6);
+	CHECK_OK(spk_virtio_net_new(nc, &v->net));
+	CHECK_OK(spk_evloop_start(v->loop));
+}
+
+/* The same on a TAP called name that the device opens (or makes); the
+ * test skips where /dev/net/tun is not usable. The loop not started. */
+static void net_on_tap(struct nt *v, struct spk_virtio_net_config *nc, const char *name)
+{
+	nt_setup(v, "t_virtio_net");
+	nc->pci = v->pci;
+	nc->mem = spk_vm_mem(v->t.vm);
+	nc->loop = v->loop;
+	nc->tap = name;
+	int rc = spk_virtio_net_new(nc, &v->net);
+	if (rc == -EPERM || rc == -ENOENT || rc == -ENODEV || rc == -EACCES) {
+		printf("SKIP: /dev/net/tun is not usable here: %s\n", spk_last_error());
+		exit(SKIP);
+	}
+	CHECK_OK(rc);
+}
+
 static void case_net(void)
 {
 	struct spk_virtio_net_stats st;
@@ -325,17 +356,7 @@ static void case_net_create(void)
 	struct nt v;
 
 	snprintf(name, sizeof(name), "spkc%u", (unsigned)getpid() % 1000000);
-	nt_setup(&v, "t_virtio_net");
-	nc.pci = v.pci;
-	nc.mem = spk_vm_mem(v.t.vm);
-	nc.loop = v.loop;
-	nc.tap = name;
-	int rc = spk_virtio_net_new(&nc, &v.net);
-	if (rc == -EPERM || rc == -ENOENT || rc == -ENODEV || rc == -EACCES) {
-		printf("SKIP: /dev/net/tun is not usable here: %s\n", spk_last_error());
-		exit(SKIP);
-	}
-	CHECK_OK(rc);
+	net_on_tap(&v, &nc, name);
 	CHECK(if_nametoindex(name) != 0, "TAP %s was made", name);
 	CHECK(if_flags(name) & IFF_UP, "and is up");
 	CHECK(strcmp(spk_virtio_net_ifname(v.net), name) == 0, "ifname %s",
@@ -718,6 +739,19 @@ static void pair_send(int s, unsigned seq)
 	CHECK(write(s, f, NF_HDR + n) == (ssize_t)(NF_HDR + n), "write: %s", strerror(errno));
 }
 
+/* The rest of t_virtio_net on a socket pair: the host's 64 frames to the
+ * guest, the guest to its end; every frame counted both ways, none dropped. */
+static void pair_finish(struct nt *v, int peer, struct spk_virtio_net_stats *st)
+{
+	for (unsigned i = 0; i < 64; i++)
+		pair_send(peer, i);
+	th_run_to_done(&v->t);
+	spk_virtio_net_get_stats(v->net, st);
+	CHECK_EQ(st->tx_frames, 64);
+	CHECK_EQ(st->rx_frames, 64);
+	CHECK_EQ(st->tx_dropped + st->rx_dropped, 0);
+}
+
 struct slow_reader {
 	int s;
 	double loop_cpu; /* while the "TAP" was full */
@@ -751,27 +785,14 @@ static void case_net_backpressure(void)
 
 	CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
 	CHECK(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)) == 0, "SO_SNDBUF");
-	nt_setup(&v, "t_virtio_net");
-	nc.pci = v.pci;
-	nc.mem = spk_vm_mem(v.t.vm);
-	nc.loop = v.loop;
-	nc.tap_fd = sv[0];
-	memcpy(nc.mac, nf_guest_mac, 6);
-	CHECK_OK(spk_virtio_net_new(&nc, &v.net));
-	CHECK_OK(spk_evloop_start(v.loop));
+	net_on_pair(&v, &nc, sv[0]);
 	r = (struct slow_reader){.s = sv[1]};
 	CHECK(pthread_create(&thr, NULL, slow_reader_main, &r) == 0, "thread");
 	run_to_sync(&v, 2);
 	pthread_join(thr, NULL);
 	printf("the loop used %.3f s of CPU in 0.5 s facing a full socket\n", r.loop_cpu);
 	CHECK(r.loop_cpu < 0.1, "the loop spun while the socket was full: %.3f s", r.loop_cpu);
-	for (unsigned i = 0; i < 64; i++)
-		pair_send(sv[1], i);
-	th_run_to_done(&v.t);
-	spk_virtio_net_get_stats(v.net, &st);
-	CHECK_EQ(st.tx_frames, 64);
-	CHECK_EQ(st.rx_frames, 64);
-	CHECK_EQ(st.tx_dropped + st.rx_dropped, 0);
+	pair_finish(&v, sv[1], &st);
 	CHECK(v.log.n == 0, "no warnings, got: %s", v.log.line[0]);
 	nt_teardown(&v); /* closes sv[0] */
 	close(sv[1]);
@@ -823,14 +844,7 @@ static void case_net_rate_limit(void)
 	struct nt v;
 
 	CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
-	nt_setup(&v, "t_virtio_net");
-	nc.pci = v.pci;
-	nc.mem = spk_vm_mem(v.t.vm);
-	nc.loop = v.loop;
-	nc.tap_fd = sv[0];
-	memcpy(nc.mac, nf_guest_mac, 6);
-	CHECK_OK(spk_virtio_net_new(&nc, &v.net));
-	CHECK_OK(spk_evloop_start(v.loop));
+	net_on_pair(&v, &nc, sv[0]);
 	r.s = sv[1];
 	CHECK(pthread_create(&thr, NULL, timed_reader_main, &r) == 0, "thread");
 	run_to_sync(&v, 2);
@@ -844,13 +858,7 @@ static void case_net_rate_limit(void)
 	}
 	printf("64 frames out in %.1f ms (the limit allows them no sooner than %.1f ms)\n",
 	       (double)(r.at[63] - start) / 1e6, (64.0 - 13) * 40 / 8);
-	for (unsigned i = 0; i < 64; i++)
-		pair_send(sv[1], i);
-	th_run_to_done(&v.t);
-	spk_virtio_net_get_stats(v.net, &st);
-	CHECK_EQ(st.tx_frames, 64);
-	CHECK_EQ(st.rx_frames, 64);
-	CHECK_EQ(st.tx_dropped + st.rx_dropped, 0);
+	pair_finish(&v, sv[1], &st);
 	CHECK_EQ(st.tx_rate.ops, 64);
 	CHECK_EQ(st.rx_rate.ops, 64);
 	CHECK(st.tx_rate.throttled > 0, "the transmit limiter never throttled");
@@ -870,17 +878,7 @@ static void case_net_gone(void)
 	struct nt v;
 
 	snprintf(name, sizeof(name), "spkg%u", (unsigned)getpid() % 1000000);
-	nt_setup(&v, "t_virtio_net");
-	nc.pci = v.pci;
-	nc.mem = spk_vm_mem(v.t.vm);
-	nc.loop = v.loop;
-	nc.tap = name;
-	int rc = spk_virtio_net_new(&nc, &v.net);
-	if (rc == -EPERM || rc == -ENOENT || rc == -ENODEV || rc == -EACCES) {
-		printf("SKIP: /dev/net/tun is not usable here: %s\n", spk_last_error());
-		exit(SKIP);
-	}
-	CHECK_OK(rc);
+	net_on_tap(&v, &nc, name);
 	CHECK_OK(spk_evloop_start(v.loop));
 	snprintf(cmd, sizeof(cmd), "ip link del %s", name);
 	CHECK(system(cmd) == 0, "%s", cmd);
@@ -909,18 +907,8 @@ static void case_net_mtu(void)
 	FILE *fp;
 
 	snprintf(name, sizeof(name), "spkm%u", (unsigned)getpid() % 1000000);
-	nt_setup(&v, "t_virtio_net");
-	nc.pci = v.pci;
-	nc.mem = spk_vm_mem(v.t.vm);
-	nc.loop = v.loop;
-	nc.tap = name;
 	memcpy(nc.mac, nf_guest_mac, 6);
-	int rc = spk_virtio_net_new(&nc, &v.net);
-	if (rc == -EPERM || rc == -ENOENT || rc == -ENODEV || rc == -EACCES) {
-		printf("SKIP: /dev/net/tun is not usable here: %s\n", spk_last_error());
-		exit(SKIP);
-	}
-	CHECK_OK(rc);
+	net_on_tap(&v, &nc, name);
 	snprintf(path, sizeof(path), "/sys/class/net/%s/mtu", name);
 	CHECK((fp = fopen(path, "r")) != NULL, "%s: %s", path, strerror(errno));
 	CHECK(fgets(got, sizeof(got), fp) != NULL, "%s is empty", path);

@@ -834,23 +834,37 @@ int spk_machine_power_button(struct spk_machine *m)
 	return rc;
 }
 
+/* Under m->lock: the running disk (is_net false) or network device of that
+ * id, its index in *i; NULL with *rc -EINVAL (not running) or -ENODEV. */
+static void *running_dev(struct spk_machine *m, bool is_net, const char *id, uint32_t *i, int *rc)
+{
+	uint32_t n = is_net ? m->cfg.n_nets : m->cfg.n_drives;
+
+	*rc = m->current ? -ENODEV : -EINVAL;
+	for (*i = 0; m->current && *i < n; (*i)++) {
+		const char *name = is_net ? m->cfg.nets[*i].id : m->cfg.drives[*i].id;
+		void *dev = is_net ? (void *)m->current->nets[*i] : (void *)m->current->disks[*i];
+
+		if (strcmp(name, id) == 0) {
+			*rc = dev ? 0 : -ENODEV;
+			return dev;
+		}
+	}
+	return NULL;
+}
+
 int spk_machine_drive_swap(struct spk_machine *m, const char *id, const char *path)
 {
+	struct spk_virtio_blk *b;
+	uint32_t i;
 	int rc;
 
 	pthread_mutex_lock(&m->lock);
-	rc = m->current ? -ENODEV : -EINVAL;
-	for (uint32_t i = 0; m->current && i < m->cfg.n_drives; i++) {
-		if (strcmp(m->cfg.drives[i].id, id) != 0)
-			continue;
-		rc = m->current->disks[i] ? spk_virtio_blk_swap(m->current->disks[i], path)
-		                          : -ENODEV;
-		/* a rebuild (--reboot) takes the new file too */
-		if (rc == 0 && spk_config_set_str(&m->cfg.drives[i].path, path))
-			spk_log(SPK_LOG_WARN, "drive %s: out of memory: a reboot would use the "
-			                      "old file", id);
-		break;
-	}
+	if ((b = running_dev(m, false, id, &i, &rc)))
+		rc = spk_virtio_blk_swap(b, path);
+	/* a rebuild (--reboot) takes the new file too */
+	if (b && rc == 0 && spk_config_set_str(&m->cfg.drives[i].path, path))
+		spk_log(SPK_LOG_WARN, "drive %s: out of memory: a reboot would use the old file", id);
 	pthread_mutex_unlock(&m->lock);
 	return rc;
 }
@@ -858,19 +872,15 @@ int spk_machine_drive_swap(struct spk_machine *m, const char *id, const char *pa
 int spk_machine_drive_rate_limit(struct spk_machine *m, const char *id,
                                  const struct spk_rate_limit *l)
 {
+	struct spk_virtio_blk *b;
+	uint32_t i;
 	int rc;
 
 	pthread_mutex_lock(&m->lock);
-	rc = m->current ? -ENODEV : -EINVAL;
-	for (uint32_t i = 0; m->current && i < m->cfg.n_drives; i++) {
-		if (strcmp(m->cfg.drives[i].id, id) != 0)
-			continue;
-		rc = m->current->disks[i] ? spk_virtio_blk_set_rate_limit(m->current->disks[i], l)
-		                          : -ENODEV;
-		if (rc == 0) /* a rebuild (--reboot) takes it too */
-			m->cfg.drives[i].rate_limit = *l;
-		break;
-	}
+	if ((b = running_dev(m, false, id, &i, &rc)))
+		rc = spk_virtio_blk_set_rate_limit(b, l);
+	if (b && rc == 0) /* a rebuild (--reboot) takes it too */
+		m->cfg.drives[i].rate_limit = *l;
 	pthread_mutex_unlock(&m->lock);
 	return rc;
 }
@@ -878,21 +888,17 @@ int spk_machine_drive_rate_limit(struct spk_machine *m, const char *id,
 int spk_machine_net_rate_limits(struct spk_machine *m, const char *id,
                                 const struct spk_rate_limit *rx, const struct spk_rate_limit *tx)
 {
+	struct spk_virtio_net *n;
+	uint32_t i;
 	int rc;
 
 	pthread_mutex_lock(&m->lock);
-	rc = m->current ? -ENODEV : -EINVAL;
-	for (uint32_t i = 0; m->current && i < m->cfg.n_nets; i++) {
-		if (strcmp(m->cfg.nets[i].id, id) != 0)
-			continue;
-		rc = m->current->nets[i] ? spk_virtio_net_set_rate_limits(m->current->nets[i], rx, tx)
-		                         : -ENODEV;
-		if (rc == 0 && rx)
-			m->cfg.nets[i].rx_rate_limit = *rx;
-		if (rc == 0 && tx)
-			m->cfg.nets[i].tx_rate_limit = *tx;
-		break;
-	}
+	if ((n = running_dev(m, true, id, &i, &rc)))
+		rc = spk_virtio_net_set_rate_limits(n, rx, tx);
+	if (n && rc == 0 && rx)
+		m->cfg.nets[i].rx_rate_limit = *rx;
+	if (n && rc == 0 && tx)
+		m->cfg.nets[i].tx_rate_limit = *tx;
 	pthread_mutex_unlock(&m->lock);
 	return rc;
 }
