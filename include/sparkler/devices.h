@@ -5,6 +5,22 @@
  * the caller registers it (spk_bus_register) at the range it wants, with
  * the object as opaque and SPK_BUS_LOCKLESS: every device has its own lock
  * because the host side (stdin, signals, the API) reaches it too.
+ *
+ * The contract of every device below (the library's rules: vcpu.h):
+ * - spk_X_new(cfg, out): any time, any thread; copies what it needs from
+ *   cfg (the callbacks' ctx pointers stay the caller's and must outlive
+ *   the device). 0 and *out, or -EINVAL (NULL cfg or out, a bad field)
+ *   or -ENOMEM with a message, *out NULL. The caller owns the device.
+ * - spk_X_free(dev): takes NULL; after the device is off every bus (or
+ *   its VM destroyed) and no host thread calls it any more. Not
+ *   thread-safe against the device's other calls.
+ * - spk_X_ops() and spk_X_state_ops(): static tables, any time, any
+ *   thread. Their callbacks are the exit path: the bus passes the device
+ *   it was registered with, and a NULL device there is undefined.
+ * - The host-side calls (receive, power button, Ctrl+Alt+Del, ...) take
+ *   the device's lock: thread-safe, also against the guest's accesses on
+ *   vCPU threads; none is signal-safe. A NULL device is refused with a
+ *   message (-EINVAL, or the neutral value the function names).
  */
 #ifndef SPARKLER_DEVICES_H
 #define SPARKLER_DEVICES_H
@@ -37,7 +53,10 @@ static inline void spk_irq_set(const struct spk_irq_line *l, bool level)
 		l->set(l->ctx, l->gsi, level);
 }
 
-/* A line of the VM's in-kernel irqchip (spk_vm_irq_line). */
+/* A line of the VM's in-kernel irqchip (spk_vm_irq_line): a value that
+ * borrows vm, valid until spk_vm_destroy(). Any time, thread-safe; setting
+ * it is as thread-safe as spk_vm_irq_line() (a failure is logged once per
+ * GSI). NULL vm: a line that goes nowhere (set is NULL), with a message. */
 struct spk_irq_line spk_vm_irq(struct spk_vm *vm, uint32_t gsi);
 
 /* What a device asks the VM to do: SYSTEM_DOWN or RESET. */
@@ -56,8 +75,12 @@ int spk_uart_new(const struct spk_uart_config *cfg, struct spk_uart **out);
 void spk_uart_free(struct spk_uart *u);
 const struct spk_bus_ops *spk_uart_ops(void);
 /* Host input (a keyboard): queue up to n bytes into the 16-byte receive
- * FIFO, raise the interrupt if enabled; returns how many were taken. */
+ * FIFO, raise the interrupt if enabled; returns how many were taken (none
+ * in loopback mode). buf is only read during the call. Thread-safe. NULL
+ * u or buf: 0, with a message. */
 size_t spk_uart_receive(struct spk_uart *u, const uint8_t *buf, size_t n);
+/* How many bytes spk_uart_receive() would take now (0 in loopback mode).
+ * Thread-safe. NULL: 0, with a message. */
 size_t spk_uart_rx_room(struct spk_uart *u);
 /* Its state, for snapshots (opaque: the device). */
 const struct spk_dev_state_ops *spk_uart_state_ops(void);
@@ -74,7 +97,9 @@ void spk_i8042_free(struct spk_i8042 *k);
 /* Register ops at 0x60 and at 0x64, one byte each, both with opaque k:
  * the device tells them apart by spk_bus_access.addr. */
 const struct spk_bus_ops *spk_i8042_ops(void);
-/* Type Ctrl+Alt+Del (the scancodes, with IRQ 1), as Firecracker does. */
+/* Type Ctrl+Alt+Del (the scancodes, in the set the guest expects, with
+ * IRQ 1), as Firecracker does. 0, or -EINVAL (NULL), -ENOSPC (the output
+ * buffer is full), with a message. Thread-safe. */
 int spk_i8042_ctrl_alt_del(struct spk_i8042 *k);
 /* Its state, for snapshots (opaque: the device). */
 const struct spk_dev_state_ops *spk_i8042_state_ops(void);
@@ -106,12 +131,14 @@ void spk_acpi_pm_free(struct spk_acpi_pm *p);
 /* Register at PM1a_EVT (4 ports), at PM1a_CNT (2 ports), at GPE0_BLK (4
  * ports) and at the reset port (1), all with opaque p; told apart by
  * spk_bus_access.addr, so set_ports says which is which (default: the
- * platform's, platform.h). */
+ * platform's, platform.h). set_ports: before the ports are registered (or
+ * while no vCPU runs); thread-safe; NULL p: nothing, with a message. */
 const struct spk_bus_ops *spk_acpi_pm_ops(void);
 void spk_acpi_pm_set_ports(struct spk_acpi_pm *p, uint16_t evt, uint16_t cnt, uint16_t gpe0,
                            uint16_t reset);
 /* Press the power button (control method, \_SB.PWRB): sets GPE0_STS bit 0
- * and raises the SCI if GPE 0 is enabled. */
+ * and raises the SCI if GPE 0 is enabled. Thread-safe. NULL: nothing,
+ * with a message. */
 void spk_acpi_pm_power_button(struct spk_acpi_pm *p);
 /* Its state, for snapshots (opaque: the device). */
 const struct spk_dev_state_ops *spk_acpi_pm_state_ops(void);

@@ -255,8 +255,10 @@ const struct spk_bus_ops *spk_acpi_pm_ops(void)
 void spk_acpi_pm_set_ports(struct spk_acpi_pm *p, uint16_t evt, uint16_t cnt, uint16_t gpe0,
                            uint16_t reset)
 {
-	if (!p)
+	if (!p) {
+		spk_fail(EINVAL, "acpi-pm: set ports: no device");
 		return;
+	}
 	pthread_mutex_lock(&p->lock);
 	p->evt_port = evt;
 	p->cnt_port = cnt;
@@ -267,8 +269,10 @@ void spk_acpi_pm_set_ports(struct spk_acpi_pm *p, uint16_t evt, uint16_t cnt, ui
 
 void spk_acpi_pm_power_button(struct spk_acpi_pm *p)
 {
-	if (!p)
+	if (!p) {
+		spk_fail(EINVAL, "acpi-pm: power button: no device");
 		return;
+	}
 	pthread_mutex_lock(&p->lock);
 	p->gpe_sts |= GPE_PWRBTN;
 	update_sci(p);

@@ -39,5 +39,7 @@ static void vm_irq_set(void *ctx, uint32_t gsi, bool level)
 struct spk_irq_line spk_vm_irq(struct spk_vm *vm, uint32_t gsi)
 {
 	/* Without a VM the line goes nowhere (spk_irq_set skips a NULL set). */
+	if (!vm)
+		spk_fail(EINVAL, "irq: GSI %u: no VM, the line goes nowhere", gsi);
 	return (struct spk_irq_line){.set = vm ? vm_irq_set : NULL, .ctx = vm, .gsi = gsi};
 }

@@ -451,8 +451,10 @@ size_t spk_uart_receive(struct spk_uart *u, const uint8_t *buf, size_t n)
 {
 	size_t taken = 0;
 
-	if (!u || !buf)
+	if (!u || !buf) {
+		spk_fail(EINVAL, "uart: receive: no %s", u ? "buffer" : "device");
 		return 0;
+	}
 	pthread_mutex_lock(&u->lock);
 	/* In loopback the receiver hears only the transmitter. */
 	if (!loopback(u)) {
@@ -468,8 +470,10 @@ size_t spk_uart_rx_room(struct spk_uart *u)
 {
 	size_t room;
 
-	if (!u)
+	if (!u) {
+		spk_fail(EINVAL, "uart: rx room: no device");
 		return 0;
+	}
 	pthread_mutex_lock(&u->lock);
 	room = loopback(u) ? 0 : rx_capacity(u) - u->rx_count;
 	pthread_mutex_unlock(&u->lock);

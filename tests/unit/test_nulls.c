@@ -182,6 +182,41 @@ static void test_devices(void **unused)
 	spk_pci_dev_state_free(NULL);
 }
 
+/* A call that returns no error code: the message must be its own. */
+#define MSG(call)                                                                                  \
+	do {                                                                                       \
+		char before_[256];                                                                 \
+		sentinel(before_, sizeof(before_));                                                \
+		call;                                                                              \
+		if (strcmp(before_, spk_last_error()) == 0)                                        \
+			fail_msg("%s set no message of its own", #call);                           \
+	} while (0)
+
+/* devices.h: the host-side calls of the legacy devices. */
+static void test_legacy_devices(void **unused)
+{
+	static const struct spk_uart_config ucfg;
+	struct spk_uart *u;
+	uint8_t b = 'x';
+	struct spk_irq_line l;
+
+	(void)unused;
+	MSG(assert_int_equal(spk_uart_receive(NULL, &b, 1), 0));
+	MSG(assert_int_equal(spk_uart_rx_room(NULL), 0));
+	assert_int_equal(spk_uart_new(&ucfg, &u), 0);
+	size_t room = spk_uart_rx_room(u);
+	assert_true(room > 0);
+	MSG(assert_int_equal(spk_uart_receive(u, NULL, 1), 0));
+	assert_int_equal(spk_uart_rx_room(u), room); /* the refused call took nothing */
+	spk_uart_free(u);
+	EINVAL_MSG(spk_i8042_ctrl_alt_del(NULL));
+	MSG(spk_acpi_pm_set_ports(NULL, 1, 2, 3, 4));
+	MSG(spk_acpi_pm_power_button(NULL));
+	MSG(l = spk_vm_irq(NULL, 9));
+	assert_null(l.set);
+	spk_irq_set(&l, true); /* goes nowhere */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -190,6 +225,7 @@ int main(void)
 	    cmocka_unit_test(test_hypercall_exit_loader),
 	    cmocka_unit_test(test_evloop),
 	    cmocka_unit_test(test_devices),
+	    cmocka_unit_test(test_legacy_devices),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
