@@ -51,16 +51,25 @@ struct spk_virtio_blk_config {
 };
 
 /*
- * Open the image and make the device. -errno with spk_last_error() naming
+ * The contract (the library's rules: vcpu.h). NULL device or pointer
+ * arguments are refused with a message: -EINVAL, a NULL or zero return,
+ * or (get_stats) nothing done and *out zeroed. Every call here is
+ * thread-safe (the device's lock) and none is signal-safe.
+ *
+ * Open the image and make the device, any time before the VM runs; cfg is
+ * copied (pci, mem and loop are borrowed and must outlive the device).
+ * 0 and *out (the caller owns it), or -errno with spk_last_error() naming
  * the drive and what is wrong (a missing file, a size that is not a
- * multiple of 512, io_uring refused when it was required).
+ * multiple of 512, io_uring refused when it was required), *out untouched.
  */
 struct spk_virtio_blk;
 int spk_virtio_blk_new(const struct spk_virtio_blk_config *cfg, struct spk_virtio_blk **out);
-/* After the loop stopped: waits for requests in flight, closes the image. */
+/* After the loop stopped and no vCPU runs: waits for requests in flight,
+ * closes the image. Takes NULL. */
 void spk_virtio_blk_free(struct spk_virtio_blk *b);
+/* Its virtio device (owned by b, valid until spk_virtio_blk_free). */
 struct spk_virtio *spk_virtio_blk_dev(struct spk_virtio_blk *b);
-/* "io_uring" or "sync". */
+/* "io_uring" or "sync" (static strings). */
 const char *spk_virtio_blk_engine_name(const struct spk_virtio_blk *b);
 /*
  * Put the image at path behind the disk (Firecracker's PATCH /drives with a
@@ -71,10 +80,11 @@ const char *spk_virtio_blk_engine_name(const struct spk_virtio_blk *b);
  * and no change if they take over 5 s), the fd and capacity change, the
  * config generation moves and the driver gets a config-change interrupt;
  * the old file is closed. Call from a thread that may use io_uring (not a
- * vCPU thread).
+ * vCPU thread). 0, or -EINVAL (NULL b or path), -EBUSY, or the open's
+ * -errno, with a message.
  */
 int spk_virtio_blk_swap(struct spk_virtio_blk *b, const char *path);
-/* The image size in bytes. */
+/* The image size in bytes (the new one once a swap returned); NULL: 0. */
 uint64_t spk_virtio_blk_size(const struct spk_virtio_blk *b);
 
 /* What the device did so far (requests counted when answered). */
@@ -92,6 +102,7 @@ struct spk_virtio_blk_stats {
  * -EINVAL (a bad limit, or a limit on a device without an event loop). */
 int spk_virtio_blk_set_rate_limit(struct spk_virtio_blk *b, const struct spk_rate_limit *l);
 
+/* Copy the counters so far into *out (one consistent moment). */
 void spk_virtio_blk_get_stats(struct spk_virtio_blk *b, struct spk_virtio_blk_stats *out);
 
 #ifdef __cplusplus

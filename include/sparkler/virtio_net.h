@@ -51,19 +51,33 @@ struct spk_virtio_net_stats {
 	struct spk_rate_limit_stats rx_rate, tx_rate;
 };
 
+/*
+ * The contract (the library's rules: vcpu.h). NULL device or pointer
+ * arguments are refused with a message: -EINVAL, a NULL or zero return,
+ * or (void functions) nothing done and an out-struct zeroed. Every call
+ * here is thread-safe (the device's lock) and none is signal-safe.
+ */
 struct spk_virtio_net;
-/* -errno with spk_last_error() naming the TAP and what failed. */
+/* Any time before the VM runs; cfg is copied (pci, mem and loop are
+ * borrowed and must outlive the device; a tap_fd is the device's once the
+ * call succeeds, and a failed call may have closed it). 0 and *out (the caller
+ * owns it), or -errno with spk_last_error() naming the TAP and what failed
+ * (*out untouched). */
 int spk_virtio_net_new(const struct spk_virtio_net_config *cfg, struct spk_virtio_net **out);
-/* After the loop stopped; closes the TAP. */
+/* After the loop stopped and no vCPU runs; closes the TAP. Takes NULL. */
 void spk_virtio_net_free(struct spk_virtio_net *n);
+/* Its virtio device (owned by n, valid until spk_virtio_net_free). */
 struct spk_virtio *spk_virtio_net_dev(struct spk_virtio_net *n);
-/* The TAP's name as the kernel has it ("fd N" for a tap_fd). */
+/* The TAP's name as the kernel has it ("fd N" for a tap_fd); owned by n. */
 const char *spk_virtio_net_ifname(const struct spk_virtio_net *n);
+/* Copy the MAC address the guest sees into mac. */
 void spk_virtio_net_mac(const struct spk_virtio_net *n, uint8_t mac[6]);
 /* Change the receive and transmit rate limits while the device runs (NULL:
- * leave that one as it is); the buckets start full again. 0 or -EINVAL. */
+ * leave that one as it is); the buckets start full again. 0 or -EINVAL
+ * (NULL n, a bad limit: then neither changes). */
 int spk_virtio_net_set_rate_limits(struct spk_virtio_net *n, const struct spk_rate_limit *rx,
                                    const struct spk_rate_limit *tx);
+/* Copy the counters so far into *st (one consistent moment). */
 void spk_virtio_net_get_stats(struct spk_virtio_net *n, struct spk_virtio_net_stats *st);
 
 #ifdef __cplusplus

@@ -50,12 +50,24 @@ struct spk_virtio_vsock_stats {
 	uint64_t transport_resets; /* TRANSPORT_RESET events sent after restores */
 };
 
+/*
+ * The contract (the library's rules: vcpu.h). NULL device or pointer
+ * arguments are refused with a message: -EINVAL, a NULL return, or
+ * (get_stats) nothing done and *st zeroed. Every call here is thread-safe
+ * (the device's lock) and none is signal-safe.
+ */
 struct spk_virtio_vsock;
-/* Listen on uds_path and make the device; -errno with spk_last_error(). */
+/* Listen on uds_path and make the device, any time before the VM runs;
+ * cfg is copied (pci, mem and loop are borrowed and must outlive the
+ * device). 0 and *out (the caller owns it), or -errno with
+ * spk_last_error() (*out untouched). */
 int spk_virtio_vsock_new(const struct spk_virtio_vsock_config *cfg, struct spk_virtio_vsock **out);
-/* After the loop stopped: closes every connection and removes uds_path. */
+/* After the loop stopped and no vCPU runs: closes every connection and
+ * removes uds_path. Takes NULL. */
 void spk_virtio_vsock_free(struct spk_virtio_vsock *v);
+/* Its virtio device (owned by v, valid until spk_virtio_vsock_free). */
 struct spk_virtio *spk_virtio_vsock_dev(struct spk_virtio_vsock *v);
+/* Copy the counters so far into *st (one consistent moment). */
 void spk_virtio_vsock_get_stats(struct spk_virtio_vsock *v, struct spk_virtio_vsock_stats *st);
 
 #ifdef __cplusplus

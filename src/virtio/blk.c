@@ -1078,21 +1078,45 @@ int spk_virtio_blk_swap(struct spk_virtio_blk *b, const char *path)
 
 struct spk_virtio *spk_virtio_blk_dev(struct spk_virtio_blk *b)
 {
+	if (!b) {
+		spk_fail(EINVAL, "virtio-blk: dev needs a device");
+		return NULL;
+	}
 	return b->vd;
 }
 
 const char *spk_virtio_blk_engine_name(const struct spk_virtio_blk *b)
 {
+	if (!b) {
+		spk_fail(EINVAL, "virtio-blk: engine_name needs a device");
+		return NULL;
+	}
 	return b->uring ? "io_uring" : "sync";
 }
 
 uint64_t spk_virtio_blk_size(const struct spk_virtio_blk *b)
 {
-	return b->size;
+	uint64_t size;
+
+	if (!b) {
+		spk_fail(EINVAL, "virtio-blk: size needs a device");
+		return 0;
+	}
+	/* under the lock: spk_virtio_blk_swap() changes it */
+	spk_virtio_lock(b->vd);
+	size = b->size;
+	spk_virtio_unlock(b->vd);
+	return size;
 }
 
 void spk_virtio_blk_get_stats(struct spk_virtio_blk *b, struct spk_virtio_blk_stats *out)
 {
+	if (!b || !out) {
+		spk_fail(EINVAL, "virtio-blk: get_stats needs a device and a place for them");
+		if (out)
+			memset(out, 0, sizeof(*out));
+		return;
+	}
 	spk_virtio_lock(b->vd);
 	*out = b->st;
 	out->rate = b->rl.st;

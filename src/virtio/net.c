@@ -647,21 +647,41 @@ void spk_virtio_net_free(struct spk_virtio_net *n)
 
 struct spk_virtio *spk_virtio_net_dev(struct spk_virtio_net *n)
 {
+	if (!n) {
+		spk_fail(EINVAL, "virtio-net: dev needs a device");
+		return NULL;
+	}
 	return n->vd;
 }
 
 const char *spk_virtio_net_ifname(const struct spk_virtio_net *n)
 {
+	if (!n) {
+		spk_fail(EINVAL, "virtio-net: ifname needs a device");
+		return NULL;
+	}
 	return n->ifname;
 }
 
 void spk_virtio_net_mac(const struct spk_virtio_net *n, uint8_t mac[6])
 {
+	if (!n || !mac) {
+		spk_fail(EINVAL, "virtio-net: mac needs a device and a buffer");
+		if (mac)
+			memset(mac, 0, 6);
+		return;
+	}
 	memcpy(mac, n->mac, 6);
 }
 
 void spk_virtio_net_get_stats(struct spk_virtio_net *n, struct spk_virtio_net_stats *st)
 {
+	if (!n || !st) {
+		spk_fail(EINVAL, "virtio-net: get_stats needs a device and a place for them");
+		if (st)
+			memset(st, 0, sizeof(*st));
+		return;
+	}
 	spk_virtio_lock(n->vd);
 	*st = n->st;
 	st->rx_rate = n->rx_rl.st;

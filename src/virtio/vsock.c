@@ -1139,11 +1139,21 @@ void spk_virtio_vsock_free(struct spk_virtio_vsock *v)
 
 struct spk_virtio *spk_virtio_vsock_dev(struct spk_virtio_vsock *v)
 {
+	if (!v) {
+		spk_fail(EINVAL, "virtio-vsock: dev needs a device");
+		return NULL;
+	}
 	return v->vd;
 }
 
 void spk_virtio_vsock_get_stats(struct spk_virtio_vsock *v, struct spk_virtio_vsock_stats *st)
 {
+	if (!v || !st) {
+		spk_fail(EINVAL, "virtio-vsock: get_stats needs a device and a place for them");
+		if (st)
+			memset(st, 0, sizeof(*st));
+		return;
+	}
 	spk_virtio_lock(v->vd);
 	*st = v->st;
 	st->open = v->n_conns;

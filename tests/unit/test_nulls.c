@@ -217,6 +217,44 @@ static void test_legacy_devices(void **unused)
 	spk_irq_set(&l, true); /* goes nowhere */
 }
 
+/* virtio_blk.h, virtio_net.h, virtio_vsock.h: the calls besides new/free. */
+static void test_virtio_devices(void **unused)
+{
+	struct spk_virtio_blk_stats bs;
+	struct spk_virtio_net_stats ns;
+	struct spk_virtio_vsock_stats vs;
+	static const struct spk_rate_limit rl;
+	uint8_t mac[6];
+
+	(void)unused;
+	MSG(assert_null(spk_virtio_blk_dev(NULL)));
+	MSG(assert_null(spk_virtio_blk_engine_name(NULL)));
+	MSG(assert_int_equal(spk_virtio_blk_size(NULL), 0));
+	EINVAL_MSG(spk_virtio_blk_swap(NULL, "x"));
+	EINVAL_MSG(spk_virtio_blk_set_rate_limit(NULL, &rl));
+	memset(&bs, 0xff, sizeof(bs));
+	MSG(spk_virtio_blk_get_stats(NULL, &bs));
+	assert_int_equal(bs.reads, 0);
+	MSG(spk_virtio_blk_get_stats(NULL, NULL));
+
+	MSG(assert_null(spk_virtio_net_dev(NULL)));
+	MSG(assert_null(spk_virtio_net_ifname(NULL)));
+	memset(mac, 0xff, sizeof(mac));
+	MSG(spk_virtio_net_mac(NULL, mac));
+	assert_int_equal(mac[0] | mac[5], 0);
+	EINVAL_MSG(spk_virtio_net_set_rate_limits(NULL, &rl, &rl));
+	memset(&ns, 0xff, sizeof(ns));
+	MSG(spk_virtio_net_get_stats(NULL, &ns));
+	assert_int_equal(ns.rx_frames, 0);
+	MSG(spk_virtio_net_get_stats(NULL, NULL));
+
+	MSG(assert_null(spk_virtio_vsock_dev(NULL)));
+	memset(&vs, 0xff, sizeof(vs));
+	MSG(spk_virtio_vsock_get_stats(NULL, &vs));
+	assert_int_equal(vs.open, 0);
+	MSG(spk_virtio_vsock_get_stats(NULL, NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -226,6 +264,7 @@ int main(void)
 	    cmocka_unit_test(test_evloop),
 	    cmocka_unit_test(test_devices),
 	    cmocka_unit_test(test_legacy_devices),
+	    cmocka_unit_test(test_virtio_devices),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
