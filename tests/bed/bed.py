@@ -227,6 +227,7 @@ E2E_MODULES = linux_assets.VIRTIO_MODULES + ["virtio_console", "virtio_rng",
                                              "vmw_vsock_virtio_transport", "button", "evdev"]
 HOST_IP, GUEST_IP = "10.0.2.2", "10.0.2.15"
 NET_BYTES = 3 << 20
+VSOCK_BYTES = 1 << 20
 
 # /init of the end-to-end guest: each step prints a SPARKLER-... line that
 # e2e_check() asserts; every wait in it is bounded.
@@ -282,6 +283,12 @@ echo "SPARKLER-HVC-OUT hello from hvc0" >/dev/hvc0
 echo "SPARKLER-HVC-READY"
 read -t 120 line </dev/hvc0
 echo "SPARKLER-HVC-IN $line"
+echo "SPARKLER-VSOCK-LISTEN"
+timeout 300 bedsock -r vsock-listen 5001 >/tmp/vin
+echo "SPARKLER-VSOCK-IN $(md5sum </tmp/vin | cut -d' ' -f1) $(wc -c </tmp/vin)"
+dd if=/dev/urandom of=/tmp/vout bs=65536 count=%(vblocks)d 2>/dev/null
+echo "SPARKLER-VSOCK-OUT $(md5sum </tmp/vout | cut -d' ' -f1)"
+for i in $(seq 30); do bedsock vsock-connect 2 6001 </tmp/vout >/dev/null && break; sleep 1; done
 ev=""
 for e in /sys/class/input/event*; do
 	grep -q "Power Button" $e/device/name 2>/dev/null && ev=/dev/input/${e##*/}
@@ -289,7 +296,8 @@ done
 echo "SPARKLER-WAIT-BUTTON $ev"
 timeout 300 dd if=$ev bs=24 count=1 of=/dev/null 2>/dev/null && echo "SPARKLER-BUTTON-PRESSED"
 poweroff -f
-""" % {"host": HOST_IP, "guest": GUEST_IP, "blocks": NET_BYTES // 65536}
+""" % {"host": HOST_IP, "guest": GUEST_IP, "blocks": NET_BYTES // 65536,
+       "vblocks": VSOCK_BYTES // 65536}
 
 
 def e2e_scenario(cpus):
@@ -298,13 +306,17 @@ def e2e_scenario(cpus):
     script = """tap=spkbed$$
 mkfifo "$OUT/hvc.in"
 exec 3<>"$OUT/hvc.in"
+vs=${TMPDIR:-/tmp}/spkbed-vsock-$$
+bedsock -r unix-listen "${vs}_6001" >"$OUT/vsock-from-guest.bin" &
+dd if=/dev/urandom of="$OUT/vsock-to-guest.bin" bs=65536 count=%(vblocks)d 2>/dev/null
+md5sum <"$OUT/vsock-to-guest.bin" | cut -d' ' -f1 >"$OUT/vsock-to-guest.md5"
 dd if=/dev/urandom of="$OUT/to-guest.bin" bs=65536 count=%(blocks)d 2>/dev/null
 md5sum <"$OUT/to-guest.bin" | cut -d' ' -f1 >"$OUT/to-guest.md5"
 date +%%s >"$OUT/date.before"
 SPK_IN="$OUT/hvc.in" spk e2e run --kernel "$A/kernel" --initrd "$A/initrd" \
 	--cmdline "%(cmdline)s" --cpus %(cpus)d --mem 512M --timeout 600 \
 	--disk "$A/root.ext4" --disk "$A/data.img,ro" --net tap=$tap --entropy --console-virtio \\
-	--serial file:"$OUT/e2e.serial" &
+	--serial file:"$OUT/e2e.serial" --vsock cid=3,uds="$vs" &
 pid=$!
 n=0; until ip link show $tap >/dev/null 2>&1; do n=$((n+1)); [ $n -gt 3000 ] && break; sleep 0.2; done
 ip addr add %(host)s/24 dev $tap
@@ -312,20 +324,27 @@ nc -l -p 6000 -e sh -c "cat >$OUT/from-guest.bin" &
 wait_for "$OUT/e2e.serial" SPARKLER-NET-LISTEN
 for i in $(seq 120); do nc %(guest)s 5000 -e cat "$OUT/to-guest.bin" && break; sleep 1; done
 wait_for "$OUT/e2e.serial" SPARKLER-HVC-READY && echo "hello from the host" >&3
+wait_for "$OUT/e2e.serial" SPARKLER-VSOCK-LISTEN
+for i in $(seq 60); do bedsock unix-connect "$vs" 5001 <"$OUT/vsock-to-guest.bin" && break; sleep 1; done
 wait_for "$OUT/e2e.serial" SPARKLER-WAIT-BUTTON && sleep 1 && kill -PWR "$(cat "$OUT/e2e.pid")"
 wait $pid
 date +%%s >"$OUT/date.after"
 cp "$A/root.ext4" "$A/data.img" "$OUT/"
 md5sum <"$OUT/from-guest.bin" | cut -d' ' -f1 >"$OUT/from-guest.md5"
-rm -f "$OUT/to-guest.bin" "$OUT/from-guest.bin"
+md5sum <"$OUT/vsock-from-guest.bin" | cut -d' ' -f1 >"$OUT/vsock-from-guest.md5"
+rm -f "$OUT"/*.bin "$vs" "${vs}_6001"
 """ % {"cmdline": BOOT_CMDLINE, "cpus": cpus, "host": HOST_IP, "guest": GUEST_IP,
-       "blocks": NET_BYTES // 65536}
+       "blocks": NET_BYTES // 65536, "vblocks": VSOCK_BYTES // 65536}
 
     def files(a, tmp):
         import virtio_test
         root, data = virtio_test.make_disks(tmp)
-        return {"kernel": a["BZIMAGE"], "initrd": bed_assets(BUILD)["INITRD_E2E"],
-                "root.ext4": root, "data.img": data}
+        initrd = os.path.join(tmp, "initrd-e2e")
+        with open(initrd, "wb") as f:
+            f.write(open(bed_assets(BUILD)["INITRD_E2E"], "rb").read())
+            f.write(linux_assets.cpio_newc([("bin/bedsock", 0o100755,
+                                             open(bedsock(BUILD), "rb").read())]))
+        return {"kernel": a["BZIMAGE"], "initrd": initrd, "root.ext4": root, "data.img": data}
 
     def check(out, tmp):
         import virtio_test
@@ -380,11 +399,19 @@ rm -f "$OUT/to-guest.bin" "$OUT/from-guest.bin"
         ok("SPARKLER-HVC-OUT hello from hvc0" in hvc and "SPARKLER-HVC-OUT" not in log,
            "hvc0's output reached stdout (and only stdout)", log + "\n---- stdout ----\n" + hvc)
         ok("SPARKLER-HVC-IN hello from the host" in log, "stdin reached the guest's hvc0", log)
+        ok(("SPARKLER-VSOCK-IN %s %d" % (read(out, "vsock-to-guest.md5").strip(), VSOCK_BYTES))
+           in log, "%d bytes over vsock from the host (CONNECT 5001) reached the guest intact"
+           % VSOCK_BYTES, log)
+        m = re.search(r"SPARKLER-VSOCK-OUT ([0-9a-f]{32})", log)
+        ok(m is not None and read(out, "vsock-from-guest.md5").strip() == m.group(1),
+           "%d bytes over vsock from the guest (to host port 6001, PATH_6001) arrived intact"
+           % VSOCK_BYTES, log)
         ok(re.search(r"SPARKLER-WAIT-BUTTON /dev/input/event\d", log) is not None and
            "SPARKLER-BUTTON-PRESSED" in log,
            "SIGPWR pressed the ACPI power button: the guest saw it (evdev)", log)
         ok(rc == 0, "the guest powered off: status 0 (got %d)" % rc, log)
-    return {"script": script, "files": files, "check": check}
+    return {"script": script, "files": files, "check": check,
+            "bins": lambda: {"bedsock": bedsock(BUILD)}}
 
 
 SCENARIOS = {
@@ -508,13 +535,38 @@ def run_direct(sc, files, sparkler, tmp):
     os.makedirs(out)
     for name, src in files.items():
         os.symlink(os.path.abspath(src), os.path.join(a, name))
-    env = dict(os.environ, SPARKLER=os.path.abspath(sparkler), A=a, OUT=out)
+    bindir = os.path.join(tmp, "bin")
+    os.makedirs(bindir)
+    for name, src in bins(sc).items():
+        os.symlink(os.path.abspath(src), os.path.join(bindir, name))
+    env = dict(os.environ, SPARKLER=os.path.abspath(sparkler), A=a, OUT=out,
+               PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
     with open(os.path.join(out, "script.log"), "w") as log:
         r = subprocess.run(["sh", "-c", PRELUDE + sc["script"]], cwd=a, env=env,
                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                            timeout=L1_TIMEOUT)
     open(os.path.join(out, "script.rc"), "w").write("%d\n" % r.returncode)
     return out, ""
+
+
+def bins(sc):
+    """{name: host path} of the programs besides sparkler the script runs."""
+    return sc["bins"]() if "bins" in sc else {}
+
+
+def bedsock(build):
+    """tests/bed/bedsock.c built static (it runs in the L2 guest too), cached."""
+    src = os.path.join(HERE, "bedsock.c")
+    out = os.path.join(build, "bed-cache", "bedsock")
+    if not os.path.exists(out) or os.path.getmtime(out) < os.path.getmtime(src):
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        r = subprocess.run(["cc", "-static", "-O2", "-Wall", "-Wextra", "-Werror", "-o",
+                            out + ".tmp", src], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+            fail("could not build bedsock: " + r.stdout)
+        os.rename(out + ".tmp", out)
+    return out
 
 
 def run_bed(sc, files, sparkler, build, tmp):
@@ -524,7 +576,7 @@ def run_bed(sc, files, sparkler, build, tmp):
     with open(initrd, "wb") as f:
         f.write(open(l1["L1_BASE"], "rb").read())
         f.write(scenario_cpio(sc["script"], files,
-                              dict({"sparkler": sparkler}, **sc.get("bins", {})),
+                              dict({"sparkler": sparkler}, **bins(sc)),
                               sc["tree"]() if "tree" in sc else ()))
     console, back = os.path.join(tmp, "l1-console.log"), os.path.join(tmp, "l1-out.txt")
     cmd = [qemu, "-M", "q35", "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", L1_MEM,
