@@ -55,6 +55,7 @@ import linux_assets  # noqa: E402  (download, kernel_package, virtio_modules, cp
 
 BUILD = None      # BUILD_DIR (main)
 L1_TIMEOUT = 900  # s: TCG is slow, and CI machines are loaded
+SCRIPT_TIMEOUT = 600  # s: then the L1 sends back what the script left
 L1_MEM = "2560"   # MiB: the L2 guests take 512 MiB each
 L1_MODULES = ["irqbypass", "kvm", "kvm_amd", "tun"]
 
@@ -70,7 +71,7 @@ for m in $(cat /lib/modules/order); do
 done
 ip link set lo up
 echo "BED-L1-UP kvm=$([ -c /dev/kvm ] && echo yes || echo no)"
-cd /bed && SPARKLER=/bin/sparkler A=/bed OUT=/out sh /bed/run.sh >/out/script.log 2>&1
+cd /bed && SPARKLER=/bin/sparkler A=/bed OUT=/out timeout -s KILL %d sh -x /bed/run.sh >/out/script.log 2>&1
 echo $? >/out/script.rc
 echo "BED-SCENARIO-DONE rc=$(cat /out/script.rc)"
 stty -F /dev/ttyS1 raw -echo 2>/dev/null
@@ -78,7 +79,7 @@ stty -F /dev/ttyS1 raw -echo 2>/dev/null
 sync
 echo "BED-L1-DONE"
 poweroff -f
-"""
+""" % SCRIPT_TIMEOUT
 
 # Prepended to every scenario's script.
 PRELUDE = """set -u
@@ -89,8 +90,8 @@ spk() {
 	wait $!
 	echo $? >"$OUT/$name.rc"
 }
-# wait_for FILE TEXT [SECONDS]: until FILE holds TEXT (default 600 s)
-wait_for() { n=0; until grep -q "$2" "$1" 2>/dev/null; do n=$((n+1)); [ $n -gt $((${3:-600}*5)) ] && return 1; sleep 0.2; done; }
+# wait_for FILE TEXT [SECONDS]: until FILE holds TEXT (default 300 s)
+wait_for() { n=0; until grep -q "$2" "$1" 2>/dev/null; do n=$((n+1)); [ $n -gt $((${3:-300}*5)) ] && return 1; sleep 0.2; done; }
 "$SPARKLER" kvm-info >"$OUT/kvm-info" 2>&1
 """
 
@@ -414,6 +415,156 @@ rm -f "$OUT"/*.bin "$vs" "${vs}_6001"
             "bins": lambda: {"bedsock": bedsock(BUILD)}}
 
 
+# ---- the Firecracker API and config file -------------------------------------------
+
+# /init of the API guest (the e2e initramfs with this /init on top): its
+# devices came from the API or a config file; with bedmode=api on the
+# command line it waits for a PATCH of its disk and then for Ctrl+Alt+Del.
+API_INIT = """#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $(cat /lib/modules/order); do
+	insmod /lib/modules/$m.ko || echo "SPARKLER-INSMOD-FAILED $m"
+done
+for i in $(seq 100); do [ -b /dev/vda ] && break; sleep 0.1; done
+size=$(cat /sys/block/vda/size)
+echo "SPARKLER-API-GUEST cpus=$(grep -c ^processor /proc/cpuinfo) vda=$(cat /sys/block/vda/serial) size=$size"
+ip link set eth0 up
+ip addr add %(guest)s/24 dev eth0
+for i in $(seq 60); do ping -c 1 -W 1 %(host)s >/dev/null 2>&1 && break; sleep 1; done
+ping -c 2 -W 5 %(host)s | grep -q " 0%% packet loss" && echo "SPARKLER-PING-OK"
+for i in $(seq 30); do
+	echo "hello over vsock" | bedsock vsock-connect 2 6001 >/dev/null && echo "SPARKLER-VSOCK-SENT" && break
+	sleep 1
+done
+if grep -q bedmode=api /proc/cmdline; then
+	echo "SPARKLER-API-READY"
+	n=0
+	while [ "$(cat /sys/block/vda/size)" = "$size" ] && [ $n -lt 1200 ]; do sleep 0.2; n=$((n + 1)); done
+	echo "SPARKLER-API-NEWSIZE $(cat /sys/block/vda/size)"
+	echo "SPARKLER-WAIT-CAD"
+	while :; do sleep 1; done
+fi
+poweroff -f
+""" % {"host": HOST_IP, "guest": GUEST_IP}
+
+# The VM of both API scenarios, as a Firecracker config file (also what the
+# API scenario PUTs, resource by resource).
+API_SCRIPT = """tap=spkbed$$
+vs=${TMPDIR:-/tmp}/spkbed-vsock-$$
+S=${TMPDIR:-/tmp}/spkbed-api-$$.sock
+bedsock -r unix-listen "${vs}_6001" >"$OUT/vsock.txt" &
+: >"$OUT/metrics.json"
+boot="{\\"kernel_image_path\\": \\"$A/kernel\\", \\"initrd_path\\": \\"$A/initrd\\", \\"boot_args\\": \\"%(cmdline)s bedmode=%(mode)s\\"}"
+drive="{\\"drive_id\\": \\"rootfs\\", \\"path_on_host\\": \\"$A/root.ext4\\", \\"is_root_device\\": false, \\"is_read_only\\": false}"
+machine='{"vcpu_count": 2, "mem_size_mib": 512}'
+net="{\\"iface_id\\": \\"eth0\\", \\"host_dev_name\\": \\"$tap\\"}"
+vsock="{\\"guest_cid\\": 3, \\"uds_path\\": \\"$vs\\"}"
+metrics="{\\"metrics_path\\": \\"$OUT/metrics.json\\"}"
+echo "{\\"boot-source\\": $boot, \\"drives\\": [$drive], \\"machine-config\\": $machine, \\"network-interfaces\\": [$net], \\"vsock\\": $vsock, \\"metrics\\": $metrics}" >"$OUT/vm.json"
+tap_up() {
+	n=0; until ip link show $tap >/dev/null 2>&1; do n=$((n+1)); [ $n -gt 3000 ] && break; sleep 0.2; done
+	ip addr add %(host)s/24 dev $tap
+}
+"""
+
+API_STEPS = """api() {
+	name=$1 method=$2 path=$3
+	shift 3
+	code=$(curl -s --max-time 120 --unix-socket "$S" -o "$OUT/api-$name.body" -w '%%{http_code}' \\
+		-X "$method" -H 'Content-Type: application/json' "http://localhost$path" "$@")
+	echo "$name $code" >>"$OUT/api.codes"
+}
+spk api --api-sock "$S" --id bed-api &
+job=$!
+n=0; until [ -S "$S" ]; do n=$((n+1)); [ $n -gt 3000 ] && break; sleep 0.2; done
+api boot PUT /boot-source -d "$boot"
+api machine PUT /machine-config -d "$machine"
+api drive PUT /drives/rootfs -d "$drive"
+api net PUT /network-interfaces/eth0 -d "$net"
+api vsock PUT /vsock -d "$vsock"
+api metrics PUT /metrics -d "$metrics"
+api start PUT /actions -d '{"action_type": "InstanceStart"}'
+api info GET /
+tap_up
+wait_for "$OUT/api.log" SPARKLER-API-READY
+cp "$A/root.ext4" "$OUT/bigger.ext4"
+dd if=/dev/zero of="$OUT/bigger.ext4" bs=1048576 seek=31 count=1 conv=notrunc 2>/dev/null
+api patch PATCH /drives/rootfs -d "{\\"drive_id\\": \\"rootfs\\", \\"path_on_host\\": \\"$OUT/bigger.ext4\\"}"
+wait_for "$OUT/api.log" SPARKLER-WAIT-CAD
+api flush PUT /actions -d '{"action_type": "FlushMetrics"}'
+api cad PUT /actions -d '{"action_type": "SendCtrlAltDel"}'
+wait $job
+sleep 1
+rm -f "$OUT/bigger.ext4" "$S" "$vs" "${vs}_6001"
+"""
+
+CONFIG_STEPS = """spk api --config-file "$OUT/vm.json" --no-api &
+job=$!
+tap_up
+wait $job
+sleep 1
+rm -f "$vs" "${vs}_6001"
+"""
+
+
+def api_scenario(mode):
+    """The API guest under `sparkler --api-sock` (every resource PUT, the
+    start, a PATCH of the disk, FlushMetrics, SendCtrlAltDel) or
+    `sparkler --config-file --no-api`."""
+    fill = {"cmdline": BOOT_CMDLINE, "mode": mode, "host": HOST_IP}
+    script = API_SCRIPT % fill + (API_STEPS if mode == "api" else CONFIG_STEPS) % fill
+
+    def files(a, tmp):
+        import virtio_test
+        root, _ = virtio_test.make_disks(tmp)
+        initrd = os.path.join(tmp, "initrd-api")
+        with open(initrd, "wb") as f:
+            f.write(open(bed_assets(BUILD)["INITRD_E2E"], "rb").read())
+            f.write(linux_assets.cpio_newc([
+                ("bin/bedsock", 0o100755, open(bedsock(BUILD), "rb").read()),
+                ("init", 0o100755, API_INIT.encode())]))
+        return {"kernel": a["BZIMAGE"], "initrd": initrd, "root.ext4": root}
+
+    def check(out, tmp):
+        log, err, rc = run_result(out, "api")
+        print("---- sparkler stderr ----\n" + err.strip())
+        print("".join(l + "\n" for l in log.splitlines() if l.startswith("SPARKLER-")))
+        if mode == "api":
+            codes = dict(l.split()[:2] for l in read(out, "api.codes").splitlines()
+                         if len(l.split()) >= 2)
+            print("API answers: %s" % codes)
+            for step in ("boot", "machine", "drive", "net", "vsock", "metrics", "start", "patch",
+                         "flush", "cad"):
+                ok(codes.get(step) == "204", "%s answered 204 (%s)" % (step, codes.get(step)),
+                   log + "\n" + read(out, "api-%s.body" % step))
+            ok(codes.get("info") == "200" and '"Running"' in read(out, "api-info.body"),
+               "GET / says Running", read(out, "api-info.body"))
+        ok("SPARKLER-INSMOD-FAILED" not in log and
+           "SPARKLER-API-GUEST cpus=2 vda=rootfs size=32768" in log,
+           "the guest has 2 vCPUs and the drive rootfs (16 MiB) from the %s" %
+           ("API" if mode == "api" else "config file"), log)
+        ok("SPARKLER-PING-OK" in log, "the guest pinged the TAP's host end", log)
+        ok("SPARKLER-VSOCK-SENT" in log and read(out, "vsock.txt") == "hello over vsock\n",
+           "the guest's vsock message reached the host's PATH_6001", log)
+        if mode == "api":
+            ok("SPARKLER-API-NEWSIZE 65536" in log,
+               "after PATCH /drives/rootfs the guest sees the new 32 MiB file", log)
+            metrics = read(out, "metrics.json")
+            ok(metrics.strip().startswith("{") and '"utc_timestamp_ms"' in metrics,
+               "the metrics file has JSON lines", metrics[-2000:])
+            ok("reboot: Restarting system" in log and rc == 3,
+               "SendCtrlAltDel: the guest (i8042, atkbd) restarted and sparkler ended with "
+               "status 3 (got %d)" % rc, log)
+        else:
+            ok(rc == 0, "the guest powered off: status 0 (got %d)" % rc, log)
+    return {"script": script, "files": files, "check": check,
+            "bins": lambda: dict({"bedsock": bedsock(BUILD)},
+                                 **({"curl": shutil.which("curl")} if mode == "api" else {}))}
+
+
 SCENARIOS = {
     "linux-bzimage-1cpu": boot_scenario("bzimage", 1),
     "linux-bzimage-2cpu": boot_scenario("bzimage", 2),
@@ -422,6 +573,8 @@ SCENARIOS = {
     "linux-virtio": virtio_scenario(),
     "linux-e2e-1cpu": e2e_scenario(1),
     "linux-e2e-2cpu": e2e_scenario(2),
+    "linux-api": api_scenario("api"),
+    "linux-config-file": api_scenario("config"),
 }
 # the existing tests' real-host assertions (guest, gdb, run-cli's CPUID)
 SCENARIOS.update(__import__("host_tests").scenarios(sys.modules[__name__]))
@@ -542,10 +695,14 @@ def run_direct(sc, files, sparkler, tmp):
     env = dict(os.environ, SPARKLER=os.path.abspath(sparkler), A=a, OUT=out,
                PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
     with open(os.path.join(out, "script.log"), "w") as log:
-        r = subprocess.run(["sh", "-c", PRELUDE + sc["script"]], cwd=a, env=env,
-                           stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                           timeout=L1_TIMEOUT)
-    open(os.path.join(out, "script.rc"), "w").write("%d\n" % r.returncode)
+        try:
+            r = subprocess.run(["sh", "-xc", PRELUDE + sc["script"]], cwd=a, env=env,
+                               stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                               timeout=SCRIPT_TIMEOUT)
+            rc = r.returncode
+        except subprocess.TimeoutExpired:
+            rc = -9
+    open(os.path.join(out, "script.rc"), "w").write("%d\n" % rc)
     return out, ""
 
 
@@ -635,8 +792,10 @@ def main():
         script_log = read(out, "script.log")
         ok(re.match(r"kvm: (vmx|svm) \(usable\)", info) is not None,
            "the scenario ran on a real, usable KVM (%s)" % info, l1log + script_log)
+        errs = "".join("\n---- %s ----\n%s" % (f, read(out, f)[-3000:])
+                       for f in sorted(os.listdir(out)) if f.endswith(".err"))
         ok(read(out, "script.rc").strip() == "0", "the scenario's script ran to its end",
-           l1log + "\n---- script ----\n" + script_log)
+           l1log + "\n---- script (sh -x) ----\n" + script_log[-6000:] + errs)
         sc["check"](out, tmp)
     print("PASS %s (%.1f s)" % (name, time.monotonic() - t0))
 
