@@ -91,7 +91,15 @@ spk() {
 	echo $? >"$OUT/$name.rc"
 }
 # wait_for FILE TEXT [SECONDS]: until FILE holds TEXT (default 300 s)
-wait_for() { n=0; until grep -q "$2" "$1" 2>/dev/null; do n=$((n+1)); [ $n -gt $((${3:-300}*5)) ] && return 1; sleep 0.2; done; }
+# wait_until SECONDS COMMAND...: until COMMAND succeeds (quietly under sh -x)
+wait_until() {
+	{ set +x; } 2>/dev/null
+	t=$(($1 * 5)); shift
+	until "$@" >/dev/null 2>&1; do t=$((t - 1)); [ $t -le 0 ] && break; sleep 0.2; done
+	set -x
+	"$@" >/dev/null 2>&1
+}
+wait_for() { wait_until "${3:-300}" grep -q "$2" "$1"; }
 "$SPARKLER" kvm-info >"$OUT/kvm-info" 2>&1
 """
 
@@ -319,7 +327,7 @@ SPK_IN="$OUT/hvc.in" spk e2e run --kernel "$A/kernel" --initrd "$A/initrd" \
 	--disk "$A/root.ext4" --disk "$A/data.img,ro" --net tap=$tap --entropy --console-virtio \\
 	--serial file:"$OUT/e2e.serial" --vsock cid=3,uds="$vs" &
 pid=$!
-n=0; until ip link show $tap >/dev/null 2>&1; do n=$((n+1)); [ $n -gt 3000 ] && break; sleep 0.2; done
+wait_until 300 ip link show $tap
 ip addr add %(host)s/24 dev $tap
 nc -l -p 6000 -e sh -c "cat >$OUT/from-guest.bin" &
 wait_for "$OUT/e2e.serial" SPARKLER-NET-LISTEN
@@ -465,7 +473,7 @@ vsock="{\\"guest_cid\\": 3, \\"uds_path\\": \\"$vs\\"}"
 metrics="{\\"metrics_path\\": \\"$OUT/metrics.json\\"}"
 echo "{\\"boot-source\\": $boot, \\"drives\\": [$drive], \\"machine-config\\": $machine, \\"network-interfaces\\": [$net], \\"vsock\\": $vsock, \\"metrics\\": $metrics}" >"$OUT/vm.json"
 tap_up() {
-	n=0; until ip link show $tap >/dev/null 2>&1; do n=$((n+1)); [ $n -gt 3000 ] && break; sleep 0.2; done
+	wait_until 300 ip link show $tap
 	ip addr add %(host)s/24 dev $tap
 }
 """
@@ -479,7 +487,7 @@ API_STEPS = """api() {
 }
 spk api --api-sock "$S" --id bed-api &
 job=$!
-n=0; until [ -S "$S" ]; do n=$((n+1)); [ $n -gt 3000 ] && break; sleep 0.2; done
+wait_until 300 test -S "$S"
 api boot PUT /boot-source -d "$boot"
 api machine PUT /machine-config -d "$machine"
 api drive PUT /drives/rootfs -d "$drive"
@@ -648,6 +656,22 @@ def with_libs(binary):
     return out
 
 
+# What sparkler dlopen()s (src/vmm/mhd.c: the API server), which ldd does not list.
+DLOPENED = ["libmicrohttpd.so.12"]
+
+
+def dlopened():
+    """Host paths of DLOPENED (ldconfig -p), where this host has them."""
+    r = subprocess.run(["ldconfig", "-p"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                       text=True)
+    found = {}
+    for line in r.stdout.splitlines():
+        m = re.match(r"\s*(\S+) \((libc6,x86-64)[^)]*\) => (\S+)", line)
+        if m and m.group(1) in DLOPENED:
+            found.setdefault(m.group(1), m.group(3))
+    return list(found.values())
+
+
 def scenario_cpio(script, files, bins, tree=()):
     """The per-run part of the L1 initramfs: /bed/run.sh, /bed/<files>,
     /bin/<bins> and their libraries, and tree ([(path, host file)])."""
@@ -670,6 +694,10 @@ def scenario_cpio(script, files, bins, tree=()):
         add("bin/" + name, 0o100755, open(src, "rb").read())
         for dst, lib in with_libs(src):
             libs[dst] = lib
+    for lib in dlopened():
+        libs[lib] = lib
+        for dst, dep in with_libs(lib):
+            libs[dst] = dep
     for dst, lib in sorted(libs.items()):
         add(dst, 0o100755, open(os.path.realpath(lib), "rb").read())
     for dst, src in tree:
