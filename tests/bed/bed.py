@@ -59,16 +59,24 @@ SCRIPT_TIMEOUT = 600  # s: then the L1 sends back what the script left
 L1_MEM = "2560"   # MiB: the L2 guests take 512 MiB each
 L1_MODULES = ["irqbypass", "kvm", "kvm_amd", "tun"]
 
-L1_INIT = """#!/bin/busybox sh
+# The start of every /init here: busybox's applets, /proc, /sys, /dev,
+# /tmp, and the modules of lib/modules/order (a failure printed as
+# MARK-INSMOD-FAILED NAME, MARK the caller's).
+def init_head(mark):
+    return """#!/bin/busybox sh
 /bin/busybox --install -s /bin
-mkdir -p /proc /sys /dev /tmp /out
+mkdir -p /proc /sys /dev /tmp
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
 for m in $(cat /lib/modules/order); do
-	insmod /lib/modules/$m.ko || echo "BED-INSMOD-FAILED $m"
+	insmod /lib/modules/$m.ko || echo "%s-INSMOD-FAILED $m"
 done
+""" % mark
+
+
+L1_INIT = init_head("BED") + """mkdir -p /out
 ip link set lo up
 echo "BED-L1-UP kvm=$([ -c /dev/kvm ] && echo yes || echo no)"
 cd /bed && SPARKLER=/bin/sparkler A=/bed OUT=/out timeout -s KILL %d sh -x /bed/run.sh >/out/script.log 2>&1
@@ -150,13 +158,7 @@ def boot_scenario(kind, cpus):
 # /init of the reboot guest (the virtio initramfs with this /init on top):
 # the first boot marks its disk and resets, the second finds the mark and
 # powers off.
-REBOOT_INIT = """#!/bin/busybox sh
-/bin/busybox --install -s /bin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-for m in $(cat /lib/modules/order); do insmod /lib/modules/$m.ko; done
-for i in $(seq 100); do [ -b /dev/vda ] && break; sleep 0.1; done
+REBOOT_INIT = init_head("SPARKLER") + """for i in $(seq 100); do [ -b /dev/vda ] && break; sleep 0.1; done
 if [ "$(dd if=/dev/vda bs=1 count=1 2>/dev/null)" = B ]; then
 	echo "SPARKLER-BOOT second"
 	poweroff -f
@@ -240,16 +242,7 @@ VSOCK_BYTES = 1 << 20
 
 # /init of the end-to-end guest: each step prints a SPARKLER-... line that
 # e2e_check() asserts; every wait in it is bounded.
-E2E_INIT = """#!/bin/busybox sh
-/bin/busybox --install -s /bin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-mount -t tmpfs tmp /tmp
-for m in $(cat /lib/modules/order); do
-	insmod /lib/modules/$m.ko || echo "SPARKLER-INSMOD-FAILED $m"
-done
-echo "SPARKLER-E2E-INIT cpus=$(grep -c ^processor /proc/cpuinfo)"
+E2E_INIT = init_head("SPARKLER") + """echo "SPARKLER-E2E-INIT cpus=$(grep -c ^processor /proc/cpuinfo)"
 echo "SPARKLER-CLOCKSOURCE $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
 f=""
 for x in tsc_deadline_timer hypervisor x2apic; do grep -m1 ^flags /proc/cpuinfo | grep -qw $x && f="$f $x"; done
@@ -428,15 +421,7 @@ rm -f "$OUT"/*.bin "$vs" "${vs}_6001"
 # /init of the API guest (the e2e initramfs with this /init on top): its
 # devices came from the API or a config file; with bedmode=api on the
 # command line it waits for a PATCH of its disk and then for Ctrl+Alt+Del.
-API_INIT = """#!/bin/busybox sh
-/bin/busybox --install -s /bin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-for m in $(cat /lib/modules/order); do
-	insmod /lib/modules/$m.ko || echo "SPARKLER-INSMOD-FAILED $m"
-done
-for i in $(seq 100); do [ -b /dev/vda ] && break; sleep 0.1; done
+API_INIT = init_head("SPARKLER") + """for i in $(seq 100); do [ -b /dev/vda ] && break; sleep 0.1; done
 size=$(cat /sys/block/vda/size)
 echo "SPARKLER-API-GUEST cpus=$(grep -c ^processor /proc/cpuinfo) vda=$(cat /sys/block/vda/serial) size=$size"
 ip link set eth0 up
