@@ -57,9 +57,15 @@ test-bed: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 	meson test -C $(BUILD) --print-errorlogs --suite bed
 
+# sparkler-bench, then the bed's row (tests/bed/bed.py bench-linux-boot):
+# Linux booted to power-off by sparkler and by QEMU microvm in one L1, as a
+# ratio (TCG times; on a VT-x/AMD-V host it runs there directly).
 bench: all
 	@scripts/deps.sh bench
 	$(BUILD)/bench/sparkler-bench
+	@python3 tests/bed/bed.py $(BUILD)/src/vmm/sparkler $(BUILD) bench-linux-boot \
+	  >$(BUILD)/bench-bed.log 2>&1; grep -E '^(BENCH|SKIP|FAIL)' $(BUILD)/bench-bed.log || \
+	  tail -30 $(BUILD)/bench-bed.log
 
 # clang-tidy and cppcheck with the checked-in configuration.
 lint: all

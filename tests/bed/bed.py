@@ -54,8 +54,8 @@ import boot_test  # noqa: E402  (kvm_kind, check_real, check_common)
 import linux_assets  # noqa: E402  (download, kernel_package, virtio_modules, cpio_newc, ...)
 
 BUILD = None      # BUILD_DIR (main)
-L1_TIMEOUT = 900  # s: TCG is slow, and CI machines are loaded
-SCRIPT_TIMEOUT = 600  # s: then the L1 sends back what the script left
+L1_TIMEOUT = 1100 # s: TCG is slow, and CI machines are loaded
+SCRIPT_TIMEOUT = 960 # s: then the L1 sends back what the script left
 L1_MEM = "2560"   # MiB: the L2 guests take 512 MiB each
 L1_MODULES = ["irqbypass", "kvm", "kvm_amd", "tun"]
 
@@ -558,6 +558,50 @@ def api_scenario(mode):
                                  **({"curl": shutil.which("curl")} if mode == "api" else {}))}
 
 
+# ---- bench: Linux boot, sparkler beside QEMU microvm, in the same L1 ----------------
+
+BENCH_RUNS = 3
+QEMU_FW = ["bios-microvm.bin", "linuxboot_dma.bin", "pvh.bin"]
+
+
+def bench_scenario():
+    """`make bench`'s bed row (not a test: nothing asserted on times): the
+    same kernel and initramfs booted to power-off BENCH_RUNS times each by
+    sparkler and by QEMU (-M microvm,acpi=on -accel kvm), alternating, in
+    one L1; the guest's uptime clock of the L1 measures both."""
+    qemu = ('qemu-system-x86_64 -M microvm,acpi=on -accel kvm -cpu host -m 512M -smp 1 '
+            '-nodefaults -no-user-config -display none -no-reboot -serial stdio '
+            '-L "$A" -kernel "$A/kernel" -initrd "$A/initrd" -append "%s"' % BOOT_CMDLINE)
+    script = """up() { cut -d' ' -f1 /proc/uptime; }
+for i in $(seq %(runs)d); do
+	t0=$(up); spk s$i run --kernel "$A/kernel" --initrd "$A/initrd" --cmdline "%(cmdline)s" --mem 512M --timeout 300; t1=$(up)
+	echo "sparkler $t0 $t1 $(cat "$OUT/s$i.rc")" >>"$OUT/times"
+	t0=$(up); %(qemu)s </dev/null >"$OUT/q$i.log" 2>&1; rc=$?; t1=$(up)
+	echo "qemu $t0 $t1 $rc" >>"$OUT/times"
+done
+""" % {"runs": BENCH_RUNS, "cmdline": BOOT_CMDLINE, "qemu": qemu}
+
+    def files(a, tmp):
+        f = {"kernel": a["BZIMAGE"], "initrd": a["INITRD"]}
+        for fw in QEMU_FW:
+            f[fw] = os.path.join("/usr/share/qemu", fw)
+        return f
+
+    def check(out, tmp):
+        times = {"sparkler": [], "qemu": []}
+        for line in read(out, "times").splitlines():
+            who, t0, t1, rc = line.split()
+            ok(rc == "0", "%s booted and powered off (status %s)" % (who, rc),
+               read(out, "q1.log") + read(out, "s1.log"))
+            times[who].append(float(t1) - float(t0))
+        ok(all(len(v) == BENCH_RUNS for v in times.values()), "every run finished")
+        s, q = sorted(times["sparkler"])[BENCH_RUNS // 2], sorted(times["qemu"])[BENCH_RUNS // 2]
+        print("BENCH Linux boot to power-off in the bed (TCG times, median of %d): "
+              "sparkler %.2f s, QEMU microvm %.2f s, ratio %.2f" % (BENCH_RUNS, s, q, s / q))
+    return {"script": script, "files": files, "check": check,
+            "bins": lambda: {"qemu-system-x86_64": shutil.which("qemu-system-x86_64")}}
+
+
 SCENARIOS = {
     "linux-bzimage-1cpu": boot_scenario("bzimage", 1),
     "linux-bzimage-2cpu": boot_scenario("bzimage", 2),
@@ -568,6 +612,7 @@ SCENARIOS = {
     "linux-e2e-2cpu": e2e_scenario(2),
     "linux-api": api_scenario("api"),
     "linux-config-file": api_scenario("config"),
+    "bench-linux-boot": bench_scenario(),  # make bench, not a test
 }
 # the existing tests' real-host assertions (guest, gdb, run-cli's CPUID)
 SCENARIOS.update(__import__("host_tests").scenarios(sys.modules[__name__]))
