@@ -24,6 +24,14 @@
  * an MSI-X lock (the table, pending bits, delivery), taken in that order;
  * device callbacks are called without the MSI-X lock. bar_read/bar_write
  * run with no PCI lock held; bar_moved runs under the config lock.
+ *
+ * The contract (the library's rules: vcpu.h). Set-up, host-side and
+ * snapshot calls refuse NULL handles and pointers with a message (-EINVAL,
+ * or the neutral value each names). The calls device code makes on the
+ * exit path (spk_pci_dev_command, spk_pci_dev_bar_addr, spk_pci_cfg_set /
+ * _get, spk_pci_msix_enabled / _signal, spk_pci_intx) take a non-NULL
+ * device as a precondition: NULL is undefined (exit path). Nothing here
+ * is signal-safe.
  */
 #ifndef SPARKLER_PCI_H
 #define SPARKLER_PCI_H
@@ -110,12 +118,17 @@ struct spk_pci_host_config {
 };
 
 /* The sparkler PC's host bridge on vm (platform.h): its bus, ECAM, the BAR
- * window and INTx through the VM's irqchip from SPK_PC_PCI_INTX_GSI. */
+ * window and INTx through the VM's irqchip from SPK_PC_PCI_INTX_GSI. A
+ * value borrowing vm; thread-safe. NULL vm: a config with no bus (with
+ * spk_vm_bus's message), which spk_pci_host_new refuses. */
 struct spk_pci_host_config spk_pc_pci_host_config(struct spk_vm *vm);
 
-/* Create the host and its bridge in slot 0, and register on cfg->bus. */
+/* Create the host and its bridge in slot 0, and register on cfg->bus
+ * (before the VM first runs: the bus freezes). cfg is copied; bus and vm
+ * are borrowed. 0 and *out (the caller owns it), or -EINVAL (NULL cfg or
+ * out, no bus, a bad window) or the bus's error, with a message. */
 int spk_pci_host_new(const struct spk_pci_host_config *cfg, struct spk_pci_host **out);
-/* Free the host (not its devices). No vCPU may be running. */
+/* Free the host (not its devices). No vCPU may be running. Takes NULL. */
 void spk_pci_host_free(struct spk_pci_host *h);
 
 /* What a device does with accesses to its BARs and config space. */
@@ -145,13 +158,19 @@ struct spk_pci_dev_config {
 	void *opaque;
 };
 
+/* A device with no host yet; cfg is copied (ops and opaque are borrowed).
+ * 0 and *out (the caller owns it), or -EINVAL (NULL cfg or out, no name
+ * or ops, a bad pin or vendor) / -ENOMEM with a message. Set up from one
+ * thread (add_* and host_add). */
 int spk_pci_dev_new(const struct spk_pci_dev_config *cfg, struct spk_pci_dev **out);
 /* Free a device: only after the VM stopped running and the host is gone
- * or will not be used again. Removes its MSI routes and irqfds. */
+ * or will not be used again. Removes its MSI routes and irqfds. Takes
+ * NULL. */
 void spk_pci_dev_free(struct spk_pci_dev *d);
 
 /* Before spk_pci_host_add: a memory BAR of size bytes (a power of two,
- * at least 16); a 64-bit one uses bar and bar + 1. */
+ * at least 16); a 64-bit one uses bar and bar + 1. 0, or -EINVAL (NULL,
+ * bad bar/size/flags), -EBUSY (already on a host), with a message. */
 int spk_pci_dev_add_bar(struct spk_pci_dev *d, unsigned bar, uint64_t size, unsigned flags);
 /*
  * Before spk_pci_host_add: append a capability. data is all of it (len
@@ -159,23 +178,34 @@ int spk_pci_dev_add_bar(struct spk_pci_dev *d, unsigned bar, uint64_t size, unsi
  * (id, next) are filled in. wmask (len bytes, or NULL for read-only) says
  * which bits the guest may write. notify: call the device's cfg_written
  * / cfg_reading for accesses to it. *off receives its config offset.
+ * data and wmask are copied. 0, or -EINVAL (NULL d or data, len < 2),
+ * -EBUSY (already on a host), -ENOSPC (no room below 0x100), with a
+ * message.
  */
 int spk_pci_dev_add_cap(struct spk_pci_dev *d, uint8_t id, const void *data, uint8_t len,
                         const void *wmask, bool notify, uint8_t *off);
 /* Before spk_pci_host_add: an MSI-X capability with nvec vectors, its
  * table at table_off and the pending bits at pba_off of BAR bar (8-byte
- * aligned, inside the BAR, not overlapping). The PCI layer owns both. */
+ * aligned, inside the BAR, not overlapping). The PCI layer owns both.
+ * 0, or -EINVAL (NULL, bad layout) / -EBUSY / -ENOMEM with a message. */
 int spk_pci_dev_add_msix(struct spk_pci_dev *d, uint16_t nvec, unsigned bar, uint32_t table_off,
                          uint32_t pba_off);
 
 /* Put the device in slot (1-31), or the first free one (slot < 0); place
- * its BARs in the window. *slot_out (may be NULL) receives the slot. */
+ * its BARs in the window. *slot_out (may be NULL) receives the slot.
+ * Before the VM first runs. The host does not own d (free it after the
+ * host). 0, or -EINVAL (NULL h or d), -EEXIST (d already on a bus), or
+ * the slot's or the window's refusal (-errno), with a message; on failure
+ * d is on no host. */
 int spk_pci_host_add(struct spk_pci_host *h, struct spk_pci_dev *d, int slot, unsigned *slot_out);
 
 /* ---- for device code, from any thread ---- */
 
-/* "virtio-rng (00:03.0)" */
+/* "virtio-rng (00:03.0)", owned by d. NULL d: "(no device)" and no
+ * message (it is called while building other messages). */
 const char *spk_pci_dev_name(const struct spk_pci_dev *d);
+/* The host's VM (borrowed), or NULL: none (tests, not on a host yet), or
+ * NULL d (with a message). */
 struct spk_vm *spk_pci_dev_vm(const struct spk_pci_dev *d);
 /* The command register (lock-free copy). */
 uint16_t spk_pci_dev_command(const struct spk_pci_dev *d);
@@ -198,7 +228,9 @@ int spk_pci_msix_signal(struct spk_pci_dev *d, uint16_t vector);
 /* Drive the device's INTx pin (ignored without a pin or with INTx disabled). */
 void spk_pci_intx(struct spk_pci_dev *d, bool level);
 
-/* A host-side config access (tests, debugging): as the guest would. */
+/* A host-side config access (tests, debugging): as the guest would, and
+ * as thread-safe as the guest's accesses. Absent slots and bad offsets
+ * read all-ones; NULL h reads all-ones / writes nothing, with a message. */
 uint32_t spk_pci_host_cfg_read(struct spk_pci_host *h, unsigned slot, uint32_t off, unsigned width);
 void spk_pci_host_cfg_write(struct spk_pci_host *h, unsigned slot, uint32_t off, unsigned width,
                             uint32_t value);
@@ -211,7 +243,11 @@ void spk_pci_host_cfg_write(struct spk_pci_host *h, unsigned slot, uint32_t off,
  * every value (a config byte may differ from this device's only in bits
  * the guest can write) and keeps them aside; state_apply makes them the
  * device's (BARs decoded where they say, MSI-X as the control word says)
- * and frees them; state_free drops them unapplied.
+ * and frees them; state_free drops them unapplied (takes NULL).
+ * All three before the VM runs (restores) or while it is paused (save).
+ * save and read: 0 or -errno with a message (-EINVAL for NULLs; read
+ * leaves *out untouched on failure). apply always consumes st; with a NULL
+ * d or st it applies nothing and sets a message.
  */
 struct spk_snap_writer;
 struct spk_snap_reader;

@@ -92,7 +92,11 @@ const char *spk_pci_dev_name(const struct spk_pci_dev *d)
 
 struct spk_vm *spk_pci_dev_vm(const struct spk_pci_dev *d)
 {
-	return d && d->host ? spk_pci_host_vm(d->host) : NULL;
+	if (!d) {
+		spk_fail(EINVAL, "pci: dev_vm needs a device");
+		return NULL;
+	}
+	return d->host ? spk_pci_host_vm(d->host) : NULL;
 }
 
 uint16_t spk_pci_dev_command(const struct spk_pci_dev *d)

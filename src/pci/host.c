@@ -205,8 +205,11 @@ static bool cfg_access_ok(uint32_t off, unsigned width)
 
 uint32_t spk_pci_host_cfg_read(struct spk_pci_host *h, unsigned slot, uint32_t off, unsigned width)
 {
-	struct spk_pci_dev *d = function(h, 0, slot, 0);
+	struct spk_pci_dev *d;
 
+	if (!h)
+		spk_fail(EINVAL, "pci: host_cfg_read needs a host");
+	d = h ? function(h, 0, slot, 0) : NULL;
 	if (!d || !cfg_access_ok(off, width))
 		return (uint32_t)((1ull << (8 * (width > 4 ? 4 : width))) - 1);
 	return spk_pci_dev_cfg_read(d, off, width);
@@ -215,8 +218,13 @@ uint32_t spk_pci_host_cfg_read(struct spk_pci_host *h, unsigned slot, uint32_t o
 void spk_pci_host_cfg_write(struct spk_pci_host *h, unsigned slot, uint32_t off, unsigned width,
                             uint32_t value)
 {
-	struct spk_pci_dev *d = function(h, 0, slot, 0);
+	struct spk_pci_dev *d;
 
+	if (!h) {
+		spk_fail(EINVAL, "pci: host_cfg_write needs a host");
+		return;
+	}
+	d = function(h, 0, slot, 0);
 	if (d && cfg_access_ok(off, width))
 		spk_pci_dev_cfg_write(d, off, width, value);
 }

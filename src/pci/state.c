@@ -177,8 +177,11 @@ fail:
 
 void spk_pci_dev_state_apply(struct spk_pci_dev *d, struct spk_pci_dev_state *st)
 {
-	if (!d || !st)
+	if (!d || !st) {
+		spk_fail(EINVAL, "pci: state apply needs a device and a state");
+		spk_pci_dev_state_free(st);
 		return;
+	}
 	pthread_mutex_lock(&d->cfg_lock);
 	memcpy(d->cfg, st->cfg, sizeof(d->cfg));
 	atomic_store(&d->command, (unsigned)spk_get_le(d->cfg + SPK_PCI_COMMAND, 2));

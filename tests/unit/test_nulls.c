@@ -217,6 +217,39 @@ static void test_legacy_devices(void **unused)
 	spk_irq_set(&l, true); /* goes nowhere */
 }
 
+/* pci.h: the set-up, host-side and snapshot calls (the exit-path ones
+ * take a non-NULL device as their precondition). */
+static void test_pci(void **unused)
+{
+	static const struct spk_pci_dev_ops ops;
+	static const struct spk_pci_dev_config dcfg = {.name = "t", .vendor = 0x1af4, .ops = &ops};
+	struct spk_pci_dev *d;
+	struct spk_pci_dev_state *st = NULL;
+	uint8_t cap[4] = {0}, off;
+
+	(void)unused;
+	EINVAL_MSG(spk_pci_dev_add_bar(NULL, 0, 4096, 0));
+	EINVAL_MSG(spk_pci_dev_add_cap(NULL, SPK_PCI_CAP_ID_VENDOR, cap, 4, NULL, false, &off));
+	EINVAL_MSG(spk_pci_dev_add_msix(NULL, 1, 0, 0, 2048));
+	EINVAL_MSG(spk_pci_host_add(NULL, NULL, -1, NULL));
+	EINVAL_MSG(spk_pci_dev_state_save(NULL, NULL));
+	EINVAL_MSG(spk_pci_dev_state_read(NULL, NULL, &st));
+	assert_null(st);
+	MSG(spk_pci_dev_state_apply(NULL, NULL));
+	MSG(assert_null(spk_pci_dev_vm(NULL)));
+	assert_string_equal(spk_pci_dev_name(NULL), "(no device)");
+	MSG(assert_int_equal(spk_pci_host_cfg_read(NULL, 0, 0, 4), 0xffffffffu));
+	MSG(spk_pci_host_cfg_write(NULL, 0, SPK_PCI_COMMAND, 2, 0));
+	MSG(assert_null(spk_pc_pci_host_config(NULL).bus));
+
+	assert_int_equal(spk_pci_dev_new(&dcfg, &d), 0);
+	EINVAL_MSG(spk_pci_dev_add_cap(d, SPK_PCI_CAP_ID_VENDOR, NULL, 4, NULL, false, &off));
+	EINVAL_MSG(spk_pci_host_add(NULL, d, -1, NULL));
+	assert_null(spk_pci_dev_vm(d)); /* on no host: no VM */
+	MSG(spk_pci_dev_state_apply(d, NULL));
+	spk_pci_dev_free(d);
+}
+
 /* virtio_blk.h, virtio_net.h, virtio_vsock.h: the calls besides new/free. */
 static void test_virtio_devices(void **unused)
 {
@@ -265,6 +298,7 @@ int main(void)
 	    cmocka_unit_test(test_devices),
 	    cmocka_unit_test(test_legacy_devices),
 	    cmocka_unit_test(test_virtio_devices),
+	    cmocka_unit_test(test_pci),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
