@@ -115,6 +115,7 @@ struct bzimage {
 	uint32_t init_size;
 	uint32_t cmdline_size;
 	uint32_t initrd_max;
+	bool relocatable;
 };
 
 static int parse_bzimage(const uint8_t *k, size_t size, struct bzimage *bz)
@@ -131,8 +132,8 @@ static int parse_bzimage(const uint8_t *k, size_t size, struct bzimage *bz)
 				"protocol %u.%02u; needs 2.12 and XLF_KERNEL_64)",
 				bz->version >= 0x20c ? rd16(k + HDR_XLOADFLAGS) : 0,
 				bz->version >> 8, bz->version & 0xff);
-	if (!k[HDR_RELOCATABLE])
-		return spk_fail(ENOEXEC, "linux: the kernel is not relocatable");
+	/* a kernel built without CONFIG_RELOCATABLE runs only at pref_address */
+	bz->relocatable = k[HDR_RELOCATABLE] != 0;
 	if (!(k[HDR_LOADFLAGS] & LOADED_HIGH))
 		return spk_fail(ENOEXEC, "linux: the kernel does not load high (loadflags 0x%x)",
 				k[HDR_LOADFLAGS]);
@@ -372,9 +373,12 @@ static int load_bzimage(struct spk_mem *mem, const struct spk_linux_config *cfg,
 
 	if ((rc = parse_bzimage(k, cfg->kernel_size, &bz)) < 0)
 		return rc;
-	load = bz.pref >= SPK_PC_HIGH_RAM && bz.pref % bz.align == 0 && bz.pref < ram_end
-		       ? bz.pref
-		       : align_up(SPK_PC_KERNEL_DEFAULT, bz.align);
+	bool pref_ok = bz.pref >= SPK_PC_HIGH_RAM && bz.pref % bz.align == 0 && bz.pref < ram_end;
+	if (!bz.relocatable && !pref_ok)
+		return spk_fail(ENOEXEC, "linux: the kernel is not relocatable and its pref_address "
+				"0x%llx is not aligned RAM above 1 MiB",
+				(unsigned long long)bz.pref);
+	load = pref_ok ? bz.pref : align_up(SPK_PC_KERNEL_DEFAULT, bz.align);
 	if (!spk_add_ok(load, bz.init_size, &end) || end > ram_end)
 		return spk_fail(E2BIG, "linux: the kernel needs 0x%x bytes from 0x%llx (init_size), "
 				"beyond RAM at 0x%llx; give the guest more --mem", bz.init_size,

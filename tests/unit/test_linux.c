@@ -157,6 +157,23 @@ static void test_bzimage_loads(void **state)
 	free(k);
 }
 
+/* A kernel without CONFIG_RELOCATABLE goes where its pref_address says. */
+static void test_bzimage_not_relocatable(void **state)
+{
+	struct fixture *f = *state;
+	size_t ks;
+	uint8_t *k = make_bzimage(4096, &ks);
+	struct spk_linux_config c = cfg_for(k, ks);
+	struct spk_linux_boot b;
+
+	k[0x234] = 0;
+	w64(k + 0x258, 0x2000000);
+	assert_int_equal(spk_linux_load(f->mem, &c, &b), 0);
+	assert_int_equal(b.kernel_start, 0x2000000);
+	assert_int_equal(b.entry, 0x2000200);
+	free(k);
+}
+
 /* Each corruption must be refused before anything is written. */
 static void expect_refused(struct fixture *f, uint8_t *k, size_t ks, int err, const char *needle)
 {
@@ -193,8 +210,10 @@ static void test_bzimage_refusals(void **state)
 	w16(k + 0x236, 0x02);
 	expect_refused(f, k, ks, ENOEXEC, "64-bit entry");
 	w16(k + 0x236, 0x7f);
-	k[0x234] = 0;
+	k[0x234] = 0; /* not relocatable: only at a usable pref_address */
+	w64(k + 0x258, 0x1234000);
 	expect_refused(f, k, ks, ENOEXEC, "not relocatable");
+	w64(k + 0x258, 0x1000000);
 	k[0x234] = 1;
 	w32(k + 0x230, 0x3000);
 	expect_refused(f, k, ks, ENOEXEC, "kernel_alignment");
@@ -422,6 +441,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_bzimage_loads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bzimage_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bzimage_not_relocatable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cmdline_and_initrd_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_elf_and_pvh, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_regression_short_elf, setup, teardown),
