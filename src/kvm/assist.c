@@ -116,7 +116,7 @@ static bool decode_mem(const uint8_t *b, unsigned n, unsigned at, struct decoded
 	if (at + disp_len > n)
 		return false;
 	if (disp_len == 1) {
-		d->disp = (int8_t)b[at];
+		d->disp = b[at] < 0x80 ? (int32_t)b[at] : (int32_t)b[at] - 256; /* disp8 */
 	} else if (disp_len == 4) {
 		uint32_t v = (uint32_t)b[at] | (uint32_t)b[at + 1] << 8 |
 		             (uint32_t)b[at + 2] << 16 | (uint32_t)b[at + 3] << 24;
@@ -588,8 +588,8 @@ bool spk_kvm_assist(struct spk_vcpu *vcpu, const uint8_t *bytes, unsigned n, cha
 	};
 	struct spk_assist_outcome out;
 	struct spk_assist_cpu cpu;
-	struct kvm_sregs sregs;
-	struct kvm_regs regs;
+	struct kvm_sregs sregs = {0};
+	struct kvm_regs regs = {0};
 	int rc;
 
 	if (vcpu->vm->no_assists || !spk_assist_decode(bytes, n, NULL, NULL))

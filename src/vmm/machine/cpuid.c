@@ -222,7 +222,7 @@ int spk_pvm_cmdline(const char *cmdline, char **out, char *added, size_t added_l
 				add_at = added_len - 1;
 		}
 	}
-	strcpy(buf + at, cmd + head);
+	memcpy(buf + at, cmd + head, strlen(cmd + head) + 1); /* init's arguments and the NUL */
 	*out = buf;
 	return 0;
 }
