@@ -15,6 +15,7 @@ enum {
 	SECTION_MEMORY = 1u << 2,
 	SECTION_CHURN = 1u << 3,
 	SECTION_BLK = 1u << 4,
+	SECTION_LINUX = 1u << 5,
 };
 
 struct bench_opts {
@@ -49,5 +50,6 @@ void bench_startup(const struct bench_opts *o, struct report *r);
 void bench_memory(const struct bench_opts *o, struct report *r);
 void bench_churn(const struct bench_opts *o, struct report *r);
 void bench_blk(const struct bench_opts *o, struct report *r);
+void bench_linux(const struct bench_opts *o, struct report *r);
 
 #endif

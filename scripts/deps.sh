@@ -5,7 +5,7 @@ set -eu
 want="meson ninja-build gcc libc6-dev pkg-config libcmocka-dev libseccomp-dev libmicrohttpd-dev libjansson-dev liburing-dev python3"
 case "${1:-build}" in
 build) ;;
-test) want="$want g++ clang libclang-rt-14-dev gdb lz4 clang-tidy cppcheck acpica-tools curl e2fsprogs qemu-system-x86" ;;
+test) want="$want g++ clang libclang-rt-14-dev gdb lz4 clang-tidy cppcheck acpica-tools curl e2fsprogs qemu-system-x86 flex bison bc libelf-dev" ;;
 bench) want="$want qemu-system-x86" ;;
 fuzz) want="$want clang libclang-rt-14-dev" ;;
 *) echo "deps.sh: unknown target '$1'" >&2; exit 2 ;;

@@ -418,6 +418,24 @@ def power_button():
           "it with status 5 (status %d, err %r)" % (rc, errs.strip()))
 
 
+def pvm_cmdline(kind):
+    """On PVM hosts run adds noxsave nowatchdog and says so in one line,
+    once; --no-pvm-cmdline keeps the command line as given. Elsewhere: nothing."""
+    line = 'PVM host: added "noxsave nowatchdog" to the kernel command line'
+    r = run(["--kernel", PROBE, "--cmdline", "console=ttyS0"])
+    want = 1 if kind == "pvm" else 0
+    check(r.returncode == 0 and r.stderr.count(line) == want,
+          "the PVM kernel options line appears %d time(s): %d %r" % (want, r.returncode,
+                                                                      r.stderr.strip()))
+    r = run(["--kernel", PROBE, "--cmdline", "console=ttyS0 noxsave", "--no-pvm-cmdline"])
+    check(r.returncode == 0 and "PVM host" not in r.stderr,
+          "--no-pvm-cmdline: nothing added: %d %r" % (r.returncode, r.stderr.strip()))
+    if kind == "pvm":
+        r = run(["--kernel", PROBE, "--cmdline", "noxsave nowatchdog=1"])
+        check(r.returncode == 0 and "PVM host" not in r.stderr,
+              "options already there are not added again: %r" % r.stderr.strip())
+
+
 def main():
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         with tempfile.TemporaryDirectory() as tmp:
@@ -433,6 +451,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         bad_input(tmp)
     exit_statuses()
+    pvm_cmdline(kind)
     terminal_paths()
     cpuid_checks(kind)
     boot_timer()

@@ -257,14 +257,20 @@ def prepare(cache):
     return paths
 
 
-def main():
-    cache = sys.argv[1]
+def prepare_locked(lock_name, prepare_fn):
+    """Run prepare_fn(CACHE_DIR from argv) under an flock in the cache and
+    print what it returns as KEY=VALUE lines (one process at a time)."""
+    cache = os.path.abspath(sys.argv[1])
     os.makedirs(cache, exist_ok=True)
-    with open(os.path.join(cache, ".lock"), "w") as lock:
+    with open(os.path.join(cache, lock_name), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        paths = prepare(cache)
+        paths = prepare_fn(cache)
     for k, v in paths.items():
         print("%s=%s" % (k, v))
+
+
+def main():
+    prepare_locked(".lock", prepare)
 
 
 if __name__ == "__main__":
