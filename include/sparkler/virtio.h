@@ -30,6 +30,18 @@
  * with it held: config accesses on vCPU threads, queue_notify on the event
  * loop thread. Device code running on other threads (host input, backend
  * completions) takes it with spk_virtio_lock() before touching queues.
+ *
+ * The contract (the library's rules: vcpu.h). Constructors, frees and the
+ * host-side calls of the devices here (rng, console: dev, bytes, input,
+ * resize; spk_virtio_status, spk_virtio_state_ops) refuse NULL with a
+ * message (-EINVAL, or the NULL/0 return each names, or nothing done).
+ * The rest is the exit path and device code running under the device
+ * lock: spk_virtq_* (including their snapshot calls, made by the
+ * transport on its own queues), spk_virtio_lock/unlock, the getters,
+ * pop/push/unpop, interrupt, kick, config_changed and fail take non-NULL
+ * arguments as a precondition: NULL is undefined (exit path). A
+ * spk_virtq is one thread's at a time (the device lock); nothing here is
+ * signal-safe.
  */
 #ifndef SPARKLER_VIRTIO_H
 #define SPARKLER_VIRTIO_H
@@ -238,8 +250,12 @@ struct spk_virtio_config {
 	struct spk_evloop *loop;
 };
 
+/* Before the VM first runs (it adds a PCI function); cfg is copied (ops,
+ * opaque, pci, mem and loop are borrowed and must outlive the device).
+ * 0 and *out (the caller owns it), or -EINVAL (NULL cfg or out, ops
+ * without state, a bad size) / the PCI host's error, with a message. */
 int spk_virtio_new(const struct spk_virtio_config *cfg, struct spk_virtio **out);
-/* After the VM stopped running and the loop stopped. */
+/* After the VM stopped running and the loop stopped. Takes NULL. */
 void spk_virtio_free(struct spk_virtio *vd);
 
 /* ---- for device code: with the device lock held ---- */
@@ -282,7 +298,8 @@ void spk_virtio_fail(struct spk_virtio *vd, unsigned q, const char *fmt, ...)
  */
 const struct spk_dev_state_ops *spk_virtio_state_ops(struct spk_virtio *vd);
 
-/* Status and ISR as the driver sees them (tests). */
+/* Status as the driver sees it (tests). Thread-safe (takes the device
+ * lock: not with it held). NULL: 0, with a message. */
 uint8_t spk_virtio_status(struct spk_virtio *vd);
 
 /* ---- the devices of this directory ---- */
@@ -295,10 +312,13 @@ struct spk_virtio_rng_config {
 	struct spk_mem *mem;
 	struct spk_evloop *loop;
 };
+/* new: before the VM first runs, cfg copied (its pointers borrowed); the
+ * caller owns the device. free: after the loop stopped, takes NULL. dev:
+ * its virtio device (owned by r). */
 int spk_virtio_rng_new(const struct spk_virtio_rng_config *cfg, struct spk_virtio_rng **out);
 void spk_virtio_rng_free(struct spk_virtio_rng *r);
 struct spk_virtio *spk_virtio_rng_dev(struct spk_virtio_rng *r);
-/* Bytes handed to the guest so far. */
+/* Bytes handed to the guest so far. Thread-safe (the device lock). */
 uint64_t spk_virtio_rng_bytes(struct spk_virtio_rng *r);
 
 /* virtio-console: one port (hvc0 in Linux), output to a callback,
@@ -314,6 +334,7 @@ struct spk_virtio_console_config {
 	void *output_ctx;
 	uint16_t cols, rows; /* the console size (VIRTIO_CONSOLE_F_SIZE), 0: not offered */
 };
+/* new/free/dev: as for virtio-rng. */
 int spk_virtio_console_new(const struct spk_virtio_console_config *cfg,
                            struct spk_virtio_console **out);
 void spk_virtio_console_free(struct spk_virtio_console *c);
@@ -321,10 +342,12 @@ struct spk_virtio *spk_virtio_console_dev(struct spk_virtio_console *c);
 /*
  * Host input (a keyboard), from any thread: queued (up to 4 KiB) and
  * delivered into the guest's receive buffers as they come. Returns how
- * many bytes were taken.
+ * many bytes were taken. Thread-safe (takes the device lock: not from
+ * the output callback, which runs with it held). NULL c or buf: 0.
  */
 size_t spk_virtio_console_input(struct spk_virtio_console *c, const uint8_t *buf, size_t n);
-/* Change the console size (a config-change interrupt), if offered. */
+/* Change the console size (a config-change interrupt), if offered.
+ * Thread-safe (the device lock), as input. */
 void spk_virtio_console_resize(struct spk_virtio_console *c, uint16_t cols, uint16_t rows);
 
 #ifdef __cplusplus

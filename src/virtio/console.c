@@ -101,6 +101,10 @@ size_t spk_virtio_console_input(struct spk_virtio_console *c, const uint8_t *buf
 {
 	size_t took = 0;
 
+	if (!c || !buf) {
+		spk_fail(EINVAL, "virtio-console: input needs a device and a buffer");
+		return 0;
+	}
 	spk_virtio_lock(c->vd);
 	while (took < n && c->in_len < CON_INPUT_MAX) {
 		c->in[(c->in_head + c->in_len) % CON_INPUT_MAX] = buf[took++];
@@ -262,11 +266,19 @@ void spk_virtio_console_free(struct spk_virtio_console *c)
 
 struct spk_virtio *spk_virtio_console_dev(struct spk_virtio_console *c)
 {
+	if (!c) {
+		spk_fail(EINVAL, "virtio-console: dev needs a device");
+		return NULL;
+	}
 	return c->vd;
 }
 
 void spk_virtio_console_resize(struct spk_virtio_console *c, uint16_t cols, uint16_t rows)
 {
+	if (!c) {
+		spk_fail(EINVAL, "virtio-console: resize needs a device");
+		return;
+	}
 	spk_virtio_lock(c->vd);
 	if (spk_virtio_features(c->vd) & SPK_VIRTIO_F_BIT(F_SIZE) || c->cols || c->rows) {
 		c->cols = cols;

@@ -152,6 +152,10 @@ uint64_t spk_virtio_features(const struct spk_virtio *vd)
 
 uint8_t spk_virtio_status(struct spk_virtio *vd)
 {
+	if (!vd) {
+		spk_fail(EINVAL, "virtio: status needs a device");
+		return 0;
+	}
 	spk_virtio_lock(vd);
 	uint8_t s = vd->status;
 	spk_virtio_unlock(vd);
@@ -1077,5 +1081,9 @@ out:
 
 const struct spk_dev_state_ops *spk_virtio_state_ops(struct spk_virtio *vd)
 {
-	return vd ? &vd->state_ops : NULL;
+	if (!vd) {
+		spk_fail(EINVAL, "virtio: state_ops needs a device");
+		return NULL;
+	}
+	return &vd->state_ops;
 }

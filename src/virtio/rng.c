@@ -139,11 +139,19 @@ void spk_virtio_rng_free(struct spk_virtio_rng *r)
 
 struct spk_virtio *spk_virtio_rng_dev(struct spk_virtio_rng *r)
 {
+	if (!r) {
+		spk_fail(EINVAL, "virtio-rng: dev needs a device");
+		return NULL;
+	}
 	return r->vd;
 }
 
 uint64_t spk_virtio_rng_bytes(struct spk_virtio_rng *r)
 {
+	if (!r) {
+		spk_fail(EINVAL, "virtio-rng: bytes needs a device");
+		return 0;
+	}
 	spk_virtio_lock(r->vd);
 	uint64_t n = r->bytes;
 	spk_virtio_unlock(r->vd);

@@ -250,7 +250,8 @@ static void test_pci(void **unused)
 	spk_pci_dev_free(d);
 }
 
-/* virtio_blk.h, virtio_net.h, virtio_vsock.h: the calls besides new/free. */
+/* virtio.h's devices, virtio_blk.h, virtio_net.h, virtio_vsock.h: the
+ * host-side calls besides new/free. */
 static void test_virtio_devices(void **unused)
 {
 	struct spk_virtio_blk_stats bs;
@@ -280,6 +281,14 @@ static void test_virtio_devices(void **unused)
 	MSG(spk_virtio_net_get_stats(NULL, &ns));
 	assert_int_equal(ns.rx_frames, 0);
 	MSG(spk_virtio_net_get_stats(NULL, NULL));
+
+	MSG(assert_null(spk_virtio_rng_dev(NULL)));
+	MSG(assert_int_equal(spk_virtio_rng_bytes(NULL), 0));
+	MSG(assert_null(spk_virtio_console_dev(NULL)));
+	MSG(assert_int_equal(spk_virtio_console_input(NULL, mac, 1), 0));
+	MSG(spk_virtio_console_resize(NULL, 80, 25));
+	MSG(assert_int_equal(spk_virtio_status(NULL), 0));
+	MSG(assert_null(spk_virtio_state_ops(NULL)));
 
 	MSG(assert_null(spk_virtio_vsock_dev(NULL)));
 	memset(&vs, 0xff, sizeof(vs));
