@@ -15,6 +15,14 @@
  * encoding, the header) is checked by spk_snap_open*() before any of it
  * is handed to a device. Devices then check every value they read and
  * apply nothing until all of their section has been read and checked.
+ *
+ * The contract (the library's rules: vcpu.h): every function here refuses
+ * NULL handles and pointers with a message in spk_last_error(): -EINVAL,
+ * or the neutral value it names (NULL, 0, nothing done); the frees, close
+ * and spk_snap_mem_layout_fini take NULL. A writer, a reader, a file and
+ * a dirty bitmap are one thread's at a time; none is signal-safe. Snapshots are
+ * taken with the VM paused and loaded before it first runs. Each object
+ * is the caller's, from its _new/_open to its _free/_close.
  */
 #ifndef SPARKLER_SNAPSHOT_H
 #define SPARKLER_SNAPSHOT_H
@@ -163,6 +171,7 @@ int spk_snap_open_buf(const void *buf, size_t len, struct spk_snap_file **out);
 int spk_snap_open(const char *path, struct spk_snap_file **out);
 void spk_snap_close(struct spk_snap_file *f);
 
+/* The file's header, owned by f. NULL f: NULL. */
 const struct spk_snap_header *spk_snap_file_header(const struct spk_snap_file *f);
 
 struct spk_snap_section_info {
@@ -175,6 +184,7 @@ struct spk_snap_section_info {
 	char kind[SPK_SNAP_NAME_MAX];
 	char name[SPK_SNAP_NAME_MAX];
 };
+/* How many sections f has (NULL f: 0). */
 size_t spk_snap_file_sections(const struct spk_snap_file *f);
 int spk_snap_file_section(const struct spk_snap_file *f, size_t i,
                           struct spk_snap_section_info *out);
@@ -300,6 +310,7 @@ int spk_snap_dirty_new(const struct spk_mem *mem, struct spk_snap_dirty **out);
 void spk_snap_dirty_free(struct spk_snap_dirty *d);
 /* Mark [gpa, gpa + len) dirty; -EINVAL outside every region. */
 int spk_snap_dirty_mark(struct spk_snap_dirty *d, uint64_t gpa, uint64_t len);
+/* Pages marked dirty (NULL d: 0). */
 uint64_t spk_snap_dirty_count(const struct spk_snap_dirty *d);
 
 /*

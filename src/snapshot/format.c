@@ -156,6 +156,10 @@ void spk_snap_header_host(struct spk_snap_header *h)
 	uint32_t r[4];
 	struct utsname u;
 
+	if (!h) {
+		spk_fail(EINVAL, "snapshot: header_host needs a header");
+		return;
+	}
 	memset(h, 0, sizeof(*h));
 	h->format_version = SPK_SNAP_FORMAT_VERSION;
 	snprintf(h->sparkler_version, sizeof(h->sparkler_version), "%s", SPARKLER_VERSION);
@@ -223,7 +227,7 @@ void spk_snap_writer_free(struct spk_snap_writer *w)
 
 int spk_snap_writer_error(const struct spk_snap_writer *w)
 {
-	return w ? w->err : -EINVAL;
+	return w ? w->err : spk_fail(EINVAL, "snapshot: writer_error needs a writer");
 }
 
 __attribute__((format(printf, 3, 4))) static int wfail(struct spk_snap_writer *w, int err,
@@ -1021,12 +1025,20 @@ void spk_snap_close(struct spk_snap_file *f)
 
 const struct spk_snap_header *spk_snap_file_header(const struct spk_snap_file *f)
 {
-	return f ? &f->hdr : NULL;
+	if (!f) {
+		spk_fail(EINVAL, "snapshot: file_header needs a file");
+		return NULL;
+	}
+	return &f->hdr;
 }
 
 size_t spk_snap_file_sections(const struct spk_snap_file *f)
 {
-	return f ? f->n : 0;
+	if (!f) {
+		spk_fail(EINVAL, "snapshot: file_sections needs a file");
+		return 0;
+	}
+	return f->n;
 }
 
 int spk_snap_file_section(const struct spk_snap_file *f, size_t i,
@@ -1065,8 +1077,10 @@ void spk_snap_file_dump(const struct spk_snap_file *f, FILE *out, bool fields)
 	const struct spk_snap_header *h;
 	char why[160];
 
-	if (!f || !out)
+	if (!f || !out) {
+		spk_fail(EINVAL, "snapshot: file_dump needs a file and a stream");
 		return;
+	}
 	h = &f->hdr;
 	fprintf(out, "format version:   %" PRIu32 "\n", h->format_version);
 	fprintf(out, "sparkler version: %s\n", h->sparkler_version);

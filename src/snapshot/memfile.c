@@ -130,6 +130,8 @@ uint64_t spk_snap_dirty_count(const struct spk_snap_dirty *d)
 {
 	uint64_t n = 0;
 
+	if (!d)
+		spk_fail(EINVAL, "snapshot: dirty_count needs a bitmap");
 	for (size_t i = 0; d && i < d->n_regions; i++)
 		for (uint64_t w = 0; w <= d->region[i].pages / 64; w++)
 			n += (uint64_t)__builtin_popcountll(d->region[i].bits[w]);

@@ -250,6 +250,42 @@ static void test_pci(void **unused)
 	spk_pci_dev_free(d);
 }
 
+/* snapshot.h: every function (the frees take NULL). */
+static void test_snapshot(void **unused)
+{
+	uint8_t u8;
+	uint64_t u64;
+
+	(void)unused;
+	MSG(spk_snap_header_host(NULL));
+	EINVAL_MSG(spk_snap_writer_new(NULL));
+	EINVAL_MSG(spk_snap_writer_error(NULL));
+	EINVAL_MSG(spk_snap_section_begin(NULL, SPK_SNAP_SEC_DEVICE));
+	EINVAL_MSG(spk_snap_put_u8(NULL, "a", 1));
+	EINVAL_MSG(spk_snap_writer_finish(NULL, NULL, NULL));
+	EINVAL_MSG(spk_snap_open_buf(NULL, 0, NULL));
+	EINVAL_MSG(spk_snap_open(NULL, NULL));
+	MSG(assert_null(spk_snap_file_header(NULL)));
+	MSG(assert_int_equal(spk_snap_file_sections(NULL), 0));
+	MSG(spk_snap_file_dump(NULL, stdout, false));
+	EINVAL_MSG(spk_snap_reader_new(NULL, 0, NULL));
+	EINVAL_MSG(spk_snap_get_u8(NULL, "a", &u8));
+	EINVAL_MSG(spk_snap_get_max(NULL, "a", 1, &u64));
+	EINVAL_MSG(spk_snap_reader_done(NULL));
+	EINVAL_MSG(spk_snap_devices_new(NULL));
+	EINVAL_MSG(spk_snap_devices_add(NULL, NULL, NULL, NULL));
+	EINVAL_MSG(spk_snap_dirty_new(NULL, NULL));
+	EINVAL_MSG(spk_snap_dirty_mark(NULL, 0, 1));
+	MSG(assert_int_equal(spk_snap_dirty_count(NULL), 0));
+	EINVAL_MSG(spk_snap_mem_layout(NULL, NULL));
+	spk_snap_writer_free(NULL);
+	spk_snap_close(NULL);
+	spk_snap_reader_free(NULL);
+	spk_snap_devices_free(NULL);
+	spk_snap_dirty_free(NULL);
+	spk_snap_mem_layout_fini(NULL);
+}
+
 /* virtio.h's devices, virtio_blk.h, virtio_net.h, virtio_vsock.h: the
  * host-side calls besides new/free. */
 static void test_virtio_devices(void **unused)
@@ -308,6 +344,7 @@ int main(void)
 	    cmocka_unit_test(test_legacy_devices),
 	    cmocka_unit_test(test_virtio_devices),
 	    cmocka_unit_test(test_pci),
+	    cmocka_unit_test(test_snapshot),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
