@@ -27,7 +27,9 @@ struct timespec spk_process_start; /* machine.c's boot timer (main.c in sparkler
 
 static struct {
 	enum spk_api_state state;
-	int start_rc, pauses, resumes, cads, starts, swaps, swap_rc;
+	int start_rc, pauses, resumes, cads, starts, swaps, swap_rc, limits, limit_rc;
+	struct spk_rate_limit rx, tx;
+	bool has_rx, has_tx;
 	char swap_id[64], swap_path[256];
 	struct spk_api *api;
 } stub;
@@ -78,6 +80,21 @@ static int stub_swap(void *ctx, const char *id, const char *path, char *err, siz
 	return stub.swap_rc;
 }
 
+static int stub_limit_net(void *ctx, const char *id, const struct spk_rate_limit *rx,
+                          const struct spk_rate_limit *tx, char *err, size_t len)
+{
+	stub.limits++;
+	stub.has_rx = rx != NULL;
+	stub.has_tx = tx != NULL;
+	if (rx)
+		stub.rx = *rx;
+	if (tx)
+		stub.tx = *tx;
+	if (stub.limit_rc)
+		snprintf(err, len, "refill_time_ms 0 with a size");
+	return stub.limit_rc;
+}
+
 static int stub_flush(void *ctx, char *err, size_t len)
 {
 	return 0;
@@ -100,6 +117,7 @@ static const struct spk_api_ops ops = {
     .resume = stub_resume,
     .ctrl_alt_del = stub_cad,
     .swap_drive = stub_swap,
+    .limit_net = stub_limit_net,
     .flush_metrics = stub_flush,
     .set_logger = stub_logger,
     .set_metrics = stub_metrics,
@@ -303,14 +321,86 @@ static void test_drive_swap(void **state)
 	assert_int_equal(CALL(api, "PATCH", "/drives/root",
 	                      "{\"drive_id\": \"root\", \"path_on_host\": \"/nonexistent/x\"}"),
 	                 400);
-	assert_int_equal(CALL(api, "PATCH", "/drives/root",
-	                      "{\"drive_id\": \"root\", \"path_on_host\": 7}"),
-	                 400);
+	assert_int_equal(
+	    CALL(api, "PATCH", "/drives/root", "{\"drive_id\": \"root\", \"path_on_host\": 7}"),
+	    400);
 	assert_int_equal(CALL(api, "PATCH", "/drives/other",
 	                      "{\"drive_id\": \"root\", \"path_on_host\": \"/\"}"),
 	                 400);
 	assert_int_equal(stub.swaps, 2);
 	assert_string_equal(api->res.m.drives[0].path, kernel);
+}
+
+/* The tx limit GET /vm/config reports for interface eth0, as JSON text. */
+static char *net_tx_json(struct spk_api *api)
+{
+	json_t *cfg = spk_res_full_json(&api->res);
+	json_t *n = json_array_get(json_object_get(cfg, "network-interfaces"), 0);
+	char *s = json_dumps(json_object_get(n, "tx_rate_limiter"), JSON_COMPACT | JSON_SORT_KEYS);
+
+	json_decref(cfg);
+	return s;
+}
+
+/* PATCH /network-interfaces after boot: the running device gets the new
+ * limits first; what it refuses is a 400 and neither the machine's limits
+ * nor GET /vm/config's JSON change. */
+static void test_net_limit_refused(void **state)
+{
+	struct spk_api *api = *state;
+	const char *first = "{\"bandwidth\": {\"size\": 1000, \"refill_time\": 100}}";
+	const char *second = "{\"bandwidth\": {\"size\": 5000, \"refill_time\": 200}}";
+	char msg[600], body[600], *before, *after;
+
+	put_fmt(api, 204, "/boot-source", "{\"kernel_image_path\": \"%s\"}", kernel);
+	put_fmt(api, 204, "/network-interfaces/eth0",
+	        "{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\", \"tx_rate_limiter\": %s}",
+	        first);
+	assert_int_equal(CALL(api, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}"), 204);
+	before = net_tx_json(api);
+	assert_non_null(before);
+	assert_int_equal(api->res.m.nets[0].tx_rate_limit.bandwidth.size, 1000);
+
+	snprintf(body, sizeof(body), "{\"iface_id\": \"eth0\", \"tx_rate_limiter\": %s}", second);
+	stub.limit_rc = -EINVAL;
+	assert_int_equal(call(api, "PATCH", "/network-interfaces/eth0", body, msg, sizeof(msg)),
+	                 400);
+	assert_string_equal(msg, "Unable to update the net device: refill_time_ms 0 with a size");
+	assert_int_equal(stub.limits, 1);
+	assert_false(stub.has_rx);
+	assert_true(stub.has_tx);
+	assert_int_equal(stub.tx.bandwidth.size, 5000);
+	assert_int_equal(stub.tx.bandwidth.refill_time_ms, 200);
+	after = net_tx_json(api);
+	assert_string_equal(after, before);
+	free(after);
+	assert_int_equal(api->res.m.nets[0].tx_rate_limit.bandwidth.size, 1000);
+	assert_int_equal(api->res.m.nets[0].tx_rate_limit.bandwidth.refill_time_ms, 100);
+	assert_null(api->res.net_x[0].rx_rate_limiter);
+
+	/* accepted: recorded in both */
+	stub.limit_rc = 0;
+	assert_int_equal(CALL(api, "PATCH", "/network-interfaces/eth0", body), 204);
+	assert_int_equal(stub.limits, 2);
+	after = net_tx_json(api);
+	assert_non_null(strstr(after, "5000"));
+	assert_string_not_equal(after, before);
+	free(after);
+	assert_int_equal(api->res.m.nets[0].tx_rate_limit.bandwidth.size, 5000);
+
+	/* a bad body, an unknown interface, no limits: the device is not asked */
+	assert_int_equal(CALL(api, "PATCH", "/network-interfaces/eth0",
+	                      "{\"iface_id\": \"eth0\", \"tx_rate_limiter\": 7}"),
+	                 400);
+	assert_int_equal(CALL(api, "PATCH", "/network-interfaces/eth1",
+	                      "{\"iface_id\": \"eth1\", \"tx_rate_limiter\": {}}"),
+	                 400);
+	assert_int_equal(CALL(api, "PATCH", "/network-interfaces/eth0",
+	                      "{\"iface_id\": \"eth0\", \"rx_rate_limiter\": null}"),
+	                 204);
+	assert_int_equal(stub.limits, 2);
+	assert_int_equal(api->res.m.nets[0].tx_rate_limit.bandwidth.size, 5000);
+	free(before);
 }
 
 static void test_failed_start(void **state)
@@ -464,6 +554,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_routes_and_methods, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_boot_rules, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_drive_swap, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_net_limit_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failed_start, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_after_exit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_not_utf8, setup, teardown),

@@ -212,37 +212,30 @@ static void nets(struct req *q)
 		applied(q, spk_res_net(&q->api->res, q->id, q->body, "$", &e), &e);
 		return;
 	}
-	/* after boot: checked and recorded first (nothing changes on a bad
-	 * body), then the running device takes the limits; if it refuses,
-	 * the recorded ones are put back */
-	struct spk_vm_resources *r = &q->api->res;
+	/* after boot: checked first (nothing changes on a bad body), then the
+	 * running device takes the limits; only what it accepted is recorded,
+	 * so GET /vm/config never shows a limit the device refused */
 	json_t *rx = json_object_get(q->body, "rx_rate_limiter");
 	json_t *tx = json_object_get(q->body, "tx_rate_limiter");
+	int rc = spk_res_net_patch_check(&q->api->res, q->id, q->body, "$", &e);
 
 	rx = json_is_null(rx) ? NULL : rx; /* null counts as absent */
 	tx = json_is_null(tx) ? NULL : tx;
-	struct spk_net_config before = {0};
-	int idx = -1;
-
-	for (uint32_t i = 0; i < r->m.n_nets; i++)
-		if (strcmp(r->m.nets[i].id, q->id) == 0)
-			idx = (int)i;
-	if (idx >= 0)
-		before = r->m.nets[idx];
-	int rc = spk_res_net_patch(r, q->id, q->body, "$", &e);
-	if (rc == 0 && idx >= 0 && q->api->ops->limit_net && (rx || tx)) {
+	if (rc >= 0 && q->api->ops->limit_net && (rx || tx)) {
+		struct spk_rate_limit lrx = {0}, ltx = {0};
 		char err[ERR_MAX] = "";
 
-		if (q->api->ops->limit_net(q->api->ctx, q->id, rx ? &r->m.nets[idx].rx_rate_limit : NULL,
-		                           tx ? &r->m.nets[idx].tx_rate_limit : NULL, err,
-		                           sizeof(err)) < 0) {
-			r->m.nets[idx].rx_rate_limit = before.rx_rate_limit;
-			r->m.nets[idx].tx_rate_limit = before.tx_rate_limit;
+		if (rx)
+			spk_res_rate_limit(rx, &lrx);
+		if (tx)
+			spk_res_rate_limit(tx, &ltx);
+		if (q->api->ops->limit_net(q->api->ctx, q->id, rx ? &lrx : NULL, tx ? &ltx : NULL,
+		                           err, sizeof(err)) < 0) {
 			spk_api_fault(q->out, 400, "Unable to update the net device: %s", err);
 			return;
 		}
 	}
-	applied(q, rc, &e);
+	applied(q, rc < 0 ? rc : spk_res_net_patch(&q->api->res, q->id, q->body, "$", &e), &e);
 }
 
 static void vsock(struct req *q)

@@ -839,8 +839,8 @@ int spk_res_net(struct spk_vm_resources *r, const char *url_id, json_t *body, co
 	return 0;
 }
 
-int spk_res_net_patch(struct spk_vm_resources *r, const char *url_id, json_t *body,
-                      const char *path, struct spk_res_err *e)
+int spk_res_net_patch_check(const struct spk_vm_resources *r, const char *url_id, json_t *body,
+                            const char *path, struct spk_res_err *e)
 {
 	static const struct jfield f[] = {
 	    {"iface_id", JT_STR, true},
@@ -860,6 +860,22 @@ int spk_res_net_patch(struct spk_vm_resources *r, const char *url_id, json_t *bo
 		                    "/network-interfaces/%s first",
 		                    str_field(body, "iface_id"), str_field(body, "iface_id"));
 	if (rate_limiter_field(body, path, "rx_rate_limiter", &x.rx_rate_limiter, e) < 0 ||
+	    rate_limiter_field(body, path, "tx_rate_limiter", &x.tx_rate_limiter, e) < 0) {
+		net_extra_free(&x);
+		return -EINVAL;
+	}
+	net_extra_free(&x);
+	return idx;
+}
+
+int spk_res_net_patch(struct spk_vm_resources *r, const char *url_id, json_t *body,
+                      const char *path, struct spk_res_err *e)
+{
+	struct spk_net_extra x = {0};
+	int idx = spk_res_net_patch_check(r, url_id, body, path, e);
+
+	if (idx < 0 ||
+	    rate_limiter_field(body, path, "rx_rate_limiter", &x.rx_rate_limiter, e) < 0 ||
 	    rate_limiter_field(body, path, "tx_rate_limiter", &x.tx_rate_limiter, e) < 0) {
 		net_extra_free(&x);
 		return -EINVAL;

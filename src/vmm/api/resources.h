@@ -107,6 +107,10 @@ int spk_res_net(struct spk_vm_resources *r, const char *id, json_t *body, const 
                 struct spk_res_err *e);
 int spk_res_net_patch(struct spk_vm_resources *r, const char *id, json_t *body, const char *path,
                       struct spk_res_err *e);
+/* The checks of spk_res_net_patch alone: the interface's index, or
+ * -EINVAL with e set; r is not changed. */
+int spk_res_net_patch_check(const struct spk_vm_resources *r, const char *id, json_t *body,
+                            const char *path, struct spk_res_err *e);
 int spk_res_vsock(struct spk_vm_resources *r, json_t *body, const char *path,
                   struct spk_res_err *e);
 int spk_res_entropy(struct spk_vm_resources *r, json_t *body, const char *path,
