@@ -5,7 +5,8 @@ a virtio-blk disk inside the jail, and the test checks from the host that
 the jailed monitor cannot see the host's files, PIDs or network, has the
 host's /dev/kvm (and /dev/null, /dev/net/tun) as its own 0600 nodes, runs
 as U:G without capabilities, under the rlimits jail.c sets, with no other
-descriptors and no environment; then stops it with SIGTERM.
+descriptors and no environment; then stops it with SIGTERM. Also: a SIGKILL of
+the outer parent kills the jailed monitor.
 
 The outer parent (still root in the host's namespaces) filters itself
 too, except in sanitizer builds, which run without filters.
@@ -116,6 +117,57 @@ def api_in_jail(jail, env):
     check(not os.path.exists(sock), "the socket file is gone")
 
 
+def jailed_run(jail, env, args, kernel="/kernel.elf"):
+    """`sparkler --jail ... run` of kernel (a path in the jail) with the
+    jail's disk: the outer process and the jailed monitor's host PID once it
+    runs (a vCPU thread besides the main one, the disk open), else None."""
+    p = subprocess.Popen([SPARKLER, "--jail", jail, "--uid", str(UID), "--gid", str(GID),
+                          "--new-netns", "run", "--kernel", kernel, "--disk", "/disk.img",
+                          "--timeout", "60"] + args, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    inner = None
+    for _ in range(200):
+        kids = children(p.pid)
+        if kids and int(status(kids[0]).get("Threads", "1")) >= 2 and disk_open(kids[0]):
+            inner = kids[0]
+            break
+        time.sleep(0.05)
+    check(inner is not None, "the jailed monitor runs (a vCPU thread besides the main one) and "
+          "has the disk inside the jail open")
+    if inner is None:
+        p.kill()
+        print(p.communicate()[1].decode())
+    return p, inner
+
+
+def gone(pid):
+    """pid has exited (no process, or a zombie nobody reaped yet)."""
+    try:
+        return status(pid)["State"].split()[0] == "Z"
+    except (OSError, KeyError):
+        return True
+
+
+def parent_killed(jail, env):
+    """SIGKILL of the outer parent (no forwarding possible) takes the jailed
+    monitor with it: the parent-death signal jail.c sets in the child."""
+    p, inner = jailed_run(jail, env, ["--serial", "none"])
+    if inner is None:
+        return
+    check(status(inner)["NSpid"].split()[-1] == "1", "the jailed monitor is PID 1 of its "
+          "namespace (%s)" % status(inner)["NSpid"].strip())
+    p.kill()
+    p.communicate(timeout=20)
+    for _ in range(200):  # 20 s at most: the death is immediate, the bound only ends a failure
+        if gone(inner):
+            break
+        time.sleep(0.1)
+    dead = gone(inner)
+    if not dead:
+        os.kill(inner, signal.SIGKILL)
+    check(dead, "SIGKILL of the outer parent kills the jailed monitor (pid %d)" % inner)
+
+
 def main():
     if os.geteuid() != 0:
         print("SKIP: the jail needs root")
@@ -138,22 +190,8 @@ def main():
     # that dropped to another uid (it is no longer dumpable): leaks are
     # checked everywhere else
     env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
-    p = subprocess.Popen([SPARKLER, "--jail", jail, "--uid", str(UID), "--gid", str(GID),
-                          "--new-netns", "run", "--kernel", "/kernel.elf", "--serial", "none",
-                          "--disk", "/disk.img", "--timeout", "60"], stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    inner = None
-    for _ in range(200):
-        kids = children(p.pid)
-        if kids and int(status(kids[0]).get("Threads", "1")) >= 2 and disk_open(kids[0]):
-            inner = kids[0]
-            break
-        time.sleep(0.05)
-    check(inner is not None, "the jailed monitor runs (a vCPU thread besides the main one) and "
-          "has the disk inside the jail open")
+    p, inner = jailed_run(jail, env, ["--serial", "none"])
     if inner is None:
-        p.kill()
-        print(p.communicate()[1].decode())
         return 1
     outer = status(p.pid)
     if SANITIZED:
@@ -218,6 +256,7 @@ def main():
     check(p.returncode == 5, "SIGTERM reaches the jailed monitor: status 5 (got %d: %s)" %
           (p.returncode, err.decode().strip()))
     api_in_jail(jail, env)
+    parent_killed(jail, env)
     shutil.rmtree(jail, ignore_errors=True)
     if failures:
         print("%d checks failed" % len(failures))

@@ -48,8 +48,7 @@ static int fail(char *err, size_t len, const char *fmt, ...)
  * Firecracker's jailer makes them): the host's /dev/kvm is usually
  * root:kvm 0660, which the unprivileged jailed user could not open.
  */
-static int make_dev(const struct spk_jail *j, const char *dev, bool required, char *err,
-		    size_t len)
+static int make_dev(const struct spk_jail *j, const char *dev, bool required, char *err, size_t len)
 {
 	char target[4096];
 	struct stat st;
@@ -63,7 +62,7 @@ static int make_dev(const struct spk_jail *j, const char *dev, bool required, ch
 	unlink(target);
 	if (mknod(target, S_IFCHR | 0600, st.st_rdev) < 0 || chown(target, j->uid, j->gid) < 0)
 		return fail(err, len, "jail: cannot make %s (is %s mounted nodev?): %s", target,
-			    j->dir, strerror(errno));
+		            j->dir, strerror(errno));
 	return 0;
 }
 
@@ -114,9 +113,9 @@ static int set_limits(const struct spk_jail *j, char *err, size_t len)
 		rlim_t value;
 		const char *name;
 	} lim[] = {
-		{RLIMIT_NOFILE, j->max_files ? j->max_files : 2048, "RLIMIT_NOFILE"},
-		{RLIMIT_CORE, 0, "RLIMIT_CORE"},
-		{RLIMIT_MEMLOCK, 64 << 10, "RLIMIT_MEMLOCK"},
+	    {RLIMIT_NOFILE, j->max_files ? j->max_files : 2048, "RLIMIT_NOFILE"},
+	    {RLIMIT_CORE, 0, "RLIMIT_CORE"},
+	    {RLIMIT_MEMLOCK, 64 << 10, "RLIMIT_MEMLOCK"},
 	};
 
 	for (size_t i = 0; i < sizeof(lim) / sizeof(lim[0]); i++) {
@@ -133,7 +132,8 @@ static int drop_privileges(const struct spk_jail *j, char *err, size_t len)
 	/* the bounding set first: what no exec can ever regain */
 	for (int cap = 0; cap <= CAP_LAST_CAP; cap++)
 		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
-			return fail(err, len, "jail: dropping capability %d: %s", cap, strerror(errno));
+			return fail(err, len, "jail: dropping capability %d: %s", cap,
+			            strerror(errno));
 	if (setgroups(0, NULL) < 0 || setresgid(j->gid, j->gid, j->gid) < 0 ||
 	    setresuid(j->uid, j->uid, j->uid) < 0)
 		return fail(err, len, "jail: becoming %u:%u: %s", j->uid, j->gid, strerror(errno));
@@ -148,7 +148,8 @@ static int drop_privileges(const struct spk_jail *j, char *err, size_t len)
 }
 
 /* The parent stays outside as the reaper: it forwards signals and exits
- * with the jailed child's status. */
+ * with the jailed child's status. It holds alive_fd, the write end of a
+ * pipe, until it exits: the child's test that it is still there. */
 static pid_t child_pid;
 
 static void forward(int sig)
@@ -157,7 +158,7 @@ static void forward(int sig)
 		kill(child_pid, sig);
 }
 
-static _Noreturn void wait_child(pid_t pid)
+static _Noreturn void wait_child(pid_t pid, int alive_fd)
 {
 	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 	int status;
@@ -169,11 +170,50 @@ static _Noreturn void wait_child(pid_t pid)
 	spk_seccomp_install_or_die(SPK_SECCOMP_REAPER, "jail-parent");
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
+	(void)alive_fd; /* closed by the exit */
 	if (WIFSIGNALED(status)) {
 		signal(WTERMSIG(status), SIG_DFL);
 		raise(WTERMSIG(status));
 	}
 	exit(WIFEXITED(status) ? WEXITSTATUS(status) : 4);
+}
+
+/* Every descriptor from 3 up but keep. */
+static void close_all_but(int keep)
+{
+	if ((keep > 3 && syscall(SYS_close_range, 3, keep - 1, 0) < 0) ||
+	    syscall(SYS_close_range, keep + 1, ~0u, 0) < 0) {
+		for (int fd = 3; fd < 65536; fd++)
+			if (fd != keep)
+				close(fd);
+	}
+}
+
+/*
+ * The jailed child dies with the outer parent (SIGKILL when it exits), so
+ * killing the parent never leaves a monitor running. Set after the last
+ * change of credentials, which clears it. The parent may have died before:
+ * getppid() cannot tell (0 for PID 1 of a PID namespace whose parent is
+ * outside it), the pipe can: EOF once the parent's write end is closed.
+ */
+static int die_with_parent(int alive_fd, char *err, size_t len)
+{
+	char c;
+	ssize_t n;
+
+	errno = 0;
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
+		close(alive_fd);
+		return fail(err, len, "jail: parent-death signal: %s", strerror(errno));
+	}
+	n = read(alive_fd, &c, 1);
+	close(alive_fd);
+	if (n == 0) {
+		errno = ESRCH;
+		return fail(err, len, "jail: the outer parent exited before the jail was ready");
+	}
+	errno = 0;
+	return 0;
 }
 
 int spk_jail_enter(const struct spk_jail *j, char *err, size_t len)
@@ -192,23 +232,34 @@ int spk_jail_enter(const struct spk_jail *j, char *err, size_t len)
 		flags |= CLONE_NEWNET;
 	if (unshare(flags) < 0)
 		return fail(err, len, "jail: unshare: %s", strerror(errno));
+	/* the parent's liveness for the child: EOF on alive[0] once it is gone */
+	int alive[2];
+	if (pipe2(alive, O_CLOEXEC | O_NONBLOCK) < 0)
+		return fail(err, len, "jail: pipe: %s", strerror(errno));
 	fflush(NULL);
 	pid_t pid = fork(); /* the child is PID 1 of the new PID namespace */
-	if (pid < 0)
+	if (pid < 0) {
+		int saved = errno;
+
+		close(alive[0]);
+		close(alive[1]);
+		errno = saved;
 		return fail(err, len, "jail: fork: %s", strerror(errno));
-	if (pid > 0)
-		wait_child(pid);
-	if (sethostname("sparkler", 8) < 0 || pivot(j, err, len) < 0 ||
-	    set_limits(j, err, len) < 0)
-		return -EPERM;
-	if (syscall(SYS_close_range, 3, ~0u, 0) < 0) {
-		for (int fd = 3; fd < 65536; fd++)
-			close(fd);
 	}
+	if (pid > 0) {
+		close(alive[0]);
+		wait_child(pid, alive[1]);
+	}
+	close(alive[1]);
+	if (sethostname("sparkler", 8) < 0 || pivot(j, err, len) < 0 || set_limits(j, err, len) < 0)
+		return -EPERM;
+	close_all_but(alive[0]);
 	/* clearenv() only drops libc's pointers; /proc/PID/environ shows the
 	 * original strings, so wipe them too */
 	for (char **e = environ; e && *e; e++)
 		memset(*e, 0, strlen(*e));
 	clearenv();
-	return drop_privileges(j, err, len);
+	if (drop_privileges(j, err, len) < 0)
+		return -EPERM;
+	return die_with_parent(alive[0], err, len);
 }
