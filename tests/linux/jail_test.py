@@ -5,8 +5,9 @@ a virtio-blk disk inside the jail, and the test checks from the host that
 the jailed monitor cannot see the host's files, PIDs or network, has the
 host's /dev/kvm (and /dev/null, /dev/net/tun) as its own 0600 nodes, runs
 as U:G without capabilities, under the rlimits jail.c sets, with no other
-descriptors and no environment; then stops it with SIGTERM. Also: a SIGKILL of
-the outer parent kills the jailed monitor.
+descriptors and no environment; then stops it with SIGTERM. Also: SIGINT,
+SIGHUP and SIGPWR (the power button) reach the jailed monitor through the
+outer parent, and a SIGKILL of the outer parent kills the jailed monitor.
 
 The outer parent (still root in the host's namespaces) filters itself
 too, except in sanitizer builds, which run without filters.
@@ -168,6 +169,38 @@ def parent_killed(jail, env):
     check(dead, "SIGKILL of the outer parent kills the jailed monitor (pid %d)" % inner)
 
 
+def forwarded(jail, env):
+    """The outer parent forwards SIGINT, SIGHUP (stop: status 5, like SIGTERM
+    above) and SIGPWR: the ACPI power button reaches the jailed monitor and
+    the power-button guest powers off (status 0)."""
+    for sig in (signal.SIGINT, signal.SIGHUP):
+        p, inner = jailed_run(jail, env, ["--serial", "none"])
+        if inner is None:
+            return
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=20)
+        check(p.returncode == 5 and b"stopping the guest" in err,
+              "%s reaches the jailed monitor: status 5 (got %d: %s)" %
+              (sig.name, p.returncode, err.decode().strip()))
+    shutil.copy(os.path.join(GUEST_DIR, "t_power_button.elf"), os.path.join(jail, "button.elf"))
+    p, inner = jailed_run(jail, env, [], kernel="/button.elf")
+    if inner is None:
+        return
+    line = p.stdout.readline()  # the guest's COM1 on the monitor's stdout
+    check(b"pb: waiting" in line, "the power-button guest waits for GPE 0 (%r)" % line)
+    p.send_signal(signal.SIGPWR)
+    try:
+        out, err = p.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+    check(p.returncode == 0 and b"pb: pressed" in out and
+          b"SIGPWR: pressed the power button" in err and b"stopping" not in err,
+          "SIGPWR to the outer parent presses the jailed guest's power button: it powers off, "
+          "status 0 (status %d, out %r, err %r)" % (p.returncode, out, err.strip()))
+    os.unlink(os.path.join(jail, "button.elf"))
+
+
 def main():
     if os.geteuid() != 0:
         print("SKIP: the jail needs root")
@@ -257,6 +290,7 @@ def main():
           (p.returncode, err.decode().strip()))
     api_in_jail(jail, env)
     parent_killed(jail, env)
+    forwarded(jail, env)
     shutil.rmtree(jail, ignore_errors=True)
     if failures:
         print("%d checks failed" % len(failures))

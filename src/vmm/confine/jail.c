@@ -160,7 +160,8 @@ static void forward(int sig)
 
 static _Noreturn void wait_child(pid_t pid, int alive_fd)
 {
-	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+	/* SIGPWR too: `run` and the API process press the guest's power button on it */
+	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPWR};
 	int status;
 
 	child_pid = pid;
