@@ -163,9 +163,11 @@ struct spk_pci_dev_config {
  * or ops, a bad pin or vendor) / -ENOMEM with a message. Set up from one
  * thread (add_* and host_add). */
 int spk_pci_dev_new(const struct spk_pci_dev_config *cfg, struct spk_pci_dev **out);
-/* Free a device: only after the VM stopped running and the host is gone
- * or will not be used again. Removes its MSI routes and irqfds. Takes
- * NULL. */
+/* Free a device: only after the VM stopped running. Removes its MSI
+ * routes and irqfds (while its host lives), and takes it off its host's
+ * slot and BAR window, so the host (freed before or after it, either
+ * order) never reaches it again: a later config read of its slot reads
+ * all ones. Takes NULL. */
 void spk_pci_dev_free(struct spk_pci_dev *d);
 
 /* Before spk_pci_host_add: a memory BAR of size bytes (a power of two,

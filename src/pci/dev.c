@@ -79,7 +79,9 @@ void spk_pci_dev_free(struct spk_pci_dev *d)
 {
 	if (!d)
 		return;
-	spk_pci_msix_fini(d);
+	spk_pci_msix_fini(d); /* finds the VM through the host: first */
+	if (d->host && d != spk_pci_host_bridge(d->host))
+		spk_pci_host_detach(d->host, d);
 	pthread_mutex_destroy(&d->cfg_lock);
 	pthread_mutex_destroy(&d->irq_lock);
 	free(d);
@@ -197,8 +199,8 @@ int spk_pci_dev_add_cap(struct spk_pci_dev *d, uint8_t id, const void *data, uin
 		d->cfg[d->last_cap + 1] = (uint8_t)at;
 	else
 		d->cfg[SPK_PCI_CAP_PTR] = (uint8_t)at;
-	spk_put_le(d->cfg + SPK_PCI_STATUS, spk_get_le(d->cfg + SPK_PCI_STATUS, 2) | SPK_PCI_STATUS_CAPS,
-	       2);
+	spk_put_le(d->cfg + SPK_PCI_STATUS,
+	           spk_get_le(d->cfg + SPK_PCI_STATUS, 2) | SPK_PCI_STATUS_CAPS, 2);
 	d->last_cap = (uint8_t)at;
 	d->next_cap = (uint16_t)((at + len + 3) & ~3u);
 	if (notify) {

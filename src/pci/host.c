@@ -405,6 +405,11 @@ void spk_pci_host_free(struct spk_pci_host *h)
 {
 	if (!h)
 		return;
+	/* the devices outlive us (the caller owns them): they forget us, so
+	 * freeing one later does not reach back into freed memory */
+	for (unsigned s = 1; s < SPK_PCI_SLOTS; s++)
+		if (h->slots[s])
+			h->slots[s]->host = NULL;
 	spk_pci_dev_free(h->bridge);
 	pthread_rwlock_destroy(&h->map_lock);
 	pthread_mutex_destroy(&h->lock);
@@ -479,6 +484,22 @@ int spk_pci_host_add(struct spk_pci_host *h, struct spk_pci_dev *d, int slot, un
 	if (slot_out)
 		*slot_out = s;
 	return 0;
+}
+
+/* A device freed while its host lives: take it off its slot and out of
+ * the BAR window, so a later config or BAR access finds no function
+ * instead of freed memory (spk_pci_dev_free). */
+void spk_pci_host_detach(struct spk_pci_host *h, struct spk_pci_dev *d)
+{
+	pthread_rwlock_wrlock(&h->map_lock);
+	for (unsigned bar = 0; bar < SPK_PCI_BARS; bar++)
+		map_remove(h, d, bar);
+	pthread_rwlock_unlock(&h->map_lock);
+	pthread_mutex_lock(&h->lock);
+	if (d->slot < SPK_PCI_SLOTS && h->slots[d->slot] == d)
+		h->slots[d->slot] = NULL;
+	pthread_mutex_unlock(&h->lock);
+	d->host = NULL;
 }
 
 /* ---- for state.c ---- */

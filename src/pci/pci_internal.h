@@ -92,6 +92,8 @@ void spk_pci_host_intx(struct spk_pci_host *h, unsigned slot, unsigned pin, bool
 #define SPK_PCI_CF8_KEPT 0x80fffffcu
 uint32_t spk_pci_host_cf8(struct spk_pci_host *h, const uint32_t *set);
 struct spk_pci_dev *spk_pci_host_bridge(struct spk_pci_host *h);
+/* host.c: take a device being freed off its slot and the BAR window. */
+void spk_pci_host_detach(struct spk_pci_host *h, struct spk_pci_dev *d);
 /* dev.c: decode the BARs where the config space says (after a state load) */
 void spk_pci_dev_update_bars(struct spk_pci_dev *d);
 

@@ -588,6 +588,33 @@ static void test_setup_errors(void **state)
 
 /* ---- a hostile guest ------------------------------------------------------------------------ */
 
+/* A device freed before its host: its slot reads as absent and its BARs
+ * leave the window (no access reaches freed memory; ASan checks); the
+ * other device is untouched. And a device freed after the host does not
+ * reach back into it (teardown frees b after the host). */
+static void test_free_before_host(void **state)
+{
+	struct fx *f = *state;
+	unsigned s = f->a.slot;
+
+	cf8_wr(f, s, SPK_PCI_COMMAND, 2, SPK_PCI_CMD_MEMORY);
+	uint64_t b0 = bar_addr(f, s, 0, false);
+	assert_int_equal(mm_rd(f, b0 + 8, 4), 8);
+	spk_pci_dev_free(f->a.d);
+	f->a.d = NULL;
+	assert_int_equal(cf8_rd(f, s, 0, 4), 0xffffffff);
+	assert_int_equal(ecam_rd(f, s, 0, 4), 0xffffffff);
+	assert_int_equal(mm_rd(f, b0 + 8, 4), 0xffffffff);
+	assert_int_equal(cf8_rd(f, f->b.slot, 0, 2), 0x1234);
+	/* the slot is free again for a new device */
+	struct tdev c = {0};
+	make_dev(f, &c, 0x3333, false);
+	assert_int_equal(c.slot, s);
+	spk_pci_host_free(f->h);
+	f->h = NULL;
+	spk_pci_dev_free(c.d);
+}
+
 static void test_hostile(void **state)
 {
 	struct fx *f = *state;
@@ -641,6 +668,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_cap_hooks_to_the_end, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_setup_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_free_before_host, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
