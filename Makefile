@@ -57,15 +57,20 @@ test-bed: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 	meson test -C $(BUILD) --print-errorlogs --suite bed
 
-# sparkler-bench, then the bed's row (tests/bed/bed.py bench-linux-boot):
+# sparkler-bench, then the bed's rows (tests/bed/bed.py bench-linux-boot):
 # Linux booted to power-off by sparkler and by QEMU microvm in one L1, as a
-# ratio (TCG times; on a VT-x/AMD-V host it runs there directly).
+# ratio (TCG times; on a VT-x/AMD-V host it runs there directly); and
+# (bench-exits) sparkler-bench's PIO exit round trip in the L1: sparkler,
+# QEMU and the bare KVM_RUN loop, as ratios to bare.
 bench: all
 	@scripts/deps.sh bench
 	$(BUILD)/bench/sparkler-bench
 	@python3 tests/bed/bed.py $(BUILD)/src/vmm/sparkler $(BUILD) bench-linux-boot \
 	  >$(BUILD)/bench-bed.log 2>&1; grep -E '^(BENCH|SKIP|FAIL)' $(BUILD)/bench-bed.log || \
 	  tail -30 $(BUILD)/bench-bed.log
+	@python3 tests/bed/bed.py $(BUILD)/src/vmm/sparkler $(BUILD) bench-exits \
+	  >$(BUILD)/bench-bed-exits.log 2>&1; grep -E '^(BENCH|SKIP|FAIL)' \
+	  $(BUILD)/bench-bed-exits.log || tail -30 $(BUILD)/bench-bed-exits.log
 
 # clang-tidy and cppcheck with the checked-in configuration.
 lint: all

@@ -39,6 +39,7 @@ import base64
 import fcntl
 import glob
 import io
+import json
 import os
 import re
 import shutil
@@ -602,6 +603,55 @@ done
             "bins": lambda: {"qemu-system-x86_64": shutil.which("qemu-system-x86_64")}}
 
 
+# ---- bench: the PIO exit round trip, sparkler / QEMU / bare, in the same L1 ----------
+
+
+def bench_exits_scenario():
+    """`make bench`'s second bed row (not a test: nothing asserted on times):
+    sparkler-bench's exit round-trip section (--quick --only exits: 5000
+    `out` writes a run) run in the L1 against its real KVM, for the library,
+    `sparkler sandbox`, `sparkler run`, QEMU and the bare KVM_RUN loop. The
+    guests are written by sparkler-bench itself; QEMU's firmware goes to its
+    usual place in the L1."""
+    script = """d=$(mktemp -d)
+sparkler-bench --quick --only exits --out "$d" --sparkler "$SPARKLER" \\
+	--bare "$(command -v sparkler-bench-bare)" --qemu "$(command -v qemu-system-x86_64)" \\
+	</dev/null >"$OUT/bench.md" 2>"$OUT/bench.err"
+echo $? >"$OUT/bench.rc"
+cp "$d/results.json" "$OUT/results.json"
+"""
+
+    def check(out, tmp):
+        log = read(out, "bench.err")[-3000:] + read(out, "bench.md")[-3000:]
+        ok(read(out, "bench.rc").strip() == "0",
+           "sparkler-bench --only exits ran every measurement (status %s)" %
+           read(out, "bench.rc").strip(), log)
+        try:
+            rows = json.loads(read(out, "results.json"))["rows"]
+        except (ValueError, KeyError) as e:
+            fail("no results.json from sparkler-bench: %s" % e, log)
+
+        def val(c):
+            return c.get("median", c.get("value"))
+
+        for row in rows:
+            s, q, b = val(row["sparkler"]), val(row["qemu"]), val(row["limit"])
+            if s is None or b is None:
+                continue
+            name = row["name"].replace(" (emulated by PVM)", "")
+            print("BENCH %s in the bed (TCG times; ratios to bare hold): sparkler %.2f, "
+                  "QEMU %s, bare %.2f %s; sparkler / bare %.2f%s" %
+                  (name, s, "%.2f" % q if q is not None else "n/a", b, row["unit"], s / b,
+                   ", QEMU / bare %.2f" % (q / b) if q is not None else ""))
+    return {"script": script, "files": lambda a, tmp: {}, "check": check,
+            "bins": lambda: {
+                "sparkler-bench": os.path.join(BUILD, "bench", "sparkler-bench"),
+                "sparkler-bench-bare": os.path.join(BUILD, "bench", "sparkler-bench-bare"),
+                "qemu-system-x86_64": shutil.which("qemu-system-x86_64")},
+            "tree": lambda: [("usr/share/qemu/" + fw, os.path.join("/usr/share/qemu", fw))
+                             for fw in QEMU_FW]}
+
+
 SCENARIOS = {
     "linux-bzimage-1cpu": boot_scenario("bzimage", 1),
     "linux-bzimage-2cpu": boot_scenario("bzimage", 2),
@@ -613,6 +663,7 @@ SCENARIOS = {
     "linux-api": api_scenario("api"),
     "linux-config-file": api_scenario("config"),
     "bench-linux-boot": bench_scenario(),  # make bench, not a test
+    "bench-exits": bench_exits_scenario(),  # make bench, not a test
 }
 # the existing tests' real-host assertions (guest, gdb, run-cli's CPUID)
 SCENARIOS.update(__import__("host_tests").scenarios(sys.modules[__name__]))
