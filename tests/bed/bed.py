@@ -613,11 +613,12 @@ def bench_exits_scenario():
     `sparkler sandbox`, `sparkler run`, QEMU and the bare KVM_RUN loop. The
     guests are written by sparkler-bench itself; QEMU runs through a
     one-line wrapper that adds `-L $A` (its firmware, shipped as files), the
-    same in T(n exits) and T(1 exit), so it cancels."""
+    same in T(n exits) and T(1 exit), so it cancels. sparkler-bench's own
+    runs have no time limit, so the whole of it gets 240 s (it takes ~25)."""
     script = """d=$(mktemp -d)
 printf '#!/bin/sh\\nexec qemu-system-x86_64 -L "%s" "$@"\\n' "$A" >"$d/qemu"
 chmod +x "$d/qemu"
-sparkler-bench --quick --only exits --out "$d" --sparkler "$SPARKLER" \\
+timeout -s KILL 240 sparkler-bench --quick --only exits --out "$d" --sparkler "$SPARKLER" \\
 	--bare "$(command -v sparkler-bench-bare)" --qemu "$d/qemu" \\
 	</dev/null >"$OUT/bench.md" 2>"$OUT/bench.err"
 echo $? >"$OUT/bench.rc"
