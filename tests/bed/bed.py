@@ -203,8 +203,10 @@ def reboot_scenario():
         log, err, rc = run_result(out, "again")
         print("---- --reboot: sparkler stderr ----\n" + err.strip())
         ok("SPARKLER-BOOT first" in log and "SPARKLER-BOOT second" in log and
-           "the guest reset: restarting it" in err,
-           "with --reboot the guest booted again and found its mark", log)
+           "the guest reset (a device: the i8042 reset line or the ACPI reset register): "
+           "restarting it" in err,
+           "with --reboot the guest booted again (reset by a device, as reboot=k asks) "
+           "and found its mark", log)
         ok(rc == 0, "the second boot powered off: status 0 (got %d)" % rc, log)
     return {"script": script, "files": files, "check": check}
 
@@ -893,6 +895,28 @@ def main():
               "(install qemu-system-x86: scripts/deps.sh test)" % host)
         sys.exit(77)
     t0 = time.monotonic()
+    if direct:
+        attempt(sc, name, sparkler, build, True, host)
+    else:
+        # One retry, in the bed only, printed for all to see: the L1 is
+        # QEMU TCG emulating AMD-V under KVM, and on a fresh CI machine a
+        # 2-vCPU boot once reset mid-boot where hundreds of runs here did
+        # not. The first attempt's failure stays in the log above the
+        # second; a scenario that fails twice fails.
+        try:
+            attempt(sc, name, sparkler, build, False, host)
+        except SystemExit as e:
+            if e.code in (0, None, 77):
+                raise
+            print("BED-RETRY: %s failed on its first attempt (status %s, what it said is "
+                  "above); running it once more" % (name, e.code))
+            attempt(sc, name, sparkler, build, False, host)
+            print("BED-RETRY: %s passed on its second attempt: the first failure above is "
+                  "a flake of the bed or of sparkler, worth a look" % name)
+    print("PASS %s (%.1f s)" % (name, time.monotonic() - t0))
+
+
+def attempt(sc, name, sparkler, build, direct, host):
     with tempfile.TemporaryDirectory(prefix="spk-bed-") as tmp:
         os.makedirs(os.path.join(tmp, "in"))
         files = sc["files"](l2_assets(build), os.path.join(tmp, "in"))
@@ -913,7 +937,6 @@ def main():
         ok(read(out, "script.rc").strip() == "0", "the scenario's script ran to its end",
            l1log + "\n---- script (sh -x) ----\n" + script_log[-6000:] + errs)
         sc["check"](out, tmp)
-    print("PASS %s (%.1f s)" % (name, time.monotonic() - t0))
 
 
 if __name__ == "__main__":

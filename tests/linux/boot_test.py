@@ -49,9 +49,34 @@ def kvm_kind():
     return "unknown"
 
 
+TROUBLE = re.compile(r"Kernel panic|BUG:|Oops|WARNING:|RIP:|Call Trace|soft lockup|"
+                     r"rcu_.*stall|hung_task|Unable to handle|general protection|"
+                     r"double fault|clocksource.*unstable|timed out|not responding")
+
+
+def trouble(log):
+    """The kernel's own words about what went wrong, with the 3 lines
+    before each (at most 30 lines): printed first, because CI summaries
+    keep only the top of a failure."""
+    lines = log.splitlines()
+    keep = []
+    for i, line in enumerate(lines):
+        if TROUBLE.search(line):
+            keep.extend(range(max(0, i - 3), i + 1))
+    seen, out = set(), []
+    for i in keep:
+        if i not in seen:
+            seen.add(i)
+            out.append(lines[i])
+    return out[:30]
+
+
 def fail(msg, log=""):
     print("FAIL: " + msg)
     if log:
+        t = trouble(log)
+        print("---- what the kernel said went wrong ----")
+        print("\n".join(t) if t else "(no panic, oops, warning or stall in the log)")
         print("---- guest serial output (last 60 lines) ----")
         print("\n".join(log.splitlines()[-60:]))
     sys.exit(1)

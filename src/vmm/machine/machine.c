@@ -622,6 +622,26 @@ static enum spk_action machine_on_exit(struct spk_vcpu *vcpu, struct spk_exit *e
 	}
 }
 
+/* Where a reset came from, for the one line a user sees. */
+static const char *reset_source(const struct spk_exit *e, char *buf, size_t len)
+{
+	switch (e->reset.source) {
+	case SPK_SOURCE_TRIPLE_FAULT:
+		snprintf(buf, len, "triple fault on vCPU %u", e->vcpu);
+		break;
+	case SPK_SOURCE_HYPERCALL:
+		snprintf(buf, len, "reset hypercall from vCPU %u", e->vcpu);
+		break;
+	case SPK_SOURCE_SYSTEM_EVENT:
+		snprintf(buf, len, "KVM system event on vCPU %u", e->vcpu);
+		break;
+	default:
+		snprintf(buf, len, "a device: the i8042 reset line or the ACPI reset register");
+		break;
+	}
+	return buf;
+}
+
 static int status_of(struct spk_machine *m, const struct spk_run_result *res, bool *restart,
 		     char *err, size_t errlen)
 {
@@ -642,14 +662,17 @@ static int status_of(struct spk_machine *m, const struct spk_run_result *res, bo
 	switch (res->kind) {
 	case SPK_EXIT_SYSTEM_DOWN:
 		return SPK_STATUS_OK;
-	case SPK_EXIT_RESET:
+	case SPK_EXIT_RESET: {
+		char why[96];
+		reset_source(&res->exit, why, sizeof(why));
 		if (m->cfg.reboot) {
-			fprintf(stderr, "\r\nsparkler: the guest reset: restarting it\r\n");
+			fprintf(stderr, "\r\nsparkler: the guest reset (%s): restarting it\r\n", why);
 			*restart = true;
 			return SPK_STATUS_OK;
 		}
-		set_err(err, errlen, "the guest reset");
+		set_err(err, errlen, "the guest reset (%s)", why);
 		return SPK_STATUS_RESET;
+	}
 	case SPK_EXIT_CPU_DOWN:
 		set_err(err, errlen, "every vCPU stopped");
 		return SPK_STATUS_CRASH;
