@@ -95,6 +95,18 @@ int spk_mem_load(const struct spk_mem *mem, uint64_t gpa, const void *buf, uint6
  */
 int spk_mem_read_str(const struct spk_mem *mem, uint64_t gpa, char *buf, size_t max);
 
+/*
+ * Record that the monitor wrote [gpa, gpa + len) without the accessors
+ * above: device code that writes through a pointer it kept from an
+ * earlier spk_mem_ptr() (a virtqueue's used ring) calls this after each
+ * write, so the VM's dirty log (spk_vm_dirty_log_fetch, snapshot.h) sees
+ * the pages. spk_mem_write(), spk_mem_load() and spk_mem_ptr() with
+ * SPK_MEM_W record their ranges themselves. Parts of the range outside
+ * every region are ignored; nothing happens while no dirty log is on, for
+ * NULL mem, len 0 or a wrapping range. Thread-safe; no message.
+ */
+void spk_mem_mark_dirty(const struct spk_mem *mem, uint64_t gpa, uint64_t len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -296,8 +296,8 @@ int spk_snap_mem_save(struct spk_snap_writer *w, const struct spk_mem *mem, cons
 
 /*
  * A dirty-page set: one bit per 4 KiB page of each region of a memory
- * layout, in region order. Filled by the backend from KVM's dirty log
- * (not yet: see docs/snapshots.md) or by a caller that knows.
+ * layout, in region order. Filled from KVM's dirty log
+ * (spk_vm_dirty_log_fetch, below) or by a caller that knows.
  */
 struct spk_snap_dirty {
 	size_t n_regions;
@@ -312,6 +312,43 @@ void spk_snap_dirty_free(struct spk_snap_dirty *d);
 int spk_snap_dirty_mark(struct spk_snap_dirty *d, uint64_t gpa, uint64_t len);
 /* Pages marked dirty (NULL d: 0). */
 uint64_t spk_snap_dirty_count(const struct spk_snap_dirty *d);
+
+/*
+ * KVM's dirty log: which pages of a VM's memory were written, for diff
+ * snapshots and in-place reset.
+ *
+ * spk_vm_dirty_log_start: record writes from now on, starting from an
+ * empty set: the guest's (KVM_MEM_LOG_DIRTY_PAGES on every RAM slot, also
+ * slots added or populated later while the log is on) and the monitor's
+ * own (spk_mem_write, spk_mem_load, spk_mem_ptr with SPK_MEM_W, virtqueue
+ * used rings, and spk_mem_mark_dirty). 0; -EINVAL (NULL or dead VM),
+ * -EALREADY (already on: the set is not cleared), or KVM's refusal of a
+ * slot (then the log stays off and every slot as it was).
+ *
+ * spk_vm_dirty_log_fetch: OR the pages written since the start or the
+ * previous fetch into d, and clear them in the VM, so the next fetch
+ * names only later writes. d must come from spk_snap_dirty_new() on the
+ * VM's memory after its last memory change (the same populated regions,
+ * in order), else -EINVAL naming the region, before anything is read.
+ * The set is complete when the VM is paused and its devices quiescent
+ * (what a snapshot needs); while vCPUs or device threads run, a page
+ * written during the fetch is in this fetch or the next. Uses
+ * KVM_CLEAR_DIRTY_LOG where KVM has KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
+ * else KVM_GET_DIRTY_LOG alone. -EINVAL (NULLs, log not on), -ENOMEM, or
+ * KVM's error: then every page of the regions not read yet is marked in
+ * d, so no write is lost (a superset).
+ *
+ * spk_vm_dirty_log_stop: slots back to no logging; -EINVAL when not on.
+ * Pages already recorded are dropped.
+ *
+ * All three are thread-safe (the VM's lock), also while vCPUs run; not
+ * signal-safe. A VM starts with the log off.
+ */
+struct spk_vm;
+struct spk_snap_dirty;
+int spk_vm_dirty_log_start(struct spk_vm *vm);
+int spk_vm_dirty_log_fetch(struct spk_vm *vm, struct spk_snap_dirty *d);
+int spk_vm_dirty_log_stop(struct spk_vm *vm);
 
 /*
  * A diff memory file: like spk_snap_mem_save, but only the pages set in
@@ -366,8 +403,9 @@ int spk_snap_mem_apply_diff(const struct spk_snap_mem_layout *l, int fd, const s
 /*
  * In-place reset, memory part: copy the pages set in dirty back from the
  * full memory file of l at fd (holes read as zeros). With the dirty set
- * from KVM's dirty log since the snapshot (the backend's part, not there
- * yet) this returns memory to the snapshot bit for bit.
+ * from the dirty log started at the snapshot (spk_vm_dirty_log_fetch)
+ * this returns memory to the snapshot bit for bit. The copy-back is not
+ * in the dirty log (it writes host memory directly).
  */
 int spk_snap_mem_reset(const struct spk_snap_mem_layout *l, int fd, const struct spk_mem *mem,
                        const struct spk_snap_dirty *dirty);

@@ -111,6 +111,12 @@ bool spk_vm_on_own_thread(const struct spk_vm *vm);
 /* mem.c: take the region that starts at gpa out of the map (rollback of a
  * failed spk_vm_add_memory); 0 or -ENOENT. */
 int spk_mem_remove(struct spk_mem *mem, uint64_t gpa);
+/* mem.c, for the dirty log: start (with every region's bitmap of the
+ * monitor's writes cleared) or stop recording writes; OR the bits of the
+ * region starting at gpa (pages long) into bits and clear them: 0, or
+ * -ENOENT when no region starts there with that many pages. */
+void spk_mem_track(struct spk_mem *mem, bool on);
+int spk_mem_written_take(struct spk_mem *mem, uint64_t gpa, uint64_t *bits, uint64_t pages);
 /* A SYSTEM_DOWN or RESET request is pending (spk_vm_request_stop). */
 bool spk_vm_stop_pending(struct spk_vm *vm);
 

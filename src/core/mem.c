@@ -22,11 +22,22 @@
 
 #define MEM_NAME_MAX 32
 
+#define PAGE_SHIFT 12
+
 struct spk_mem {
 	size_t n;
 	/* Sorted by gpa, never overlapping; names[i] belongs to regions[i]. */
 	struct spk_mem_region regions[SPK_MEM_MAX_REGIONS];
 	char names[SPK_MEM_MAX_REGIONS][MEM_NAME_MAX];
+	/*
+	 * The monitor's own writes, for the dirty log (spk_vm_dirty_log_*):
+	 * one bit per 4 KiB page of regions[i] in written[i], set while track
+	 * is on by every write through this map (atomic ORs: any thread),
+	 * taken and cleared by spk_mem_written_take(). Allocated with the
+	 * region and freed with it, so a writer never sees a freed bitmap.
+	 */
+	bool track;
+	uint64_t *written[SPK_MEM_MAX_REGIONS];
 };
 
 static uint64_t region_last(const struct spk_mem_region *r)
@@ -55,7 +66,14 @@ int spk_mem_new(struct spk_mem **out)
 
 void spk_mem_free(struct spk_mem *mem)
 {
+	for (size_t i = 0; mem && i < mem->n; i++)
+		free(mem->written[i]);
 	free(mem);
+}
+
+static uint64_t bitmap_words(uint64_t size)
+{
+	return ((size + 4095) >> PAGE_SHIFT) / 64 + 1;
 }
 
 /* Index of the region holding gpa, or -1. Binary search. */
@@ -150,6 +168,7 @@ static void relink_names(struct spk_mem *mem)
 int spk_mem_add(struct spk_mem *mem, uint64_t gpa, uint64_t size, enum spk_mem_type type,
                 void *host, const char *name)
 {
+	uint64_t *written;
 	size_t i;
 	int rc;
 
@@ -160,9 +179,15 @@ int spk_mem_add(struct spk_mem *mem, uint64_t gpa, uint64_t size, enum spk_mem_t
 	rc = check_new_region(mem, gpa, size, type, host, name);
 	if (rc)
 		return rc;
+	written = calloc(bitmap_words(size), sizeof(*written));
+	if (!written)
+		return spk_fail(ENOMEM, "mem: region \"%s\": out of memory for its dirty bitmap",
+		                name);
 	i = insert_index(mem, gpa);
 	memmove(&mem->regions[i + 1], &mem->regions[i], (mem->n - i) * sizeof(mem->regions[0]));
 	memmove(&mem->names[i + 1], &mem->names[i], (mem->n - i) * sizeof(mem->names[0]));
+	memmove(&mem->written[i + 1], &mem->written[i], (mem->n - i) * sizeof(mem->written[0]));
+	mem->written[i] = written;
 	mem->n++;
 	mem->regions[i] = (struct spk_mem_region){
 	    .gpa = gpa,
@@ -182,6 +207,9 @@ int spk_mem_remove(struct spk_mem *mem, uint64_t gpa)
 
 	if (i < 0 || mem->regions[i].gpa != gpa)
 		return -ENOENT;
+	free(mem->written[i]);
+	memmove(&mem->written[i], &mem->written[i + 1],
+	        (mem->n - (size_t)i - 1) * sizeof(mem->written[0]));
 	memmove(&mem->regions[i], &mem->regions[i + 1],
 	        (mem->n - (size_t)i - 1) * sizeof(mem->regions[0]));
 	memmove(&mem->names[i], &mem->names[i + 1],
@@ -229,6 +257,64 @@ size_t spk_mem_regions(const struct spk_mem *mem, const struct spk_mem_region **
 	if (out)
 		*out = mem ? mem->regions : NULL;
 	return mem ? mem->n : 0;
+}
+
+/* ---- the monitor's writes, for the dirty log ---- */
+
+/* Mark the pages of [gpa, gpa + len) inside region i (the caller clipped it). */
+static void mark_region(const struct spk_mem *mem, int i, uint64_t gpa, uint64_t len)
+{
+	const struct spk_mem_region *r = &mem->regions[i];
+	uint64_t first = (gpa - r->gpa) >> PAGE_SHIFT;
+	uint64_t last = (gpa - r->gpa + (len - 1)) >> PAGE_SHIFT;
+
+	for (uint64_t p = first; p <= last; p++)
+		__atomic_fetch_or(&mem->written[i][p / 64], 1ull << (p % 64), __ATOMIC_RELAXED);
+}
+
+void spk_mem_mark_dirty(const struct spk_mem *mem, uint64_t gpa, uint64_t len)
+{
+	uint64_t last = 0;
+	int i;
+
+	if (!mem || !__atomic_load_n(&mem->track, __ATOMIC_ACQUIRE) || len == 0 ||
+	    !spk_add_ok(gpa, len - 1, &last))
+		return;
+	/* every region the range touches, holes between them skipped: from
+	 * the one holding gpa, or else the first one above it */
+	i = find_index(mem, gpa);
+	if (i < 0)
+		i = (int)insert_index(mem, gpa);
+	for (; (size_t)i < mem->n && mem->regions[i].gpa <= last; i++) {
+		const struct spk_mem_region *r = &mem->regions[i];
+		uint64_t from = gpa > r->gpa ? gpa : r->gpa;
+		uint64_t to = last < region_last(r) ? last : region_last(r);
+
+		mark_region(mem, i, from, to - from + 1);
+	}
+}
+
+void spk_mem_track(struct spk_mem *mem, bool on)
+{
+	if (!mem)
+		return;
+	if (on) /* word by word: writers may be marking meanwhile */
+		for (size_t i = 0; i < mem->n; i++)
+			for (uint64_t w = 0; w < bitmap_words(mem->regions[i].size); w++)
+				__atomic_store_n(&mem->written[i][w], 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&mem->track, on, __ATOMIC_RELEASE);
+}
+
+int spk_mem_written_take(struct spk_mem *mem, uint64_t gpa, uint64_t *bits, uint64_t pages)
+{
+	int i = mem ? find_index(mem, gpa) : -1;
+
+	if (i < 0 || mem->regions[i].gpa != gpa ||
+	    (mem->regions[i].size + 4095) >> PAGE_SHIFT != pages)
+		return -ENOENT;
+	for (uint64_t w = 0; w < bitmap_words(mem->regions[i].size); w++)
+		bits[w] |= __atomic_exchange_n(&mem->written[i][w], 0, __ATOMIC_ACQ_REL);
+	return 0;
 }
 
 /* ---- the checked accessor ---- */
@@ -326,6 +412,8 @@ static int mem_copy(const struct spk_mem *mem, uint64_t gpa, void *buf, uint64_t
 	if (rc)
 		return rc;
 	copy_span(mem, gpa, buf, len, access != SPK_MEM_R);
+	if (access != SPK_MEM_R)
+		spk_mem_mark_dirty(mem, gpa, len);
 	return 0;
 }
 
@@ -384,6 +472,8 @@ void *spk_mem_ptr(const struct spk_mem *mem, uint64_t gpa, uint64_t len, unsigne
 		         gpa, len, r->name, why);
 		return NULL;
 	}
+	if ((access & SPK_MEM_W) && __atomic_load_n(&mem->track, __ATOMIC_RELAXED))
+		mark_region(mem, i, gpa, len);
 	return r->host + (gpa - r->gpa);
 }
 

@@ -73,6 +73,12 @@ struct spk_vm {
 	struct kvm_irq_routing_entry *routes;
 	uint32_t n_routes, cap_routes;
 
+	/* The dirty log (dirty.c): on, and KVM_CLEAR_DIRTY_LOG in use (manual
+	 * protect). Under lock; set_slot() adds KVM_MEM_LOG_DIRTY_PAGES to
+	 * RAM slots while it is on. */
+	bool dirty_log;
+	bool dirty_manual;
+
 	/* The long-mode context vCPUs were started with (for CPU_UP). */
 	struct spk_x86_long_mode lm;
 	bool have_lm;
@@ -128,6 +134,9 @@ int spk_vcpu_invalidate(struct spk_vcpu *vcpu);
  * gets a reason when an assist was tried and failed). */
 bool spk_kvm_assist(struct spk_vcpu *vcpu, const uint8_t *bytes, unsigned n, char *why,
 		    size_t why_len);
+
+/* dirty.c: the flags of a slot for map (RAM: with the dirty log when on). */
+uint32_t spk_kvm_slot_flags(const struct spk_vm *vm, bool readonly);
 
 /* cpuid.c */
 int spk_kvm_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out);

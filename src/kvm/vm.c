@@ -431,7 +431,7 @@ static int set_slot(struct spk_vm *vm, struct spk_kvm_map *map, bool readonly)
 {
 	struct kvm_userspace_memory_region r = {
 		.slot = map->slot,
-		.flags = readonly ? KVM_MEM_READONLY : 0,
+		.flags = spk_kvm_slot_flags(vm, readonly),
 		.guest_phys_addr = map->gpa,
 		.memory_size = map->size,
 		.userspace_addr = (uintptr_t)map->host,

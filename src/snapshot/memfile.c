@@ -18,10 +18,9 @@
  * moved into place with mremap only when every one succeeded, so a
  * failure leaves the guest's memory as it was.
  *
- * Diff files and in-place reset take a dirty-page set. Filling it from
- * KVM's dirty log (KVM_GET_DIRTY_LOG on slots created with
- * KVM_MEM_LOG_DIRTY_PAGES) is the backend's part and not written yet; the
- * library side here writes, applies and copies back the pages a set names.
+ * Diff files and in-place reset take a dirty-page set, filled from KVM's
+ * dirty log by src/kvm/dirty.c (spk_vm_dirty_log_fetch); here the pages a
+ * set names are written, applied and copied back.
  */
 #include <errno.h>
 #include <fcntl.h>

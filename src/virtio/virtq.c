@@ -175,6 +175,7 @@ static void set_avail_event(struct spk_virtq *q, uint16_t v)
 	uint16_t *p = (uint16_t *)((uint8_t *)q->used_p + 4 + USED_ELEM * (size_t)q->size);
 
 	__atomic_store_n(p, v, __ATOMIC_RELAXED);
+	spk_mem_mark_dirty(q->mem, q->used + 4 + USED_ELEM * (uint64_t)q->size, 2);
 }
 
 static struct desc load_desc(const uint8_t *p)
@@ -365,19 +366,24 @@ int spk_virtq_pop(struct spk_virtq *q, struct spk_virtq_chain *c)
 int spk_virtq_push(struct spk_virtq *q, const struct spk_virtq_chain *c, uint32_t len)
 {
 	uint8_t *elem;
+	uint64_t slot;
 
 	if (!q->used_p || q->inflight == 0 || c->head >= q->size)
 		return spk_fail(EINVAL, "virtq: queue %u: push of head %u with %u chains in flight",
 		                q->index, c->head, q->inflight);
 	if (len > c->in_len)
 		len = c->in_len; /* never claim more than the driver offered */
-	elem = (uint8_t *)q->used_p + 4 + USED_ELEM * (size_t)(q->used_idx & (q->size - 1));
+	slot = 4 + USED_ELEM * (uint64_t)(q->used_idx & (q->size - 1));
+	elem = (uint8_t *)q->used_p + slot;
 	__atomic_store_n((uint32_t *)elem, (uint32_t)c->head, __ATOMIC_RELAXED);
 	__atomic_store_n((uint32_t *)(elem + 4), len, __ATOMIC_RELAXED);
 	q->used_idx++;
 	q->inflight--;
 	/* the element before the index: the driver reads them in that order */
 	__atomic_store_n((uint16_t *)((uint8_t *)q->used_p + 2), q->used_idx, __ATOMIC_RELEASE);
+	/* the ring is written through the pointer kept since start: tell the dirty log */
+	spk_mem_mark_dirty(q->mem, q->used + slot, USED_ELEM);
+	spk_mem_mark_dirty(q->mem, q->used + 2, 2);
 	return 0;
 }
 

@@ -408,6 +408,11 @@ static void test_nulls(void **unused)
 	NUL(spk_vm_add_memory(NULL, 0, 4096, SPK_MEM_RAM, "x", NULL));
 	NUL(spk_vm_add_memory(f.vm, 0, 4096, SPK_MEM_RAM, NULL, NULL));
 	NUL(spk_vm_populate_memory(NULL, 0));
+	NUL(spk_vm_dirty_log_start(NULL));
+	NUL(spk_vm_dirty_log_stop(NULL));
+	NUL(spk_vm_dirty_log_stop(f.vm)); /* not on */
+	NUL(spk_vm_dirty_log_fetch(NULL, NULL));
+	NUL(spk_vm_dirty_log_fetch(f.vm, NULL));
 	NUL(spk_vm_request_stop(NULL, SPK_EXIT_SYSTEM_DOWN));
 	NUL(spk_vm_request_stop(f.vm, SPK_EXIT_HALT));
 	NUL(spk_vm_irq_line(NULL, 4, true));
