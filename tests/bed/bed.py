@@ -651,6 +651,9 @@ cp "$d/results.json" "$OUT/results.json"
                   "sparkler %.2f, QEMU %s, bare %.2f %s; sparkler / bare %.2f%s" %
                   (name, s, "%.2f" % q if q else row["qemu"].get("why", "n/a"), b,
                    row["unit"], s / b, ", QEMU / bare %.2f" % (q / b) if q else ""))
+        if measured < len(rows):
+            print("---- sparkler-bench's stderr (last 40 lines) ----\n" +
+                  "\n".join(read(out, "bench.err").splitlines()[-40:]))
         ok(measured > 0, "sparkler-bench measured sparkler and the bare loop in the bed "
            "(its status %s)" % read(out, "bench.rc").strip(), log)
     return {"script": script, "check": check,
