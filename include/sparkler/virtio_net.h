@@ -17,6 +17,7 @@
 #define SPARKLER_VIRTIO_NET_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <sparkler/ratelimit.h>
@@ -79,6 +80,31 @@ int spk_virtio_net_set_rate_limits(struct spk_virtio_net *n, const struct spk_ra
                                    const struct spk_rate_limit *tx);
 /* Copy the counters so far into *st (one consistent moment). */
 void spk_virtio_net_get_stats(struct spk_virtio_net *n, struct spk_virtio_net_stats *st);
+
+/*
+ * A local endpoint on the guest's link (sparkler's metadata service):
+ * frames the guest sends that match go to the hook instead of the TAP,
+ * and frames the hook has for the guest go into the receive queue before
+ * the TAP's. All three are called on the device's event loop with its
+ * lock held (never two at once).
+ *   match  head: the frame's first bytes (up to SPK_VIRTIO_NET_HOOK_HEAD,
+ *          fewer for a shorter frame): does the hook take this frame?
+ *   tx     the whole frame, copied out of guest memory (len bytes)
+ *   rx     write the next frame for the guest into buf (at most cap
+ *          bytes); its length, or 0 when there is none
+ */
+#define SPK_VIRTIO_NET_HOOK_HEAD 64
+struct spk_virtio_net_hook {
+	void *opaque;
+	bool (*match)(void *opaque, const uint8_t *head, size_t len);
+	void (*tx)(void *opaque, const uint8_t *frame, size_t len);
+	size_t (*rx)(void *opaque, uint8_t *buf, size_t cap);
+};
+/* Install the hook (copied; opaque must outlive the device or the next
+ * call), or remove it with NULL. Before the VM runs, or from any thread
+ * while it runs. 0, -EINVAL (NULL n, a hook without all three functions),
+ * -ENOMEM. */
+int spk_virtio_net_set_hook(struct spk_virtio_net *n, const struct spk_virtio_net_hook *h);
 
 #ifdef __cplusplus
 }

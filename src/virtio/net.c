@@ -94,6 +94,10 @@ struct spk_virtio_net {
 	/* frames wait in the TAP (receive) or the queue (transmit) while
 	 * these refill */
 	struct spk_ratelimiter rx_rl, tx_rl;
+	/* a local endpoint (the metadata service): its frames bypass the TAP */
+	struct spk_virtio_net_hook hook;
+	bool has_hook;
+	uint8_t *hook_buf; /* NET_FRAME_MAX bytes: one frame copied either way */
 };
 
 #define net_log(n, ...) spk_dev_log(&(n)->rl, spk_virtio_name((n)->vd), SPK_LOG_WARN, __VA_ARGS__)
@@ -286,9 +290,40 @@ static int rx_one(struct spk_virtio_net *n)
 	return 1;
 }
 
+/* Frames from the hook into receive chains, before the TAP's: how many. */
+static unsigned rx_local(struct spk_virtio_net *n)
+{
+	uint8_t hdr[NET_HDR_LEN] = {[10] = 1}; /* num_buffers = 1 */
+	unsigned pushed = 0;
+
+	for (unsigned i = 0; i < NET_BUDGET && n->has_hook; i++) {
+		size_t len;
+
+		if (!n->rx.held && !rx_take(n))
+			return pushed; /* the driver's kick brings us back */
+		len = n->hook.rx(n->hook.opaque, n->hook_buf, n->rx.cap);
+		if (!len)
+			return pushed;
+		if (len > n->rx.cap ||
+		    spk_virtq_write(spk_virtio_mem(n->vd), &n->rx.c, 0, hdr, sizeof(hdr)) !=
+		        sizeof(hdr) ||
+		    spk_virtq_write(spk_virtio_mem(n->vd), &n->rx.c, NET_HDR_LEN, n->hook_buf, len) !=
+		        (int64_t)len) {
+			n->st.rx_dropped++;
+			continue; /* the chain stays held for the next frame */
+		}
+		spk_virtio_push(n->vd, NET_RX, &n->rx.c, NET_HDR_LEN + (uint32_t)len);
+		n->rx.held = false;
+		pushed++;
+	}
+	if (pushed == NET_BUDGET)
+		spk_virtio_kick(n->vd, NET_RX); /* more may wait: after the other events */
+	return pushed;
+}
+
 static void rx_pump(struct spk_virtio_net *n)
 {
-	unsigned pushed = 0;
+	unsigned pushed = rx_local(n);
 
 	for (unsigned i = 0; i < NET_BUDGET && !n->tap_gone; i++) {
 		if (!spk_rl_admit(&n->rx_rl)) {
@@ -363,6 +398,36 @@ static enum tx_verdict tx_check(struct spk_virtio_net *n, const struct spk_virtq
 	return TX_SEND;
 }
 
+/* Copy len bytes of the frame mapped in n->tx into the hook's buffer. */
+static void tx_copy(struct spk_virtio_net *n, size_t len)
+{
+	size_t got = 0;
+
+	for (int i = 1; i < n->tx.niov && got < len; i++) {
+		size_t k = n->tx.iov[i].iov_len < len - got ? n->tx.iov[i].iov_len : len - got;
+
+		memcpy(n->hook_buf + got, n->tx.iov[i].iov_base, k);
+		got += k;
+	}
+}
+
+/* Is the frame mapped in n->tx for the hook? Then it has it (a copy). */
+static bool tx_local(struct spk_virtio_net *n)
+{
+	size_t head = n->tx.cap < SPK_VIRTIO_NET_HOOK_HEAD ? n->tx.cap : SPK_VIRTIO_NET_HOOK_HEAD;
+
+	if (!n->has_hook)
+		return false;
+	/* the head first: the other frames are not copied */
+	tx_copy(n, head);
+	if (!n->hook.match(n->hook.opaque, n->hook_buf, head))
+		return false;
+	/* the whole frame, once: the guest may change its buffers meanwhile */
+	tx_copy(n, n->tx.cap);
+	n->hook.tx(n->hook.opaque, n->hook_buf, n->tx.cap);
+	return true;
+}
+
 /* Write the frame in n->tx: true when done with it (sent or dropped),
  * false when the TAP is full. */
 static bool tx_write(struct spk_virtio_net *n)
@@ -409,7 +474,7 @@ static bool tx_retry(struct spk_virtio_net *n)
 static void tx_pump(struct spk_virtio_net *n)
 {
 	struct spk_virtq_chain c;
-	unsigned i, used = 0;
+	unsigned i, used = 0, local = 0;
 
 	if (!tx_retry(n))
 		return; /* EPOLLOUT brings us back */
@@ -422,6 +487,13 @@ static void tx_pump(struct spk_virtio_net *n)
 
 		if (v == TX_BROKEN)
 			return;
+		if (v == TX_SEND && tx_local(n)) {
+			/* the hook's: not the TAP's, not counted against its rate */
+			spk_virtio_push(n->vd, NET_TX, &c, 0);
+			used++;
+			local++;
+			continue;
+		}
 		if (v == TX_SEND)
 			spk_rl_charge(&n->tx_rl, 1, n->tx.cap);
 		if (v == TX_SEND && !tx_write(n)) {
@@ -436,6 +508,8 @@ static void tx_pump(struct spk_virtio_net *n)
 	}
 	if (used)
 		spk_virtio_interrupt(n->vd, NET_TX);
+	if (local && rx_local(n))
+		spk_virtio_interrupt(n->vd, NET_RX); /* the hook's answers */
 	if (i == NET_BUDGET)
 		spk_virtio_kick(n->vd, NET_TX); /* the rest after the other devices' events */
 }
@@ -642,6 +716,7 @@ void spk_virtio_net_free(struct spk_virtio_net *n)
 	spk_rl_free(&n->tx_rl);
 	spk_virtio_free(n->vd);
 	close(n->tap);
+	free(n->hook_buf);
 	free(n);
 }
 
@@ -706,4 +781,28 @@ int spk_virtio_net_set_rate_limits(struct spk_virtio_net *n, const struct spk_ra
 		rc = spk_rl_set(&n->tx_rl, tx);
 	spk_virtio_unlock(n->vd);
 	return rc;
+}
+
+int spk_virtio_net_set_hook(struct spk_virtio_net *n, const struct spk_virtio_net_hook *h)
+{
+	uint8_t *buf = NULL;
+
+	if (!n)
+		return spk_fail(EINVAL, "virtio-net: set_hook needs a device");
+	if (h && (!h->match || !h->tx || !h->rx))
+		return spk_fail(EINVAL, "virtio-net: a hook needs match, tx and rx");
+	if (h && !(buf = malloc(NET_FRAME_MAX)))
+		return spk_fail(ENOMEM, "virtio-net: out of memory for the hook's frames");
+	spk_virtio_lock(n->vd);
+	if (h) {
+		n->hook = *h;
+		if (!n->hook_buf) {
+			n->hook_buf = buf;
+			buf = NULL;
+		}
+	}
+	n->has_hook = h != NULL;
+	spk_virtio_unlock(n->vd);
+	free(buf);
+	return 0;
 }

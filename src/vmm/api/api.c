@@ -35,9 +35,9 @@
 #define ERR_LEN 512
 
 struct opts {
-	const char *sock, *id, *config_file, *log_path, *level, *metrics_path;
+	const char *sock, *id, *config_file, *log_path, *level, *metrics_path, *metadata;
 	bool no_api, show_level, show_origin;
-	uint64_t max_body, metrics_interval;
+	uint64_t max_body, metrics_interval, mmds_limit; /* mmds_limit 0: max_body */
 };
 
 struct api_main {
@@ -223,6 +223,7 @@ static int op_start(void *ctx, const struct spk_vm_resources *r, char *err, size
 		return rc;
 	}
 	spk_obs_set_machine(a->obs, m);
+	spk_obs_set_mmds(a->obs, r->mmds);
 	if (spk_obs_has_metrics(a->obs)) /* the API lock is held: stats are stable */
 		spk_obs_flush(a->obs, &a->api.stats, SPK_API_RUNNING, "start", why, sizeof(why));
 	pthread_mutex_lock(&a->lock);
@@ -399,6 +400,9 @@ static void usage(FILE *f)
 	        "  --metrics-path PATH     append a JSON metrics line here (like PUT /metrics)\n"
 	        "  --metrics-interval SEC  seconds between metrics lines (default 60)\n"
 	        "  --http-api-max-payload-size BYTES  largest request body (default %d)\n"
+	        "  --mmds-size-limit BYTES  largest MMDS data store, as compact JSON\n"
+	        "                          (default: the largest request body)\n"
+	        "  --metadata FILE         a JSON file: the MMDS data store at start\n"
 	        "  --boot-timer       accepted for Firecracker's command lines (always on)\n"
 	        "  --no-seccomp       run without system call filters (debugging only)\n"
 	        "Exit status: that of the guest, as for sparkler run (0 powered off, 2 bad\n"
@@ -471,6 +475,13 @@ static int parse_one(struct opts *o, int c, const char *arg, char **argv)
 			return bad_opt("--http-api-max-payload-size", arg,
 			               "need 64 bytes to 64 MiB");
 		return 0;
+	case 'm':
+		if (spk_parse_uint(arg, 1, 64ull << 20, &o->mmds_limit) < 0)
+			return bad_opt("--mmds-size-limit", arg, "need 1 byte to 64 MiB");
+		return 0;
+	case 'D':
+		o->metadata = arg;
+		return 0;
 	case 'I':
 		if (spk_parse_uint(arg, 1, 86400, &o->metrics_interval) < 0)
 			return bad_opt("--metrics-interval", arg, "need 1 to 86400 seconds");
@@ -494,6 +505,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	    {"metrics-path", required_argument, NULL, 'M'},
 	    {"metrics-interval", required_argument, NULL, 'I'},
 	    {"http-api-max-payload-size", required_argument, NULL, 'p'},
+	    {"mmds-size-limit", required_argument, NULL, 'm'},
+	    {"metadata", required_argument, NULL, 'D'},
 	    {"boot-timer", no_argument, NULL, 'b'},
 	    {"no-seccomp", no_argument, NULL, 'S'},
 	    {"help", no_argument, NULL, 'h'},
@@ -554,6 +567,28 @@ static int cli_observers(struct api_main *a, const struct opts *o)
 		a->api.res.metrics = mc;
 	}
 	return 0;
+}
+
+/* --metadata FILE: the MMDS data store's first contents (Firecracker's). */
+static int load_metadata(struct api_main *a, const char *file)
+{
+	struct spk_res_err e;
+	json_error_t je;
+	unsigned status;
+	json_t *v = json_load_file(file, JSON_REJECT_DUPLICATES, &je);
+	int rc;
+
+	if (!v) {
+		fprintf(stderr, "sparkler: --metadata %s: line %d column %d: %s\n", file, je.line,
+		        je.column, je.text);
+		return -1;
+	}
+	rc = spk_res_mmds_data(&a->api.res, v, false, &status, &e);
+	json_decref(v);
+	if (rc < 0)
+		fprintf(stderr, "sparkler: --metadata %s: %s\n", file,
+		        rc == -EFBIG ? "larger than the MMDS size limit (--mmds-size-limit)" : e.msg);
+	return rc < 0 ? -1 : 0;
 }
 
 /* A config file: its resources, its logger and metrics, then the boot. */
@@ -721,6 +756,10 @@ static int setup(struct api_main *a, const struct opts *o)
 	char err[ERR_LEN];
 
 	if (cli_observers(a, o) < 0)
+		return -1;
+	/* Firecracker's default: the MMDS may be as large as a request body */
+	a->api.res.mmds_limit = o->mmds_limit ? o->mmds_limit : o->max_body;
+	if (o->metadata && load_metadata(a, o->metadata) < 0)
 		return -1;
 	if (o->sock &&
 	    spk_api_server_start(&a->api, o->sock, o->max_body, &a->server, err, sizeof(err)) < 0) {

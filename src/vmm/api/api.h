@@ -66,7 +66,7 @@ struct spk_api {
 };
 
 struct spk_api_response {
-	unsigned status;   /* 200, 204, 400, 404, 405, 500 */
+	unsigned status;   /* 200, 204, 400, 404, 405, 413 (MMDS), 500 */
 	char *body;        /* JSON (malloc'd), or NULL for 204 */
 	const char *allow; /* the Allow header of a 405 */
 };
@@ -121,6 +121,9 @@ int spk_obs_set_metrics(struct spk_obs *o, struct spk_metrics_config *cfg, char 
 bool spk_obs_has_metrics(struct spk_obs *o);
 /* The machine whose counters go into the lines (NULL: none yet). */
 void spk_obs_set_machine(struct spk_obs *o, struct spk_machine *m);
+/* The MMDS store whose counters go into the lines ("mmds"; NULL: none). */
+struct spk_mmds;
+void spk_obs_set_mmds(struct spk_obs *o, struct spk_mmds *m);
 /* Write one metrics line now, with the API's counters and the VM's state;
  * why names the occasion ("start", "periodic", "FlushMetrics", "exit").
  * -ENOENT without a metrics path. */

@@ -259,6 +259,35 @@ static void serial(struct req *q)
 	applied(q, spk_res_serial(&q->api->res, q->body, "$", &e), &e);
 }
 
+/* PUT, PATCH and GET /mmds: the data store, at any time. */
+static void mmds(struct req *q)
+{
+	struct spk_res_err e;
+	unsigned status;
+
+	if (q->method == M_GET) {
+		json_t *v = spk_res_mmds_json(&q->api->res);
+
+		q->out->status = 200;
+		q->out->body = v ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+		json_decref(v);
+		if (!q->out->body)
+			spk_api_fault(q->out, 500, "out of memory");
+		return;
+	}
+	if (spk_res_mmds_data(&q->api->res, q->body, q->method == M_PATCH, &status, &e) < 0)
+		spk_api_fault(q->out, status, "%s", e.msg);
+	else
+		q->out->status = 204;
+}
+
+static void mmds_config(struct req *q)
+{
+	struct spk_res_err e;
+
+	applied(q, spk_res_mmds_config(&q->api->res, q->body, "$", &e), &e);
+}
+
 static void logger(struct req *q)
 {
 	struct spk_res_err e;
@@ -421,6 +450,8 @@ static const struct route routes[] = {
     {"metrics", NULL, false, M_PUT, metrics, {0, PRE_BOOT}, "PUT"},
     {"actions", NULL, false, M_PUT, actions, {0}, "PUT"},
     {"vm", NULL, false, M_PATCH, vm_state, {0, 0, POST_BOOT}, "PATCH"},
+    {"mmds", NULL, false, M_GET | M_PUT | M_PATCH, mmds, {0}, "GET, PUT, PATCH"},
+    {"mmds", "config", false, M_PUT, mmds_config, {0, PRE_BOOT}, "PUT"},
 };
 
 /* In Firecracker's API, not in sparkler's. */
@@ -430,7 +461,6 @@ static const struct {
     {"balloon", "sparkler has no balloon device"},
     {"cpu-config", "sparkler has no custom CPU templates (machine-config's cpu_template)"},
     {"pmem", "sparkler has no virtio-pmem device"},
-    {"mmds", "sparkler has no microVM metadata service"},
     {"snapshot", "sparkler does not take or load snapshots"},
     {"hotplug", "sparkler has no memory hotplug"},
 };

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 #include <sparkler/log.h>
 #include <sparkler/sparkler.h>
 
+#include "mmds/mmds.h"
 #include "vmm/api/api.h"
 
 #define LOG_LINE 1200
@@ -51,6 +53,8 @@ struct spk_obs {
 	uint64_t last_exits[SPK_EXIT__COUNT];
 	struct spk_machine_dev_count last_dev[MAX_DEVS];
 	size_t n_last_dev;
+	struct spk_mmds *mmds;
+	struct spk_mmds_metrics last_mmds;
 };
 
 /* now - before, or now when the total went down (a new VM after a failed
@@ -213,6 +217,42 @@ void spk_obs_set_machine(struct spk_obs *o, struct spk_machine *m)
 	pthread_mutex_unlock(&o->lock);
 }
 
+void spk_obs_set_mmds(struct spk_obs *o, struct spk_mmds *m)
+{
+	pthread_mutex_lock(&o->lock);
+	o->mmds = m;
+	pthread_mutex_unlock(&o->lock);
+}
+
+/* Firecracker's "mmds" group, each counter since the previous line. */
+static json_t *mmds_json(struct spk_obs *o)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} f[] = {
+#define F(x) {#x, offsetof(struct spk_mmds_metrics, x)}
+	    F(rx_accepted),         F(rx_accepted_err),       F(rx_accepted_unusual),
+	    F(rx_bad_eth),          F(rx_count),              F(rx_invalid_token),
+	    F(rx_no_token),         F(tx_bytes),              F(tx_count),
+	    F(tx_errors),           F(tx_frames),             F(connections_created),
+	    F(connections_destroyed),
+#undef F
+	};
+	struct spk_mmds_metrics now;
+	json_t *j = json_object();
+
+	spk_mmds_get_metrics(o->mmds, &now);
+	for (size_t i = 0; j && i < sizeof(f) / sizeof(f[0]); i++) {
+		uint64_t n = *(const uint64_t *)((const char *)&now + f[i].off);
+		uint64_t l = *(const uint64_t *)((const char *)&o->last_mmds + f[i].off);
+
+		json_object_set_new(j, f[i].name, json_integer((json_int_t)since(n, l)));
+	}
+	o->last_mmds = now;
+	return j;
+}
+
 static const char *state_word(enum spk_api_state st)
 {
 	static const char *const w[] = {"Not started", "Running", "Paused", "Exited"};
@@ -294,6 +334,8 @@ static json_t *metrics_line(struct spk_obs *o, const struct spk_api_stats *st,
 	    (json_int_t)since(st->server_errors, o->last_api.server_errors), "vcpu", exits_json(o),
 	    "devices", devices_json(o));
 	o->last_api = *st;
+	if (line && o->mmds)
+		json_object_set_new(line, "mmds", mmds_json(o));
 	if (line && o->metrics.emit_id)
 		json_object_set_new(line, "id", json_string(o->id));
 	if (line && o->metrics.properties)

@@ -100,8 +100,7 @@ static const struct {
     {"metrics", metrics_section},
 };
 
-static const char *const unsupported[] = {"balloon", "mmds-config", "cpu-config", "pmem",
-                                          "memory-hotplug"};
+static const char *const unsupported[] = {"balloon", "cpu-config", "pmem", "memory-hotplug"};
 
 static int load_section(struct spk_vm_resources *r, const char *key, json_t *v,
                         struct spk_res_err *e)
@@ -113,6 +112,8 @@ static int load_section(struct spk_vm_resources *r, const char *key, json_t *v,
 		return load_array(r, v, key, "drive_id", spk_res_drive, e);
 	if (strcmp(key, "network-interfaces") == 0)
 		return load_array(r, v, key, "iface_id", spk_res_net, e);
+	if (strcmp(key, "mmds-config") == 0)
+		return spk_res_mmds_config(r, v, p, e);
 	for (size_t i = 0; i < ARRAY_LEN(sections); i++)
 		if (strcmp(key, sections[i].key) == 0)
 			return sections[i].fn(r, v, p, e);
@@ -122,7 +123,7 @@ static int load_section(struct spk_vm_resources *r, const char *key, json_t *v,
 	return spk_res_fail(e, true, "$",
 	                    "unknown section `%.64s`, expected one of: boot-source, "
 	                    "drives, machine-config, network-interfaces, vsock, entropy, "
-	                    "serial, logger, metrics",
+	                    "serial, logger, metrics, mmds-config",
 	                    key);
 }
 
@@ -161,8 +162,12 @@ int spk_res_load_buffer(struct spk_vm_resources *r, const char *name, const char
 	/* machine-config first: PUT semantics reset what it does not name */
 	if (!rc && json_object_get(root, "machine-config"))
 		rc = load_section(r, "machine-config", json_object_get(root, "machine-config"), &e);
-	json_object_foreach(root, key, v) if (!rc && strcmp(key, "machine-config") != 0) rc =
+	json_object_foreach(root, key, v) if (!rc && strcmp(key, "machine-config") != 0 &&
+	                                      strcmp(key, "mmds-config") != 0) rc =
 	    load_section(r, key, v, &e);
+	/* mmds-config last: it names network interfaces */
+	if (!rc && json_is_object(root) && json_object_get(root, "mmds-config"))
+		rc = load_section(r, "mmds-config", json_object_get(root, "mmds-config"), &e);
 	if (rc && json_is_object(root))
 		snprintf(err, errlen, "%s: %s", name, e.msg);
 	else if (!rc && !r->m.kernel) {

@@ -456,6 +456,7 @@ void spk_res_free(struct spk_vm_resources *r)
 	free(r->serial_path);
 	spk_res_logger_free(&r->logger);
 	spk_res_metrics_free(&r->metrics);
+	spk_res_mmds_free(r);
 	spk_machine_config_free(&r->m);
 	memset(r, 0, sizeof(*r));
 }
@@ -833,6 +834,7 @@ int spk_res_net(struct spk_vm_resources *r, const char *url_id, json_t *body, co
 	spk_res_rate_limit(x.tx_rate_limiter, &n.tx_rate_limit);
 	if (idx < 0)
 		idx = (int)r->m.n_nets++;
+	n.mmds = r->m.nets[idx].mmds; /* a new body keeps the PUT /mmds/config of its id */
 	r->m.nets[idx] = n;
 	net_extra_free(&r->net_x[idx]);
 	r->net_x[idx] = x;

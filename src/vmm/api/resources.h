@@ -69,6 +69,11 @@ struct spk_vm_resources {
 	json_t *serial_rate_limiter;
 	struct spk_logger_config logger;
 	struct spk_metrics_config metrics;
+	/* the metadata store (made on first use, resources_mmds.c) with this
+	 * limit (0: SPK_MMDS_LIMIT_DEFAULT), and PUT /mmds/config as applied */
+	struct spk_mmds *mmds;
+	size_t mmds_limit;
+	json_t *mmds_config;
 };
 
 /*
@@ -151,6 +156,22 @@ int spk_res_load_file(struct spk_vm_resources *r, const char *file, char *err, s
  * begin with name instead of the file's. */
 int spk_res_load_buffer(struct spk_vm_resources *r, const char *name, const char *buf, size_t len,
                         char *err, size_t errlen);
+
+/* ---- MMDS (resources_mmds.c) ---- */
+
+/* The store, made now if there is none (NULL: out of memory). */
+struct spk_mmds *spk_res_mmds(struct spk_vm_resources *r);
+void spk_res_mmds_free(struct spk_vm_resources *r);
+/* PUT /mmds/config, a config file's mmds-config: the interfaces must be
+ * there already. */
+int spk_res_mmds_config(struct spk_vm_resources *r, json_t *body, const char *path,
+                        struct spk_res_err *e);
+/* PUT (patch false) or PATCH /mmds: 0 with *status 204, or -errno with
+ * *status 400 or 413 (over the size limit) and e set. */
+int spk_res_mmds_data(struct spk_vm_resources *r, json_t *body, bool patch, unsigned *status,
+                      struct spk_res_err *e);
+/* GET /mmds: a new reference ({} before any PUT), NULL when out of memory. */
+json_t *spk_res_mmds_json(struct spk_vm_resources *r);
 
 /* A rate_limiter object that passed its checks (NULL or null: none) as
  * the limit the devices enforce. */

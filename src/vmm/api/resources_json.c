@@ -139,5 +139,7 @@ json_t *spk_res_full_json(const struct spk_vm_resources *r)
 		json_object_set_new(o, "logger", logger_json(&r->logger));
 	if (r->metrics.set)
 		json_object_set_new(o, "metrics", metrics_json(&r->metrics));
+	if (r->mmds_config)
+		set_copy(o, "mmds-config", r->mmds_config);
 	return o;
 }

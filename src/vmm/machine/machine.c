@@ -23,6 +23,7 @@
 #include <sparkler/virtio_net.h>
 #include <sparkler/virtio_vsock.h>
 
+#include "mmds/stack.h"
 #include "vmm/machine/machine.h"
 #include "vmm/confine/seccomp_policy.h"
 
@@ -46,6 +47,7 @@ struct vm_instance {
 	struct spk_virtio_console *vcon;
 	struct spk_virtio_blk *disks[SPK_MACHINE_MAX_DRIVES];
 	struct spk_virtio_net *nets[SPK_MACHINE_MAX_NETS];
+	struct spk_mmds_stack *mmds[SPK_MACHINE_MAX_NETS]; /* the nets' metadata service ends */
 	struct spk_virtio_vsock *vsock;
 };
 
@@ -417,6 +419,21 @@ static int add_disks(struct spk_machine *m, struct vm_instance *v)
 	return 0;
 }
 
+/* The metadata service on network interface i: its frames go to a stack
+ * of its own instead of the TAP. */
+static int add_mmds(struct spk_machine *m, struct vm_instance *v, uint32_t i)
+{
+	struct spk_virtio_net_hook h = {.match = spk_mmds_stack_match,
+	                                .tx = spk_mmds_stack_tx,
+	                                .rx = spk_mmds_stack_rx};
+	int rc = spk_mmds_stack_new(m->cfg.mmds, &v->mmds[i]);
+
+	if (rc < 0)
+		return rc;
+	h.opaque = v->mmds[i];
+	return spk_virtio_net_set_hook(v->nets[i], &h);
+}
+
 /* --net and the API's network interfaces: virtio-net on TAPs; --vsock. */
 static int add_network(struct spk_machine *m, struct vm_instance *v)
 {
@@ -434,6 +451,8 @@ static int add_network(struct spk_machine *m, struct vm_instance *v)
 
 		memcpy(nc.mac, n->mac, sizeof(nc.mac));
 		if ((rc = spk_virtio_net_new(&nc, &v->nets[i])) < 0)
+			return rc;
+		if (n->mmds && m->cfg.mmds && (rc = add_mmds(m, v, i)) < 0)
 			return rc;
 	}
 	if (!vs->enabled)
@@ -498,8 +517,10 @@ static void destroy_pci(struct vm_instance *v)
 	spk_virtio_console_free(v->vcon);
 	for (uint32_t i = 0; i < SPK_MACHINE_MAX_DRIVES; i++)
 		spk_virtio_blk_free(v->disks[i]);
-	for (uint32_t i = 0; i < SPK_MACHINE_MAX_NETS; i++)
-		spk_virtio_net_free(v->nets[i]);
+	for (uint32_t i = 0; i < SPK_MACHINE_MAX_NETS; i++) {
+		spk_virtio_net_free(v->nets[i]); /* first: its hook is the stack */
+		spk_mmds_stack_free(v->mmds[i]);
+	}
 	spk_virtio_vsock_free(v->vsock);
 	spk_evloop_free(v->loop);
 	spk_pci_host_free(v->pci);

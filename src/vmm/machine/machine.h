@@ -36,6 +36,7 @@ struct spk_net_config {
 	bool has_mac;
 	struct spk_rate_limit rx_rate_limit, tx_rate_limit; /* all zero: none */
 	uint16_t mtu;                                       /* 0: the TAP's own */
+	bool mmds; /* the metadata service answers on it (PUT /mmds/config) */
 };
 
 struct spk_vsock_config {
@@ -43,6 +44,8 @@ struct spk_vsock_config {
 	uint32_t guest_cid;
 	char *uds_path;
 };
+
+struct spk_mmds;
 
 struct spk_machine_config {
 	char *kernel;  /* required */
@@ -60,6 +63,9 @@ struct spk_machine_config {
 	struct spk_net_config nets[SPK_MACHINE_MAX_NETS];
 	uint32_t n_nets;
 	struct spk_vsock_config vsock;
+	/* the metadata store (src/mmds/, borrowed: it outlives the machine)
+	 * for the interfaces with mmds set; NULL: none answers */
+	struct spk_mmds *mmds;
 	bool entropy;
 	bool start_paused;
 
