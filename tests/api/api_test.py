@@ -521,7 +521,6 @@ def refusals(tmp):
          "not supported: sparkler has no balloon"),
         ("PUT", "/snapshot/create", {"mem_file_path": "a", "snapshot_path": "b"}, 400,
          "not supported"),
-        ("GET", "/mmds", None, 400, "not supported"),
         ("GET", "/nonexistent", None, 404, "Invalid request method and/or path"),
         ("GET", "/drives/d/extra", None, 404, "Invalid request method and/or path"),
         ("DELETE", "/machine-config", None, 405, "Invalid request method and/or path"),
@@ -743,6 +742,75 @@ def many_clients(tmp, p=None, watch=None):
 
 # ---- http: config files that are refused ---------------------------------------------------------
 
+def mmds(tmp):
+    """The MMDS data store and its configuration, Firecracker's way."""
+    meta = os.path.join(tmp, "meta.json")
+    with open(meta, "w") as f:
+        json.dump({"latest": {"meta-data": {"ami-id": "ami-1"}}}, f)
+    p = started(tmp, ["--mmds-size-limit", "200", "--metadata", meta], name="mmds.sock")
+    r = p.call("GET", "/mmds")
+    check(r.status == 200 and r.json == {"latest": {"meta-data": {"ami-id": "ami-1"}}},
+          "GET /mmds gives --metadata's contents (got %r)" % r)
+    expect(p.call("PUT", "/mmds", {"a": {"b": "c", "d": "e"}, "n": 1}), 204, None, "PUT /mmds")
+    expect(p.call("PATCH", "/mmds", {"a": {"d": None, "f": "g"}, "n": [1, 2]}), 204, None,
+           "PATCH /mmds (RFC 7396)")
+    r = p.call("GET", "/mmds")
+    check(r.json == {"a": {"b": "c", "f": "g"}, "n": [1, 2]},
+          "the merge patch removed, added and replaced (got %r)" % r)
+    big = {"x": "y" * 300}
+    expect(p.call("PUT", "/mmds", big), 413, None, "PUT /mmds over --mmds-size-limit",
+           "MMDS limit exceeded")
+    expect(p.call("PATCH", "/mmds", big), 413, None, "PATCH /mmds over the limit",
+           "doesn't fit")
+    check(p.call("GET", "/mmds").json == r.json, "a refused PUT or PATCH changes nothing")
+    expect(p.call("PUT", "/mmds", "{not json"), 400, None, "PUT /mmds bad JSON",
+           "deserializing")
+    expect(p.call("GET", "/mmds", "{}"), 400, None, "GET /mmds with a body")
+    expect(p.call("DELETE", "/mmds"), 405, None, "DELETE /mmds")
+    expect(p.call("GET", "/mmds/config"), 405, None, "GET /mmds/config")
+    # /mmds/config: the interfaces must exist, the address be link-local
+    cfg = {"network_interfaces": ["eth0"]}
+    expect(p.call("PUT", "/mmds/config", cfg), 400, None, "/mmds/config before the interface",
+           "does not correspond to any existing network interface")
+    expect(p.call("PUT", "/network-interfaces/eth0",
+                  {"iface_id": "eth0", "host_dev_name": "tap-mmds"}), 204, None,
+           "PUT /network-interfaces/eth0")
+    for body, needle in [
+            ({"network_interfaces": []}, "is empty"),
+            ({}, "missing field `network_interfaces`"),
+            ({"network_interfaces": "eth0"}, "invalid type"),
+            ({"network_interfaces": [1]}, "invalid type"),
+            ({"network_interfaces": ["eth0"], "version": "V3"}, "unknown variant"),
+            ({"network_interfaces": ["eth0"], "ipv4_address": "10.0.0.1"}, "not link local"),
+            ({"network_interfaces": ["eth0"], "ipv4_address": "169.254.0.1"}, "not link local"),
+            ({"network_interfaces": ["eth0"], "ipv4_address": "nope"}, "not link local"),
+            ({"network_interfaces": ["eth0"], "imds_compat": "yes"}, "invalid type"),
+            ({"network_interfaces": ["eth0"], "extra": 1}, "unknown field `extra`")]:
+        expect(p.call("PUT", "/mmds/config", body), 400, None, "PUT /mmds/config %s" %
+               json.dumps(body), needle)
+    expect(p.call("PUT", "/mmds/config", {"network_interfaces": ["eth0"], "version": "V2",
+                                          "ipv4_address": "169.254.170.2",
+                                          "imds_compat": True}), 204, None,
+           "PUT /mmds/config V2")
+    r = p.call("GET", "/vm/config")
+    expect(r, 200, "FullVmConfiguration", "GET /vm/config with mmds-config")
+    check(r.json and r.json.get("mmds-config") ==
+          {"version": "V2", "network_interfaces": ["eth0"], "ipv4_address": "169.254.170.2",
+           "imds_compat": True}, "GET /vm/config has the mmds-config (got %r)" % r)
+    # the interface PUT again keeps its MMDS
+    p.call("PUT", "/network-interfaces/eth0", {"iface_id": "eth0", "host_dev_name": "tap-m2"})
+    check(p.call("GET", "/vm/config").json.get("mmds-config", {}).get("network_interfaces") ==
+          ["eth0"], "a re-PUT interface keeps the MMDS")
+    p.finish()
+    # the command line's refusals
+    for args, needle in [(["--mmds-size-limit", "0"], "--mmds-size-limit"),
+                         (["--metadata", os.path.join(tmp, "none.json")], "--metadata"),
+                         (["--mmds-size-limit", "10", "--metadata", meta], "size limit")]:
+        rc, err = run_status(["--api-sock", os.path.join(tmp, "x.sock")] + args)
+        check(rc == 2 and needle in err, "%s -> status 2 and '%s' (got %d %r)" %
+              (" ".join(args), needle, rc, err.strip()))
+
+
 def config_file_errors(tmp):
     disk = os.path.join(tmp, "cfg.img")
     open(disk, "wb").write(b"\0" * 4096)
@@ -773,6 +841,12 @@ def config_file_errors(tmp):
             {"drive_id": "a", "path_on_host": disk, "is_root_device": False},
             {"drive_id": "a", "path_on_host": disk, "is_root_device": False}]}),
          "$.drives[1]: drive_id a appears twice"),
+        (write("mmds.json", {"boot-source": good_boot, "mmds-config": {
+            "network_interfaces": ["eth9"]}}), "$.mmds-config: MMDS config error"),
+        (write("mmds2.json", {"boot-source": good_boot, "mmds-config": {
+            "network_interfaces": ["eth0"], "version": "V9"},
+            "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "tap0"}]}),
+         "$.mmds-config: version: unknown variant"),
         (write("nets.json", {"boot-source": good_boot, "network-interfaces": {}}),
          "$.network-interfaces: expected an array"),
         (write("mc.json", {"boot-source": good_boot, "machine-config": {"vcpu_count": 1}}),
@@ -1152,6 +1226,7 @@ def main():
             happy_paths(tmp)
             logger_levels(tmp)
             refusals(tmp)
+            mmds(tmp)
             many_clients(tmp)
             config_file_errors(tmp)
             slow_clients(tmp)

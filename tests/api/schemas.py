@@ -105,6 +105,16 @@ SCHEMAS = {
         },
     },
     "EntropyDevice": {"type": "object", "properties": {"rate_limiter": RATE_LIMITER}},
+    "MmdsConfig": {
+        "type": "object",
+        "required": ["network_interfaces"],
+        "properties": {
+            "version": {"type": "string", "enum": ["V1", "V2"]},
+            "network_interfaces": {"type": "array", "items": {"type": "string"}},
+            "ipv4_address": {"type": "string"},
+            "imds_compat": {"type": "boolean"},
+        },
+    },
     "Logger": {
         "type": "object",
         "properties": {
@@ -128,8 +138,9 @@ SCHEMAS = {
     "FullVmConfiguration": {
         "type": "object",
         "properties": {
-            # balloon, cpu-config, memory-hotplug, mmds-config, pmem: sparkler
-            # has none of them, so they never appear (checked: not listed)
+            # balloon, cpu-config, memory-hotplug, pmem: sparkler has none of
+            # them, so they never appear (checked: not listed)
+            "mmds-config": "MmdsConfig",
             "drives": {"type": "array", "items": "Drive"},
             "boot-source": "BootSource",
             "logger": "Logger",

@@ -578,9 +578,13 @@ static int load_metadata(struct api_main *a, const char *file)
 	json_t *v = json_load_file(file, JSON_REJECT_DUPLICATES, &je);
 	int rc;
 
-	if (!v) {
+	if (!v && je.line > 0) {
 		fprintf(stderr, "sparkler: --metadata %s: line %d column %d: %s\n", file, je.line,
 		        je.column, je.text);
+		return -1;
+	}
+	if (!v) {
+		fprintf(stderr, "sparkler: --metadata %s: %s\n", file, je.text);
 		return -1;
 	}
 	rc = spk_res_mmds_data(&a->api.res, v, false, &status, &e);
