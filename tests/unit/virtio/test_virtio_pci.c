@@ -864,6 +864,128 @@ static void test_snapshot_net_vsock(void **state)
 }
 
 /* A device must bring its state ops: the transport refuses one without. */
+/* The frame hook (the metadata service's way in): frames it matches never
+ * reach the TAP, it gets a copy of each, and its frames fill receive
+ * buffers before the TAP's. */
+struct fake_hook {
+	uint8_t got[256];
+	size_t got_len;
+	unsigned matched, taken;
+	uint8_t reply[64];
+	size_t reply_len;
+};
+
+static bool hook_match(void *o, const uint8_t *head, size_t len)
+{
+	struct fake_hook *h = o;
+
+	h->matched++;
+	return len >= 14 && head[0] == 0xaa;
+}
+
+static void hook_tx(void *o, const uint8_t *frame, size_t len)
+{
+	struct fake_hook *h = o;
+
+	assert_true(len <= sizeof(h->got));
+	memcpy(h->got, frame, len);
+	h->got_len = len;
+	h->taken++;
+}
+
+static size_t hook_rx(void *o, uint8_t *buf, size_t cap)
+{
+	struct fake_hook *h = o;
+	size_t n = h->reply_len;
+
+	if (!n || n > cap)
+		return 0;
+	memcpy(buf, h->reply, n);
+	h->reply_len = 0;
+	return n;
+}
+
+static void run_loop(struct spk_evloop *loop)
+{
+	while (spk_evloop_run_once(loop, 0) > 0)
+		;
+}
+
+static void test_net_hook(void **state)
+{
+	struct fx *f = *state;
+	struct spk_evloop *loop;
+	struct spk_virtio_net *n;
+	struct fake_hook h = {0};
+	struct drv d;
+	int sv[2];
+	uint8_t buf[128];
+	uint32_t id, len;
+	const struct spk_virtio_net_hook hook = {&h, hook_match, hook_tx, hook_rx};
+
+	assert_int_equal(spk_evloop_new("hook-test", &loop), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	const struct spk_virtio_net_config nc = {
+	    .pci = f->h, .slot = -1, .mem = f->m.mem, .loop = loop, .tap_fd = sv[0]};
+	assert_int_equal(spk_virtio_net_new(&nc, &n), 0);
+	assert_int_equal(spk_virtio_net_set_hook(NULL, &hook), -EINVAL);
+	const struct spk_virtio_net_hook half = {&h, hook_match, NULL, hook_rx};
+	assert_int_equal(spk_virtio_net_set_hook(n, &half), -EINVAL);
+	assert_int_equal(spk_virtio_net_set_hook(n, &hook), 0);
+	probe(f, &d, SPK_VIRTIO_ID_NET, 0x60000);
+	init_dev(f, &d, V1, 8);
+
+	/* a frame for the hook: a copy to it, nothing to the TAP */
+	memset(f->m.ram + 0x72000, 0, 12);
+	memset(f->m.ram + 0x72000 + 12, 0xaa, 100);
+	post(f, &d, 1, 0x72000, 112, false);
+	notify(f, &d, 1);
+	run_loop(loop);
+	assert_int_equal(h.taken, 1);
+	assert_int_equal(h.got_len, 100);
+	assert_int_equal(h.got[99], 0xaa);
+	assert_int_equal(read(sv[1], buf, sizeof(buf)), -1);
+	assert_int_equal(vt_used_idx(&f->m, qdesc(&d, 1) + 0x2000), 1);
+	/* another frame: to the TAP as before (the hook saw its head only) */
+	memset(f->m.ram + 0x72100 + 12, 0xbb, 60);
+	post(f, &d, 1, 0x72100, 72, false);
+	notify(f, &d, 1);
+	run_loop(loop);
+	assert_int_equal(h.taken, 1);
+	assert_int_equal(read(sv[1], buf, sizeof(buf)), 72);
+	assert_int_equal(buf[12], 0xbb);
+	/* the hook's frame and the TAP's: the hook's first, each with a header */
+	memset(h.reply, 0xcc, 42);
+	h.reply_len = 42;
+	memset(buf, 0, 12);
+	memset(buf + 12, 0xdd, 60);
+	assert_int_equal(write(sv[1], buf, 72), 72);
+	post(f, &d, 0, 0x70000, 2048, true);
+	post(f, &d, 0, 0x70800, 2048, true);
+	notify(f, &d, 0);
+	run_loop(loop);
+	assert_int_equal(vt_used_idx(&f->m, qdesc(&d, 0) + 0x2000), 2);
+	vt_used_elem(&f->m, qdesc(&d, 0) + 0x2000, 8, 0, &id, &len);
+	assert_int_equal(len, 12 + 42);
+	assert_int_equal(f->m.ram[0x70000 + 10], 1); /* num_buffers */
+	assert_int_equal(f->m.ram[0x70000 + 12], 0xcc);
+	assert_int_equal(f->m.ram[0x70000 + 12 + 41], 0xcc);
+	vt_used_elem(&f->m, qdesc(&d, 0) + 0x2000, 8, 1, &id, &len);
+	assert_int_equal(len, 72);
+	assert_int_equal(f->m.ram[0x70800 + 12], 0xdd);
+	/* without the hook: everything to the TAP */
+	assert_int_equal(spk_virtio_net_set_hook(n, NULL), 0);
+	post(f, &d, 1, 0x72000, 112, false);
+	notify(f, &d, 1);
+	run_loop(loop);
+	assert_int_equal(h.taken, 1);
+	assert_int_equal(read(sv[1], buf, sizeof(buf)), 112);
+
+	spk_virtio_net_free(n);
+	spk_evloop_free(loop);
+	close(sv[1]);
+}
+
 /* virtio-net's MTU (Firecracker's `mtu`): offered with VIRTIO_NET_F_MTU
  * and in the config's mtu field when given; neither when not; below 68
  * refused. */
@@ -942,6 +1064,7 @@ int main(void)
 	    T(test_snapshot),
 	    T(test_snapshot_net_vsock),
 	    T(test_net_mtu),
+	    T(test_net_hook),
 	    T(test_state_ops_required),
 	};
 
