@@ -307,8 +307,8 @@ static unsigned rx_local(struct spk_virtio_net *n)
 		if (len > n->rx.cap ||
 		    spk_virtq_write(spk_virtio_mem(n->vd), &n->rx.c, 0, hdr, sizeof(hdr)) !=
 		        sizeof(hdr) ||
-		    spk_virtq_write(spk_virtio_mem(n->vd), &n->rx.c, NET_HDR_LEN, n->hook_buf, len) !=
-		        (int64_t)len) {
+		    spk_virtq_write(spk_virtio_mem(n->vd), &n->rx.c, NET_HDR_LEN, n->hook_buf,
+		                    len) != (int64_t)len) {
 			n->st.rx_dropped++;
 			continue; /* the chain stays held for the next frame */
 		}

@@ -591,7 +591,8 @@ static int load_metadata(struct api_main *a, const char *file)
 	json_decref(v);
 	if (rc < 0)
 		fprintf(stderr, "sparkler: --metadata %s: %s\n", file,
-		        rc == -EFBIG ? "larger than the MMDS size limit (--mmds-size-limit)" : e.msg);
+		        rc == -EFBIG ? "larger than the MMDS size limit (--mmds-size-limit)"
+		                     : e.msg);
 	return rc < 0 ? -1 : 0;
 }
 

@@ -232,10 +232,18 @@ static json_t *mmds_json(struct spk_obs *o)
 		size_t off;
 	} f[] = {
 #define F(x) {#x, offsetof(struct spk_mmds_metrics, x)}
-	    F(rx_accepted),         F(rx_accepted_err),       F(rx_accepted_unusual),
-	    F(rx_bad_eth),          F(rx_count),              F(rx_invalid_token),
-	    F(rx_no_token),         F(tx_bytes),              F(tx_count),
-	    F(tx_errors),           F(tx_frames),             F(connections_created),
+	    F(rx_accepted),
+	    F(rx_accepted_err),
+	    F(rx_accepted_unusual),
+	    F(rx_bad_eth),
+	    F(rx_count),
+	    F(rx_invalid_token),
+	    F(rx_no_token),
+	    F(tx_bytes),
+	    F(tx_count),
+	    F(tx_errors),
+	    F(tx_frames),
+	    F(connections_created),
 	    F(connections_destroyed),
 #undef F
 	};
