@@ -349,6 +349,8 @@ struct spk_snap_dirty;
 int spk_vm_dirty_log_start(struct spk_vm *vm);
 int spk_vm_dirty_log_fetch(struct spk_vm *vm, struct spk_snap_dirty *d);
 int spk_vm_dirty_log_stop(struct spk_vm *vm);
+/* Is the log on? false also for NULL or a dead VM (with a message). */
+bool spk_vm_dirty_log_on(struct spk_vm *vm);
 
 /*
  * A diff memory file: like spk_snap_mem_save, but only the pages set in
@@ -409,6 +411,75 @@ int spk_snap_mem_apply_diff(const struct spk_snap_mem_layout *l, int fd, const s
  */
 int spk_snap_mem_reset(const struct spk_snap_mem_layout *l, int fd, const struct spk_mem *mem,
                        const struct spk_snap_dirty *dirty);
+
+/* ---- whole VMs ------------------------------------------------------------------- */
+
+enum {
+	SPK_SNAP_DIFF = 1u << 0,  /* memory: only the pages the dirty log names */
+	SPK_SNAP_FSYNC = 1u << 1, /* fsync both files and their directory */
+};
+
+/*
+ * Save a VM that does not run (every vCPU that exists READY, CREATED or
+ * STOPPED: pause a spk_vm_run() first; -EBUSY when one is RUNNING): the
+ * state file at state_path gets the HEADER (this host, the CPUID vCPU 0's
+ * guest sees, KVM's capabilities), the VM section (VM clock; with the
+ * in-kernel irqchip both PICs, the IOAPIC, the PIT), a VCPU section per
+ * vCPU (registers, system registers, FPU/XSAVE, XCRs, the MSRs KVM lists
+ * that it can read for the vCPU, LAPIC, pending events, debug registers,
+ * MP state, TSC frequency; docs/snapshots.md), the MEMORY section, then
+ * the devices of devs in their order (devs NULL: none), END. Guest memory
+ * goes to mem_path: every page (sparse), or with SPK_SNAP_DIFF only the
+ * pages the dirty log names, which must be on (-EINVAL). With the log on,
+ * every snapshot fetches and clears it, so a diff holds the pages written
+ * since the previous snapshot. A vCPU's last exit is finished first (no
+ * guest instruction runs). Devices refuse with -EBUSY while they have
+ * work in flight (virtio devices quiesce first: blk waits for its
+ * requests). -EINVAL (NULLs, flags, a VM without vCPUs), -errno of a
+ * file; the files may then be partly written. Not thread-safe against
+ * anything that runs or changes the VM.
+ */
+int spk_vm_snapshot(struct spk_vm *vm, const struct spk_snap_devices *devs,
+                    const char *state_path, const char *mem_path, unsigned flags);
+
+/*
+ * Load a state file into vm, built the same way as the saved one and not
+ * run yet: the same memory regions, the same vCPU ids created (CREATED or
+ * READY), the same irqchip mode, devs with the same devices (NULL: the
+ * file must have none... or they are not loaded: see below). Checked
+ * before anything changes: the whole file (spk_snap_open), this host's
+ * CPUID against the guest's (spk_snap_check_cpuid), the vCPU sections
+ * against the vCPUs, the memory layout against the VM's. Then memory
+ * (MAP_PRIVATE of the full file, see spk_snap_mem_restore: mem_path, or
+ * NULL for the file the state names; for a diff state file mem_path is
+ * its base's full memory file and the diff's pages are applied over it),
+ * the VM section, every vCPU (READY after), the devices (devs NULL: not
+ * loaded). -EINVAL with one line naming the section and field; a refusal
+ * by KVM or a device after memory was loaded leaves the VM half restored:
+ * destroy it.
+ */
+int spk_vm_restore(struct spk_vm *vm, const struct spk_snap_devices *devs,
+                   const char *state_path, const char *mem_path);
+
+/*
+ * In-place reset. spk_snap_reset_new takes a snapshot of a VM that does
+ * not run (as spk_vm_snapshot, kept in memory; guest memory goes to
+ * mem_path, or NULL: an anonymous memfd) and leaves the dirty log on
+ * (started, or fetched and cleared if it was on). spk_snap_reset_apply,
+ * with the VM not running again: fetch the log, copy back the pages it
+ * names (spk_snap_mem_reset), reload the VM section, every vCPU (READY)
+ * and devs; the VM is then the snapshot's again, memory bit for bit, and
+ * the log counts from there. spk_snap_reset_pages: how many pages the
+ * last apply copied back. The reset point is the caller's until
+ * spk_snap_reset_free (NULL: nothing); it keeps vm and devs, which must
+ * outlive it. One thread at a time.
+ */
+struct spk_snap_reset;
+int spk_snap_reset_new(struct spk_vm *vm, const struct spk_snap_devices *devs,
+                       const char *mem_path, struct spk_snap_reset **out);
+int spk_snap_reset_apply(struct spk_snap_reset *s);
+uint64_t spk_snap_reset_pages(const struct spk_snap_reset *s);
+void spk_snap_reset_free(struct spk_snap_reset *s);
 
 #ifdef __cplusplus
 }

@@ -268,3 +268,15 @@ out:
 	pthread_mutex_unlock(&vm->lock);
 	return rc;
 }
+
+bool spk_vm_dirty_log_on(struct spk_vm *vm)
+{
+	bool on;
+
+	if (!spk_vm_ok(vm, "ask about the dirty log"))
+		return false;
+	pthread_mutex_lock(&vm->lock);
+	on = vm->dirty_log;
+	pthread_mutex_unlock(&vm->lock);
+	return on;
+}

@@ -126,6 +126,10 @@ void spk_vm_routes_free(struct spk_vm *vm);
 void spk_vcpu_wake(struct spk_vcpu *vcpu);
 bool spk_vcpu_pending_irq(struct spk_vcpu *vcpu);
 
+/* vcpu.c: hand the value the caller completed for the last exit to KVM's
+ * run area (the next KVM_RUN gives it to the guest); none: nothing. */
+void spk_kvm_complete_last(struct spk_vcpu *vcpu);
+
 /* vcpu.c: a failed setup step leaves the vCPU INVALID (DESIGN.md 1). */
 int spk_vcpu_invalidate(struct spk_vcpu *vcpu);
 

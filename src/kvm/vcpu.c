@@ -860,7 +860,7 @@ static bool translate(struct spk_vcpu *vcpu, struct spk_exit *exit, enum spk_exi
 
 /* ---- completion of the previous exit -------------------------------------- */
 
-static void complete_last(struct spk_vcpu *vcpu)
+void spk_kvm_complete_last(struct spk_vcpu *vcpu)
 {
 	struct spk_exit *e = vcpu->last_exit;
 	struct kvm_run *run = vcpu->run;
@@ -1018,7 +1018,7 @@ int spk_vcpu_run(struct spk_vcpu *vcpu, struct spk_exit *exit)
 		vcpu->thread = pthread_self();
 		atomic_store(&vcpu->has_thread, true);
 	}
-	complete_last(vcpu);
+	spk_kvm_complete_last(vcpu);
 	run_loop(vcpu, exit);
 	vcpu->last_exit = exit;
 	set_state(vcpu, SPK_VCPU_READY, "end run");

@@ -839,11 +839,25 @@ static int blk_load(void *opaque, struct spk_snap_reader *r)
 
 static const struct spk_dev_state_ops blk_state = {"virtio_blk", 1, blk_save, blk_load};
 
+static int quiesce(struct spk_virtio_blk *b);
+
+/* Before a save (lock held): wait for the requests in flight to complete
+ * and answer them, so the queues hold no chain; a disk that does not
+ * answer in time still refuses the save (blk_save, -EBUSY). */
+static void blk_quiesce(void *opaque, struct spk_virtio *vd)
+{
+	struct spk_virtio_blk *b = opaque;
+
+	if (quiesce(b) == 0)
+		spk_virtio_interrupt(vd, 0); /* what it answered */
+}
+
 static const struct spk_virtio_ops blk_ops = {
     .config_read = blk_config_read,
     .activate = blk_activate,
     .queue_notify = blk_notify,
     .reset = blk_reset,
+    .quiesce = blk_quiesce,
     .state = &blk_state,
 };
 

@@ -395,6 +395,7 @@ static const char *sentinel(void)
 static void test_nulls(void **unused)
 {
 	struct spk_vcpu_stats stats;
+	struct spk_snap_reset *rp;
 	struct spk_x86_regs regs;
 	struct spk_x86_sregs sregs;
 	struct spk_x86_long_mode lm = {0};
@@ -413,6 +414,19 @@ static void test_nulls(void **unused)
 	NUL(spk_vm_dirty_log_stop(f.vm)); /* not on */
 	NUL(spk_vm_dirty_log_fetch(NULL, NULL));
 	NUL(spk_vm_dirty_log_fetch(f.vm, NULL));
+	assert_false(spk_vm_dirty_log_on(NULL));
+	NUL(spk_vm_snapshot(NULL, NULL, "/tmp/x", "/tmp/y", 0));
+	NUL(spk_vm_snapshot(f.vm, NULL, NULL, "/tmp/y", 0));
+	NUL(spk_vm_snapshot(f.vm, NULL, "/tmp/x", NULL, 0));
+	NUL(spk_vm_snapshot(f.vm, NULL, "/tmp/x", "/tmp/y", 0x100)); /* unknown flag */
+	NUL(spk_vm_snapshot(f.vm, NULL, "/tmp/x", "/tmp/y", SPK_SNAP_DIFF)); /* no log */
+	NUL(spk_vm_restore(NULL, NULL, "/tmp/x", NULL));
+	NUL(spk_vm_restore(f.vm, NULL, NULL, NULL));
+	NUL(spk_snap_reset_new(NULL, NULL, NULL, &rp));
+	NUL(spk_snap_reset_new(f.vm, NULL, NULL, NULL));
+	NUL(spk_snap_reset_apply(NULL));
+	assert_int_equal(spk_snap_reset_pages(NULL), 0);
+	spk_snap_reset_free(NULL);
 	NUL(spk_vm_request_stop(NULL, SPK_EXIT_SYSTEM_DOWN));
 	NUL(spk_vm_request_stop(f.vm, SPK_EXIT_HALT));
 	NUL(spk_vm_irq_line(NULL, 4, true));

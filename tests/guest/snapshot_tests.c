@@ -12,11 +12,14 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/kvm.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sparkler/snapshot.h>
@@ -342,10 +345,425 @@ static void test_dirty_log(void)
 	th_teardown(&a);
 }
 
+/* ---- whole-VM snapshots, restored in another process ------------------------------------ */
+
+/* One step of t_snap_cpl3: the count, the TSC it read, the ticks after it. */
+struct step {
+	uint64_t count, tsc, ticks;
+};
+
+static uint32_t expect_pio(struct th *t, uint16_t port)
+{
+	struct spk_exit e;
+
+	th_run(t, &e);
+	th_fail_on_assert(t, &e);
+	CHECK(e.kind == SPK_EXIT_PIO && e.pio.is_write && e.pio.port == port && e.pio.width == 4,
+	      "wanted outl 0x%x, got %s (port 0x%x)", port, spk_exit_name(e.kind),
+	      e.kind == SPK_EXIT_PIO ? e.pio.port : 0);
+	uint32_t v;
+	memcpy(&v, e.pio.data, 4);
+	return v;
+}
+
+static struct step cpl3_step(struct th *t)
+{
+	struct step s;
+
+	s.count = expect_pio(t, 0x530);
+	s.tsc = expect_pio(t, 0x531);
+	s.tsc |= (uint64_t)expect_pio(t, 0x532) << 32;
+	s.ticks = expect_pio(t, 0x533);
+	return s;
+}
+
+static void cpl3_setup(struct th *t)
+{
+	const struct th_opts o = {.irqchip = SPK_IRQCHIP_KERNEL};
+
+	th_setup(t, "t_snap_cpl3", &o);
+	CHECK_OK(spk_bus_set_miss_policy(spk_vm_bus(t->vm), SPK_BUS_PIO, SPK_MISS_EXIT));
+}
+
+/* Run argv as a child (this program again) and wait: its exit status. */
+static int run_child(char *const argv[])
+{
+	int status = 0;
+	pid_t pid = fork();
+
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		execv("/proc/self/exe", argv);
+		_exit(127);
+	}
+	CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* The child: restore STATE (MEM) into a fresh VM and check it goes on from step. */
+static int child_cpl3(int argc, char **argv)
+{
+	struct step at, s;
+	struct th b;
+
+	CHECK(argc == 7, "child-cpl3 STATE MEM COUNT TSC TICKS");
+	at.count = strtoull(argv[4], NULL, 0);
+	at.tsc = strtoull(argv[5], NULL, 0);
+	at.ticks = strtoull(argv[6], NULL, 0);
+	cpl3_setup(&b);
+	CHECK_OK(spk_vm_restore(b.vm, NULL, argv[2], argv[3]));
+	CHECK_EQ(spk_vcpu_state(b.vcpu), SPK_VCPU_READY);
+	uint64_t tsc = at.tsc, ticks = at.ticks;
+	for (uint64_t i = 1; i <= 5; i++) {
+		s = cpl3_step(&b);
+		if (i == 1)
+			printf("child: first TSC %llu cycles after the saved one\n",
+			       (unsigned long long)(s.tsc - at.tsc));
+		CHECK_EQ(s.count, at.count + i);                             /* the count goes on */
+		CHECK(s.tsc > tsc, "the TSC went back: 0x%llx after 0x%llx", /* never back */
+		      (unsigned long long)s.tsc, (unsigned long long)tsc);
+		CHECK(s.ticks > ticks, "no timer interrupt: ticks %llu after %llu",
+		      (unsigned long long)s.ticks, (unsigned long long)ticks);
+		tsc = s.tsc;
+		ticks = s.ticks;
+	}
+	printf("child: counted %llu..%llu, TSC 0x%llx -> 0x%llx, ticks %llu -> %llu\n",
+	       (unsigned long long)at.count + 1, (unsigned long long)s.count,
+	       (unsigned long long)at.tsc, (unsigned long long)s.tsc, (unsigned long long)at.ticks,
+	       (unsigned long long)s.ticks);
+	th_teardown(&b);
+	return 0;
+}
+
+/*
+ * A guest counting at CPL3 with the LAPIC timer ticking is saved whole
+ * (vCPU, LAPIC, IOAPIC/PIC/PIT, clock, memory) after step 3 and restored
+ * in another process: the count goes on from 4, its TSC never goes back,
+ * the timer's interrupts still arrive. The first VM goes on by itself.
+ */
+static void test_cpl3(void)
+{
+	char dir[64], state[128], mem[128], a1[32], a2[32], a3[32];
+	struct step s = {0};
+	struct th a;
+
+	snprintf(dir, sizeof(dir), "/tmp/spk-snap-vm-XXXXXX");
+	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+	snprintf(state, sizeof(state), "%s/state", dir);
+	snprintf(mem, sizeof(mem), "%s/mem", dir);
+	cpl3_setup(&a);
+	for (uint64_t i = 1; i <= 3; i++) {
+		s = cpl3_step(&a);
+		CHECK_EQ(s.count, i);
+	}
+	CHECK_OK(spk_vm_snapshot(a.vm, NULL, state, mem, SPK_SNAP_FSYNC));
+	/* a diff needs the log */
+	CHECK(spk_vm_snapshot(a.vm, NULL, state, mem, SPK_SNAP_DIFF) == -EINVAL,
+	      "diff without log");
+	/* the saved VM goes on */
+	CHECK_EQ(cpl3_step(&a).count, 4);
+	th_teardown(&a);
+
+	snprintf(a1, sizeof(a1), "%llu", (unsigned long long)s.count);
+	snprintf(a2, sizeof(a2), "0x%llx", (unsigned long long)s.tsc);
+	snprintf(a3, sizeof(a3), "%llu", (unsigned long long)s.ticks);
+	char *argv[] = {"snapshot_tests", "child-cpl3", state, mem, a1, a2, a3, NULL};
+	CHECK_EQ(run_child(argv), 0);
+	/* twice: the files are not changed by a restore */
+	CHECK_EQ(run_child(argv), 0);
+	unlink(state);
+	unlink(mem);
+	rmdir(dir);
+}
+
+/* The counting guest at CPL0 without the in-kernel irqchip, in this process. */
+static void test_vcpu_state(void)
+{
+	char dir[64], state[128], mem[128];
+	struct th a, b;
+
+	snprintf(dir, sizeof(dir), "/tmp/spk-snap-vm-XXXXXX");
+	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+	snprintf(state, sizeof(state), "%s/state", dir);
+	snprintf(mem, sizeof(mem), "%s/mem", dir);
+	th_setup(&a, "t_snap_count", NULL);
+	for (uint64_t i = 1; i <= 3; i++)
+		CHECK_EQ(next_count(&a), i);
+	CHECK_OK(spk_vm_snapshot(a.vm, NULL, state, mem, 0));
+	th_setup(&b, "t_snap_count", NULL);
+	CHECK_OK(spk_vm_restore(b.vm, NULL, state, NULL)); /* the memory file the state names */
+	for (uint64_t i = 4; i <= 6; i++)
+		CHECK_EQ(next_count(&b), i);
+	CHECK_EQ(next_count(&a), 4);
+	th_teardown(&b);
+
+	/* a VM with the in-kernel irqchip cannot take it, nor one without vCPU 0's twin */
+	struct th c;
+	const struct th_opts ko = {.irqchip = SPK_IRQCHIP_KERNEL};
+	th_setup(&c, "t_snap_count", &ko);
+	CHECK(spk_vm_restore(c.vm, NULL, state, NULL) == -EINVAL, "irqchip mismatch");
+	CHECK(strstr(spk_last_error(), "irqchip") != NULL, "%s", spk_last_error());
+	th_teardown(&c);
+
+	/* in-place reset of the whole VM, memory by the dirty log */
+	struct spk_snap_reset *rp;
+	uint64_t h0 = mem_hash(&a);
+	CHECK_OK(spk_snap_reset_new(a.vm, NULL, NULL, &rp));
+	for (int round = 0; round < 3; round++) {
+		for (uint64_t i = 5; i <= 30; i++)
+			CHECK_EQ(next_count(&a), i);
+		CHECK_OK(spk_snap_reset_apply(rp));
+		CHECK_EQ(mem_hash(&a), h0);
+		printf("reset round %d: %llu pages copied back\n", round,
+		       (unsigned long long)spk_snap_reset_pages(rp));
+		CHECK(spk_snap_reset_pages(rp) < 64, "too many pages");
+	}
+	CHECK_EQ(next_count(&a), 5);
+	spk_snap_reset_free(rp);
+	th_teardown(&a);
+	unlink(state);
+	unlink(mem);
+	rmdir(dir);
+}
+
+/* ---- hostile state files ---------------------------------------------------------------- */
+
+struct blob {
+	uint8_t *p;
+	size_t n;
+};
+
+static struct blob slurp(const char *path)
+{
+	struct blob b = {0};
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	CHECK(fd >= 0 && fstat(fd, &st) == 0, "open %s", path);
+	b.n = (size_t)st.st_size;
+	b.p = malloc(b.n);
+	CHECK(b.p && pread(fd, b.p, b.n, 0) == (ssize_t)b.n, "read %s", path);
+	close(fd);
+	return b;
+}
+
+static void spit(const char *path, const struct blob *b)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	CHECK(fd >= 0 && write(fd, b->p, b->n) == (ssize_t)b->n, "write %s", path);
+	close(fd);
+}
+
+static uint32_t crc32_ieee(uint32_t crc, const uint8_t *p, size_t n)
+{
+	crc = ~crc;
+	for (size_t i = 0; i < n; i++) {
+		crc ^= p[i];
+		for (int k = 0; k < 8; k++)
+			crc = (crc >> 1) ^ (0xedb88320u & -(crc & 1));
+	}
+	return ~crc;
+}
+
+/*
+ * The value of field name in the first section of type (for bytes: its
+ * data, after the length), and that section's offset. The file layout:
+ * docs/snapshots.md.
+ */
+static size_t field_at(const struct blob *b, uint32_t type, const char *name, size_t *sec)
+{
+	for (size_t off = 16; off + 24 <= b->n;) {
+		uint32_t t;
+		uint64_t len;
+
+		memcpy(&t, b->p + off, 4);
+		memcpy(&len, b->p + off + 8, 8);
+		if (t == type) {
+			for (size_t f = off + 24; f < off + 24 + len;) {
+				uint8_t nl = b->p[f], ft = b->p[f + 1 + nl];
+				size_t v = f + 2 + nl, vlen;
+				uint32_t bl;
+
+				if (ft >= 5) {
+					memcpy(&bl, b->p + v, 4);
+					v += 4;
+					vlen = bl;
+				} else {
+					vlen = ft == 1 ? 1 : ft == 2 ? 2 : ft == 3 ? 4 : 8;
+				}
+				if (nl == strlen(name) && memcmp(b->p + f + 1, name, nl) == 0) {
+					*sec = off;
+					return v;
+				}
+				f = v + vlen;
+			}
+		}
+		off += 24 + len;
+	}
+	CHECK(0, "no field %s in a section of type %u", name, type);
+	return 0;
+}
+
+static void fix_crc(struct blob *b, size_t sec)
+{
+	uint64_t len;
+	uint32_t crc;
+
+	memcpy(&len, b->p + sec + 8, 8);
+	crc = crc32_ieee(crc32_ieee(0, b->p + sec, 16), b->p + sec + 24, len);
+	memcpy(b->p + sec + 16, &crc, 4);
+}
+
+static int hide_cx16(void *opaque, uint32_t vcpu, struct spk_cpuid_entry *e, uint32_t *n,
+                     uint32_t cap)
+{
+	struct spk_cpuid_entry *l1 = spk_cpuid_find(e, *n, 1, 0);
+
+	if (l1)
+		l1->ecx &= ~(1u << 13);
+	return 0;
+}
+
+/* Restore bad into a fresh counting VM: refused, naming want (all of them). */
+static void expect_refused(const char *bad, const char *mem, const char *w1, const char *w2)
+{
+	struct th t;
+
+	th_setup(&t, "t_snap_count", NULL);
+	int rc = spk_vm_restore(t.vm, NULL, bad, mem);
+	CHECK(rc < 0, "a hostile file was accepted (%s, %s)", w1, w2);
+	CHECK(strstr(spk_last_error(), w1) && strstr(spk_last_error(), w2), "%s", spk_last_error());
+	printf("refused: %s\n", spk_last_error());
+	/* refused before memory or the vCPU changed: the VM runs its own guest from the start */
+	CHECK_EQ(next_count(&t), 1);
+	th_teardown(&t);
+}
+
+/*
+ * State files with values KVM refuses or that are out of range, CRCs
+ * fixed so they get past the format checks: each refused with the section
+ * and field named, before anything of the VM changed.
+ */
+static void test_hostile(void)
+{
+	char dir[64], state[128], mem[128], bad[128];
+	struct blob b, h;
+	size_t sec, v;
+	struct th a;
+
+	printf("kvm kind: %s\n", spk_host_kvm_kind());
+	snprintf(dir, sizeof(dir), "/tmp/spk-snap-bad-XXXXXX");
+	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+	snprintf(state, sizeof(state), "%s/state", dir);
+	snprintf(mem, sizeof(mem), "%s/mem", dir);
+	snprintf(bad, sizeof(bad), "%s/bad", dir);
+	th_setup(&a, "t_snap_count", NULL);
+	CHECK_EQ(next_count(&a), 1);
+	CHECK_OK(spk_vm_snapshot(a.vm, NULL, state, mem, 0));
+	th_teardown(&a);
+	b = slurp(state);
+
+	/* CR0.PG without CR0.PE: KVM_SET_SREGS(2) refuses it (cr0 after 8
+	 * segments and 2 tables) */
+	h = (struct blob){malloc(b.n), b.n};
+	memcpy(h.p, b.p, b.n);
+	v = field_at(&h, SPK_SNAP_SEC_VCPU, "sregs", &sec);
+	uint64_t cr0 = 0x80000000ull;
+	memcpy(h.p + v + 8 * 24 + 2 * 16, &cr0, 8);
+	fix_crc(&h, sec);
+	spit(bad, &h);
+	{
+		/* KVM's refusal comes after the checks: the VM is then INVALID */
+		struct th t;
+		th_setup(&t, "t_snap_count", NULL);
+		CHECK(spk_vm_restore(t.vm, NULL, bad, mem) < 0, "bad cr0 accepted");
+		CHECK(strstr(spk_last_error(), "field 'sregs'") &&
+		          strstr(spk_last_error(), "KVM refused"),
+		      "%s", spk_last_error());
+		printf("refused: %s\n", spk_last_error());
+		CHECK_EQ(spk_vcpu_state(t.vcpu), SPK_VCPU_INVALID);
+		th_teardown(&t);
+	}
+
+	/* an MSR entry with its reserved word set */
+	memcpy(h.p, b.p, b.n);
+	v = field_at(&h, SPK_SNAP_SEC_VCPU, "msrs", &sec);
+	h.p[v + 4] = 1;
+	fix_crc(&h, sec);
+	spit(bad, &h);
+	expect_refused(bad, mem, "field 'msrs'", "reserved");
+
+	/* unknown event flags */
+	memcpy(h.p, b.p, b.n);
+	v = field_at(&h, SPK_SNAP_SEC_VCPU, "events", &sec);
+	uint32_t flags = 0x80000000u;
+	memcpy(h.p + v + offsetof(struct kvm_vcpu_events, flags), &flags, 4);
+	fix_crc(&h, sec);
+	spit(bad, &h);
+	expect_refused(bad, mem, "field 'events'", "flags");
+
+	/* an FPU kind that does not exist */
+	memcpy(h.p, b.p, b.n);
+	v = field_at(&h, SPK_SNAP_SEC_VCPU, "fpu_kind", &sec);
+	h.p[v] = 7;
+	fix_crc(&h, sec);
+	spit(bad, &h);
+	expect_refused(bad, mem, "field 'fpu_kind'", "7");
+
+	/* a vCPU this VM does not have */
+	memcpy(h.p, b.p, b.n);
+	v = field_at(&h, SPK_SNAP_SEC_VCPU, "id", &sec);
+	h.p[v] = 5;
+	fix_crc(&h, sec);
+	spit(bad, &h);
+	expect_refused(bad, mem, "vCPU 0", "no section");
+
+	/* the in-kernel irqchip claimed, without its state */
+	memcpy(h.p, b.p, b.n);
+	v = field_at(&h, SPK_SNAP_SEC_VM, "irqchip", &sec);
+	h.p[v] = 1;
+	fix_crc(&h, sec);
+	spit(bad, &h);
+	expect_refused(bad, mem, "field 'irqchip'", "does not have");
+
+	/* a flipped bit without its CRC fixed */
+	memcpy(h.p, b.p, b.n);
+	v = field_at(&h, SPK_SNAP_SEC_VCPU, "regs", &sec);
+	h.p[v + 3] ^= 0x10;
+	spit(bad, &h);
+	expect_refused(bad, mem, "section 2", "crc");
+
+	/* a host whose guests lack a CPUID bit the saved guest saw (CX16, which
+	 * a policy can hide on every KVM kind) */
+	{
+		struct th t;
+		const struct th_opts o = {.cpuid_policy = hide_cx16};
+
+		th_setup(&t, "t_snap_count", &o);
+		CHECK(spk_vm_restore(t.vm, NULL, state, mem) < 0, "a missing CPUID bit accepted");
+		CHECK(strstr(spk_last_error(), "field 'cpuid'") &&
+		          strstr(spk_last_error(), "ECX bit 13"),
+		      "%s", spk_last_error());
+		printf("refused: %s\n", spk_last_error());
+		CHECK_EQ(next_count(&t), 1);
+		th_teardown(&t);
+	}
+	free(h.p);
+	free(b.p);
+	unlink(bad);
+	unlink(state);
+	unlink(mem);
+	rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "child-cpl3") == 0)
+		return child_cpl3(argc, argv);
 	static const struct th_case cases[] = {
-	    {"memory", test_memory}, {"reset", test_reset}, {"dirty_log", test_dirty_log}};
+	    {"memory", test_memory}, {"reset", test_reset},           {"dirty_log", test_dirty_log},
+	    {"cpl3", test_cpl3},     {"vcpu_state", test_vcpu_state}, {"hostile", test_hostile}};
 
 	return th_main(argc, argv, cases, SPK_ARRAY_SIZE_T(cases));
 }

@@ -498,8 +498,8 @@ static void test_device_set(void **state)
 /* pci_dev: saved by its owner (spk_pci_dev_state_*); virtio: the transport,
  * spk_virtio_state_ops(vd), required of every virtio device */
 static const char *const not_devices[] = {
-    "bus",        "evloop",      "hypercall_table", "mem",     "snap_devices",
-    "snap_dirty", "snap_reader", "snap_writer",     "pci_dev", "virtio",
+    "bus",         "evloop",      "hypercall_table", "mem",    "snap_devices", "snap_dirty",
+    "snap_reader", "snap_writer", "pci_dev",         "virtio", "snap_reset",
 };
 
 static char *slurp_headers(const char *dir)
