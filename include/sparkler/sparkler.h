@@ -25,6 +25,7 @@
 #include <sparkler/vcpu.h>
 #include <sparkler/virtio.h>
 #include <sparkler/virtio_blk.h>
+#include <sparkler/virtio_balloon.h>
 #include <sparkler/virtio_net.h>
 #include <sparkler/virtio_vsock.h>
 #include <sparkler/vm.h>

@@ -54,6 +54,7 @@
 #include <sparkler/evloop.h>
 #include <sparkler/mem.h>
 #include <sparkler/pci.h>
+#include <sparkler/ratelimit.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -311,6 +312,9 @@ struct spk_virtio_rng_config {
 	int slot;
 	struct spk_mem *mem;
 	struct spk_evloop *loop;
+	/* all zero: none; else a request is one operation and its bytes are
+	 * bandwidth (needs a loop for the refill timer) */
+	struct spk_rate_limit rate_limit;
 };
 /* new: before the VM first runs, cfg copied (its pointers borrowed); the
  * caller owns the device. free: after the loop stopped, takes NULL. dev:
@@ -320,6 +324,12 @@ void spk_virtio_rng_free(struct spk_virtio_rng *r);
 struct spk_virtio *spk_virtio_rng_dev(struct spk_virtio_rng *r);
 /* Bytes handed to the guest so far. Thread-safe (the device lock). */
 uint64_t spk_virtio_rng_bytes(struct spk_virtio_rng *r);
+/* Change the rate limit (the buckets start full again; a waiting queue
+ * goes on). 0, or -EINVAL (NULLs, a bad limit). Thread-safe. */
+int spk_virtio_rng_set_rate_limit(struct spk_virtio_rng *r, const struct spk_rate_limit *l);
+/* What went through the limiter and how often it stopped the queue
+ * (zeroed, with a message, for NULLs). Thread-safe. */
+void spk_virtio_rng_rate_stats(struct spk_virtio_rng *r, struct spk_rate_limit_stats *out);
 
 /* virtio-console: one port (hvc0 in Linux), output to a callback,
  * input through spk_virtio_console_input(). */

@@ -4,6 +4,10 @@
  * writable buffers are filled from getrandom(). A request is served up to
  * RNG_MAX_REQUEST bytes, so a guest asking for gigabytes cannot keep the
  * event loop busy: the used length says how much it got.
+ *
+ * A rate limit (Firecracker's PUT /entropy rate_limiter) counts each
+ * request as one operation and the bytes it asks for (up to the cap) as
+ * bandwidth; over budget, the queue waits for the refill timer.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -14,6 +18,7 @@
 #include <sparkler/virtio.h>
 
 #include "core/internal.h"
+#include "virtio/ratelimit.h"
 
 #define RNG_QUEUE_SIZE  256
 #define RNG_MAX_REQUEST (64u << 10)
@@ -23,6 +28,7 @@
 struct spk_virtio_rng {
 	struct spk_virtio *vd;
 	uint64_t bytes; /* under the device lock */
+	struct spk_ratelimiter rl;
 };
 
 static size_t fill(uint8_t *buf, size_t n)
@@ -68,9 +74,13 @@ static void rng_notify(void *opaque, struct spk_virtio *vd, unsigned q)
 {
 	struct spk_virtio_rng *r = opaque;
 	struct spk_virtq_chain c;
+	uint32_t n;
 
-	while (spk_virtio_pop(vd, q, &c) > 0)
-		spk_virtio_push(vd, q, &c, serve(r, &c));
+	while (spk_rl_admit(&r->rl) && spk_virtio_pop(vd, q, &c) > 0) {
+		n = serve(r, &c);
+		spk_rl_charge(&r->rl, 1, n);
+		spk_virtio_push(vd, q, &c, n);
+	}
 	spk_virtio_interrupt(vd, q);
 }
 
@@ -105,9 +115,12 @@ int spk_virtio_rng_new(const struct spk_virtio_rng_config *cfg, struct spk_virti
 
 	if (!cfg || !out)
 		return spk_fail(EINVAL, "virtio-rng: new needs a config and an out pointer");
+	if ((rc = spk_rl_check(&cfg->rate_limit)) < 0)
+		return rc;
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return spk_fail(ENOMEM, "virtio-rng: out of memory");
+	spk_rl_init(&r->rl, cfg->loop, NULL, 0);
 	const struct spk_virtio_config vc = {
 	    .name = "virtio-rng",
 	    .device_id = SPK_VIRTIO_ID_RNG,
@@ -125,6 +138,11 @@ int spk_virtio_rng_new(const struct spk_virtio_rng_config *cfg, struct spk_virti
 		free(r);
 		return rc;
 	}
+	r->rl.vd = r->vd;
+	if ((rc = spk_rl_set(&r->rl, &cfg->rate_limit)) < 0) {
+		spk_virtio_rng_free(r);
+		return rc;
+	}
 	*out = r;
 	return 0;
 }
@@ -133,6 +151,7 @@ void spk_virtio_rng_free(struct spk_virtio_rng *r)
 {
 	if (!r)
 		return;
+	spk_rl_free(&r->rl); /* its refill kicks the device */
 	spk_virtio_free(r->vd);
 	free(r);
 }
@@ -156,4 +175,29 @@ uint64_t spk_virtio_rng_bytes(struct spk_virtio_rng *r)
 	uint64_t n = r->bytes;
 	spk_virtio_unlock(r->vd);
 	return n;
+}
+
+int spk_virtio_rng_set_rate_limit(struct spk_virtio_rng *r, const struct spk_rate_limit *l)
+{
+	int rc;
+
+	if (!r || !l)
+		return spk_fail(EINVAL, "virtio-rng: set_rate_limit needs a device and a limit");
+	spk_virtio_lock(r->vd);
+	rc = spk_rl_set(&r->rl, l);
+	spk_virtio_unlock(r->vd);
+	return rc;
+}
+
+void spk_virtio_rng_rate_stats(struct spk_virtio_rng *r, struct spk_rate_limit_stats *out)
+{
+	if (!r || !out) {
+		if (out)
+			memset(out, 0, sizeof(*out));
+		spk_fail(EINVAL, "virtio-rng: rate_stats needs a device and an out pointer");
+		return;
+	}
+	spk_virtio_lock(r->vd);
+	*out = r->rl.st;
+	spk_virtio_unlock(r->vd);
 }

@@ -294,6 +294,11 @@ def happy_paths(tmp):
                                              "rx_rate_limiter": {"ops": tb}}),
         ("PUT", "/vsock", {"guest_cid": 3, "uds_path": os.path.join(tmp, "v.sock")}),
         ("PUT", "/entropy", {"rate_limiter": {"bandwidth": tb}}),
+        ("PUT", "/balloon", {"amount_mib": 64, "deflate_on_oom": True,
+                             "stats_polling_interval_s": 1}),
+        ("PUT", "/balloon", {"amount_mib": 16, "deflate_on_oom": False,
+                             "stats_polling_interval_s": 5, "free_page_reporting": True,
+                             "free_page_hinting": False}),
         ("PUT", "/serial", {"serial_out_path": os.path.join(tmp, "serial.out")}),
         ("PUT", "/logger", {"log_path": log, "level": "debug", "show_level": True,
                             "show_log_origin": False}),
@@ -323,6 +328,13 @@ def happy_paths(tmp):
           nets[0].get("mtu") == 1500, "the interface and its MAC: %r" % nets)
     check(c.get("vsock", {}).get("guest_cid") == 3 and "rate_limiter" in c.get("entropy", {}),
           "vsock and entropy are recorded")
+    balloon = {"amount_mib": 16, "deflate_on_oom": False, "stats_polling_interval_s": 5,
+               "free_page_hinting": False, "free_page_reporting": True}
+    check(c.get("balloon") == balloon, "the second PUT /balloon replaced the first: %r" %
+          c.get("balloon"))
+    r = p.call("GET", "/balloon")
+    expect(r, 200, "Balloon", "GET /balloon")
+    check(r.json == balloon, "GET /balloon gives the PUT back: %r" % r.json)
     check(c.get("logger", {}).get("level") == "Debug" and
           c.get("metrics", {}).get("properties") == {"team": "sparkler"},
           "logger and metrics are recorded")
@@ -517,8 +529,27 @@ def refusals(tmp):
         ("PATCH", "/drives/d", {"drive_id": "d"}, 400, "not supported before starting"),
         ("PATCH", "/network-interfaces/n", {"iface_id": "n"}, 400,
          "not supported before starting"),
-        ("PUT", "/balloon", {"amount_mib": 1, "deflate_on_oom": True}, 400,
-         "not supported: sparkler has no balloon"),
+        ("GET", "/balloon", None, 400, "No balloon device found."),
+        ("PUT", "/balloon", {"amount_mib": 1}, 400, "$.deflate_on_oom: missing"),
+        ("PUT", "/balloon", {"amount_mib": -1, "deflate_on_oom": True}, 400,
+         "$.amount_mib: -1 is out of range"),
+        ("PUT", "/balloon", {"amount_mib": 129, "deflate_on_oom": True}, 400,
+         "Amount of pages requested is too large."),
+        ("PUT", "/balloon", {"amount_mib": 1 << 40, "deflate_on_oom": True}, 400,
+         "out of range"),
+        ("PUT", "/balloon", {"amount_mib": 1, "deflate_on_oom": "yes"}, 400,
+         "expected a boolean"),
+        ("PUT", "/balloon", {"amount_mib": 1, "deflate_on_oom": True,
+                             "stats_polling_interval_s": 65536}, 400, "out of range"),
+        ("PUT", "/balloon", {"amount_mib": 1, "deflate_on_oom": True, "must_tell_host": True},
+         400, "unknown field `must_tell_host`"),
+        ("PUT", "/balloon", {"amount_mib": 1, "deflate_on_oom": True,
+                             "free_page_hinting": True}, 400, "no free page hinting"),
+        ("PATCH", "/balloon", {"amount_mib": 1}, 400, "not supported before starting"),
+        ("GET", "/balloon/statistics", None, 400, "not supported before starting"),
+        ("PATCH", "/balloon/statistics", {"stats_polling_interval_s": 1}, 400,
+         "not supported before starting"),
+        ("PUT", "/balloon/statistics", {"stats_polling_interval_s": 1}, 405, None),
         ("PUT", "/snapshot/create", {"mem_file_path": "a", "snapshot_path": "b"}, 400,
          "not supported"),
         ("GET", "/nonexistent", None, 404, "Invalid request method and/or path"),
@@ -828,7 +859,11 @@ def config_file_errors(tmp):
         (write("unknown.json", {"boot-source": good_boot, "gpu": {}}),
          "unknown section `gpu`"),
         (write("balloon.json", {"boot-source": good_boot, "balloon": {}}),
-         "$.balloon: not supported"),
+         "$.balloon.amount_mib: missing"),
+        (write("balloon2.json", {"boot-source": good_boot, "machine-config": {
+            "vcpu_count": 1, "mem_size_mib": 64}, "balloon": {
+            "amount_mib": 65, "deflate_on_oom": False}}),
+         "$.balloon: 65 MiB in 64 MiB of memory: Amount of pages requested is too large."),
         (write("noboot.json", {"machine-config": {"vcpu_count": 1, "mem_size_mib": 64}}),
          "$.boot-source: missing"),
         (write("kernel.json", {"boot-source": {"kernel_image_path": "/nonexistent"}}),
@@ -899,7 +934,10 @@ def full_boot(tmp):
                                    "is_root_device": True, "is_read_only": False}),
         ("PUT", "/network-interfaces/eth0", {"iface_id": "eth0", "host_dev_name": tap}),
         ("PUT", "/vsock", {"guest_cid": 3, "uds_path": os.path.join(tmp, "vsock.sock")}),
-        ("PUT", "/entropy", {}),
+        ("PUT", "/entropy", {"rate_limiter": {"bandwidth": {"size": 4096, "refill_time": 100},
+                                              "ops": {"size": 10, "refill_time": 100}}}),
+        ("PUT", "/balloon", {"amount_mib": 8, "deflate_on_oom": True,
+                             "stats_polling_interval_s": 5}),
     ]:
         expect(p.call(method, path, body), 204, None, "%s %s" % (method, path))
     t0 = time.monotonic()
@@ -932,6 +970,9 @@ def full_boot(tmp):
           (m["vcpu"]["exits"].get("pio"), m["devices"].get("com1")))
     # Firecracker's counters reset at each flush: two lines in a row, the
     # second counts only the FlushMetrics request itself
+    check(m.get("balloon", {}).get("target_pages") == 4096 and
+          m["balloon"].get("inflate_count") == 0,
+          "metrics have the balloon's target, nothing inflated: %r" % m.get("balloon"))
     m1, m2 = flush(p, metrics), flush(p, metrics)
     check(m2["api_server"]["requests"] == 1 and m2["api_server"]["ok"] == 1 and
           m2["api_server"]["client_errors"] == 0,
@@ -954,6 +995,29 @@ def full_boot(tmp):
           "the log has the swapped disk's new capacity (128 KiB: 256 sectors)")
 
 
+def balloon_after_boot(p):
+    """The running balloon (no driver in the ticker guest: actual stays 0)."""
+    expect(p.call("PATCH", "/balloon", {"amount_mib": 16}), 204, None, "PATCH /balloon")
+    r = p.call("GET", "/balloon")
+    expect(r, 200, "Balloon", "GET /balloon after boot")
+    check(r.json and r.json["amount_mib"] == 16, "GET /balloon has the new target: %r" % r.json)
+    expect(p.call("PATCH", "/balloon", {"amount_mib": 65}), 400, None,
+           "PATCH /balloon above the memory", "Amount of pages requested is too large.")
+    expect(p.call("PATCH", "/balloon", {"amount_mib": 1, "deflate_on_oom": False}), 400, None,
+           "PATCH /balloon with a fixed option", "unknown field `deflate_on_oom`")
+    r = p.call("GET", "/balloon/statistics")
+    expect(r, 200, "BalloonStats", "GET /balloon/statistics")
+    check(r.json and r.json["target_pages"] == 4096 and r.json["target_mib"] == 16 and
+          r.json["actual_pages"] == 0, "the statistics have target and actual: %r" % r.json)
+    expect(p.call("PATCH", "/balloon/statistics", {"stats_polling_interval_s": 0}), 400, None,
+           "PATCH /balloon/statistics to 0", "Cannot enable/disable the statistics after boot.")
+    expect(p.call("PATCH", "/balloon/statistics", {"stats_polling_interval_s": 2}), 204, None,
+           "PATCH /balloon/statistics to 2 s")
+    r = p.call("GET", "/balloon")
+    check(r.json and r.json["stats_polling_interval_s"] == 2 and r.json["amount_mib"] == 16,
+          "GET /balloon has the new interval: %r" % r.json)
+
+
 def post_boot_rules(p, disk):
     after = "not supported after starting the microVM"
     for method, path, body in [
@@ -965,6 +1029,7 @@ def post_boot_rules(p, disk):
         ("PUT", "/network-interfaces/eth1", {"iface_id": "eth1", "host_dev_name": "tap1"}),
         ("PUT", "/vsock", {"guest_cid": 4, "uds_path": "/tmp/x"}),
         ("PUT", "/entropy", {}),
+        ("PUT", "/balloon", {"amount_mib": 1, "deflate_on_oom": True}),
         ("PUT", "/serial", {}),
         ("PUT", "/logger", {"level": "Debug"}),
         ("PUT", "/metrics", {"metrics_path": "/tmp/m"}),
@@ -976,6 +1041,7 @@ def post_boot_rules(p, disk):
     expect(p.call("PATCH", "/drives/nope", {"drive_id": "nope"}), 400, None,
            "PATCH of an unknown drive", "no drive nope")
     drive_swap(p, disk)
+    balloon_after_boot(p)
     # a new rate limit for the running disk, and back to none
     expect(p.call("PATCH", "/drives/rootfs", {"drive_id": "rootfs", "rate_limiter": {
         "bandwidth": {"size": 1 << 20, "one_time_burst": 1 << 20, "refill_time": 100},

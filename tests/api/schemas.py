@@ -104,6 +104,27 @@ SCHEMAS = {
             "vsock_id": {"type": "string"},
         },
     },
+    "Balloon": {
+        "type": "object",
+        "required": ["amount_mib", "deflate_on_oom"],
+        "properties": {
+            "amount_mib": {"type": "integer", "minimum": 0},
+            "deflate_on_oom": {"type": "boolean"},
+            "stats_polling_interval_s": {"type": "integer", "minimum": 0},
+            "free_page_hinting": {"type": "boolean"},
+            "free_page_reporting": {"type": "boolean"},
+        },
+    },
+    "BalloonStats": {
+        "type": "object",
+        "required": ["target_pages", "actual_pages", "target_mib", "actual_mib"],
+        "properties": {k: {"type": "integer", "minimum": 0} for k in [
+            "target_pages", "actual_pages", "target_mib", "actual_mib", "swap_in",
+            "swap_out", "major_faults", "minor_faults", "free_memory", "total_memory",
+            "available_memory", "disk_caches", "hugetlb_allocations", "hugetlb_failures",
+            "oom_kill", "alloc_stall", "async_scan", "direct_scan", "async_reclaim",
+            "direct_reclaim"]},
+    },
     "EntropyDevice": {"type": "object", "properties": {"rate_limiter": RATE_LIMITER}},
     "MmdsConfig": {
         "type": "object",
@@ -138,9 +159,10 @@ SCHEMAS = {
     "FullVmConfiguration": {
         "type": "object",
         "properties": {
-            # balloon, cpu-config, memory-hotplug, pmem: sparkler has none of
-            # them, so they never appear (checked: not listed)
+            # cpu-config, memory-hotplug, pmem: sparkler has none of them,
+            # so they never appear (checked: not listed)
             "mmds-config": "MmdsConfig",
+            "balloon": "Balloon",
             "drives": {"type": "array", "items": "Drive"},
             "boot-source": "BootSource",
             "logger": "Logger",
@@ -185,6 +207,14 @@ SCHEMAS = {
                               "values": {"type": "integer", "minimum": 0}},
                     "exits_total": {"type": "integer", "minimum": 0},
                 },
+            },
+            "balloon": {
+                "type": "object",
+                "required": ["inflate_count", "deflate_count", "stats_updates_count",
+                             "stats_update_fails", "free_page_report_count",
+                             "free_page_report_freed", "bad_pfns", "target_pages",
+                             "actual_pages"],
+                "values": {"type": "integer", "minimum": 0},
             },
             "devices": {
                 "type": "object",

@@ -350,6 +350,41 @@ static int op_limit_net(void *ctx, const char *id, const struct spk_rate_limit *
 	                 spk_machine_net_rate_limits(a->m, id, rx, tx));
 }
 
+/* The balloon's answers: -ERANGE and -ENODEV say it in Firecracker's words. */
+static int balloon_rc(int rc, char *err, size_t len)
+{
+	if (rc == -ERANGE)
+		snprintf(err, len, "Amount of pages requested is too large.");
+	else if (rc == -ENODEV)
+		snprintf(err, len, "No balloon device found.");
+	return rc;
+}
+
+static int op_balloon_target(void *ctx, uint32_t amount_mib, char *err, size_t len)
+{
+	struct api_main *a = ctx;
+
+	return balloon_rc(
+	    ON_DEVICE(a, "balloon", "", err, len, spk_machine_balloon_target(a->m, amount_mib)),
+	    err, len);
+}
+
+static int op_balloon_interval(void *ctx, uint32_t s, char *err, size_t len)
+{
+	struct api_main *a = ctx;
+
+	return balloon_rc(
+	    ON_DEVICE(a, "balloon", "", err, len, spk_machine_balloon_interval(a->m, s)), err, len);
+}
+
+static int op_balloon_stats(void *ctx, struct spk_virtio_balloon_stats *out, char *err, size_t len)
+{
+	struct api_main *a = ctx;
+
+	return balloon_rc(
+	    ON_DEVICE(a, "balloon", "", err, len, spk_machine_balloon_stats(a->m, out)), err, len);
+}
+
 static int op_flush_metrics(void *ctx, char *err, size_t len)
 {
 	struct api_main *a = ctx;
@@ -377,6 +412,9 @@ static const struct spk_api_ops api_ops = {
     .swap_drive = op_swap_drive,
     .limit_drive = op_limit_drive,
     .limit_net = op_limit_net,
+    .balloon_target = op_balloon_target,
+    .balloon_interval = op_balloon_interval,
+    .balloon_stats = op_balloon_stats,
     .flush_metrics = op_flush_metrics,
     .set_logger = op_set_logger,
     .set_metrics = op_set_metrics,

@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sparkler/virtio_balloon.h>
+
 #include "vmm/api/resources.h"
 
 enum spk_api_state {
@@ -44,6 +46,11 @@ struct spk_api_ops {
 	                   size_t len);
 	int (*limit_net)(void *ctx, const char *id, const struct spk_rate_limit *rx,
 	                 const struct spk_rate_limit *tx, char *err, size_t len);
+	/* The running balloon: PATCH /balloon's target (MiB), PATCH
+	 * /balloon/statistics' interval, GET /balloon/statistics. */
+	int (*balloon_target)(void *ctx, uint32_t amount_mib, char *err, size_t len);
+	int (*balloon_interval)(void *ctx, uint32_t s, char *err, size_t len);
+	int (*balloon_stats)(void *ctx, struct spk_virtio_balloon_stats *out, char *err, size_t len);
 	int (*flush_metrics)(void *ctx, char *err, size_t len);
 	/* Open cfg's file; cfg stays the caller's. */
 	int (*set_logger)(void *ctx, struct spk_logger_config *cfg, char *err, size_t len);

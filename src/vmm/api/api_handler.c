@@ -252,6 +252,99 @@ static void entropy(struct req *q)
 	applied(q, spk_res_entropy(&q->api->res, q->body, "$", &e), &e);
 }
 
+/* GET /balloon any time, PUT before boot, PATCH after (the routes). */
+static void balloon(struct req *q)
+{
+	struct spk_res_err e;
+	char err[ERR_MAX] = "";
+	uint32_t amount;
+	json_t *o;
+
+	if (q->method == M_GET) {
+		if ((o = spk_res_balloon_json(&q->api->res)))
+			reply_json(q->out, o);
+		else
+			spk_api_fault(q->out, 400, "No balloon device found.");
+		return;
+	}
+	if (q->method == M_PUT) {
+		applied(q, spk_res_balloon(&q->api->res, q->body, "$", &e), &e);
+		return;
+	}
+	if (spk_res_balloon_patch_check(&q->api->res, q->body, false, "$", &amount, &e) < 0) {
+		reply_res_err(q->out, &e);
+		return;
+	}
+	if (q->api->ops->balloon_target &&
+	    q->api->ops->balloon_target(q->api->ctx, amount, err, sizeof(err)) < 0) {
+		spk_api_fault(q->out, 400, "Unable to update the balloon device: %s", err);
+		return;
+	}
+	q->api->res.m.balloon.amount_mib = amount;
+	q->out->status = 204;
+}
+
+/* Firecracker's names of the statistics, by tag. */
+static const char *const balloon_stat_names[SPK_BALLOON_S_NR] = {
+    "swap_in",        "swap_out",         "major_faults", "minor_faults",        "free_memory",
+    "total_memory",   "available_memory", "disk_caches",  "hugetlb_allocations", "hugetlb_failures",
+    "oom_kill",       "alloc_stall",      "async_scan",   "direct_scan",         "async_reclaim",
+    "direct_reclaim",
+};
+
+static json_t *balloon_stats_json(const struct spk_virtio_balloon_stats *st)
+{
+	const json_int_t per_mib = 1 << (20 - SPK_BALLOON_PAGE_SHIFT);
+	json_t *o = json_pack("{s:I, s:I, s:I, s:I}", "target_pages", (json_int_t)st->target_pages,
+	                      "actual_pages", (json_int_t)st->actual_pages, "target_mib",
+	                      (json_int_t)st->target_pages / per_mib, "actual_mib",
+	                      (json_int_t)st->actual_pages / per_mib);
+
+	for (unsigned i = 0; o && i < SPK_BALLOON_S_NR; i++)
+		if (st->have & (1u << i))
+			json_object_set_new(o, balloon_stat_names[i],
+			                    json_integer(st->value[i] > INT64_MAX
+			                                     ? INT64_MAX
+			                                     : (json_int_t)st->value[i]));
+	return o;
+}
+
+static void balloon_statistics(struct req *q)
+{
+	struct spk_virtio_balloon_stats st;
+	struct spk_res_err e;
+	char err[ERR_MAX] = "";
+	uint32_t s;
+
+	if (!q->api->res.m.balloon.enabled) {
+		spk_api_fault(q->out, 400, "No balloon device found.");
+		return;
+	}
+	if (q->method == M_GET) {
+		if (!q->api->res.m.balloon.stats_interval_s)
+			spk_api_fault(q->out, 400,
+			              "Statistics for the balloon device are not enabled");
+		else if (!q->api->ops->balloon_stats ||
+		         q->api->ops->balloon_stats(q->api->ctx, &st, err, sizeof(err)) < 0)
+			spk_api_fault(q->out, 400, "Unable to get the balloon statistics: %s",
+			              *err ? err : "no running device");
+		else
+			reply_json(q->out, balloon_stats_json(&st));
+		return;
+	}
+	if (spk_res_balloon_patch_check(&q->api->res, q->body, true, "$", &s, &e) < 0) {
+		reply_res_err(q->out, &e);
+		return;
+	}
+	if (q->api->ops->balloon_interval &&
+	    q->api->ops->balloon_interval(q->api->ctx, s, err, sizeof(err)) < 0) {
+		spk_api_fault(q->out, 400, "Unable to update the balloon statistics: %s", err);
+		return;
+	}
+	q->api->res.m.balloon.stats_interval_s = s;
+	q->out->status = 204;
+}
+
 static void serial(struct req *q)
 {
 	struct spk_res_err e;
@@ -445,6 +538,20 @@ static const struct route routes[] = {
      "PUT, PATCH"},
     {"vsock", NULL, false, M_PUT, vsock, {0, PRE_BOOT}, "PUT"},
     {"entropy", NULL, false, M_PUT, entropy, {0, PRE_BOOT}, "PUT"},
+    {"balloon",
+     NULL,
+     false,
+     M_GET | M_PUT | M_PATCH,
+     balloon,
+     {ANY_TIME, PRE_BOOT, POST_BOOT},
+     "GET, PUT, PATCH"},
+    {"balloon",
+     "statistics",
+     false,
+     M_GET | M_PATCH,
+     balloon_statistics,
+     {POST_BOOT, 0, POST_BOOT},
+     "GET, PATCH"},
     {"serial", NULL, false, M_PUT, serial, {0, PRE_BOOT}, "PUT"},
     {"logger", NULL, false, M_PUT, logger, {0, PRE_BOOT}, "PUT"},
     {"metrics", NULL, false, M_PUT, metrics, {0, PRE_BOOT}, "PUT"},
@@ -458,7 +565,6 @@ static const struct route routes[] = {
 static const struct {
 	const char *path, *why;
 } unsupported[] = {
-    {"balloon", "sparkler has no balloon device"},
     {"cpu-config", "sparkler has no custom CPU templates (machine-config's cpu_template)"},
     {"pmem", "sparkler has no virtio-pmem device"},
     {"snapshot", "sparkler does not take or load snapshots"},

@@ -55,6 +55,7 @@ struct spk_obs {
 	size_t n_last_dev;
 	struct spk_mmds *mmds;
 	struct spk_mmds_metrics last_mmds;
+	struct spk_virtio_balloon_stats last_balloon;
 };
 
 /* now - before, or now when the total went down (a new VM after a failed
@@ -322,6 +323,30 @@ static json_t *devices_json(struct spk_obs *o)
 	return j;
 }
 
+/* Firecracker's balloon metrics (counters since the last line), and what
+ * the balloon holds now; NULL without a running balloon. */
+static json_t *balloon_json(struct spk_obs *o)
+{
+	struct spk_virtio_balloon_stats b;
+	const struct spk_virtio_balloon_stats *l = &o->last_balloon;
+	json_t *j;
+
+	if (!o->m || spk_machine_balloon_stats(o->m, &b) < 0)
+		return NULL;
+	j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "inflate_count",
+	              (json_int_t)since(b.inflate_chains, l->inflate_chains), "deflate_count",
+	              (json_int_t)since(b.deflate_chains, l->deflate_chains), "stats_updates_count",
+	              (json_int_t)since(b.stats_updates, l->stats_updates), "stats_update_fails",
+	              (json_int_t)since(b.stats_update_fails, l->stats_update_fails),
+	              "free_page_report_count", (json_int_t)since(b.reports, l->reports),
+	              "free_page_report_freed",
+	              (json_int_t)since(b.reported_bytes, l->reported_bytes), "bad_pfns",
+	              (json_int_t)since(b.bad_pfns, l->bad_pfns), "target_pages",
+	              (json_int_t)b.target_pages, "actual_pages", (json_int_t)b.actual_pages);
+	o->last_balloon = b;
+	return j;
+}
+
 static json_t *metrics_line(struct spk_obs *o, const struct spk_api_stats *st,
                             enum spk_api_state vm, const char *why)
 {
@@ -344,6 +369,11 @@ static json_t *metrics_line(struct spk_obs *o, const struct spk_api_stats *st,
 	o->last_api = *st;
 	if (line && o->mmds)
 		json_object_set_new(line, "mmds", mmds_json(o));
+	json_t *balloon = balloon_json(o);
+	if (line && balloon)
+		json_object_set_new(line, "balloon", balloon);
+	else
+		json_decref(balloon);
 	if (line && o->metrics.emit_id)
 		json_object_set_new(line, "id", json_string(o->id));
 	if (line && o->metrics.properties)

@@ -95,12 +95,13 @@ static const struct {
     {"machine-config", machine_put},
     {"vsock", spk_res_vsock},
     {"entropy", spk_res_entropy},
+    {"balloon", spk_res_balloon},
     {"serial", spk_res_serial},
     {"logger", logger_section},
     {"metrics", metrics_section},
 };
 
-static const char *const unsupported[] = {"balloon", "cpu-config", "pmem", "memory-hotplug"};
+static const char *const unsupported[] = {"cpu-config", "pmem", "memory-hotplug"};
 
 static int load_section(struct spk_vm_resources *r, const char *key, json_t *v,
                         struct spk_res_err *e)
@@ -123,7 +124,7 @@ static int load_section(struct spk_vm_resources *r, const char *key, json_t *v,
 	return spk_res_fail(e, true, "$",
 	                    "unknown section `%.64s`, expected one of: boot-source, "
 	                    "drives, machine-config, network-interfaces, vsock, entropy, "
-	                    "serial, logger, metrics, mmds-config",
+	                    "balloon, serial, logger, metrics, mmds-config",
 	                    key);
 }
 

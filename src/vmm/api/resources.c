@@ -933,7 +933,79 @@ int spk_res_entropy(struct spk_vm_resources *r, json_t *body, const char *path,
 	    rate_limiter_field(body, path, "rate_limiter", &rl, e) < 0)
 		return -EINVAL;
 	replace_json(&r->entropy_rate_limiter, rl);
+	spk_res_rate_limit(rl, &r->m.entropy_rate_limit);
 	r->m.entropy = true;
+	return 0;
+}
+
+/* ---- balloon -------------------------------------------------------------------------------- */
+
+/* Firecracker's message for a target above the guest's memory. */
+#define TOO_MANY_PAGES "Amount of pages requested is too large."
+
+/* A refusal in Firecracker's words alone (no JSON path): -EINVAL. */
+static int plain_fail(struct spk_res_err *e, const char *msg)
+{
+	snprintf(e->msg, sizeof(e->msg), "%s", msg);
+	e->schema = false;
+	return -EINVAL;
+}
+
+int spk_res_balloon(struct spk_vm_resources *r, json_t *body, const char *path,
+                    struct spk_res_err *e)
+{
+	static const struct jfield f[] = {
+	    {"amount_mib", JT_INT, true},
+	    {"deflate_on_oom", JT_BOOL, true},
+	    {"stats_polling_interval_s", JT_INT, false},
+	    {"free_page_hinting", JT_BOOL, false},
+	    {"free_page_reporting", JT_BOOL, false},
+	};
+	json_int_t amount = 0, interval = 0;
+	char p[PATH_BUF];
+
+	if (check_object(body, path, f, ARRAY_LEN(f), e) < 0 ||
+	    int_field(body, path, "amount_mib", 0, UINT32_MAX, &amount, e) < 0 ||
+	    int_field(body, path, "stats_polling_interval_s", 0, UINT16_MAX, &interval, e) < 0)
+		return -EINVAL;
+	child_path(p, path, "free_page_hinting");
+	if (bool_field(body, "free_page_hinting", false))
+		return spk_res_fail(e, false, p,
+		                    "sparkler has no free page hinting "
+		                    "(free_page_reporting gives free pages back)");
+	if ((uint64_t)amount > r->m.mem >> 20)
+		return spk_res_fail(e, false, path,
+		                    "%lld MiB in %llu MiB of memory: " TOO_MANY_PAGES,
+		                    (long long)amount, (unsigned long long)(r->m.mem >> 20));
+	r->m.balloon = (struct spk_balloon_config){
+	    .enabled = true,
+	    .amount_mib = (uint32_t)amount,
+	    .deflate_on_oom = bool_field(body, "deflate_on_oom", false),
+	    .stats_interval_s = (uint32_t)interval,
+	    .free_page_reporting = bool_field(body, "free_page_reporting", false)};
+	return 0;
+}
+
+int spk_res_balloon_patch_check(const struct spk_vm_resources *r, json_t *body, bool stats,
+                                const char *path, uint32_t *out, struct spk_res_err *e)
+{
+	static const struct jfield fa[] = {{"amount_mib", JT_INT, true}};
+	static const struct jfield fs[] = {{"stats_polling_interval_s", JT_INT, true}};
+	const char *name = stats ? fs[0].name : fa[0].name;
+	json_int_t v = 0;
+
+	if (check_object(body, path, stats ? fs : fa, 1, e) < 0 ||
+	    int_field(body, path, name, 0, stats ? UINT16_MAX : UINT32_MAX, &v, e) < 0)
+		return -EINVAL;
+	if (!r->m.balloon.enabled)
+		return plain_fail(e, "No balloon device found.");
+	if (!stats && (uint64_t)v > r->m.mem >> 20)
+		return spk_res_fail(e, false, path,
+		                    "%lld MiB in %llu MiB of memory: " TOO_MANY_PAGES, (long long)v,
+		                    (unsigned long long)(r->m.mem >> 20));
+	if (stats && (v != 0) != (r->m.balloon.stats_interval_s != 0))
+		return plain_fail(e, "Cannot enable/disable the statistics after boot.");
+	*out = (uint32_t)v;
 	return 0;
 }
 

@@ -122,6 +122,18 @@ int spk_res_entropy(struct spk_vm_resources *r, json_t *body, const char *path,
                     struct spk_res_err *e);
 int spk_res_serial(struct spk_vm_resources *r, json_t *body, const char *path,
                    struct spk_res_err *e);
+/* PUT /balloon (and a config file's "balloon"): r->m.balloon. */
+int spk_res_balloon(struct spk_vm_resources *r, json_t *body, const char *path,
+                    struct spk_res_err *e);
+/* The body of PATCH /balloon (stats false: amount_mib) or PATCH
+ * /balloon/statistics (stats true: stats_polling_interval_s) checked
+ * against r's balloon: the value in *out, or -EINVAL with e set (no
+ * balloon, a target above the memory, statistics turned on or off). r is
+ * not changed: the caller records *out once the device took it. */
+int spk_res_balloon_patch_check(const struct spk_vm_resources *r, json_t *body, bool stats,
+                                const char *path, uint32_t *out, struct spk_res_err *e);
+/* GET /balloon: a new reference, or NULL without a balloon. */
+json_t *spk_res_balloon_json(const struct spk_vm_resources *r);
 /* Parse only: the caller opens the files, then keeps *out (or frees it
  * with spk_res_logger_free / spk_res_metrics_free). */
 int spk_res_logger(json_t *body, const char *path, struct spk_logger_config *out,

@@ -97,6 +97,18 @@ static json_t *metrics_json(const struct spk_metrics_config *mc)
 	return o;
 }
 
+json_t *spk_res_balloon_json(const struct spk_vm_resources *r)
+{
+	const struct spk_balloon_config *b = &r->m.balloon;
+
+	if (!b->enabled)
+		return NULL;
+	return json_pack("{s:I, s:b, s:I, s:b, s:b}", "amount_mib", (json_int_t)b->amount_mib,
+	                 "deflate_on_oom", b->deflate_on_oom, "stats_polling_interval_s",
+	                 (json_int_t)b->stats_interval_s, "free_page_hinting", 0,
+	                 "free_page_reporting", b->free_page_reporting);
+}
+
 static void add_devices(json_t *o, const struct spk_vm_resources *r)
 {
 	json_t *drives = json_array(), *nets = json_array();
@@ -118,6 +130,8 @@ static void add_devices(json_t *o, const struct spk_vm_resources *r)
 		set_copy(en, "rate_limiter", r->entropy_rate_limiter);
 		json_object_set_new(o, "entropy", en);
 	}
+	if (r->m.balloon.enabled)
+		json_object_set_new(o, "balloon", spk_res_balloon_json(r));
 }
 
 json_t *spk_res_full_json(const struct spk_vm_resources *r)

@@ -19,6 +19,7 @@
 #include <sparkler/platform.h>
 #include <sparkler/pci.h>
 #include <sparkler/virtio.h>
+#include <sparkler/virtio_balloon.h>
 #include <sparkler/virtio_blk.h>
 #include <sparkler/virtio_net.h>
 #include <sparkler/virtio_vsock.h>
@@ -49,6 +50,7 @@ struct vm_instance {
 	struct spk_virtio_net *nets[SPK_MACHINE_MAX_NETS];
 	struct spk_mmds_stack *mmds[SPK_MACHINE_MAX_NETS]; /* the nets' metadata service ends */
 	struct spk_virtio_vsock *vsock;
+	struct spk_virtio_balloon *balloon;
 };
 
 /* A device as the bus sees it, with its accesses counted for the metrics;
@@ -167,6 +169,12 @@ int spk_machine_config_check(const struct spk_machine_config *c, char *err, size
 			set_err(err, errlen, "drive %s has no path", c->drives[i].id);
 			return -EINVAL;
 		}
+	if (c->balloon.enabled && c->balloon.amount_mib > c->mem >> 20) {
+		set_err(err, errlen, "a balloon of %u MiB in %llu MiB of memory: Amount of pages "
+			"requested is too large.", c->balloon.amount_mib,
+			(unsigned long long)(c->mem >> 20));
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -474,7 +482,8 @@ static int add_virtio(struct spk_machine *m, struct vm_instance *v)
 	spk_evloop_on_start(v->loop, loop_seccomp, NULL);
 	if (m->cfg.entropy) {
 		const struct spk_virtio_rng_config rc_ = {.pci = v->pci, .slot = -1, .mem = mem,
-							  .loop = v->loop};
+							  .loop = v->loop,
+							  .rate_limit = m->cfg.entropy_rate_limit};
 		if ((rc = spk_virtio_rng_new(&rc_, &v->rng)) < 0)
 			return rc;
 	}
@@ -490,12 +499,24 @@ static int add_virtio(struct spk_machine *m, struct vm_instance *v)
 		return rc;
 	if ((rc = add_network(m, v)) < 0)
 		return rc;
+	if (m->cfg.balloon.enabled) {
+		const struct spk_balloon_config *bc = &m->cfg.balloon;
+		const struct spk_virtio_balloon_config vb = {
+			.pci = v->pci, .slot = -1, .mem = mem, .loop = v->loop,
+			.target_pages = bc->amount_mib * (uint32_t)((1u << 20) >> SPK_BALLOON_PAGE_SHIFT),
+			.deflate_on_oom = bc->deflate_on_oom,
+			.stats_interval_s = bc->stats_interval_s,
+			.free_page_reporting = bc->free_page_reporting};
+		if ((rc = spk_virtio_balloon_new(&vb, &v->balloon)) < 0)
+			return rc;
+	}
 	return spk_evloop_start(v->loop);
 }
 
 static bool wants_virtio(const struct spk_machine_config *c)
 {
-	return c->entropy || c->virtio_console || c->n_drives || c->n_nets || c->vsock.enabled;
+	return c->entropy || c->virtio_console || c->n_drives || c->n_nets || c->vsock.enabled ||
+	       c->balloon.enabled;
 }
 
 /* The host bridge always; the virtio devices the config asks for. */
@@ -522,6 +543,7 @@ static void destroy_pci(struct vm_instance *v)
 		spk_mmds_stack_free(v->mmds[i]);
 	}
 	spk_virtio_vsock_free(v->vsock);
+	spk_virtio_balloon_free(v->balloon);
 	spk_evloop_free(v->loop);
 	spk_pci_host_free(v->pci);
 }
@@ -943,6 +965,52 @@ int spk_machine_net_rate_limits(struct spk_machine *m, const char *id,
 		m->cfg.nets[i].rx_rate_limit = *rx;
 	if (n && rc == 0 && tx)
 		m->cfg.nets[i].tx_rate_limit = *tx;
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
+/* The running balloon, or NULL with *rc set (-EINVAL: not running). */
+static struct spk_virtio_balloon *running_balloon(struct spk_machine *m, int *rc)
+{
+	*rc = !m->current ? -EINVAL : !m->current->balloon ? -ENODEV : 0;
+	return *rc ? NULL : m->current->balloon;
+}
+
+int spk_machine_balloon_target(struct spk_machine *m, uint32_t amount_mib)
+{
+	struct spk_virtio_balloon *b;
+	int rc;
+
+	if (amount_mib > m->cfg.mem >> 20)
+		return -ERANGE;
+	pthread_mutex_lock(&m->lock);
+	if ((b = running_balloon(m, &rc)) &&
+	    (rc = spk_virtio_balloon_set_target(b, amount_mib << (20 - SPK_BALLOON_PAGE_SHIFT))) == 0)
+		m->cfg.balloon.amount_mib = amount_mib; /* a rebuild (--reboot) takes it too */
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
+int spk_machine_balloon_interval(struct spk_machine *m, uint32_t s)
+{
+	struct spk_virtio_balloon *b;
+	int rc;
+
+	pthread_mutex_lock(&m->lock);
+	if ((b = running_balloon(m, &rc)) && (rc = spk_virtio_balloon_set_stats_interval(b, s)) == 0)
+		m->cfg.balloon.stats_interval_s = s;
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
+int spk_machine_balloon_stats(struct spk_machine *m, struct spk_virtio_balloon_stats *out)
+{
+	struct spk_virtio_balloon *b;
+	int rc;
+
+	pthread_mutex_lock(&m->lock);
+	if ((b = running_balloon(m, &rc)))
+		spk_virtio_balloon_get_stats(b, out);
 	pthread_mutex_unlock(&m->lock);
 	return rc;
 }

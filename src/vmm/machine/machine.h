@@ -46,6 +46,14 @@ struct spk_vsock_config {
 };
 
 struct spk_mmds;
+/* Firecracker's balloon (PUT /balloon): virtio-balloon when enabled. */
+struct spk_balloon_config {
+	bool enabled;
+	uint32_t amount_mib; /* the target, at most the guest's memory */
+	bool deflate_on_oom;
+	uint32_t stats_interval_s; /* 0: no statistics */
+	bool free_page_reporting;
+};
 
 struct spk_machine_config {
 	char *kernel;  /* required */
@@ -67,6 +75,8 @@ struct spk_machine_config {
 	 * for the interfaces with mmds set; NULL: none answers */
 	struct spk_mmds *mmds;
 	bool entropy;
+	struct spk_rate_limit entropy_rate_limit; /* all zero: none */
+	struct spk_balloon_config balloon;
 	bool start_paused;
 
 	/* ---- PCI and virtio (issue 4): the PCI host bridge is always there;
@@ -154,6 +164,17 @@ int spk_machine_drive_rate_limit(struct spk_machine *m, const char *id,
                                  const struct spk_rate_limit *l);
 int spk_machine_net_rate_limits(struct spk_machine *m, const char *id,
                                 const struct spk_rate_limit *rx, const struct spk_rate_limit *tx);
+
+/* The balloon of the running VM (Firecracker's PATCH /balloon and
+ * /balloon/statistics): a new target (MiB, at most the guest's memory) or
+ * statistics interval (not from or to 0); a rebuild takes them too.
+ * 0, -ENODEV (no balloon), -EINVAL (not running, or the device refused
+ * the value: spk_last_error()), -ERANGE (a target above the memory). */
+int spk_machine_balloon_target(struct spk_machine *m, uint32_t amount_mib);
+int spk_machine_balloon_interval(struct spk_machine *m, uint32_t s);
+/* Its sizes, statistics and counters (sparkler/virtio_balloon.h). */
+struct spk_virtio_balloon_stats;
+int spk_machine_balloon_stats(struct spk_machine *m, struct spk_virtio_balloon_stats *out);
 
 enum spk_machine_state {
 	SPK_MACHINE_NOT_STARTED = 0,
