@@ -353,6 +353,67 @@ static void test_rng(void **state)
 	assert_int_equal(mm_rd(f, d->isr, 1), 0);
 }
 
+/* Turn the loop while anything is ready (nothing here waits on time). */
+static void settle(struct spk_evloop *loop)
+{
+	while (spk_evloop_run_once(loop, 0) > 0)
+		;
+}
+
+/*
+ * The entropy device's rate limit (Firecracker's PUT /entropy
+ * rate_limiter): 1000 bytes that refill in an hour, so the limit cannot
+ * refill during the test, whatever the machine's speed. Requests of 512
+ * bytes: the first two go (the second into debt), the third waits; a new
+ * limit (none) lets it go. Nothing here depends on time.
+ */
+static void test_rng_rate_limit(void **state)
+{
+	struct fx *f = *state;
+	struct spk_evloop *loop;
+	struct spk_virtio_rng *r;
+	struct spk_rate_limit_stats st;
+	struct drv d;
+	const struct spk_rate_limit lim = {.bandwidth = {.size = 1000, .refill_time_ms = 3600000}};
+	const struct spk_rate_limit none = {0};
+	const struct spk_rate_limit bad = {.ops = {.size = 5}}; /* no refill time */
+
+	assert_int_equal(spk_evloop_new("rng-test", &loop), 0);
+	struct spk_virtio_rng_config rc = {
+	    .pci = f->h, .slot = -1, .mem = f->m.mem, .loop = loop, .rate_limit = bad};
+	assert_int_equal(spk_virtio_rng_new(&rc, &r), -EINVAL);
+	assert_non_null(strstr(spk_last_error(), "refill_time"));
+	rc.rate_limit = lim;
+	assert_int_equal(spk_virtio_rng_new(&rc, &r), 0);
+	probe_from(f, &d, SPK_VIRTIO_ID_RNG, 0x60000, f->c.slot + 1);
+	init_dev(f, &d, V1, 8);
+	post(f, &d, 0, 0x80000, 512, true);
+	post(f, &d, 0, 0x80400, 512, true);
+	post(f, &d, 0, 0x80800, 512, true);
+	notify(f, &d, 0);
+	settle(loop);
+	assert_int_equal(vt_used_idx(&f->m, qdesc(&d, 0) + 0x2000), 2);
+	assert_int_equal(spk_virtio_rng_bytes(r), 1024);
+	spk_virtio_rng_rate_stats(r, &st);
+	assert_int_equal(st.throttled, 1);
+	assert_int_equal(st.ops, 2);
+	assert_int_equal(st.bytes, 1024);
+	/* another notify changes nothing: the queue waits for the refill */
+	notify(f, &d, 0);
+	settle(loop);
+	assert_int_equal(vt_used_idx(&f->m, qdesc(&d, 0) + 0x2000), 2);
+	assert_int_equal(spk_virtio_rng_set_rate_limit(r, &bad), -EINVAL);
+	assert_int_equal(spk_virtio_rng_set_rate_limit(NULL, &none), -EINVAL);
+	assert_int_equal(spk_virtio_rng_set_rate_limit(r, &none), 0);
+	settle(loop);
+	assert_int_equal(vt_used_idx(&f->m, qdesc(&d, 0) + 0x2000), 3);
+	assert_int_equal(spk_virtio_rng_bytes(r), 1536);
+	spk_virtio_rng_rate_stats(NULL, &st);
+	assert_int_equal(st.bytes, 0);
+	spk_virtio_rng_free(r);
+	spk_evloop_free(loop);
+}
+
 static void test_rng_msix(void **state)
 {
 	struct fx *f = *state;
@@ -1053,6 +1114,7 @@ int main(void)
 	    T(test_identity_and_caps),
 	    T(test_feature_negotiation),
 	    T(test_rng),
+	    T(test_rng_rate_limit),
 	    T(test_rng_msix),
 	    T(test_bus_master_off),
 	    T(test_console),
