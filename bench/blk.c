@@ -11,6 +11,12 @@
  * first, so it is cached): the rows measure the path from the guest's
  * ring to the file, not the disk. Throughput rows are MiB/s; the random
  * 4 KiB rows are also told as IOPS.
+ *
+ * The rate limiter's row: the same sequential reads with the disk's
+ * bandwidth capped (Firecracker's rate_limiter: a bucket of a tenth of a
+ * second's bytes, refilled every 100 ms), side by side with the cap and
+ * with what the bucket allows over that run (its first full bucket
+ * included); the note has the uncapped figure.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -96,7 +102,12 @@ static int fail(struct blk_vm *v, const char *what)
 	return -1;
 }
 
-static int add_device(struct blk_vm *v, const char *image, enum spk_blk_engine engine)
+/* The rate limiter's row: the cap, and its bucket's refill time. */
+#define CAP_MIBS      64
+#define CAP_REFILL_MS 100
+
+static int add_device(struct blk_vm *v, const char *image, enum spk_blk_engine engine,
+                      uint64_t cap_mibs)
 {
 	const struct spk_pci_host_config hc = spk_pc_pci_host_config(v->vm);
 	const struct spk_virtio_blk_config bc = {
@@ -109,12 +120,17 @@ static int add_device(struct blk_vm *v, const char *image, enum spk_blk_engine e
 		return rc;
 	c.pci = v->pci;
 	c.loop = v->loop;
+	if (cap_mibs)
+		c.rate_limit.bandwidth =
+		    (struct spk_token_bucket){.size = (cap_mibs << 20) * CAP_REFILL_MS / 1000,
+		                              .refill_time_ms = CAP_REFILL_MS};
 	if ((rc = spk_virtio_blk_new(&c, &v->blk)) < 0)
 		return rc;
 	return spk_evloop_start(v->loop);
 }
 
-static int blk_vm_create(struct blk_vm *v, const char *image, enum spk_blk_engine engine)
+static int blk_vm_create(struct blk_vm *v, const char *image, enum spk_blk_engine engine,
+                         uint64_t cap_mibs)
 {
 	const struct spk_vm_config vc = {.max_vcpus = 1, .irqchip = SPK_IRQCHIP_KERNEL};
 	struct spk_x86_long_mode lm;
@@ -129,7 +145,7 @@ static int blk_vm_create(struct blk_vm *v, const char *image, enum spk_blk_engin
 	    spk_x86_build_long_mode(spk_vm_mem(v->vm), BLK_TABLES, BLK_MAP, &lm) < 0 ||
 	    spk_elf_load_file(spk_vm_mem(v->vm), path, BLK_VM_MEM, &elf) < 0)
 		return fail(v, "the guest");
-	if (add_device(v, image, engine) < 0)
+	if (add_device(v, image, engine, cap_mibs) < 0)
 		return fail(v, "the device");
 	const struct spk_x86_entry entry = {.rip = elf.entry, .cpl = 0};
 	if (spk_vcpu_create(v->vm, 0, &v->cpu) < 0 ||
@@ -347,7 +363,7 @@ static int measure_engine(const struct blk_plan *p, const char *image, int fd,
 
 	if (uring && !have_ring)
 		fprintf(stderr, "sparkler-bench: blk: no io_uring for the host's runs\n");
-	if (blk_vm_create(&v, image, engine) < 0) {
+	if (blk_vm_create(&v, image, engine, 0) < 0) {
 		if (have_ring)
 			io_uring_queue_exit(&ring);
 		return -1;
@@ -443,6 +459,54 @@ static void add_rows(struct report *r, const struct blk_plan *p, struct blk_resu
 	}
 }
 
+/* Sequential reads through a capped disk: MiB/s of each run, in s. */
+static int measure_capped(const struct blk_plan *p, const char *image, struct samples *s)
+{
+	struct blk_vm v;
+	uint64_t n = p->image / rows[0].bs;
+
+	if (blk_vm_create(&v, image, SPK_BLK_ENGINE_IO_URING, CAP_MIBS) < 0)
+		return -1;
+	for (int rep = 0; rep < p->reps; rep++) {
+		double mibs = guest_run(&v, &rows[0], n);
+
+		if (mibs <= 0) {
+			blk_vm_destroy(&v);
+			return -1;
+		}
+		samples_add(s, mibs);
+	}
+	int rc = guest_sync(&v, 1, 0) < 0 ? -1 : 0;
+	blk_vm_destroy(&v);
+	return rc;
+}
+
+static void add_capped_row(struct report *r, const struct blk_plan *p, struct samples *capped,
+                           struct blk_results *res, bool ok)
+{
+	struct row *row = report_row(r, "virtio-blk sequential read, rate-limited", "MiB/s", 1);
+	struct cell free_run = cell_samples(res->uring[0].v, res->uring[0].n);
+	/* what the bucket lets through in a run: a full bucket at once, then the rate */
+	double total = (double)p->image / (1 << 20), bucket = CAP_MIBS * CAP_REFILL_MS / 1000.0;
+	double allowed = total <= bucket ? 0 : total / ((total - bucket) / CAP_MIBS);
+
+	if (!row)
+		return;
+	row->spk = ok ? cell_samples(capped->v, capped->n) : cell_text("failed");
+	row->qemu = cell_text("n/a");
+	row->limit = cell_value(CAP_MIBS);
+	row_note(
+	    row,
+	    "The first row's reads with the disk's bandwidth capped at %d MiB/s "
+	    "(rate_limiter bandwidth: size %.1f MiB, refill_time %d ms). The limit column "
+	    "is the cap; over a run of %.0f MiB the bucket allows at most %.1f MiB/s (its first "
+	    "full bucket at once): sparkler reached %.1f%% of that. Uncapped: %s%.0f "
+	    "MiB/s. Median of %d runs.",
+	    CAP_MIBS, bucket, CAP_REFILL_MS, total, allowed,
+	    ok && allowed > 0 ? 100.0 * row->spk.v / allowed : 0.0, free_run.ok ? "" : "failed, ",
+	    free_run.ok ? free_run.v : 0.0, p->reps);
+}
+
 void bench_blk(const struct bench_opts *o, struct report *r)
 {
 	const struct blk_plan p = {
@@ -452,6 +516,8 @@ void bench_blk(const struct bench_opts *o, struct report *r)
 	    .reps = 3,
 	};
 	static struct blk_results res;
+	struct samples capped = {0};
+	bool capped_ok = false;
 	char image[PATH_MAX];
 	int fd;
 
@@ -467,7 +533,10 @@ void bench_blk(const struct bench_opts *o, struct report *r)
 	} else if (measure_engine(&p, image, fd, SPK_BLK_ENGINE_SYNC, &res) < 0) {
 		memset(res.sync, 0, sizeof(res.sync));
 	}
+	if (!res.why)
+		capped_ok = measure_capped(&p, image, &capped) == 0;
 	add_rows(r, &p, &res);
+	add_capped_row(r, &p, &capped, &res, capped_ok);
 	if (fd >= 0)
 		close(fd);
 	unlink(image);

@@ -238,7 +238,8 @@ def virtio_scenario():
 # ---- Linux end to end: the kernel's own drivers on every device ---------------------
 
 E2E_MODULES = linux_assets.VIRTIO_MODULES + ["virtio_console", "virtio_rng",
-                                             "vmw_vsock_virtio_transport", "button", "evdev"]
+                                             "vmw_vsock_virtio_transport", "button", "evdev",
+                                             "virtio_balloon"]
 HOST_IP, GUEST_IP = "10.0.2.2", "10.0.2.15"
 NET_BYTES = 3 << 20
 VSOCK_BYTES = 1 << 20
@@ -561,6 +562,107 @@ def api_scenario(mode):
                                  **({"curl": shutil.which("curl")} if mode == "api" else {}))}
 
 
+# ---- the balloon: Linux's virtio_balloon under PATCH /balloon ---------------------------
+
+# The guest: MemFree before, after the host's inflate (PATCH /balloon to
+# BALLOON_MIB) and after the deflate (back to 0); every wait bounded.
+BALLOON_MIB = 128
+BALLOON_INIT = init_head("SPARKLER") + """free() { awk '/^MemFree:/ {print int($2 / 1024)}' /proc/meminfo; }
+total() { awk '/^MemTotal:/ {print int($2 / 1024)}' /proc/meminfo; }
+f0=$(free)
+echo "SPARKLER-BALLOON-READY total=$(total) free=$f0 driver=$(ls /sys/bus/virtio/drivers/virtio_balloon 2>/dev/null | grep -c virtio)"
+n=0
+while [ $n -lt 1200 ] && [ $(($f0 - $(free))) -lt %(want)d ]; do sleep 0.5; n=$((n + 1)); done
+echo "SPARKLER-BALLOON-INFLATED total=$(total) free=$(free) before=$f0"
+n=0
+while [ $n -lt 1200 ] && [ $(($f0 - $(free))) -ge %(back)d ]; do sleep 0.5; n=$((n + 1)); done
+echo "SPARKLER-BALLOON-DEFLATED total=$(total) free=$(free)"
+poweroff -f
+""" % {"want": BALLOON_MIB - 16, "back": BALLOON_MIB // 2}
+
+BALLOON_STEPS = """S=${TMPDIR:-/tmp}/spkbed-balloon-$$.sock
+api() {
+	name=$1 method=$2 path=$3
+	shift 3
+	code=$(curl -s --max-time 120 --unix-socket "$S" -o "$OUT/api-$name.body" -w '%%{http_code}' \\
+		-X "$method" -H 'Content-Type: application/json' "http://localhost$path" "$@")
+	echo "$name $code" >>"$OUT/api.codes"
+}
+rss() { awk '/^VmRSS:/ {print $2}' /proc/$(cat "$OUT/balloon.pid")/status; }
+spk balloon --api-sock "$S" --id bed-balloon &
+job=$!
+wait_until 300 test -S "$S"
+api boot PUT /boot-source -d "{\\"kernel_image_path\\": \\"$A/kernel\\", \\"initrd_path\\": \\"$A/initrd\\", \\"boot_args\\": \\"%(cmdline)s\\"}"
+api machine PUT /machine-config -d '{"vcpu_count": 1, "mem_size_mib": 256}'
+api balloon PUT /balloon -d '{"amount_mib": 0, "deflate_on_oom": true, "stats_polling_interval_s": 1}'
+api start PUT /actions -d '{"action_type": "InstanceStart"}'
+wait_for "$OUT/balloon.log" SPARKLER-BALLOON-READY
+echo "before $(rss)" >"$OUT/rss"
+api inflate PATCH /balloon -d '{"amount_mib": %(mib)d}'
+wait_for "$OUT/balloon.log" SPARKLER-BALLOON-INFLATED
+echo "inflated $(rss)" >>"$OUT/rss"
+# the driver reports actual and its statistics on its own time: poll, bounded
+i=0
+while [ $i -lt 600 ]; do
+	api stats GET /balloon/statistics
+	grep -q '"actual_mib":%(mib)d' "$OUT/api-stats.body" && grep -q total_memory "$OUT/api-stats.body" && break
+	sleep 0.5; i=$((i + 1))
+done
+api interval PATCH /balloon/statistics -d '{"stats_polling_interval_s": 2}'
+api deflate PATCH /balloon -d '{"amount_mib": 0}'
+wait $job
+sleep 1
+rm -f "$S"
+"""
+
+
+def balloon_scenario():
+    """Linux's virtio_balloon under `sparkler --api-sock`: PATCH /balloon
+    inflates (the guest's MemFree falls by about the target), GET
+    /balloon/statistics has the driver's numbers, PATCH back to 0 deflates."""
+    script = BALLOON_STEPS % {"cmdline": BOOT_CMDLINE, "mib": BALLOON_MIB}
+
+    def files(a, tmp):
+        initrd = os.path.join(tmp, "initrd-balloon")
+        with open(initrd, "wb") as f:
+            f.write(open(bed_assets(BUILD)["INITRD_E2E"], "rb").read())
+            f.write(linux_assets.cpio_newc([("init", 0o100755, BALLOON_INIT.encode())]))
+        return {"kernel": a["BZIMAGE"], "initrd": initrd}
+
+    def check(out, tmp):
+        log, err, rc = run_result(out, "balloon")
+        print("---- sparkler stderr ----\n" + err.strip())
+        print("".join(l + "\n" for l in log.splitlines() if l.startswith("SPARKLER-")))
+        codes = dict(l.split()[:2] for l in read(out, "api.codes").splitlines()
+                     if len(l.split()) >= 2)
+        print("API answers: %s; RSS (KiB): %s" % (codes, read(out, "rss").split()))
+        for step in ("boot", "machine", "balloon", "start", "inflate", "deflate", "interval"):
+            ok(codes.get(step) == "204", "%s answered 204 (%s)" % (step, codes.get(step)),
+               read(out, "api-%s.body" % step))
+        ok("SPARKLER-INSMOD-FAILED" not in log and
+           re.search(r"SPARKLER-BALLOON-READY total=\d+ free=\d+ driver=1", log) is not None,
+           "the guest's virtio_balloon driver bound the device", log)
+        m = re.search(r"SPARKLER-BALLOON-INFLATED total=\d+ free=(\d+) before=(\d+)", log)
+        ok(m is not None and int(m.group(2)) - int(m.group(1)) >= BALLOON_MIB - 16,
+           "PATCH /balloon to %d MiB: the guest's MemFree fell by about that much (%s)" %
+           (BALLOON_MIB, m.groups() if m else None), log)
+        try:
+            st = json.loads(read(out, "api-stats.body") or "{}")
+        except ValueError:
+            st = {}
+        print("GET /balloon/statistics: %s" % st)
+        ok(codes.get("stats") == "200" and st.get("target_mib") == BALLOON_MIB and
+           st.get("actual_mib") == BALLOON_MIB and st.get("total_memory", 0) > 0 and
+           "free_memory" in st,
+           "GET /balloon/statistics: target and actual %d MiB, the driver's numbers" %
+           BALLOON_MIB, read(out, "api-stats.body"))
+        ok("SPARKLER-BALLOON-DEFLATED" in log and rc == 0,
+           "PATCH /balloon to 0: the guest got its memory back and powered off (status %d)" %
+           rc, log)
+    return {"script": script, "files": files, "check": check,
+            "bins": lambda: {"curl": shutil.which("curl")}}
+
+
 # ---- bench: Linux boot, sparkler beside QEMU microvm, in the same L1 ----------------
 
 BENCH_RUNS = 3
@@ -674,6 +776,7 @@ SCENARIOS = {
     "linux-e2e-2cpu": e2e_scenario(2),
     "linux-api": api_scenario("api"),
     "linux-config-file": api_scenario("config"),
+    "linux-balloon": balloon_scenario(),
     "bench-linux-boot": bench_scenario(),  # make bench, not a test
     "bench-exits": bench_exits_scenario(),  # make bench, not a test
 }
@@ -697,8 +800,9 @@ def l1_assets(cache):
              "BUSYBOX": os.path.join(cache, "busybox"),
              "INITRD_E2E": os.path.join(cache, "l2-e2e.cpio")}
     stamp = os.path.join(cache, "inits.txt")  # an /init changed: build again
+    inits = L1_INIT + E2E_INIT + " ".join(E2E_MODULES)
     if all(os.path.exists(p) for p in paths.values()) and \
-            os.path.exists(stamp) and open(stamp).read() == L1_INIT + E2E_INIT:
+            os.path.exists(stamp) and open(stamp).read() == inits:
         return paths
     debs = os.path.join(cache, "debs")
     shutil.rmtree(debs, ignore_errors=True)
@@ -716,7 +820,7 @@ def l1_assets(cache):
     linux_assets.write_initramfs(paths["BUSYBOX"], E2E_INIT,
                                  linux_assets.virtio_modules(root, E2E_MODULES),
                                  paths["INITRD_E2E"], extra_dirs=("mnt", "tmp"))
-    open(stamp, "w").write(L1_INIT + E2E_INIT)
+    open(stamp, "w").write(inits)
     shutil.rmtree(debs, ignore_errors=True)
     return paths
 
