@@ -257,7 +257,8 @@ static int poll_stats_locked(struct spk_virtio_balloon *b)
 
 	if (!b->stats_offered)
 		return spk_fail(EINVAL, "%s: statistics are not enabled", spk_virtio_name(b->vd));
-	if (!spk_virtio_running(b->vd) || b->role[q] != R_STATS ||
+	/* q is BALLOON_MAX_QUEUES when the driver did not take statistics */
+	if (!spk_virtio_running(b->vd) || q >= BALLOON_MAX_QUEUES || b->role[q] != R_STATS ||
 	    !spk_virtio_queue_ready(b->vd, q))
 		return 0;
 	if (!b->held)

@@ -481,6 +481,9 @@ static void test_reporting(void **state)
 	/* a readable buffer on the reporting queue frees nothing */
 	send(f, 3, &(struct seg){0x98000, 0x1000, false}, 1);
 	assert_true(page_is(f, 0x98000, 0x55));
+	/* statistics offered, not taken: nothing to poll */
+	init_dev(f, V1 | F_REPORT, 3);
+	assert_int_equal(spk_virtio_balloon_poll_stats(f->b), 0);
 	/* without REPORTING negotiated, queue 3 does nothing */
 	init_dev(f, V1 | F_STATS, 4);
 	send(f, 3, &(struct seg){0x98000, 0x1000, true}, 1);
