@@ -187,13 +187,15 @@ static void report_chain(struct spk_virtio_balloon *b, const struct spk_virtq_ch
 		return;
 	}
 	for (int i = 0; i < n; i++) {
-		uintptr_t s = (uintptr_t)b->iov[i].iov_base, e = s + b->iov[i].iov_len;
-		uintptr_t as = (s + PAGE - 1) & ~(uintptr_t)(PAGE - 1),
-		          ae = e & ~(uintptr_t)(PAGE - 1);
+		/* the whole pages inside: skip to the first page boundary */
+		uint8_t *p = b->iov[i].iov_base;
+		size_t len = b->iov[i].iov_len;
+		size_t head = (size_t)((PAGE - ((uintptr_t)p & (PAGE - 1))) & (PAGE - 1));
+		size_t whole = len > head ? (len - head) & ~(size_t)(PAGE - 1) : 0;
 
-		if (ae > as) {
-			discard(b, (void *)as, ae - as);
-			b->st.reported_bytes += ae - as;
+		if (whole) {
+			discard(b, p + head, whole);
+			b->st.reported_bytes += whole;
 		}
 	}
 	b->st.reports++;
