@@ -564,21 +564,36 @@ def api_scenario(mode):
 
 # ---- the balloon: Linux's virtio_balloon under PATCH /balloon ---------------------------
 
-# The guest: MemFree before, after the host's inflate (PATCH /balloon to
-# BALLOON_MIB) and after the deflate (back to 0); every wait bounded.
+# The guest: it touches FILL_MIB of its memory and frees it again (so the
+# pages the balloon takes are ones the host had to back), then reports
+# MemFree after the host's inflate (PATCH /balloon to BALLOON_MIB) and
+# after the deflate (back to 0), and touches the memory again; the host
+# reads sparkler's RSS at each step. Every wait is bounded.
 BALLOON_MIB = 128
+FILL_MIB = 150
 BALLOON_INIT = init_head("SPARKLER") + """free() { awk '/^MemFree:/ {print int($2 / 1024)}' /proc/meminfo; }
 total() { awk '/^MemTotal:/ {print int($2 / 1024)}' /proc/meminfo; }
+touch_mem() {
+	mount -t tmpfs -o size=%(fill)dm fill /mnt
+	dd if=/dev/zero of=/mnt/fill bs=1048576 count=%(fill)d 2>/dev/null
+	rm -f /mnt/fill
+	umount /mnt
+}
+echo "SPARKLER-BALLOON-READY total=$(total) free=$(free) driver=$(ls /sys/bus/virtio/drivers/virtio_balloon 2>/dev/null | grep -c virtio)"
+touch_mem
 f0=$(free)
-echo "SPARKLER-BALLOON-READY total=$(total) free=$f0 driver=$(ls /sys/bus/virtio/drivers/virtio_balloon 2>/dev/null | grep -c virtio)"
+echo "SPARKLER-BALLOON-TOUCHED free=$f0"
 n=0
 while [ $n -lt 1200 ] && [ $(($f0 - $(free))) -lt %(want)d ]; do sleep 0.5; n=$((n + 1)); done
 echo "SPARKLER-BALLOON-INFLATED total=$(total) free=$(free) before=$f0"
 n=0
 while [ $n -lt 1200 ] && [ $(($f0 - $(free))) -ge %(back)d ]; do sleep 0.5; n=$((n + 1)); done
 echo "SPARKLER-BALLOON-DEFLATED total=$(total) free=$(free)"
+touch_mem
+echo "SPARKLER-BALLOON-RETOUCHED free=$(free)"
+sleep 600
 poweroff -f
-""" % {"want": BALLOON_MIB - 16, "back": BALLOON_MIB // 2}
+""" % {"want": BALLOON_MIB - 16, "back": BALLOON_MIB // 2, "fill": FILL_MIB}
 
 BALLOON_STEPS = """S=${TMPDIR:-/tmp}/spkbed-balloon-$$.sock
 api() {
@@ -588,7 +603,7 @@ api() {
 		-X "$method" -H 'Content-Type: application/json' "http://localhost$path" "$@")
 	echo "$name $code" >>"$OUT/api.codes"
 }
-rss() { awk '/^VmRSS:/ {print $2}' /proc/$(cat "$OUT/balloon.pid")/status; }
+rss() { echo "$1 $(awk '/^VmRSS:/ {print $2}' /proc/$(cat "$OUT/balloon.pid")/status)" >>"$OUT/rss"; }
 spk balloon --api-sock "$S" --id bed-balloon &
 job=$!
 wait_until 300 test -S "$S"
@@ -596,11 +611,11 @@ api boot PUT /boot-source -d "{\\"kernel_image_path\\": \\"$A/kernel\\", \\"init
 api machine PUT /machine-config -d '{"vcpu_count": 1, "mem_size_mib": 256}'
 api balloon PUT /balloon -d '{"amount_mib": 0, "deflate_on_oom": true, "stats_polling_interval_s": 1}'
 api start PUT /actions -d '{"action_type": "InstanceStart"}'
-wait_for "$OUT/balloon.log" SPARKLER-BALLOON-READY
-echo "before $(rss)" >"$OUT/rss"
+wait_for "$OUT/balloon.log" SPARKLER-BALLOON-TOUCHED
+rss touched
 api inflate PATCH /balloon -d '{"amount_mib": %(mib)d}'
 wait_for "$OUT/balloon.log" SPARKLER-BALLOON-INFLATED
-echo "inflated $(rss)" >>"$OUT/rss"
+rss inflated
 # the driver reports actual and its statistics on its own time: poll, bounded
 i=0
 while [ $i -lt 600 ]; do
@@ -610,16 +625,19 @@ while [ $i -lt 600 ]; do
 done
 api interval PATCH /balloon/statistics -d '{"stats_polling_interval_s": 2}'
 api deflate PATCH /balloon -d '{"amount_mib": 0}'
+wait_for "$OUT/balloon.log" SPARKLER-BALLOON-RETOUCHED
+rss retouched
+kill -TERM $(cat "$OUT/balloon.pid")
 wait $job
-sleep 1
 rm -f "$S"
 """
 
 
 def balloon_scenario():
     """Linux's virtio_balloon under `sparkler --api-sock`: PATCH /balloon
-    inflates (the guest's MemFree falls by about the target), GET
-    /balloon/statistics has the driver's numbers, PATCH back to 0 deflates."""
+    inflates (the guest's MemFree falls by about the target, sparkler's RSS
+    falls), GET /balloon/statistics has the driver's numbers, PATCH back to
+    0 deflates (the guest uses the memory again: the RSS comes back)."""
     script = BALLOON_STEPS % {"cmdline": BOOT_CMDLINE, "mib": BALLOON_MIB}
 
     def files(a, tmp):
@@ -656,9 +674,20 @@ def balloon_scenario():
            "free_memory" in st,
            "GET /balloon/statistics: target and actual %d MiB, the driver's numbers" %
            BALLOON_MIB, read(out, "api-stats.body"))
-        ok("SPARKLER-BALLOON-DEFLATED" in log and rc == 0,
-           "PATCH /balloon to 0: the guest got its memory back and powered off (status %d)" %
-           rc, log)
+        ok("SPARKLER-BALLOON-DEFLATED" in log and "SPARKLER-BALLOON-RETOUCHED" in log,
+           "PATCH /balloon to 0: the guest got its memory back and used it again", log)
+        rss = dict((l.split() + ["", ""])[:2] for l in read(out, "rss").splitlines())
+        try:
+            t, i, r = (int(rss[k]) >> 10 for k in ("touched", "inflated", "retouched"))
+        except (KeyError, ValueError):
+            t = i = r = 0
+        ok(t - i >= BALLOON_MIB // 2,
+           "the inflate gave the host back at least %d MiB: sparkler's RSS %d -> %d MiB" %
+           (BALLOON_MIB // 2, t, i), read(out, "rss"))
+        ok(r - i >= BALLOON_MIB // 2,
+           "the guest's memory came back when it used it after the deflate: RSS %d -> %d MiB" %
+           (i, r), read(out, "rss"))
+        ok(rc == 5, "SIGTERM ended sparkler: status 5 (got %d)" % rc, err)
     return {"script": script, "files": files, "check": check,
             "bins": lambda: {"curl": shutil.which("curl")}}
 
