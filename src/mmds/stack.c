@@ -71,6 +71,7 @@ struct conn {
 	uint32_t ip;
 	uint16_t port;
 	uint32_t iss, snd_una, snd_nxt, rcv_nxt;
+	uint32_t snd_max;  /* the highest snd_nxt so far (snd_nxt goes back to resend) */
 	uint32_t end;      /* the sequence number after the last byte queued to send */
 	uint32_t peer_wnd; /* the guest's window (no scaling: we offer no options but MSS) */
 	uint16_t mss;
@@ -349,7 +350,7 @@ static void open_conn(struct spk_mmds_stack *s, const struct seg *g)
 	c->ip = g->ip;
 	c->port = g->sport;
 	c->iss = (uint32_t)spk_mmds_random(s->m);
-	c->snd_una = c->snd_nxt = c->iss;
+	c->snd_una = c->snd_nxt = c->snd_max = c->iss;
 	c->end = c->iss + 1;
 	c->rcv_nxt = g->seq + 1; /* data in a SYN is not taken: the guest sends it again */
 	c->peer_wnd = g->wnd;
@@ -408,14 +409,16 @@ static bool ack_in(struct spk_mmds_stack *s, struct conn *c, const struct seg *g
 		}
 		c->state = C_ESTAB;
 		c->syn_pending = false;
-		c->snd_nxt = c->iss + 1;
+		c->snd_nxt = c->snd_max = c->iss + 1;
 		c->snd_una = g->ack;
 	}
-	if (before(c->snd_nxt, g->ack)) { /* acknowledges what we never sent */
+	if (before(c->snd_max, g->ack)) { /* acknowledges what we never sent */
 		c->need_ack = true;
 		s->d.rx_accepted_unusual++;
 		return false;
 	}
+	if (before(c->snd_nxt, g->ack))
+		c->snd_nxt = g->ack; /* it had what we were sending again */
 	if (before(c->snd_una, g->ack)) {
 		c->snd_una = g->ack;
 		c->dupacks = 0;
@@ -630,7 +633,7 @@ static size_t seg_out(struct spk_mmds_stack *s, uint8_t *f, const uint8_t mac[6]
 }
 
 /* The next segment of one connection, or 0. */
-static size_t conn_out(struct spk_mmds_stack *s, struct conn *c, uint8_t *f, size_t cap)
+static size_t conn_seg(struct spk_mmds_stack *s, struct conn *c, uint8_t *f, size_t cap)
 {
 	uint16_t wnd = (uint16_t)(RCV_BUF - c->rlen);
 
@@ -677,6 +680,16 @@ static size_t conn_out(struct spk_mmds_stack *s, struct conn *c, uint8_t *f, siz
 		               0, NULL, 0);
 	}
 	return 0;
+}
+
+/* The same, keeping snd_max. */
+static size_t conn_out(struct spk_mmds_stack *s, struct conn *c, uint8_t *f, size_t cap)
+{
+	size_t n = conn_seg(s, c, f, cap);
+
+	if (before(c->snd_max, c->snd_nxt))
+		c->snd_max = c->snd_nxt;
+	return n;
 }
 
 static size_t next_frame(struct spk_mmds_stack *s, uint8_t *f, size_t cap)

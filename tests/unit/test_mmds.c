@@ -770,6 +770,50 @@ static void test_window_and_mss(void **state)
 	assert_true(o.len > 0 && o.len <= 64);
 }
 
+/* After sending again from the first unacked byte, an ACK of all that was
+ * sent before is taken (not "never sent"), and sending goes on from it. */
+static void test_ack_after_resend(void **state)
+{
+	struct fx *x = *state;
+	struct peer p = {.port = 40006, .seq = 9, .wnd = 100};
+	static const uint8_t mss[4] = {2, 4, 0, 64};
+	const char *req = "GET / HTTP/1.1\r\nAccept: application/json\r\n\r\n";
+	struct out o;
+	uint32_t sent = 0;
+
+	send_tcp(
+	    x,
+	    &(struct tcp_args){
+	        .sport = p.port, .seq = p.seq, .flags = SYN, .opt = mss, .opt_len = 4, .wnd = 100});
+	assert_true(next(x, &o));
+	p.seq++;
+	p.ack = o.seq + 1;
+	send_tcp(x, &(struct tcp_args){.sport = p.port,
+	                               .seq = p.seq,
+	                               .ack = p.ack,
+	                               .flags = ACK | PSH,
+	                               .data = req,
+	                               .len = strlen(req),
+	                               .wnd = 100});
+	p.seq += (uint32_t)strlen(req);
+	while (next(x, &o))
+		sent += (uint32_t)o.len;
+	assert_int_equal(sent, 100);
+	for (int i = 0; i < 2; i++)
+		send_tcp(
+		    x, &(struct tcp_args){
+		           .sport = p.port, .seq = p.seq, .ack = p.ack, .flags = ACK, .wnd = 100});
+	assert_true(next(x, &o));
+	assert_int_equal(o.seq, p.ack); /* sent again */
+	send_tcp(x,
+	         &(struct tcp_args){
+	             .sport = p.port, .seq = p.seq, .ack = p.ack + 100, .flags = ACK, .wnd = 100});
+	assert_true(next(x, &o));
+	assert_int_equal(o.seq, p.ack + 100);
+	assert_int_equal(o.flags & ACK, ACK);
+	assert_true(o.len > 0);
+}
+
 static void test_bad_checksums_and_truncation(void **state)
 {
 	struct fx *x = *state;
@@ -990,6 +1034,7 @@ int main(void)
 	    T(test_get_over_tcp),
 	    T(test_guest_closes_first),
 	    T(test_window_and_mss),
+	    T(test_ack_after_resend),
 	    T(test_bad_checksums_and_truncation),
 	    T(test_out_of_window_and_strays),
 	    T(test_syn_flood_and_retransmitted_syn),
