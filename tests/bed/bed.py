@@ -432,6 +432,11 @@ ip link set eth0 up
 ip addr add %(guest)s/24 dev eth0
 for i in $(seq 60); do ping -c 1 -W 1 %(host)s >/dev/null 2>&1 && break; sleep 1; done
 ping -c 2 -W 5 %(host)s | grep -q " 0%% packet loss" && echo "SPARKLER-PING-OK"
+ip route add 169.254.169.254 dev eth0
+tok=$(printf 'PUT /latest/api/token HTTP/1.1\\r\\nX-metadata-token-ttl-seconds: 60\\r\\nConnection: close\\r\\n\\r\\n' | timeout 60 nc 169.254.169.254 80 | tail -n 1)
+echo "SPARKLER-MMDS-TOKEN ${#tok}"
+echo "SPARKLER-MMDS-GET $(timeout 60 wget -q -O- --header "X-metadata-token: $tok" http://169.254.169.254/latest/meta-data/ami-id)"
+timeout 60 wget -q -O- http://169.254.169.254/latest/meta-data/ami-id || echo "SPARKLER-MMDS-NO-TOKEN-REFUSED"
 for i in $(seq 30); do
 	echo "hello over vsock" | bedsock vsock-connect 2 6001 >/dev/null && echo "SPARKLER-VSOCK-SENT" && break
 	sleep 1
@@ -460,7 +465,9 @@ machine='{"vcpu_count": 2, "mem_size_mib": 512}'
 net="{\\"iface_id\\": \\"eth0\\", \\"host_dev_name\\": \\"$tap\\"}"
 vsock="{\\"guest_cid\\": 3, \\"uds_path\\": \\"$vs\\"}"
 metrics="{\\"metrics_path\\": \\"$OUT/metrics.json\\"}"
-echo "{\\"boot-source\\": $boot, \\"drives\\": [$drive], \\"machine-config\\": $machine, \\"network-interfaces\\": [$net], \\"vsock\\": $vsock, \\"metrics\\": $metrics}" >"$OUT/vm.json"
+mmds='{"network_interfaces": ["eth0"], "version": "V2"}'
+echo '{"latest": {"meta-data": {"ami-id": "ami-bed"}}}' >"$OUT/meta.json"
+echo "{\\"boot-source\\": $boot, \\"drives\\": [$drive], \\"machine-config\\": $machine, \\"network-interfaces\\": [$net], \\"vsock\\": $vsock, \\"metrics\\": $metrics, \\"mmds-config\\": $mmds}" >"$OUT/vm.json"
 tap_up() {
 	wait_until 300 ip link show $tap
 	ip addr add %(host)s/24 dev $tap
@@ -481,6 +488,8 @@ api boot PUT /boot-source -d "$boot"
 api machine PUT /machine-config -d "$machine"
 api drive PUT /drives/rootfs -d "$drive"
 api net PUT /network-interfaces/eth0 -d "$net"
+api mmdscfg PUT /mmds/config -d "$mmds"
+api mmds PUT /mmds -d @"$OUT/meta.json"
 api vsock PUT /vsock -d "$vsock"
 api metrics PUT /metrics -d "$metrics"
 api start PUT /actions -d '{"action_type": "InstanceStart"}'
@@ -498,7 +507,7 @@ sleep 1
 rm -f "$OUT/bigger.ext4" "$S" "$vs" "${vs}_6001"
 """
 
-CONFIG_STEPS = """spk api --config-file "$OUT/vm.json" --no-api &
+CONFIG_STEPS = """spk api --config-file "$OUT/vm.json" --no-api --metadata "$OUT/meta.json" &
 job=$!
 tap_up
 wait $job
@@ -533,8 +542,8 @@ def api_scenario(mode):
             codes = dict(l.split()[:2] for l in read(out, "api.codes").splitlines()
                          if len(l.split()) >= 2)
             print("API answers: %s" % codes)
-            for step in ("boot", "machine", "drive", "net", "vsock", "metrics", "start", "patch",
-                         "flush", "cad"):
+            for step in ("boot", "machine", "drive", "net", "mmdscfg", "mmds", "vsock", "metrics",
+                         "start", "patch", "flush", "cad"):
                 ok(codes.get(step) == "204", "%s answered 204 (%s)" % (step, codes.get(step)),
                    log + "\n" + read(out, "api-%s.body" % step))
             ok(codes.get("info") == "200" and '"Running"' in read(out, "api-info.body"),
@@ -544,6 +553,10 @@ def api_scenario(mode):
            "the guest has 2 vCPUs and the drive rootfs (16 MiB) from the %s" %
            ("API" if mode == "api" else "config file"), log)
         ok("SPARKLER-PING-OK" in log, "the guest pinged the TAP's host end", log)
+        ok("SPARKLER-MMDS-TOKEN 48" in log and "SPARKLER-MMDS-GET ami-bed" in log and
+           "SPARKLER-MMDS-NO-TOKEN-REFUSED" in log,
+           "the guest got an MMDS V2 token (busybox nc), read ami-id with it (busybox wget) "
+           "and was refused without it", log)
         ok("SPARKLER-VSOCK-SENT" in log and read(out, "vsock.txt") == "hello over vsock\n",
            "the guest's vsock message reached the host's PATH_6001", log)
         if mode == "api":
@@ -552,6 +565,11 @@ def api_scenario(mode):
             metrics = read(out, "metrics.json")
             ok(metrics.strip().startswith("{") and '"utc_timestamp_ms"' in metrics,
                "the metrics file has JSON lines", metrics[-2000:])
+            mm = [json.loads(l).get("mmds", {}) for l in metrics.splitlines()
+                  if l.startswith("{")]
+            ok(sum(m.get("rx_count", 0) for m in mm) >= 3 and
+               sum(m.get("rx_no_token", 0) for m in mm) >= 1,
+               "the metrics count the guest's 3 MMDS requests, one without a token", metrics)
             ok("reboot: Restarting system" in log and rc == 3,
                "SendCtrlAltDel: the guest (i8042, atkbd) restarted and sparkler ended with "
                "status 3 (got %d)" % rc, log)
