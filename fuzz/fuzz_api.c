@@ -96,12 +96,31 @@ static int stub_metrics(void *ctx, struct spk_metrics_config *cfg, char *err, si
 	return 0;
 }
 
+/* A balloon that takes every target and interval, with statistics to show. */
+static int stub_balloon_set(void *ctx, uint32_t v, char *err, size_t len)
+{
+	return 0;
+}
+
+static int stub_balloon_stats(void *ctx, struct spk_virtio_balloon_stats *out, char *err,
+                              size_t len)
+{
+	memset(out, 0, sizeof(*out));
+	out->target_pages = 4096;
+	out->have = 1u << SPK_BALLOON_S_MEMFREE | 1u << (SPK_BALLOON_S_NR - 1);
+	out->value[SPK_BALLOON_S_MEMFREE] = UINT64_MAX; /* above what JSON integers hold */
+	return 0;
+}
+
 static const struct spk_api_ops stub_ops = {
     .start = stub_start,
     .state = stub_state,
     .pause = stub_pause,
     .resume = stub_resume,
     .ctrl_alt_del = stub_ctrl_alt_del,
+    .balloon_target = stub_balloon_set,
+    .balloon_interval = stub_balloon_set,
+    .balloon_stats = stub_balloon_stats,
     .flush_metrics = stub_flush,
     .set_logger = stub_logger,
     .set_metrics = stub_metrics,
