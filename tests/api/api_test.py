@@ -1259,6 +1259,8 @@ def config_files(tmp):
     json.dump({"boot-source": {"kernel_image_path": TICKER, "boot_args": "console=ttyS0"},
                "machine-config": {"vcpu_count": 2, "mem_size_mib": 64},
                "serial": {"serial_out_path": serial},
+               "balloon": {"amount_mib": 4, "deflate_on_oom": False,
+                           "stats_polling_interval_s": 0},
                "drives": [], "network-interfaces": []}, open(path, "w"))
     metrics = os.path.join(tmp, "cfg.metrics")
     p = started(tmp, ["--config-file", path, "--metrics-path", metrics, "--metrics-interval",
@@ -1275,6 +1277,13 @@ def config_files(tmp):
     c = p.call("GET", "/vm/config").json or {}
     check(c.get("machine-config", {}).get("vcpu_count") == 2,
           "GET /vm/config shows the config file's machine")
+    check(c.get("balloon", {}).get("amount_mib") == 4, "and its balloon: %r" % c.get("balloon"))
+    expect(p.call("GET", "/balloon/statistics"), 400, None, "statistics of a balloon without",
+           "Statistics for the balloon device are not enabled")
+    expect(p.call("PATCH", "/balloon/statistics", {"stats_polling_interval_s": 1}), 400, None,
+           "statistics turned on after boot", "Cannot enable/disable the statistics after boot.")
+    expect(p.call("PATCH", "/balloon", {"amount_mib": 2}), 204, None,
+           "PATCH /balloon of a config-file balloon")
     expect(p.call("PUT", "/boot-source", {"kernel_image_path": TICKER}), 400, None,
            "PUT /boot-source after a config-file boot", "not supported after starting")
     time.sleep(0.3)
