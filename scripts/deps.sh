@@ -2,7 +2,7 @@
 # Install what a make target needs from Debian, when it is missing.
 # usage: scripts/deps.sh build|test|bench
 set -eu
-want="meson ninja-build gcc libc6-dev pkg-config libcmocka-dev libseccomp-dev libmicrohttpd-dev libjansson-dev liburing-dev python3"
+want="meson ninja-build gcc libc6-dev musl-dev pkg-config libcmocka-dev libseccomp-dev libmicrohttpd-dev libjansson-dev liburing-dev python3"
 case "${1:-build}" in
 build) ;;
 test) want="$want g++ clang libclang-rt-14-dev gdb lz4 clang-tidy cppcheck acpica-tools curl e2fsprogs qemu-system-x86 flex bison bc libelf-dev" ;;

@@ -92,6 +92,8 @@ void guest_assert_fail(const char *expr, const char *file, int line, uint64_t a,
  * fn's return is a #UD the SDK recognises, not one of fn's).
  * The monitor's TSS is one for all CPUs: one CPU at a time at CPL3. */
 uint64_t guest_run_user(uint64_t (*fn)(uint64_t), uint64_t arg);
+/* The same on a stack of the caller's (stack_top 16-byte aligned). */
+uint64_t guest_run_user_on(uint64_t (*fn)(uint64_t), uint64_t arg, void *stack_top);
 /* Open / close ports [first, first + count) to CPL3 code on every CPU (one
  * TSS). CPL0 only. 0, or -22 (beyond 0xffff, or no TSS bitmap). */
 int guest_user_allow_ports(uint32_t first, uint32_t count);

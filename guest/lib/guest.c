@@ -281,6 +281,11 @@ void guest_assert_fail(const char *expr, const char *file, int line, uint64_t a,
 
 uint64_t guest_run_user(uint64_t (*fn)(uint64_t), uint64_t arg)
 {
+	return guest_run_user_on(fn, arg, ustacks[this_cpu()] + GUEST_STACK_SIZE);
+}
+
+uint64_t guest_run_user_on(uint64_t (*fn)(uint64_t), uint64_t arg, void *stack_top)
+{
 	uint32_t id = this_cpu();
 	uint64_t tss = tss_base();
 
@@ -289,7 +294,7 @@ uint64_t guest_run_user(uint64_t (*fn)(uint64_t), uint64_t arg)
 	if (tss)
 		*(volatile uint64_t *)(tss + 4) = (uint64_t)(tstacks[id] + GUEST_STACK_SIZE);
 	load_idt();
-	return guest_user_enter(fn, arg, ustacks[id] + GUEST_STACK_SIZE);
+	return guest_user_enter(fn, arg, stack_top);
 }
 
 /* The TSS the monitor loaded (TR, through the GDT; memory is

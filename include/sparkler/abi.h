@@ -33,6 +33,7 @@ enum spk_hc_nr {
 	SPK_HC_CONSOLE_WRITE = 6, /* (gpa, len) -> bytes written or -errno */
 	SPK_HC_UCALL = 7,        /* (type, a0..a4): see SPK_UCALL_* */
 	SPK_HC_VCPU_ID = 8,      /* () -> the calling vCPU's id */
+	SPK_HC_FN = 9,           /* (op SPK_FN_OP_*, ...): function sandboxes, fn_abi.h */
 	SPK_HC_EMBEDDER_BASE = 0x100,
 	SPK_HC_MAX = 0xffff,
 };

@@ -13,6 +13,8 @@
 #include <sparkler/devices.h>
 #include <sparkler/evloop.h>
 #include <sparkler/exit.h>
+#include <sparkler/fn.h>
+#include <sparkler/fn_abi.h>
 #include <sparkler/hypercall.h>
 #include <sparkler/linux.h>
 #include <sparkler/loader.h>

@@ -217,6 +217,8 @@ const char *spk_hypercall_name(uint64_t nr)
 		return "CONSOLE_WRITE";
 	case SPK_HC_UCALL:
 		return "UCALL";
+	case SPK_HC_FN:
+		return "FN";
 	case SPK_HC_VCPU_ID:
 		return "VCPU_ID";
 	}
@@ -288,6 +290,11 @@ static bool library_hypercall(const struct spk_hc_ctx *c, struct spk_exit *exit,
 		*rax = c->vcpu_id;
 		exit->priv.flags = 0;
 		return true;
+	case SPK_HC_FN: /* function sandboxes (src/fn/) answer it; else ENOSYS */
+		exit->kind = SPK_EXIT_HYPERCALL;
+		exit->priv.flags = SPK_COMPLETE_HC;
+		exit->hypercall.ret = SPK_HC_ENOSYS;
+		return false;
 	case SPK_HC_UCALL:
 		exit->kind = SPK_EXIT_HYPERCALL;
 		exit->priv.flags = SPK_COMPLETE_HC;

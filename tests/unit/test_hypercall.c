@@ -182,12 +182,13 @@ static void test_library_names(void **unused)
 	    {SPK_HC_CONSOLE_WRITE, "CONSOLE_WRITE"},
 	    {SPK_HC_UCALL, "UCALL"},
 	    {SPK_HC_VCPU_ID, "VCPU_ID"},
+	    {SPK_HC_FN, "FN"},
 	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		assert_string_equal(spk_hypercall_name(names[i].nr), names[i].name);
 	assert_null(spk_hypercall_name(0));
-	assert_null(spk_hypercall_name(9));
+	assert_null(spk_hypercall_name(10));
 	assert_null(spk_hypercall_name(SPK_HC_EMBEDDER_BASE));
 	assert_null(spk_hypercall_name(UINT64_MAX));
 }
