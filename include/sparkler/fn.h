@@ -177,7 +177,9 @@ struct spk_fn_stats {
 	uint64_t last_reset_ns;    /* how long the last reset took */
 	uint64_t mem_size;         /* guest RAM */
 };
-/* A copy of the counters. -EINVAL for a sandbox not open. Thread-safe. */
+/* A copy of the counters as the last call left them (a running call
+ * publishes its own when it returns). -EINVAL for a sandbox not open or a
+ * NULL out. Thread-safe. */
 int spk_fn_stats(struct spk_fn *fn, struct spk_fn_stats *out);
 
 #ifdef __cplusplus

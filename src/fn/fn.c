@@ -85,7 +85,8 @@ struct spk_fn {
 	/* under g_lock */
 	bool in_call, closing, need_reset;
 	pthread_t call_thread;
-	struct spk_fn_stats stats;
+	struct spk_fn_stats stats; /* the call thread's */
+	struct spk_fn_stats pub;   /* a copy, under g_lock, at the end of each call */
 	atomic_bool cancel, timed_out;
 	/* the time budget's watchdog */
 	pthread_t wd;
@@ -294,7 +295,7 @@ static int host_args(struct spk_fn *fn, const struct spk_fn_frame *f, const stru
 	fn->scratch[f->args_end] = 0;
 	for (unsigned i = 0; i < f->nargs; i++) {
 		const struct spk_fn_abi_val *v = &f->args[i];
-		char what[96];
+		char what[128];
 		int rc;
 
 		snprintf(what, sizeof(what), "argument %u of host call %s", i, h->s.name);
@@ -483,7 +484,7 @@ static int run(struct spk_fn *fn, enum fn_phase phase)
 {
 	uint64_t exits = 0;
 	bool done = false;
-	int rc;
+	int rc = 0;
 
 	atomic_store(&fn->timed_out, false);
 	wd_arm(fn, true);
@@ -726,6 +727,7 @@ int spk_fn_open(const char *path, const struct spk_fn_config *cfg, struct spk_fn
 	if ((rc = take_ready(fn)) < 0)
 		goto fail;
 	fn->stats.mem_size = fn->cfg.mem_size;
+	fn->pub = fn->stats;
 	pthread_mutex_lock(&g_lock);
 	fn->next = g_live;
 	g_live = fn;
@@ -850,7 +852,7 @@ int spk_fn_stats(struct spk_fn *fn, struct spk_fn_stats *out)
 	if (!live(fn))
 		rc = spk_fail(EINVAL, "fn: stats of a sandbox that is not open");
 	else
-		*out = fn->stats;
+		*out = fn->pub;
 	pthread_mutex_unlock(&g_lock);
 	return rc;
 }
@@ -932,7 +934,7 @@ static int decode_result(struct spk_fn *fn, const struct fn_sig *s, struct spk_f
 		return spk_fail(EPROTO, "fn: %s returned status %d, which means nothing", s->name,
 		                f.status);
 	}
-	char what[96];
+	char what[128];
 	snprintf(what, sizeof(what), "the result of %s", s->name);
 	if ((rc = val_check(&f.ret, s->rtype, fn->call.data, fn->call.data_size, what)) < 0)
 		return rc;
@@ -1005,6 +1007,7 @@ int spk_fn_call(struct spk_fn *fn, const char *name, const struct spk_fn_value *
 	rc = call_locked_out(fn, name, args, nargs, result);
 
 	pthread_mutex_lock(&g_lock);
+	fn->pub = fn->stats;
 	fn->in_call = false;
 	pthread_cond_broadcast(&g_idle);
 	pthread_mutex_unlock(&g_lock);
