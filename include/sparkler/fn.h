@@ -15,16 +15,17 @@
  *
  * Reset. By default every call starts from the state right after the
  * guest's initialisation: before a call that follows another, the pages
- * that differ from that state are copied back and the vCPU's registers
- * and special registers are reloaded; the guest SDK reloads its FPU/SSE
- * state from an image in (reset) guest memory as the call starts. So one
- * call cannot see another's data. Which pages differ is found today by
- * comparing every page of guest RAM with the saved copy (an honest
- * interim: it reads all of guest RAM per reset, and copies only what
- * changed); KVM's dirty log will replace the comparison. SPK_FN_KEEP_STATE
- * skips the reset: the guest's memory and registers carry over (its
- * FPU/SSE registers do not); a call that fails resets anyway, so the
- * next starts from the initialised state.
+ * written since that state are copied back from a saved copy of guest
+ * RAM, and the vCPU's registers and special registers are reloaded; the
+ * guest SDK reloads its FPU/SSE state from an image in (reset) guest
+ * memory as the call starts. So one call cannot see another's data. The
+ * written pages come from KVM's dirty log (spk_vm_dirty_log_*, started
+ * at READY; the sandbox marks its own writes of arguments and host-call
+ * results); where KVM refuses the log, spk_fn_open warns and resets
+ * compare every page with the copy instead (slower, same result).
+ * SPK_FN_KEEP_STATE skips the reset: the guest's memory and registers
+ * carry over (its FPU/SSE registers do not); a call that fails resets
+ * anyway, so the next starts from the initialised state.
  *
  * Limits. Per call: a time budget (-ETIMEDOUT) and an exit budget
  * (-EDQUOT), counting every exit the call takes (console writes and host

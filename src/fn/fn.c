@@ -31,6 +31,7 @@
 
 #include <sparkler/fn.h>
 #include <sparkler/loader.h>
+#include <sparkler/snapshot.h>
 #include <sparkler/vm.h>
 #include <sparkler/x86.h>
 
@@ -71,6 +72,7 @@ struct spk_fn {
 	struct spk_vm *vm;
 	struct spk_vcpu *vcpu;
 	uint8_t *ram, *snap;
+	struct spk_snap_dirty *dirty; /* KVM's dirty log since READY; NULL: compare pages */
 	int null_fd;
 	struct spk_x86_regs regs0;
 	struct spk_x86_sregs sregs0;
@@ -335,6 +337,7 @@ static int64_t host_result(struct spk_fn *fn, const struct fn_host *h, const str
 	struct spk_fn_frame *f = (struct spk_fn_frame *)b->frame;
 	memcpy(&f->ret, &v, sizeof(v));
 	f->status = 0;
+	spk_mem_mark_dirty(spk_vm_mem(fn->vm), b->gpa, SPK_FN_DATA_OFFSET + off);
 	return 0;
 }
 
@@ -523,17 +526,49 @@ static int run(struct spk_fn *fn, enum fn_phase phase)
 
 /* ---- reset ---- */
 
+/* Copy back the pages the dirty log names (RAM is one region at 0). */
+static int reset_logged(struct spk_fn *fn, uint64_t *pages)
+{
+	struct spk_snap_dirty *d = fn->dirty;
+	int rc;
+
+	for (size_t r = 0; r < d->n_regions; r++)
+		memset(d->region[r].bits, 0, (d->region[r].pages + 63) / 64 * 8);
+	if ((rc = spk_vm_dirty_log_fetch(fn->vm, d)) < 0)
+		return rc;
+	for (size_t r = 0; r < d->n_regions; r++)
+		for (uint64_t w = 0; w < (d->region[r].pages + 63) / 64; w++)
+			for (uint64_t bits = d->region[r].bits[w]; bits; bits &= bits - 1) {
+				uint64_t page = w * 64 + (uint64_t)__builtin_ctzll(bits);
+				uint64_t off = d->region[r].gpa + page * PAGE;
+
+				if (page >= d->region[r].pages || off + PAGE > fn->cfg.mem_size)
+					continue;
+				memcpy(fn->ram + off, fn->snap + off, PAGE);
+				(*pages)++;
+			}
+	return 0;
+}
+
+/* Without a dirty log: compare every page with the saved copy. */
+static void reset_compared(struct spk_fn *fn, uint64_t *pages)
+{
+	for (uint64_t off = 0; off < fn->cfg.mem_size; off += PAGE)
+		if (memcmp(fn->ram + off, fn->snap + off, PAGE)) {
+			memcpy(fn->ram + off, fn->snap + off, PAGE);
+			(*pages)++;
+		}
+}
+
 static int reset(struct spk_fn *fn)
 {
 	uint64_t t0 = now_ns(CLOCK_MONOTONIC), pages = 0;
 	int rc;
 
-	/* Interim dirty tracking: compare every page with the saved copy. */
-	for (uint64_t off = 0; off < fn->cfg.mem_size; off += PAGE)
-		if (memcmp(fn->ram + off, fn->snap + off, PAGE)) {
-			memcpy(fn->ram + off, fn->snap + off, PAGE);
-			pages++;
-		}
+	if (!fn->dirty)
+		reset_compared(fn, &pages);
+	else if ((rc = reset_logged(fn, &pages)) < 0)
+		return spk_fail(EIO, "fn: reading the dirty log failed: %s", spk_last_error());
 	spk_exit_complete_read(&fn->exit, 0); /* a pending hypercall: rax is reloaded anyway */
 	if ((rc = spk_vcpu_set_sregs(fn->vcpu, &fn->sregs0)) < 0 ||
 	    (rc = spk_vcpu_set_regs(fn->vcpu, &fn->regs0)) < 0)
@@ -630,6 +665,16 @@ static int take_ready(struct spk_fn *fn)
 	    insn[0] == 0xe7 && insn[1] == SPK_HC_PORT)
 		fn->regs0.rip += HC_OUT_LEN;
 	memcpy(fn->snap, fn->ram, fn->cfg.mem_size);
+	/* from here on KVM logs the pages the guest writes; without a log
+	 * (a KVM that refuses it) resets compare pages instead */
+	if (spk_snap_dirty_new(spk_vm_mem(fn->vm), &fn->dirty) < 0)
+		return spk_fail(ENOMEM, "fn: no memory for the dirty-page set");
+	if (spk_vm_dirty_log_start(fn->vm) < 0) {
+		spk_log(SPK_LOG_WARN, "fn: no dirty log (%s): resets compare every page",
+		        spk_last_error());
+		spk_snap_dirty_free(fn->dirty);
+		fn->dirty = NULL;
+	}
 	return 0;
 }
 
@@ -696,6 +741,7 @@ static void fn_free(struct spk_fn *fn)
 	if (fn->null_fd >= 0)
 		close(fn->null_fd);
 	free(fn->exports);
+	spk_snap_dirty_free(fn->dirty);
 	free(fn->snap);
 	free(fn->result);
 	free(fn->scratch);
@@ -905,6 +951,8 @@ static int encode_args(struct spk_fn *fn, const struct fn_sig *s, size_t index,
 	f.args_end = off;
 	f.ret.type = (uint32_t)(uint8_t)s->rtype;
 	memcpy(fn->call.frame, &f, sizeof(f));
+	/* written through the host mapping: the dirty log must hear of it */
+	spk_mem_mark_dirty(spk_vm_mem(fn->vm), fn->call.gpa, SPK_FN_DATA_OFFSET + off);
 	return 0;
 }
 
