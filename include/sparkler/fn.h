@@ -23,6 +23,12 @@
  * at READY; the sandbox marks its own writes of arguments and host-call
  * results); where KVM refuses the log, spk_fn_open warns and resets
  * compare every page with the copy instead (slower, same result).
+ * What is not reloaded: MSRs, debug registers and the LAPIC. Calls run
+ * at CPL3, where none of them can be written; a guest that writes over
+ * its own kernel-mode code (the SDK's pages are its to write) can reach
+ * them and carry a value from one call to the next. The library's full
+ * in-place reset (spk_snap_reset_*, snapshot.h) reloads them too, but
+ * costs about 15x this one on PVM: not used here yet.
  * SPK_FN_KEEP_STATE skips the reset: the guest's memory and registers
  * carry over (its FPU/SSE registers do not); a call that fails resets
  * anyway, so the next starts from the initialised state.

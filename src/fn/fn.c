@@ -554,7 +554,7 @@ static int reset_logged(struct spk_fn *fn, uint64_t *pages)
 static void reset_compared(struct spk_fn *fn, uint64_t *pages)
 {
 	for (uint64_t off = 0; off < fn->cfg.mem_size; off += PAGE)
-		if (memcmp(fn->ram + off, fn->snap + off, PAGE)) {
+		if (memcmp(fn->ram + off, fn->snap + off, PAGE) != 0) {
 			memcpy(fn->ram + off, fn->snap + off, PAGE);
 			(*pages)++;
 		}
@@ -563,15 +563,14 @@ static void reset_compared(struct spk_fn *fn, uint64_t *pages)
 static int reset(struct spk_fn *fn)
 {
 	uint64_t t0 = now_ns(CLOCK_MONOTONIC), pages = 0;
-	int rc;
 
 	if (!fn->dirty)
 		reset_compared(fn, &pages);
-	else if ((rc = reset_logged(fn, &pages)) < 0)
+	else if (reset_logged(fn, &pages) < 0)
 		return spk_fail(EIO, "fn: reading the dirty log failed: %s", spk_last_error());
 	spk_exit_complete_read(&fn->exit, 0); /* a pending hypercall: rax is reloaded anyway */
-	if ((rc = spk_vcpu_set_sregs(fn->vcpu, &fn->sregs0)) < 0 ||
-	    (rc = spk_vcpu_set_regs(fn->vcpu, &fn->regs0)) < 0)
+	if (spk_vcpu_set_sregs(fn->vcpu, &fn->sregs0) < 0 ||
+	    spk_vcpu_set_regs(fn->vcpu, &fn->regs0) < 0)
 		return spk_fail(EIO, "fn: resetting the vCPU failed: %s", spk_last_error());
 	fn->stats.resets++;
 	fn->stats.last_reset_pages = pages;
