@@ -16,6 +16,7 @@ enum {
 	SECTION_CHURN = 1u << 3,
 	SECTION_BLK = 1u << 4,
 	SECTION_LINUX = 1u << 5,
+	SECTION_FN = 1u << 6,
 };
 
 struct bench_opts {
@@ -51,5 +52,6 @@ void bench_memory(const struct bench_opts *o, struct report *r);
 void bench_churn(const struct bench_opts *o, struct report *r);
 void bench_blk(const struct bench_opts *o, struct report *r);
 void bench_linux(const struct bench_opts *o, struct report *r);
+void bench_fn(const struct bench_opts *o, struct report *r);
 
 #endif

@@ -174,7 +174,7 @@ static void usage(FILE *f)
 	fprintf(f,
 	        "usage: sparkler-bench [options]\n"
 	        "  --quick          fewer iterations (a few seconds; numbers are rougher)\n"
-	        "  --only LIST      sections, comma-separated: exits,startup,memory,churn,blk,linux\n"
+	        "  --only LIST      sections, comma-separated: exits,startup,memory,churn,blk,linux,fn\n"
 	        "  --out DIR        where results.json, results.md and the guest images go\n"
 	        "                   (default %s)\n"
 	        "  --sparkler PATH  the sparkler program (default %s)\n"
@@ -194,7 +194,8 @@ static int parse_sections(const char *list, unsigned *out)
 	             {"memory", SECTION_MEMORY},
 	             {"churn", SECTION_CHURN},
 	             {"blk", SECTION_BLK},
-	             {"linux", SECTION_LINUX}};
+	             {"linux", SECTION_LINUX},
+	             {"fn", SECTION_FN}};
 	char buf[256];
 
 	*out = 0;
@@ -354,6 +355,8 @@ int main(int argc, char **argv)
 		bench_blk(&o, &r);
 	if (o.sections & SECTION_LINUX)
 		bench_linux(&o, &r);
+	if (o.sections & SECTION_FN)
+		bench_fn(&o, &r);
 	if (r.resident)
 		bare_vm_destroy(&resident);
 	getloadavg(&r.host.load_end, 1);
