@@ -20,6 +20,7 @@ static void usage(FILE *f)
 		   "  --api-sock PATH     serve Firecracker's API (see sparkler api --help)\n"
 		   "  --config-file FILE --no-api  boot from a Firecracker config file\n"
 		   "  sandbox GUEST.elf   run a guest-SDK program (see sparkler sandbox --help)\n"
+		   "  call GUEST.elf FUNCTION ARG...  call a function guest's export (--help)\n"
 		   "  kvm-info            say which KVM this host has\n"
 		   "  snapshot-info FILE [--fields]  print a snapshot's header and sections\n"
 		   "  version             print the version\n"
@@ -140,6 +141,8 @@ int main(int argc, char **argv)
 
 	if (strcmp(cmd, "sandbox") == 0)
 		return spk_cmd_sandbox(argc - 1, argv + 1);
+	if (strcmp(cmd, "call") == 0)
+		return spk_cmd_call(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
 		printf("sparkler %s\n", SPARKLER_VERSION);
 		return 0;

@@ -36,6 +36,7 @@ void spk_log_assist_totals(struct spk_vm *vm);
 extern struct timespec spk_process_start;
 
 int spk_cmd_sandbox(int argc, char **argv);
+int spk_cmd_call(int argc, char **argv); /* call.c: a function guest's export (fn.h) */
 int spk_cmd_run(int argc, char **argv);
 int spk_cmd_api(int argc, char **argv);
 
