@@ -33,7 +33,7 @@
 #define ESCAPE_CHAR 0x01 /* Ctrl-A, then x: quit */
 
 /* long options without a letter */
-enum { OPT_NET = 0x100, OPT_VSOCK, OPT_NO_PVM_CMDLINE };
+enum { OPT_NET = 0x100, OPT_VSOCK, OPT_NO_PVM_CMDLINE, OPT_RESTORE, OPT_RESTORE_MEM };
 
 /* Shared with the signal and stdin threads. */
 static struct {
@@ -204,40 +204,46 @@ static void *stdin_main(void *p)
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: sparkler run --kernel PATH [options]\n"
-		"  --kernel PATH        bzImage or ELF vmlinux (PVH entry when it has one)\n"
-		"  --initrd PATH        initial ramdisk\n"
-		"  --cmdline STRING     kernel command line (default \"" SPK_MACHINE_DEFAULT_CMDLINE "\")\n"
-		"  --cpus N             vCPUs (default 1)\n"
-		"  --mem SIZE           guest RAM, K/M/G suffixes (default 512M)\n"
-		"  --cpu-template NAME  host (default) or minimal\n"
-		"  --serial DEST        stdout (default), none, or file:PATH\n"
-		"  --reboot             restart the guest when it resets\n"
-		"  --no-pvh             boot an ELF kernel through its 64-bit entry\n"
-		"  --timeout SEC        stop the guest after SEC seconds (exit status 4)\n"
-		"  --no-pvm-cmdline     on a PVM host, add nothing to the kernel command line\n"
-		"                       (by default: noxsave nowatchdog, where missing)\n"
-		"  --no-seccomp         run without system call filters (debugging only)\n"
-		"  --gdb ADDR           serve gdb on tcp:[HOST:]PORT or unix:PATH; the guest\n"
-		"                       waits for it before its first instruction\n"
-		"  --gdb-no-wait        with --gdb: boot at once, gdb may attach later\n"
-		"  --entropy            a virtio-rng device (entropy from the host's getrandom)\n"
-		"  --disk PATH[,ro]     a virtio-blk disk on a raw image (a size in whole 512-byte\n"
-		"                       sectors); ,ro: read-only; repeat for more (drive0, drive1..)\n"
-		"  --console-virtio     a virtio console (hvc0) on the terminal: its output to\n"
-		"                       stdout, keyboard input to it instead of COM1; boot with\n"
-		"                       console=hvc0 (COM1 still goes where --serial says)\n"
-		"  --net tap=NAME[,mac=MAC]  a virtio-net device on TAP NAME (made if there is\n"
-		"                       none, brought up); MAC like 06:00:ac:10:00:02, default a\n"
-		"                       random local one; repeat for more (at most 4)\n"
-		"  --vsock cid=N,uds=PATH  a virtio-vsock device, guest CID N: host programs\n"
-		"                       connect to PATH and write \"CONNECT <port>\\n\"; the guest's\n"
-		"                       connections to host port P go to the socket PATH_P\n"
-		"On a terminal, Ctrl-A x quits. Exit status: 0 powered off, 2 bad usage,\n"
-		"3 the guest reset, 4 crash or internal error, 5 stopped from the host.\n"
-		"SIGINT, SIGTERM, SIGHUP, SIGQUIT stop the guest (5); SIGPWR presses the ACPI\n"
-		"power button and the guest decides (a clean shutdown powers off: 0).\n");
+	fprintf(
+	    f,
+	    "usage: sparkler run --kernel PATH [options]\n"
+	    "       sparkler run --restore STATE [--restore-mem MEM] [--serial, --timeout, ...]\n"
+	    "  --kernel PATH        bzImage or ELF vmlinux (PVH entry when it has one)\n"
+	    "  --initrd PATH        initial ramdisk\n"
+	    "  --cmdline STRING     kernel command line (default \"" SPK_MACHINE_DEFAULT_CMDLINE
+	    "\")\n"
+	    "  --cpus N             vCPUs (default 1)\n"
+	    "  --mem SIZE           guest RAM, K/M/G suffixes (default 512M)\n"
+	    "  --cpu-template NAME  host (default) or minimal\n"
+	    "  --serial DEST        stdout (default), none, or file:PATH\n"
+	    "  --reboot             restart the guest when it resets\n"
+	    "  --no-pvh             boot an ELF kernel through its 64-bit entry\n"
+	    "  --timeout SEC        stop the guest after SEC seconds (exit status 4)\n"
+	    "  --no-pvm-cmdline     on a PVM host, add nothing to the kernel command line\n"
+	    "                       (by default: noxsave nowatchdog, where missing)\n"
+	    "  --restore STATE      run the VM a snapshot saved (PUT /snapshot/create) from\n"
+	    "                       where it was; --restore-mem MEM: its memory file if not\n"
+	    "                       the one the state names\n"
+	    "  --no-seccomp         run without system call filters (debugging only)\n"
+	    "  --gdb ADDR           serve gdb on tcp:[HOST:]PORT or unix:PATH; the guest\n"
+	    "                       waits for it before its first instruction\n"
+	    "  --gdb-no-wait        with --gdb: boot at once, gdb may attach later\n"
+	    "  --entropy            a virtio-rng device (entropy from the host's getrandom)\n"
+	    "  --disk PATH[,ro]     a virtio-blk disk on a raw image (a size in whole 512-byte\n"
+	    "                       sectors); ,ro: read-only; repeat for more (drive0, drive1..)\n"
+	    "  --console-virtio     a virtio console (hvc0) on the terminal: its output to\n"
+	    "                       stdout, keyboard input to it instead of COM1; boot with\n"
+	    "                       console=hvc0 (COM1 still goes where --serial says)\n"
+	    "  --net tap=NAME[,mac=MAC]  a virtio-net device on TAP NAME (made if there is\n"
+	    "                       none, brought up); MAC like 06:00:ac:10:00:02, default a\n"
+	    "                       random local one; repeat for more (at most 4)\n"
+	    "  --vsock cid=N,uds=PATH  a virtio-vsock device, guest CID N: host programs\n"
+	    "                       connect to PATH and write \"CONNECT <port>\\n\"; the guest's\n"
+	    "                       connections to host port P go to the socket PATH_P\n"
+	    "On a terminal, Ctrl-A x quits. Exit status: 0 powered off, 2 bad usage,\n"
+	    "3 the guest reset, 4 crash or internal error, 5 stopped from the host.\n"
+	    "SIGINT, SIGTERM, SIGHUP, SIGQUIT stop the guest (5); SIGPWR presses the ACPI\n"
+	    "power button and the guest decides (a clean shutdown powers off: 0).\n");
 }
 
 struct cli {
@@ -246,6 +252,7 @@ struct cli {
 	const char *gdb; /* --gdb ADDR */
 	bool gdb_no_wait;
 	bool no_pvm_cmdline;
+	const char *restore, *restore_mem; /* --restore STATE, --restore-mem MEM */
 };
 
 /* One line: "sparkler: OPT ARG: WHY" (ARG may be NULL). */
@@ -385,6 +392,12 @@ static int parse_one(struct cli *c, int opt, const char *arg, char **argv)
 	case OPT_NET: return add_net(cfg, arg);
 	case OPT_VSOCK: return set_vsock(cfg, arg);
 	case OPT_NO_PVM_CMDLINE: c->no_pvm_cmdline = true; return 0;
+	case OPT_RESTORE:
+		c->restore = arg;
+		return 0;
+	case OPT_RESTORE_MEM:
+		c->restore_mem = arg;
+		return 0;
 	case 'h': usage(stdout); exit(0);
 	case 'n':
 		if (spk_parse_uint(arg, 1, 255, &v) < 0)
@@ -436,22 +449,65 @@ static int pvm_cmdline(struct cli *c)
 	return 0;
 }
 
+/*
+ * --restore STATE [--restore-mem MEM]: the machine (vCPUs, memory, devices,
+ * their files and TAPs) is the snapshot's; of the options only --serial,
+ * --timeout, --no-seccomp and --gdb apply.
+ */
+static int restore_config(struct cli *c)
+{
+	struct spk_machine_config s;
+	char err[512];
+
+	if (!c->restore)
+		return bad("--restore-mem", c->restore_mem, "needs --restore");
+	if (c->cfg.kernel || c->cfg.initrd || c->cfg.n_drives || c->cfg.n_nets ||
+	    c->cfg.vsock.enabled || c->cfg.entropy || c->cfg.virtio_console || c->cfg.reboot)
+		return bad(
+		    "--restore", c->restore,
+		    "the machine comes from the snapshot: not with --kernel, --initrd, --disk, "
+		    "--net, --vsock, --entropy, --console-virtio or --reboot");
+	spk_machine_config_init(&s);
+	if (spk_machine_config_from_snapshot(c->restore, &s, err, sizeof(err)) < 0) {
+		spk_machine_config_free(&s);
+		return bad("--restore", NULL, err);
+	}
+	s.timeout = c->cfg.timeout;
+	if (spk_config_set_str(&s.restore_mem, c->restore_mem) < 0) {
+		spk_machine_config_free(&s);
+		return -1;
+	}
+	spk_machine_config_free(&c->cfg);
+	c->cfg = s;
+	return 0;
+}
+
 static int parse_opts(int argc, char **argv, struct cli *c)
 {
 	static const struct option longs[] = {
-		{"kernel", required_argument, NULL, 'k'}, {"initrd", required_argument, NULL, 'i'},
-		{"cmdline", required_argument, NULL, 'c'}, {"cpus", required_argument, NULL, 'n'},
-		{"mem", required_argument, NULL, 'm'}, {"cpu-template", required_argument, NULL, 't'},
-		{"serial", required_argument, NULL, 's'}, {"reboot", no_argument, NULL, 'r'},
-		{"no-pvh", no_argument, NULL, 'P'}, {"timeout", required_argument, NULL, 'T'},
-		{"no-seccomp", no_argument, NULL, 'N'},
-		{"no-pvm-cmdline", no_argument, NULL, OPT_NO_PVM_CMDLINE},
-		{"entropy", no_argument, NULL, 'E'}, {"console-virtio", no_argument, NULL, 'V'},
-		{"disk", required_argument, NULL, 'D'},
-		{"gdb", required_argument, NULL, 'g'}, {"gdb-no-wait", no_argument, NULL, 'G'},
-		{"net", required_argument, NULL, OPT_NET},
-		{"vsock", required_argument, NULL, OPT_VSOCK},
-		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+	    {"kernel", required_argument, NULL, 'k'},
+	    {"initrd", required_argument, NULL, 'i'},
+	    {"cmdline", required_argument, NULL, 'c'},
+	    {"cpus", required_argument, NULL, 'n'},
+	    {"mem", required_argument, NULL, 'm'},
+	    {"cpu-template", required_argument, NULL, 't'},
+	    {"serial", required_argument, NULL, 's'},
+	    {"reboot", no_argument, NULL, 'r'},
+	    {"no-pvh", no_argument, NULL, 'P'},
+	    {"timeout", required_argument, NULL, 'T'},
+	    {"no-seccomp", no_argument, NULL, 'N'},
+	    {"no-pvm-cmdline", no_argument, NULL, OPT_NO_PVM_CMDLINE},
+	    {"entropy", no_argument, NULL, 'E'},
+	    {"console-virtio", no_argument, NULL, 'V'},
+	    {"disk", required_argument, NULL, 'D'},
+	    {"gdb", required_argument, NULL, 'g'},
+	    {"gdb-no-wait", no_argument, NULL, 'G'},
+	    {"net", required_argument, NULL, OPT_NET},
+	    {"vsock", required_argument, NULL, OPT_VSOCK},
+	    {"restore", required_argument, NULL, OPT_RESTORE},
+	    {"restore-mem", required_argument, NULL, OPT_RESTORE_MEM},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	char err[256];
 	int opt;
@@ -461,6 +517,7 @@ static int parse_opts(int argc, char **argv, struct cli *c)
 	c->gdb = NULL;
 	c->gdb_no_wait = false;
 	c->no_pvm_cmdline = false;
+	c->restore = c->restore_mem = NULL;
 	optind = 1;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "", longs, NULL)) != -1)
@@ -468,6 +525,8 @@ static int parse_opts(int argc, char **argv, struct cli *c)
 			return -1;
 	if (optind != argc)
 		return bad("run:", argv[optind], "unexpected argument");
+	if (c->restore || c->restore_mem)
+		return restore_config(c);
 	if (!c->cfg.kernel)
 		return bad("run", NULL, "--kernel is required");
 	if (c->gdb && spk_gdb_check_listen(c->gdb, err, sizeof(err)) < 0)

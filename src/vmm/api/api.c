@@ -183,10 +183,11 @@ static void *stdin_main(void *p)
 
 /* ---- what the API asks of the VM --------------------------------------------------- */
 
-static int op_start(void *ctx, const struct spk_vm_resources *r, char *err, size_t len)
+/* Make the machine of cfg (a shallow copy: its strings stay the caller's)
+ * and run it on the VM thread until it runs or paused. */
+static int start_with(struct api_main *a, struct spk_machine_config cfg,
+                      const struct spk_vm_resources *r, char *err, size_t len)
 {
-	struct api_main *a = ctx;
-	struct spk_machine_config cfg = r->m;
 	struct spk_machine *m;
 	char why[256];
 	int rc;
@@ -235,9 +236,74 @@ static int op_start(void *ctx, const struct spk_vm_resources *r, char *err, size
 			spk_log(SPK_LOG_ERROR, "cannot wake the main thread: %s", strerror(errno));
 	}
 	pthread_mutex_unlock(&a->lock);
-	spk_log(SPK_LOG_INFO, "the microVM started: %u vCPUs, %llu MiB", cfg.vcpus,
-	        (unsigned long long)(cfg.mem >> 20));
+	spk_log(SPK_LOG_INFO, "the microVM started: %u vCPUs, %llu MiB%s", cfg.vcpus,
+	        (unsigned long long)(cfg.mem >> 20), cfg.restore_state ? ", from a snapshot" : "");
 	return 0;
+}
+
+static int op_start(void *ctx, const struct spk_vm_resources *r, char *err, size_t len)
+{
+	struct spk_machine_config cfg = r->m;
+
+	cfg.track_dirty_pages = r->track_dirty_pages; /* machine-config: for Diff snapshots */
+	return start_with(ctx, cfg, r, err, len);
+}
+
+static int op_snapshot_create(void *ctx, const struct spk_snap_req *q, char *err, size_t len)
+{
+	struct api_main *a = ctx;
+	int rc = -EINVAL;
+
+	pthread_mutex_lock(&a->lock);
+	if (a->m && !a->vm_done)
+		rc = spk_machine_snapshot(a->m, q->state, q->mem, q->diff, err, len);
+	else
+		snprintf(err, len, "the microVM is not running");
+	pthread_mutex_unlock(&a->lock);
+	if (rc == 0)
+		spk_log(SPK_LOG_INFO, "snapshot %s (%s) and %s written", q->state,
+		        q->diff ? "Diff" : "Full", q->mem);
+	return rc;
+}
+
+/*
+ * The machine the snapshot describes, with this API's serial output, the
+ * TAPs of network_overrides, its memory file; then start it (it runs, or
+ * waits paused without resume_vm).
+ */
+static int op_snapshot_load(void *ctx, const struct spk_vm_resources *r,
+                            const struct spk_snap_req *q, char *err, size_t len)
+{
+	struct spk_machine_config cfg;
+	int rc;
+
+	spk_machine_config_init(&cfg);
+	if ((rc = spk_machine_config_from_snapshot(q->state, &cfg, err, len)) < 0)
+		goto out;
+	for (uint32_t i = 0; i < q->n_over; i++) {
+		uint32_t k = 0;
+
+		while (k < cfg.n_nets && strcmp(cfg.nets[k].id, q->over[i].id) != 0)
+			k++;
+		if (k == cfg.n_nets) {
+			snprintf(err, len, "network_overrides: the snapshot has no interface %s",
+			         q->over[i].id);
+			rc = -EINVAL;
+			goto out;
+		}
+		snprintf(cfg.nets[k].tap, sizeof(cfg.nets[k].tap), "%s", q->over[i].tap);
+	}
+	if ((rc = spk_config_set_str(&cfg.restore_mem, q->mem)) < 0) {
+		snprintf(err, len, "out of memory");
+		goto out;
+	}
+	cfg.start_paused = !q->resume;
+	cfg.track_dirty_pages = q->track;
+	cfg.mmds = r->mmds;
+	rc = start_with(ctx, cfg, r, err, len);
+out:
+	spk_machine_config_free(&cfg);
+	return rc;
 }
 
 static enum spk_api_state op_state(void *ctx)
@@ -418,6 +484,8 @@ static const struct spk_api_ops api_ops = {
     .flush_metrics = op_flush_metrics,
     .set_logger = op_set_logger,
     .set_metrics = op_set_metrics,
+    .snapshot_create = op_snapshot_create,
+    .snapshot_load = op_snapshot_load,
 };
 
 /* ---- options -------------------------------------------------------------------------- */

@@ -29,6 +29,21 @@ enum spk_api_state {
 	SPK_API_EXITED, /* the guest stopped; sparkler is about to exit */
 };
 
+/* PUT /snapshot/create and /snapshot/load, as parsed (api_snapshot.c). */
+struct spk_snap_req {
+	char *state, *mem;  /* snapshot_path; mem_file_path or mem_backend.backend_path */
+	bool diff;          /* create: snapshot_type Diff */
+	bool resume, track; /* load: resume_vm; track_dirty_pages (or enable_diff_snapshots) */
+	uint32_t n_over;    /* load: network_overrides */
+	struct {
+		char id[SPK_MACHINE_ID_MAX];
+		char tap[16];
+	} over[SPK_MACHINE_MAX_NETS];
+};
+int spk_res_snapshot_create(json_t *body, struct spk_snap_req *q, struct spk_res_err *e);
+int spk_res_snapshot_load(json_t *body, struct spk_snap_req *q, struct spk_res_err *e);
+void spk_snap_req_free(struct spk_snap_req *q);
+
 /* What the handler asks of the VM. Each returns 0, or -errno with a
  * one-line reason in err. Called with the API lock held. */
 struct spk_api_ops {
@@ -55,6 +70,12 @@ struct spk_api_ops {
 	/* Open cfg's file; cfg stays the caller's. */
 	int (*set_logger)(void *ctx, struct spk_logger_config *cfg, char *err, size_t len);
 	int (*set_metrics)(void *ctx, struct spk_metrics_config *cfg, char *err, size_t len);
+	/* PUT /snapshot/create (the VM paused) and /snapshot/load (before any
+	 * boot resource; the VM built from the snapshot then runs or waits
+	 * paused). NULL: refused as unsupported. */
+	int (*snapshot_create)(void *ctx, const struct spk_snap_req *q, char *err, size_t len);
+	int (*snapshot_load)(void *ctx, const struct spk_vm_resources *r,
+	                     const struct spk_snap_req *q, char *err, size_t len);
 };
 
 struct spk_api_stats {

@@ -497,6 +497,63 @@ static void vm_state(struct req *q)
 	         err);
 }
 
+/* PUT /snapshot/create: the VM paused (Firecracker's rule). */
+static void snapshot_create(struct req *q)
+{
+	struct spk_snap_req sq;
+	struct spk_res_err e;
+	char err[ERR_MAX] = "";
+	int rc;
+
+	if (spk_res_snapshot_create(q->body, &sq, &e) < 0) {
+		reply_res_err(q->out, &e);
+		return;
+	}
+	if (!q->api->ops->snapshot_create)
+		rc = -ENOTSUP;
+	else
+		rc = q->api->ops->snapshot_create(q->api->ctx, &sq, err, sizeof(err));
+	reply_rc(q->out, rc, "Failed to create a snapshot: ", err);
+	spk_snap_req_free(&sq);
+}
+
+/* Anything configured that a load would ignore (Firecracker refuses the load then). */
+static bool boot_resources_set(const struct spk_vm_resources *r)
+{
+	return r->m.kernel || r->m.n_drives || r->m.n_nets || r->m.vsock.enabled || r->m.entropy ||
+	       r->m.balloon.enabled;
+}
+
+/* PUT /snapshot/load: before boot and before any boot resource. */
+static void snapshot_load(struct req *q)
+{
+	struct spk_snap_req sq;
+	struct spk_res_err e;
+	char err[ERR_MAX] = "";
+	int rc;
+
+	if (spk_res_snapshot_load(q->body, &sq, &e) < 0) {
+		reply_res_err(q->out, &e);
+		return;
+	}
+	if (boot_resources_set(&q->api->res)) {
+		spk_api_fault(
+		    q->out, 400,
+		    "Loading a microVM snapshot not allowed after configuring boot-specific "
+		    "resources.");
+		spk_snap_req_free(&sq);
+		return;
+	}
+	if (!q->api->ops->snapshot_load)
+		rc = -ENOTSUP;
+	else
+		rc = q->api->ops->snapshot_load(q->api->ctx, &q->api->res, &sq, err, sizeof(err));
+	if (rc == 0)
+		q->api->started = true;
+	reply_rc(q->out, rc, "Failed to load the snapshot: ", err);
+	spk_snap_req_free(&sq);
+}
+
 /* ---- routing ---------------------------------------------------------------------- */
 
 enum boot_rule {
@@ -559,6 +616,8 @@ static const struct route routes[] = {
     {"vm", NULL, false, M_PATCH, vm_state, {0, 0, POST_BOOT}, "PATCH"},
     {"mmds", NULL, false, M_GET | M_PUT | M_PATCH, mmds, {0}, "GET, PUT, PATCH"},
     {"mmds", "config", false, M_PUT, mmds_config, {0, PRE_BOOT}, "PUT"},
+    {"snapshot", "create", false, M_PUT, snapshot_create, {0, POST_BOOT}, "PUT"},
+    {"snapshot", "load", false, M_PUT, snapshot_load, {0, PRE_BOOT}, "PUT"},
 };
 
 /* In Firecracker's API, not in sparkler's. */
@@ -567,7 +626,6 @@ static const struct {
 } unsupported[] = {
     {"cpu-config", "sparkler has no custom CPU templates (machine-config's cpu_template)"},
     {"pmem", "sparkler has no virtio-pmem device"},
-    {"snapshot", "sparkler does not take or load snapshots"},
     {"hotplug", "sparkler has no memory hotplug"},
 };
 

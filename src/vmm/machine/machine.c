@@ -17,6 +17,7 @@
 #include <sparkler/devices.h>
 #include <sparkler/linux.h>
 #include <sparkler/platform.h>
+#include <sparkler/snapshot.h>
 #include <sparkler/pci.h>
 #include <sparkler/virtio.h>
 #include <sparkler/virtio_balloon.h>
@@ -51,6 +52,7 @@ struct vm_instance {
 	struct spk_mmds_stack *mmds[SPK_MACHINE_MAX_NETS]; /* the nets' metadata service ends */
 	struct spk_virtio_vsock *vsock;
 	struct spk_virtio_balloon *balloon;
+	struct spk_snap_devices *devs; /* every device's state, for snapshots */
 };
 
 /* A device as the bus sees it, with its accesses counted for the metrics;
@@ -124,6 +126,8 @@ void spk_machine_config_free(struct spk_machine_config *cfg)
 	for (uint32_t i = 0; i < cfg->n_drives && i < SPK_MACHINE_MAX_DRIVES; i++)
 		free(cfg->drives[i].path);
 	free(cfg->vsock.uds_path);
+	free(cfg->restore_state);
+	free(cfg->restore_mem);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -131,12 +135,15 @@ static int copy_config(struct spk_machine_config *dst, const struct spk_machine_
 {
 	*dst = *src;
 	dst->kernel = dst->initrd = dst->cmdline = dst->vsock.uds_path = NULL;
+	dst->restore_state = dst->restore_mem = NULL;
 	for (uint32_t i = 0; i < SPK_MACHINE_MAX_DRIVES; i++)
 		dst->drives[i].path = NULL;
 	if (spk_config_set_str(&dst->kernel, src->kernel) ||
 	    spk_config_set_str(&dst->initrd, src->initrd) ||
 	    spk_config_set_str(&dst->cmdline, src->cmdline) ||
-	    spk_config_set_str(&dst->vsock.uds_path, src->vsock.uds_path))
+	    spk_config_set_str(&dst->vsock.uds_path, src->vsock.uds_path) ||
+	    spk_config_set_str(&dst->restore_state, src->restore_state) ||
+	    spk_config_set_str(&dst->restore_mem, src->restore_mem))
 		return -ENOMEM;
 	for (uint32_t i = 0; i < src->n_drives && i < SPK_MACHINE_MAX_DRIVES; i++)
 		if (spk_config_set_str(&dst->drives[i].path, src->drives[i].path))
@@ -146,7 +153,7 @@ static int copy_config(struct spk_machine_config *dst, const struct spk_machine_
 
 int spk_machine_config_check(const struct spk_machine_config *c, char *err, size_t errlen)
 {
-	if (!c->kernel || !*c->kernel) {
+	if (!c->restore_state && (!c->kernel || !*c->kernel)) {
 		set_err(err, errlen, "no kernel: the boot source needs a kernel image path");
 		return -EINVAL;
 	}
@@ -211,8 +218,11 @@ int spk_machine_new(const struct spk_machine_config *cfg, struct spk_machine **o
 		rc = -ENOMEM;
 		goto err_free;
 	}
-	rc = load_file("--kernel", cfg->kernel, KERNEL_MAX, &m->kernel, &m->kernel_size, err, errlen);
-	if (rc == 0 && cfg->initrd)
+	/* a restored VM needs no kernel: its memory is the snapshot's */
+	if (!cfg->restore_state)
+		rc = load_file("--kernel", cfg->kernel, KERNEL_MAX, &m->kernel, &m->kernel_size,
+		               err, errlen);
+	if (rc == 0 && cfg->initrd && !cfg->restore_state)
 		rc = load_file("--initrd", cfg->initrd, INITRD_MAX, &m->initrd, &m->initrd_size, err,
 			       errlen);
 	if (rc < 0)
@@ -567,6 +577,7 @@ static void destroy_instance(struct spk_machine *m, struct vm_instance *v)
 		}
 	}
 	pthread_mutex_unlock(&m->lock);
+	spk_snap_devices_free(v->devs);
 	destroy_pci(v);
 	spk_vm_destroy(v->vm);
 	spk_uart_free(v->uart);
@@ -595,6 +606,274 @@ static int add_vcpus(struct vm_instance *v, uint32_t n, const struct spk_linux_b
 	return 0;
 }
 
+/* ---- snapshots ---------------------------------------------------------------------- */
+
+/*
+ * The machine's config as a pseudo-device of the snapshot ("machine", kind
+ * sparkler_machine): what a load needs to build the same VM. Loading it
+ * into a machine only checks that the machine is that one.
+ */
+static void put_cfg(struct spk_snap_writer *w, const struct spk_machine_config *c)
+{
+	char f[32];
+
+	spk_snap_put_u32(w, "vcpus", c->vcpus);
+	spk_snap_put_u64(w, "mem", c->mem);
+	spk_snap_put_u32(w, "template", (uint32_t)c->template);
+	spk_snap_put_u8(w, "entropy", c->entropy);
+	spk_snap_put_u8(w, "virtio_console", c->virtio_console);
+	spk_snap_put_u32(w, "drives", c->n_drives);
+	for (uint32_t i = 0; i < c->n_drives; i++) {
+		snprintf(f, sizeof(f), "d%u.id", i);
+		spk_snap_put_str(w, f, c->drives[i].id);
+		snprintf(f, sizeof(f), "d%u.path", i);
+		spk_snap_put_str(w, f, c->drives[i].path ? c->drives[i].path : "");
+		snprintf(f, sizeof(f), "d%u.read_only", i);
+		spk_snap_put_u8(w, f, c->drives[i].read_only);
+	}
+	spk_snap_put_u32(w, "nets", c->n_nets);
+	for (uint32_t i = 0; i < c->n_nets; i++) {
+		snprintf(f, sizeof(f), "n%u.id", i);
+		spk_snap_put_str(w, f, c->nets[i].id);
+		snprintf(f, sizeof(f), "n%u.tap", i);
+		spk_snap_put_str(w, f, c->nets[i].tap);
+		snprintf(f, sizeof(f), "n%u.mac", i);
+		spk_snap_put_bytes(w, f, c->nets[i].mac, 6);
+		snprintf(f, sizeof(f), "n%u.has_mac", i);
+		spk_snap_put_u8(w, f, c->nets[i].has_mac);
+	}
+	spk_snap_put_u8(w, "vsock", c->vsock.enabled);
+	spk_snap_put_u32(w, "vsock.cid", c->vsock.guest_cid);
+	spk_snap_put_str(w, "vsock.uds", c->vsock.uds_path ? c->vsock.uds_path : "");
+	spk_snap_put_u8(w, "balloon", c->balloon.enabled);
+	spk_snap_put_u32(w, "balloon.amount_mib", c->balloon.amount_mib);
+	spk_snap_put_u8(w, "balloon.deflate_on_oom", c->balloon.deflate_on_oom);
+	spk_snap_put_u32(w, "balloon.stats_interval_s", c->balloon.stats_interval_s);
+	spk_snap_put_u8(w, "balloon.free_page_reporting", c->balloon.free_page_reporting);
+}
+
+static int get_strdup(struct spk_snap_reader *r, const char *name, char **out)
+{
+	char *buf = malloc(SPK_SNAP_STR_MAX);
+	int rc;
+
+	if (!buf)
+		return -ENOMEM;
+	rc = spk_snap_get_str(r, name, buf, SPK_SNAP_STR_MAX);
+	if (rc == 0 && buf[0] && !(*out = strdup(buf)))
+		rc = -ENOMEM;
+	free(buf);
+	return rc;
+}
+
+/* Read the fields put_cfg wrote into c (strings allocated: c's). */
+static int get_cfg(struct spk_snap_reader *r, struct spk_machine_config *c)
+{
+	uint32_t tmpl = 0;
+	char f[32];
+	int rc;
+
+	if ((rc = spk_snap_get_u32_max(r, "vcpus", 255, &c->vcpus)) ||
+	    (rc = spk_snap_get_u64(r, "mem", &c->mem)) ||
+	    (rc = spk_snap_get_u32(r, "template", &tmpl)) ||
+	    (rc = spk_snap_get_bool(r, "entropy", &c->entropy)) ||
+	    (rc = spk_snap_get_bool(r, "virtio_console", &c->virtio_console)) ||
+	    (rc = spk_snap_get_u32_max(r, "drives", SPK_MACHINE_MAX_DRIVES, &c->n_drives)))
+		return rc;
+	c->template = (enum spk_cpu_template)tmpl;
+	for (uint32_t i = 0; i < c->n_drives; i++) {
+		snprintf(f, sizeof(f), "d%u.id", i);
+		if ((rc = spk_snap_get_str(r, f, c->drives[i].id, sizeof(c->drives[i].id))))
+			return rc;
+		snprintf(f, sizeof(f), "d%u.path", i);
+		if ((rc = get_strdup(r, f, &c->drives[i].path)))
+			return rc;
+		snprintf(f, sizeof(f), "d%u.read_only", i);
+		if ((rc = spk_snap_get_bool(r, f, &c->drives[i].read_only)))
+			return rc;
+	}
+	if ((rc = spk_snap_get_u32_max(r, "nets", SPK_MACHINE_MAX_NETS, &c->n_nets)))
+		return rc;
+	for (uint32_t i = 0; i < c->n_nets; i++) {
+		snprintf(f, sizeof(f), "n%u.id", i);
+		if ((rc = spk_snap_get_str(r, f, c->nets[i].id, sizeof(c->nets[i].id))))
+			return rc;
+		snprintf(f, sizeof(f), "n%u.tap", i);
+		if ((rc = spk_snap_get_str(r, f, c->nets[i].tap, sizeof(c->nets[i].tap))))
+			return rc;
+		snprintf(f, sizeof(f), "n%u.mac", i);
+		if ((rc = spk_snap_get_bytes(r, f, c->nets[i].mac, 6)))
+			return rc;
+		snprintf(f, sizeof(f), "n%u.has_mac", i);
+		if ((rc = spk_snap_get_bool(r, f, &c->nets[i].has_mac)))
+			return rc;
+	}
+	if ((rc = spk_snap_get_bool(r, "vsock", &c->vsock.enabled)) ||
+	    (rc = spk_snap_get_u32(r, "vsock.cid", &c->vsock.guest_cid)) ||
+	    (rc = get_strdup(r, "vsock.uds", &c->vsock.uds_path)) ||
+	    (rc = spk_snap_get_bool(r, "balloon", &c->balloon.enabled)) ||
+	    (rc = spk_snap_get_u32(r, "balloon.amount_mib", &c->balloon.amount_mib)) ||
+	    (rc = spk_snap_get_bool(r, "balloon.deflate_on_oom", &c->balloon.deflate_on_oom)) ||
+	    (rc = spk_snap_get_u32(r, "balloon.stats_interval_s", &c->balloon.stats_interval_s)) ||
+	    (rc = spk_snap_get_bool(r, "balloon.free_page_reporting",
+	                            &c->balloon.free_page_reporting)))
+		return rc;
+	return spk_snap_reader_done(r);
+}
+
+static int machine_save(void *opaque, struct spk_snap_writer *w)
+{
+	const struct spk_machine *m = opaque;
+
+	put_cfg(w, &m->cfg);
+	return spk_snap_writer_error(w);
+}
+
+/* Loading into a machine: the saved config must be this machine's shape. */
+static int machine_check(void *opaque, struct spk_snap_reader *r)
+{
+	const struct spk_machine *m = opaque;
+	struct spk_machine_config c;
+	int rc;
+
+	spk_machine_config_init(&c);
+	rc = get_cfg(r, &c);
+	if (rc == 0 &&
+	    (c.vcpus != m->cfg.vcpus || c.mem != m->cfg.mem || c.n_drives != m->cfg.n_drives ||
+	     c.n_nets != m->cfg.n_nets || c.vsock.enabled != m->cfg.vsock.enabled ||
+	     c.entropy != m->cfg.entropy || c.virtio_console != m->cfg.virtio_console ||
+	     c.balloon.enabled != m->cfg.balloon.enabled))
+		rc = spk_snap_bad(r, "vcpus", "the snapshot's machine is not this one");
+	spk_machine_config_free(&c);
+	return rc;
+}
+
+static const struct spk_dev_state_ops machine_state = {"sparkler_machine", 1, machine_save,
+                                                       machine_check};
+
+/* Into a config: the load op of spk_machine_config_from_snapshot. */
+static int machine_read(void *opaque, struct spk_snap_reader *r)
+{
+	return get_cfg(r, opaque);
+}
+
+int spk_machine_config_from_snapshot(const char *state, struct spk_machine_config *cfg, char *err,
+                                     size_t errlen)
+{
+	static const struct spk_dev_state_ops read_ops = {"sparkler_machine", 1, NULL,
+	                                                  machine_read};
+	struct spk_snap_file *f;
+	int rc = spk_snap_open(state, &f);
+
+	if (rc == 0) {
+		rc = spk_snap_load_device(f, "machine", &read_ops, cfg);
+		spk_snap_close(f);
+	}
+	if (rc == 0)
+		rc = spk_config_set_str(&cfg->restore_state, state);
+	if (rc < 0)
+		set_err(err, errlen, "snapshot %s: %s", state,
+		        rc == -ENOENT
+		            ? "it has no machine section (not a sparkler run/API snapshot)"
+		            : spk_last_error());
+	return rc;
+}
+
+/* Every device of the instance, named, for spk_vm_snapshot / spk_vm_restore. */
+static int add_state(struct spk_machine *m, struct vm_instance *v)
+{
+	struct spk_snap_devices *d;
+	char name[16];
+	int rc;
+
+	if ((rc = spk_snap_devices_new(&d)) < 0)
+		return rc;
+	v->devs = d;
+	if ((rc = spk_snap_devices_add(d, "machine", &machine_state, m)) ||
+	    (rc = spk_snap_devices_add(d, "com1", spk_uart_state_ops(), v->uart)) ||
+	    (rc = spk_snap_devices_add(d, "i8042", spk_i8042_state_ops(), v->kbd)) ||
+	    (rc = spk_snap_devices_add(d, "rtc", spk_rtc_state_ops(), v->rtc)) ||
+	    (rc = spk_snap_devices_add(d, "acpi_pm", spk_acpi_pm_state_ops(), v->pm)) ||
+	    (rc = spk_snap_devices_add(d, "boot_timer", spk_boot_timer_state_ops(), v->timer)) ||
+	    (rc = spk_snap_devices_add(d, "pci", spk_pci_host_state_ops(), v->pci)))
+		return rc;
+	if (v->rng &&
+	    (rc = spk_snap_devices_add(d, "rng", spk_virtio_state_ops(spk_virtio_rng_dev(v->rng)),
+	                               spk_virtio_rng_dev(v->rng))))
+		return rc;
+	if (v->vcon && (rc = spk_snap_devices_add(
+	                    d, "console", spk_virtio_state_ops(spk_virtio_console_dev(v->vcon)),
+	                    spk_virtio_console_dev(v->vcon))))
+		return rc;
+	for (uint32_t i = 0; i < SPK_MACHINE_MAX_DRIVES; i++) {
+		struct spk_virtio *vd = v->disks[i] ? spk_virtio_blk_dev(v->disks[i]) : NULL;
+
+		snprintf(name, sizeof(name), "vd%u", i);
+		if (vd && (rc = spk_snap_devices_add(d, name, spk_virtio_state_ops(vd), vd)))
+			return rc;
+	}
+	for (uint32_t i = 0; i < SPK_MACHINE_MAX_NETS; i++) {
+		struct spk_virtio *vd = v->nets[i] ? spk_virtio_net_dev(v->nets[i]) : NULL;
+
+		snprintf(name, sizeof(name), "net%u", i);
+		if (vd && (rc = spk_snap_devices_add(d, name, spk_virtio_state_ops(vd), vd)))
+			return rc;
+	}
+	if (v->vsock) {
+		struct spk_virtio *vd = spk_virtio_vsock_dev(v->vsock);
+
+		if ((rc = spk_snap_devices_add(d, "vsock", spk_virtio_state_ops(vd), vd)))
+			return rc;
+	}
+	if (v->balloon) {
+		struct spk_virtio *vd = spk_virtio_balloon_dev(v->balloon);
+
+		if ((rc = spk_snap_devices_add(d, "balloon", spk_virtio_state_ops(vd), vd)))
+			return rc;
+	}
+	return 0;
+}
+
+/* The same machine as the snapshot's, its state loaded from the files. */
+static int build_restored(struct spk_machine *m, struct vm_instance *v)
+{
+	const struct spk_machine_config *c = &m->cfg;
+	struct spk_vcpu *vcpu;
+	int rc;
+
+	if ((rc = add_legacy_devices(m, v)) < 0 || (rc = add_pci(m, v)) < 0)
+		return rc;
+	for (uint32_t i = 0; i < c->vcpus; i++)
+		if ((rc = spk_vcpu_create(v->vm, i, &vcpu)) < 0)
+			return rc;
+	if ((rc = add_state(m, v)) < 0 ||
+	    (rc = spk_vm_restore(v->vm, v->devs, c->restore_state, c->restore_mem)) < 0)
+		return rc;
+	if (c->track_dirty_pages)
+		rc = spk_vm_dirty_log_start(v->vm);
+	return rc;
+}
+
+int spk_machine_snapshot(struct spk_machine *m, const char *state, const char *mem, bool diff,
+                         char *err, size_t errlen)
+{
+	int rc;
+
+	pthread_mutex_lock(&m->lock);
+	if (!m->current) {
+		rc = -EINVAL;
+		set_err(err, errlen, "the microVM is not running");
+	} else if (m->state != SPK_MACHINE_PAUSED) {
+		rc = -EBUSY;
+		set_err(err, errlen, "the microVM must be paused");
+	} else if ((rc = spk_vm_snapshot(m->current->vm, m->current->devs, state, mem,
+	                                 (diff ? SPK_SNAP_DIFF : 0) | SPK_SNAP_FSYNC)) < 0) {
+		set_err(err, errlen, "%s", spk_last_error());
+	}
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
 /* Everything before the first instruction; a failure here starts nothing. */
 static int build_instance(struct spk_machine *m, struct vm_instance *v)
 {
@@ -609,8 +888,11 @@ static int build_instance(struct spk_machine *m, struct vm_instance *v)
 					 .irqchip = SPK_IRQCHIP_KERNEL,
 					 .cpuid_policy = spk_cpuid_policy,
 					 .cpuid_opaque = &v->cpu};
-	if ((rc = spk_vm_create(&vc, &v->vm)) < 0 || (rc = spk_pc_add_ram(v->vm, c->mem)) < 0 ||
-	    (rc = add_acpi(v, c->vcpus, &rsdp)) < 0)
+	if ((rc = spk_vm_create(&vc, &v->vm)) < 0 || (rc = spk_pc_add_ram(v->vm, c->mem)) < 0)
+		return rc;
+	if (c->restore_state)
+		return build_restored(m, v);
+	if ((rc = add_acpi(v, c->vcpus, &rsdp)) < 0)
 		return rc;
 	const struct spk_linux_config lc = {
 		.kernel = m->kernel, .kernel_size = m->kernel_size,
@@ -622,9 +904,11 @@ static int build_instance(struct spk_machine *m, struct vm_instance *v)
 	 * disk, makes no TAP and starts no device thread */
 	if ((rc = spk_linux_load(spk_vm_mem(v->vm), &lc, &boot)) < 0 ||
 	    (rc = add_legacy_devices(m, v)) < 0 || (rc = add_pci(m, v)) < 0 ||
-	    (rc = add_vcpus(v, c->vcpus, &boot)) < 0)
+	    (rc = add_vcpus(v, c->vcpus, &boot)) < 0 || (rc = add_state(m, v)) < 0)
 		return rc;
-	return 0;
+	if (c->track_dirty_pages)
+		rc = spk_vm_dirty_log_start(v->vm);
+	return rc;
 }
 
 /* ---- exits ------------------------------------------------------------------- */
@@ -708,7 +992,7 @@ static int status_of(struct spk_machine *m, const struct spk_run_result *res, bo
 	case SPK_EXIT_RESET: {
 		char why[96];
 		reset_source(&res->exit, why, sizeof(why));
-		if (m->cfg.reboot) {
+		if (m->cfg.reboot && !m->cfg.restore_state) {
 			fprintf(stderr, "\r\nsparkler: the guest reset (%s): restarting it\r\n", why);
 			*restart = true;
 			return SPK_STATUS_OK;

@@ -89,6 +89,16 @@ struct spk_machine_config {
 	/* A line for stderr once the first guest is built and about to run
 	 * ("" for none): `run` says there which options it added on PVM. */
 	char start_note[256];
+
+	/* ---- snapshots (issue 15) ---- */
+	/* KVM's dirty log from the first instruction (diff snapshots) */
+	bool track_dirty_pages;
+	/* Build the VM from this snapshot state file (and memory file; NULL:
+	 * the one the state names) instead of booting the kernel: the kernel
+	 * is not read, the rest of the config must be the snapshot's
+	 * (spk_machine_config_from_snapshot). A reset ends such a VM. */
+	char *restore_state;
+	char *restore_mem;
 };
 
 #define SPK_MACHINE_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1"
@@ -175,6 +185,24 @@ int spk_machine_balloon_interval(struct spk_machine *m, uint32_t s);
 /* Its sizes, statistics and counters (sparkler/virtio_balloon.h). */
 struct spk_virtio_balloon_stats;
 int spk_machine_balloon_stats(struct spk_machine *m, struct spk_virtio_balloon_stats *out);
+/*
+ * Save the paused VM (PUT /snapshot/create): the state file (with the
+ * machine's config, so a load needs nothing else) and the memory file,
+ * full or diff (diff needs track_dirty_pages). -EINVAL when no VM runs,
+ * -EBUSY when it is not paused, else spk_vm_snapshot's error; err gets
+ * the reason. From any thread.
+ */
+int spk_machine_snapshot(struct spk_machine *m, const char *state, const char *mem, bool diff,
+                         char *err, size_t errlen);
+/*
+ * The config a snapshot state file was saved with (vCPUs, memory, CPU
+ * template, drives, network interfaces, vsock, entropy, console; the
+ * kernel is not needed): into cfg (spk_machine_config_init'ed first; its
+ * strings become the caller's), with restore_state set to state. The
+ * whole file is checked first. -errno and a one-line reason in err.
+ */
+int spk_machine_config_from_snapshot(const char *state, struct spk_machine_config *cfg, char *err,
+                                     size_t errlen);
 
 enum spk_machine_state {
 	SPK_MACHINE_NOT_STARTED = 0,

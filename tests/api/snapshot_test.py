@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""Snapshots through Firecracker's API and `sparkler run --restore` (issue 15),
+driven by curl like api_test.py (whose client and process helpers it uses).
+
+A guest-SDK program stands in for the kernel: t_ticker prints "tick N" on
+COM1 forever, N counting in its memory. A VM paused after some ticks is
+saved with PUT /snapshot/create and loaded into other sparkler processes
+(PUT /snapshot/load, run --restore): each must go on from the next tick,
+never from 0. Waits are for conditions (a line of output), never for a
+duration; meson's timeout bounds a hang.
+
+usage: snapshot_test.py SPARKLER GUEST_DIR"""
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+
+sys.argv = [sys.argv[0], sys.argv[1], sys.argv[2], "vm"]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import api_test as A  # noqa: E402
+from api_test import check, expect  # noqa: E402
+
+
+def wait_ticks(path, n, proc):
+    """Until the serial file has more than n tick lines, or the process ended."""
+    while len(A.ticks(path)) <= n:
+        if proc.p.poll() is not None:
+            return False
+        A.time.sleep(0.02)
+    return True
+
+
+def numbers(path):
+    return [int(t.split()[1]) for t in A.ticks(path)]
+
+
+def boot_ticker(tmp, name, serial, extra=()):
+    p = A.started(tmp, name=name)
+    for method, path, body in [
+        ("PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 64}),
+        ("PUT", "/boot-source", {"kernel_image_path": A.TICKER}),
+        ("PUT", "/serial", {"serial_out_path": serial}),
+        ("PUT", "/entropy", {}),
+        ("PUT", "/balloon", {"amount_mib": 0, "deflate_on_oom": False}),
+    ] + list(extra):
+        expect(p.call(method, path, body), 204, None, "%s %s" % (method, path))
+    return p
+
+
+def create_rules(tmp):
+    """Firecracker's rules for PUT /snapshot/create; then a Full snapshot."""
+    serial = os.path.join(tmp, "a.out")
+    st, mem = os.path.join(tmp, "a.state"), os.path.join(tmp, "a.mem")
+    p = boot_ticker(tmp, "a.sock", serial)
+    body = {"snapshot_path": st, "mem_file_path": mem}
+    expect(p.call("PUT", "/snapshot/create", body), 400, None, "create before boot",
+           "not supported before starting the microVM")
+    expect(p.call("PUT", "/actions", {"action_type": "InstanceStart"}), 204, None, "start")
+    check(wait_ticks(serial, 2, p), "the ticker ticks")
+    expect(p.call("PUT", "/snapshot/create", body), 400, None, "create while running",
+           "must be paused")
+    expect(p.call("PUT", "/snapshot/create", {"snapshot_path": st}), 400, None,
+           "create without mem_file_path", "missing field `mem_file_path`")
+    expect(p.call("PUT", "/snapshot/create", dict(body, snapshot_type="Half")), 400, None,
+           "create with an unknown snapshot_type", "unknown variant `Half`")
+    expect(p.call("PUT", "/snapshot/create", dict(body, extra=1)), 400, None,
+           "create with an unknown field", "unknown field `extra`")
+    expect(p.call("PATCH", "/vm", {"state": "Paused"}), 204, None, "pause")
+    expect(p.call("PUT", "/snapshot/create", dict(body, snapshot_type="Diff")), 400, None,
+           "Diff without track_dirty_pages", "dirty log")
+    expect(p.call("PUT", "/snapshot/create", dict(body, snapshot_type="Full")), 204, None,
+           "Full snapshot of the paused VM")
+    at = numbers(serial)[-1]
+    r = subprocess.run([A.SPARKLER, "snapshot-info", st], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True)
+    check(r.returncode == 0 and "vcpu" in r.stdout and "machine" in r.stdout and
+          "com1" in r.stdout and "balloon" in r.stdout and "rng" in r.stdout,
+          "snapshot-info reads it: vcpu, machine, com1, rng and balloon sections")
+    # the saved VM goes on by itself
+    expect(p.call("PATCH", "/vm", {"state": "Resumed"}), 204, None, "resume")
+    check(wait_ticks(serial, at + 3, p), "the saved VM ticks on")
+    n = numbers(serial)
+    check(n == list(range(len(n))), "the saved VM lost no tick (0..%d)" % n[-1])
+    p.finish()
+    return st, mem, at
+
+
+def load_rules(tmp, st, mem):
+    """What PUT /snapshot/load refuses; the process stays usable."""
+    p = A.started(tmp, name="r.sock")
+    good = {"snapshot_path": st, "mem_backend": {"backend_type": "File", "backend_path": mem}}
+    expect(p.call("PUT", "/snapshot/load", dict(good, mem_file_path=mem)), 400, None,
+           "load with mem_file_path and mem_backend", "not both")
+    expect(p.call("PUT", "/snapshot/load", {"snapshot_path": st}), 400, None,
+           "load without memory", "missing field `mem_backend`")
+    expect(p.call("PUT", "/snapshot/load",
+                  dict(good, mem_backend={"backend_type": "Uffd", "backend_path": mem})),
+           400, None, "load with the Uffd backend", "Uffd")
+    bad = os.path.join(tmp, "bad.state")
+    data = open(st, "rb").read()
+    open(bad, "wb").write(data[: len(data) // 2])
+    expect(p.call("PUT", "/snapshot/load", dict(good, snapshot_path=bad)), 400, None,
+           "load of a truncated state file", "truncated")
+    flipped = bytearray(data)
+    flipped[len(data) // 3] ^= 0x40
+    open(bad, "wb").write(bytes(flipped))
+    expect(p.call("PUT", "/snapshot/load", dict(good, snapshot_path=bad)), 400, None,
+           "load of a state file with a flipped bit", "crc")
+    expect(p.call("PUT", "/snapshot/load",
+                  dict(good, network_overrides=[{"iface_id": "eth9", "host_dev_name": "x"}])),
+           400, None, "a network override for an interface the snapshot lacks", "eth9")
+    r = p.call("GET", "/")
+    check(r.json and r.json["state"] == "Not started", "after refused loads: Not started")
+    expect(p.call("PUT", "/boot-source", {"kernel_image_path": A.TICKER}), 204, None,
+           "boot-source")
+    expect(p.call("PUT", "/snapshot/load", good), 400, None, "load after boot-source",
+           "Loading a microVM snapshot not allowed after configuring boot-specific resources")
+    p.finish()
+
+
+def load_runs(tmp, st, mem, at):
+    """Loaded in another process: resume_vm true goes on from tick at + 1;
+    without it the VM waits paused until PATCH /vm Resumed."""
+    serial = os.path.join(tmp, "b.out")
+    p = A.started(tmp, name="b.sock")
+    expect(p.call("PUT", "/serial", {"serial_out_path": serial}), 204, None, "serial")
+    expect(p.call("PUT", "/snapshot/load",
+                  {"snapshot_path": st, "resume_vm": True,
+                   "mem_backend": {"backend_type": "File", "backend_path": mem}}),
+           204, None, "PUT /snapshot/load, resume_vm")
+    r = p.call("GET", "/")
+    check(r.json and r.json["state"] == "Running", "loaded: Running (%r)" % r.json)
+    check(wait_ticks(serial, 3, p), "the loaded VM ticks")
+    n = numbers(serial)
+    check(n[:4] == [at + 1, at + 2, at + 3, at + 4],
+          "it goes on from the snapshot: ticks %r after tick %d" % (n[:4], at))
+    expect(p.call("PUT", "/snapshot/load",
+                  {"snapshot_path": st, "mem_file_path": mem}), 400, None,
+           "a second load", "not supported after starting the microVM")
+    p.finish()
+
+    serial = os.path.join(tmp, "c.out")
+    p = A.started(tmp, name="c.sock")
+    expect(p.call("PUT", "/serial", {"serial_out_path": serial}), 204, None, "serial")
+    expect(p.call("PUT", "/snapshot/load", {"snapshot_path": st, "mem_file_path": mem}), 204,
+           None, "PUT /snapshot/load without resume_vm (mem_file_path)")
+    r = p.call("GET", "/")
+    check(r.json and r.json["state"] == "Paused", "loaded without resume_vm: Paused (%r)" %
+          r.json)
+    check(A.ticks(serial) == [], "paused: no output yet")
+    expect(p.call("PATCH", "/vm", {"state": "Resumed"}), 204, None, "resume the loaded VM")
+    check(wait_ticks(serial, 1, p) and numbers(serial)[0] == at + 1,
+          "after resume it goes on from tick %d" % (at + 1))
+    p.finish()
+
+
+def diff(tmp):
+    """track_dirty_pages: a Diff snapshot holds only what changed since the
+    Full one: its memory file has few data blocks, the Full one's many."""
+    serial = os.path.join(tmp, "d.out")
+    p = boot_ticker(tmp, "d.sock", serial,
+                    [("PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 64,
+                                                 "track_dirty_pages": True})])
+    expect(p.call("PUT", "/actions", {"action_type": "InstanceStart"}), 204, None, "start")
+    check(wait_ticks(serial, 2, p), "ticks")
+    full, dmem = os.path.join(tmp, "full.mem"), os.path.join(tmp, "diff.mem")
+    expect(p.call("PATCH", "/vm", {"state": "Paused"}), 204, None, "pause")
+    expect(p.call("PUT", "/snapshot/create", {"snapshot_path": os.path.join(tmp, "full.st"),
+                                              "mem_file_path": full}), 204, None, "Full")
+    expect(p.call("PATCH", "/vm", {"state": "Resumed"}), 204, None, "resume")
+    at = len(A.ticks(serial))
+    check(wait_ticks(serial, at + 2, p), "ticks after the Full snapshot")
+    expect(p.call("PATCH", "/vm", {"state": "Paused"}), 204, None, "pause")
+    expect(p.call("PUT", "/snapshot/create", {"snapshot_type": "Diff",
+                                              "snapshot_path": os.path.join(tmp, "diff.st"),
+                                              "mem_file_path": dmem}), 204, None, "Diff")
+    fb, db = os.stat(full).st_blocks * 512, os.stat(dmem).st_blocks * 512
+    print("memory files: Full %d bytes of data, Diff %d" % (fb, db))
+    check(0 < db < fb // 4, "the Diff holds a fraction of the Full (%d vs %d bytes)" % (db, fb))
+    p.finish()
+
+
+def run_restore(tmp, st, mem, at):
+    """sparkler run --restore: the same guest goes on on stdout."""
+    rc, err = A.run_status(["run", "--restore", st, "--kernel", A.TICKER])
+    check(rc != 0 and "comes from the snapshot" in err, "--restore with --kernel refused")
+    rc, err = A.run_status(["run", "--restore", os.path.join(tmp, "nope")])
+    check(rc != 0 and "nope" in err, "--restore of a missing file refused: %r" % err.strip())
+    p = subprocess.Popen([A.SPARKLER, "run", "--restore", st, "--restore-mem", mem],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    got = []
+    for line in p.stdout:
+        if line.startswith("tick "):
+            got.append(int(line.split()[1]))
+        if len(got) == 3:
+            break
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=30)
+    check(got == [at + 1, at + 2, at + 3],
+          "run --restore goes on from tick %d: %r (%s)" % (at + 1, got, err.strip()[-300:]))
+
+
+def main():
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        print("SKIP: /dev/kvm is not usable")
+        return 77
+    kind = subprocess.run([A.SPARKLER, "kvm-info"], stdout=subprocess.PIPE,
+                          text=True).stdout.strip()
+    print("host: %s" % kind)
+    if "usable" not in kind:
+        print("SKIP: KVM is not usable")
+        return 77
+    with tempfile.TemporaryDirectory(prefix="spk-snap-api-") as tmp:
+        st, mem, at = create_rules(tmp)
+        load_rules(tmp, st, mem)
+        load_runs(tmp, st, mem, at)
+        run_restore(tmp, st, mem, at)
+        diff(tmp)
+    print("%d failure(s)" % len(A.failures))
+    return 1 if A.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
