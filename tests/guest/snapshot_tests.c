@@ -686,53 +686,34 @@ static void test_hostile(void)
 		th_teardown(&t);
 	}
 
-	/* an MSR entry with its reserved word set */
-	memcpy(h.p, b.p, b.n);
-	v = field_at(&h, SPK_SNAP_SEC_VCPU, "msrs", &sec);
-	h.p[v + 4] = 1;
-	fix_crc(&h, sec);
-	spit(bad, &h);
-	expect_refused(bad, mem, "field 'msrs'", "reserved");
-
-	/* unknown event flags */
-	memcpy(h.p, b.p, b.n);
-	v = field_at(&h, SPK_SNAP_SEC_VCPU, "events", &sec);
-	uint32_t flags = 0x80000000u;
-	memcpy(h.p + v + offsetof(struct kvm_vcpu_events, flags), &flags, 4);
-	fix_crc(&h, sec);
-	spit(bad, &h);
-	expect_refused(bad, mem, "field 'events'", "flags");
-
-	/* an FPU kind that does not exist */
-	memcpy(h.p, b.p, b.n);
-	v = field_at(&h, SPK_SNAP_SEC_VCPU, "fpu_kind", &sec);
-	h.p[v] = 7;
-	fix_crc(&h, sec);
-	spit(bad, &h);
-	expect_refused(bad, mem, "field 'fpu_kind'", "7");
-
-	/* a vCPU this VM does not have */
-	memcpy(h.p, b.p, b.n);
-	v = field_at(&h, SPK_SNAP_SEC_VCPU, "id", &sec);
-	h.p[v] = 5;
-	fix_crc(&h, sec);
-	spit(bad, &h);
-	expect_refused(bad, mem, "vCPU 0", "no section");
-
-	/* the in-kernel irqchip claimed, without its state */
-	memcpy(h.p, b.p, b.n);
-	v = field_at(&h, SPK_SNAP_SEC_VM, "irqchip", &sec);
-	h.p[v] = 1;
-	fix_crc(&h, sec);
-	spit(bad, &h);
-	expect_refused(bad, mem, "field 'irqchip'", "does not have");
-
-	/* a flipped bit without its CRC fixed */
-	memcpy(h.p, b.p, b.n);
-	v = field_at(&h, SPK_SNAP_SEC_VCPU, "regs", &sec);
-	h.p[v + 3] ^= 0x10;
-	spit(bad, &h);
-	expect_refused(bad, mem, "section 2", "crc");
+	/* one field changed (CRC fixed unless the change is a flipped bit), refused */
+	const struct {
+		uint32_t type;
+		const char *field;
+		size_t at;
+		uint32_t value, len; /* len 0: xor the byte with value, CRC left */
+		const char *w1, *w2;
+	} cases[] = {
+	    {SPK_SNAP_SEC_VCPU, "msrs", 4, 1, 1, "field 'msrs'", "reserved"},
+	    {SPK_SNAP_SEC_VCPU, "events", offsetof(struct kvm_vcpu_events, flags), 0x80000000u, 4,
+	     "field 'events'", "flags"},
+	    {SPK_SNAP_SEC_VCPU, "fpu_kind", 0, 7, 1, "field 'fpu_kind'", "7"},
+	    {SPK_SNAP_SEC_VCPU, "id", 0, 5, 1, "vCPU 0", "no section"}, /* a vCPU it lacks */
+	    {SPK_SNAP_SEC_VM, "irqchip", 0, 1, 1, "field 'irqchip'", "does not have"},
+	    {SPK_SNAP_SEC_VCPU, "regs", 3, 0x10, 0, "section 2", "crc"},
+	};
+	for (size_t i = 0; i < SPK_ARRAY_SIZE_T(cases); i++) {
+		memcpy(h.p, b.p, b.n);
+		v = field_at(&h, cases[i].type, cases[i].field, &sec) + cases[i].at;
+		if (cases[i].len) {
+			memcpy(h.p + v, &cases[i].value, cases[i].len); /* little-endian */
+			fix_crc(&h, sec);
+		} else {
+			h.p[v] ^= (uint8_t)cases[i].value;
+		}
+		spit(bad, &h);
+		expect_refused(bad, mem, cases[i].w1, cases[i].w2);
+	}
 
 	/* a host whose guests lack a CPUID bit the saved guest saw (CX16, which
 	 * a policy can hide on every KVM kind) */
