@@ -17,6 +17,7 @@ enum {
 	SECTION_BLK = 1u << 4,
 	SECTION_LINUX = 1u << 5,
 	SECTION_FN = 1u << 6,
+	SECTION_SNAP = 1u << 7,
 };
 
 struct bench_opts {
@@ -53,5 +54,6 @@ void bench_churn(const struct bench_opts *o, struct report *r);
 void bench_blk(const struct bench_opts *o, struct report *r);
 void bench_linux(const struct bench_opts *o, struct report *r);
 void bench_fn(const struct bench_opts *o, struct report *r);
+void bench_snap(const struct bench_opts *o, struct report *r);
 
 #endif

@@ -174,7 +174,7 @@ static void usage(FILE *f)
 	fprintf(f,
 	        "usage: sparkler-bench [options]\n"
 	        "  --quick          fewer iterations (a few seconds; numbers are rougher)\n"
-	        "  --only LIST      sections, comma-separated: exits,startup,memory,churn,blk,linux,fn\n"
+	        "  --only LIST      sections, comma-separated: exits,startup,memory,churn,blk,linux,fn,snap\n"
 	        "  --out DIR        where results.json, results.md and the guest images go\n"
 	        "                   (default %s)\n"
 	        "  --sparkler PATH  the sparkler program (default %s)\n"
@@ -195,7 +195,7 @@ static int parse_sections(const char *list, unsigned *out)
 	             {"churn", SECTION_CHURN},
 	             {"blk", SECTION_BLK},
 	             {"linux", SECTION_LINUX},
-	             {"fn", SECTION_FN}};
+	             {"fn", SECTION_FN}, {"snap", SECTION_SNAP}};
 	char buf[256];
 
 	*out = 0;
@@ -357,6 +357,8 @@ int main(int argc, char **argv)
 		bench_linux(&o, &r);
 	if (o.sections & SECTION_FN)
 		bench_fn(&o, &r);
+	if (o.sections & SECTION_SNAP)
+		bench_snap(&o, &r);
 	if (r.resident)
 		bare_vm_destroy(&resident);
 	getloadavg(&r.host.load_end, 1);
