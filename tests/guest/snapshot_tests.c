@@ -738,13 +738,58 @@ static void test_hostile(void)
 	rmdir(dir);
 }
 
+/*
+ * Clones: two VMs restored from one snapshot (the memory file mapped
+ * privately by both: pages shared until written) run on independently:
+ * each counts from 4 at its own pace, neither sees the other's writes,
+ * and the file stays as it was.
+ */
+static void test_clones(void)
+{
+	char dir[64], state[128], mem[128];
+	struct th a, b, c;
+
+	snprintf(dir, sizeof(dir), "/tmp/spk-snap-clone-XXXXXX");
+	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+	snprintf(state, sizeof(state), "%s/state", dir);
+	snprintf(mem, sizeof(mem), "%s/mem", dir);
+	th_setup(&a, "t_snap_count", NULL);
+	for (uint64_t i = 1; i <= 3; i++)
+		CHECK_EQ(next_count(&a), i);
+	CHECK_OK(spk_vm_snapshot(a.vm, NULL, state, mem, 0));
+	th_teardown(&a);
+	int fd = open(mem, O_RDONLY | O_CLOEXEC);
+	CHECK(fd >= 0, "open %s", mem);
+	uint64_t before = file_hash(fd);
+
+	th_setup(&b, "t_snap_count", NULL);
+	th_setup(&c, "t_snap_count", NULL);
+	CHECK_OK(spk_vm_restore(b.vm, NULL, state, NULL));
+	CHECK_OK(spk_vm_restore(c.vm, NULL, state, NULL));
+	for (uint64_t i = 4; i <= 20; i++)
+		CHECK_EQ(next_count(&b), i);
+	for (uint64_t i = 4; i <= 6; i++)
+		CHECK_EQ(next_count(&c), i);
+	CHECK_EQ(next_count(&b), 21);
+	CHECK_EQ(next_count(&c), 7);
+	CHECK(mem_hash(&b) != mem_hash(&c), "the clones' memories are the same");
+	CHECK_EQ(file_hash(fd), before);
+	close(fd);
+	th_teardown(&c);
+	th_teardown(&b);
+	unlink(state);
+	unlink(mem);
+	rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "child-cpl3") == 0)
 		return child_cpl3(argc, argv);
 	static const struct th_case cases[] = {
 	    {"memory", test_memory}, {"reset", test_reset},           {"dirty_log", test_dirty_log},
-	    {"cpl3", test_cpl3},     {"vcpu_state", test_vcpu_state}, {"hostile", test_hostile}};
+	    {"cpl3", test_cpl3},     {"vcpu_state", test_vcpu_state}, {"hostile", test_hostile},
+	    {"clones", test_clones}};
 
 	return th_main(argc, argv, cases, SPK_ARRAY_SIZE_T(cases));
 }
