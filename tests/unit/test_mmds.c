@@ -125,8 +125,10 @@ static size_t tcp_frame(uint8_t *f, const struct tcp_args *a)
 	t[12] = (uint8_t)(((20 + a->opt_len) / 4) << 4);
 	t[13] = a->flags;
 	put16(t + 14, a->zero_wnd ? 0 : a->wnd ? a->wnd : 64240);
-	memcpy(t + 20, a->opt, a->opt_len);
-	memcpy(t + 20 + a->opt_len, a->data, a->len);
+	if (a->opt_len)
+		memcpy(t + 20, a->opt, a->opt_len);
+	if (a->len)
+		memcpy(t + 20 + a->opt_len, a->data, a->len);
 	put16(t + 16, csum(t, tl, pseudo(GUEST_IP, MMDS_IP, tl)));
 	return 14 + 20 + tl;
 }
