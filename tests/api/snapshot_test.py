@@ -32,7 +32,18 @@ def wait_ticks(path, n, proc):
 
 
 def numbers(path):
-    return [int(t.split()[1]) for t in A.ticks(path)]
+    """The tick numbers of complete lines (a pause may fall inside a line:
+    the guest writes each byte with an `out`)."""
+    text = open(path).read()
+    return [int(t.split()[1]) for t in text.split("\n")[:-1] if t.startswith("tick ")]
+
+
+def next_full_tick(path):
+    """The first tick a restored VM prints whole: the one after the last
+    complete line, or the one after that when the snapshot cut a line (the
+    restored VM finishes that line first, without its "tick ")."""
+    last = numbers(path)[-1]
+    return last + 1 if open(path).read().endswith("\n") else last + 2
 
 
 def boot_ticker(tmp, name, serial, extra=()):
@@ -71,7 +82,7 @@ def create_rules(tmp):
            "Diff without track_dirty_pages", "dirty log")
     expect(p.call("PUT", "/snapshot/create", dict(body, snapshot_type="Full")), 204, None,
            "Full snapshot of the paused VM")
-    at = numbers(serial)[-1]
+    at = next_full_tick(serial) - 1
     r = subprocess.run([A.SPARKLER, "snapshot-info", st], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, text=True)
     check(r.returncode == 0 and "vcpu" in r.stdout and "machine" in r.stdout and
@@ -131,7 +142,7 @@ def load_runs(tmp, st, mem, at):
            204, None, "PUT /snapshot/load, resume_vm")
     r = p.call("GET", "/")
     check(r.json and r.json["state"] == "Running", "loaded: Running (%r)" % r.json)
-    check(wait_ticks(serial, 3, p), "the loaded VM ticks")
+    check(wait_ticks(serial, 4, p), "the loaded VM ticks")
     n = numbers(serial)
     check(n[:4] == [at + 1, at + 2, at + 3, at + 4],
           "it goes on from the snapshot: ticks %r after tick %d" % (n[:4], at))
