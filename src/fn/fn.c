@@ -36,6 +36,7 @@
 #include <sparkler/x86.h>
 
 #include "core/internal.h"
+#include "fn/frame.h"
 
 #define FN_TABLES      0x10000ull
 #define FN_LOAD_MIN    0x100000ull
@@ -46,13 +47,6 @@
 #define FN_MAX_HOSTS   64
 #define PAGE           4096ull
 #define HC_OUT_LEN     2 /* out %eax, $SPK_HC_PORT: e7 e4 */
-
-struct fn_sig {
-	char name[SPK_FN_NAME_MAX];
-	char sig[SPK_FN_SIG_MAX];
-	unsigned nargs;
-	char rtype;
-};
 
 struct fn_host {
 	struct fn_sig s;
@@ -120,77 +114,6 @@ static uint64_t now_ns(clockid_t clk)
 
 	clock_gettime(clk, &t);
 	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
-
-/* ---- signatures: "ab:r" ---- */
-
-static bool arg_type(char t)
-{
-	return t == SPK_FN_T_I64 || t == SPK_FN_T_F64 || t == SPK_FN_T_BYTES || t == SPK_FN_T_STR;
-}
-
-static int sig_parse(const char *name, const char *sig, struct fn_sig *out)
-{
-	size_t nl = strnlen(name, SPK_FN_NAME_MAX), sl = strnlen(sig, SPK_FN_SIG_MAX);
-	unsigned n = 0;
-
-	if (nl == 0 || nl >= SPK_FN_NAME_MAX)
-		return spk_fail(EINVAL, "fn: a function name must be 1 to %d bytes",
-		                SPK_FN_NAME_MAX - 1);
-	if (sl >= SPK_FN_SIG_MAX)
-		return spk_fail(EINVAL, "fn: %s: signature too long", name);
-	for (; sig[n] && sig[n] != ':'; n++)
-		if (n >= SPK_FN_MAX_ARGS || !arg_type(sig[n]))
-			return spk_fail(EINVAL, "fn: %s: bad signature \"%s\" (argument %u)", name,
-			                sig, n);
-	if (sig[n] != ':' || !(arg_type(sig[n + 1]) || sig[n + 1] == SPK_FN_T_VOID) || sig[n + 2])
-		return spk_fail(EINVAL, "fn: %s: bad signature \"%s\" (want types, ':', result)",
-		                name, sig);
-	memcpy(out->name, name, nl + 1);
-	memcpy(out->sig, sig, sl + 1);
-	out->nargs = n;
-	out->rtype = sig[n + 1];
-	return 0;
-}
-
-/* ---- values in a buffer's data area ---- */
-
-/* A value of the given type whose bytes lie inside [0, size): 0 or -EPROTO. */
-static int val_check(const struct spk_fn_abi_val *v, char type, const uint8_t *data, uint64_t size,
-                     const char *what)
-{
-	if (v->type != (uint32_t)(uint8_t)type)
-		return spk_fail(EPROTO, "fn: %s has type 0x%x, not '%c'", what, v->type, type);
-	if (type != SPK_FN_T_BYTES && type != SPK_FN_T_STR)
-		return 0;
-	if (v->v > size || v->len > size - v->v)
-		return spk_fail(EPROTO,
-		                "fn: %s at offset 0x%llx, %llu bytes, is outside the %llu-byte "
-		                "data area",
-		                what, (unsigned long long)v->v, (unsigned long long)v->len,
-		                (unsigned long long)size);
-	if (type == SPK_FN_T_STR && data && (v->len == size - v->v || data[v->v + v->len]))
-		return spk_fail(EPROTO, "fn: %s is a string without its NUL", what);
-	return 0;
-}
-
-/* Put the bytes of an argument at *off in data (size bytes); -E2BIG. */
-static int put_bytes(struct spk_fn_abi_val *v, uint8_t *data, uint64_t size, uint64_t *off,
-                     const void *p, size_t len, bool nul)
-{
-	if (len > size - *off || (nul && len == size - *off))
-		return -E2BIG;
-	if (len)
-		memcpy(data + *off, p, len);
-	if (nul)
-		data[*off + len] = 0;
-	v->v = *off;
-	v->len = len;
-	*off += len + nul;
-	*off = (*off + 7) & ~7ull;
-	if (*off > size)
-		*off = size;
-	return 0;
 }
 
 /* ---- the time budget ---- */
@@ -278,66 +201,20 @@ static struct fn_host *host_find(struct spk_fn *fn, const char *name)
 	return NULL;
 }
 
-/* Decode the host buffer's arguments into args (pointing into scratch). */
-static int host_args(struct spk_fn *fn, const struct spk_fn_frame *f, const struct fn_host *h,
-                     struct spk_fn_value *args)
-{
-	struct fn_buf *b = &fn->host;
-
-	if (f->nargs != h->s.nargs)
-		return spk_fail(EINVAL,
-		                "fn: host function %s takes %u arguments, the guest gave %u",
-		                h->s.name, h->s.nargs, f->nargs);
-	if (f->args_end > b->data_size)
-		return spk_fail(EPROTO, "fn: host call to %s: arguments end beyond the data area",
-		                h->s.name);
-	/* one copy of the bytes the arguments use: the guest cannot change
-	 * them under the host function */
-	memcpy(fn->scratch, b->data, f->args_end);
-	fn->scratch[f->args_end] = 0;
-	for (unsigned i = 0; i < f->nargs; i++) {
-		const struct spk_fn_abi_val *v = &f->args[i];
-		char what[128];
-		int rc;
-
-		snprintf(what, sizeof(what), "argument %u of host call %s", i, h->s.name);
-		if ((rc = val_check(v, h->s.sig[i], fn->scratch, f->args_end, what)) < 0)
-			return rc == -EPROTO && v->type != (uint32_t)(uint8_t)h->s.sig[i] ? -EINVAL
-			                                                                  : rc;
-		args[i] = (struct spk_fn_value){.type = (enum spk_fn_type)h->s.sig[i]};
-		if (v->type == SPK_FN_T_I64)
-			args[i].i64 = (int64_t)v->v;
-		else if (v->type == SPK_FN_T_F64)
-			memcpy(&args[i].f64, &v->v, sizeof(double));
-		else {
-			args[i].ptr = fn->scratch + v->v;
-			args[i].len = v->len;
-		}
-	}
-	return 0;
-}
-
 /* Write a host function's result into the host buffer; what rax gets. */
 static int64_t host_result(struct spk_fn *fn, const struct fn_host *h, const struct spk_fn_value *r)
 {
 	struct fn_buf *b = &fn->host;
-	struct spk_fn_abi_val v = {.type = (uint32_t)(uint8_t)h->s.rtype};
-	uint64_t off = 0;
-
-	if (r->type != (enum spk_fn_type)h->s.rtype)
-		return -EPROTO; /* the host function's own mistake: the guest sees EPROTO */
-	if (r->type == SPK_FN_I64)
-		v.v = (uint64_t)r->i64;
-	else if (r->type == SPK_FN_F64)
-		memcpy(&v.v, &r->f64, sizeof(double));
-	else if ((r->type == SPK_FN_BYTES || r->type == SPK_FN_STR) &&
-	         ((r->len && !r->ptr) || put_bytes(&v, b->data, b->data_size, &off, r->ptr, r->len,
-	                                           r->type == SPK_FN_STR)))
-		return r->len && !r->ptr ? -EPROTO : -E2BIG;
 	struct spk_fn_frame *f = (struct spk_fn_frame *)b->frame;
+	struct spk_fn_abi_val v;
+	uint64_t used = 0;
+	int rc = fn_frame_encode_result(&v, b->data, b->data_size, h->s.rtype, r, &used);
+
+	if (rc < 0)
+		return rc;
 	memcpy(&f->ret, &v, sizeof(v));
 	f->status = 0;
-	spk_mem_mark_dirty(spk_vm_mem(fn->vm), b->gpa, SPK_FN_DATA_OFFSET + off);
+	spk_mem_mark_dirty(spk_vm_mem(fn->vm), b->gpa, SPK_FN_DATA_OFFSET + used);
 	return 0;
 }
 
@@ -362,7 +239,7 @@ static int host_call(struct spk_fn *fn, uint64_t *rax)
 		                "fn: the guest called host function \"%s\", which is not "
 		                "registered",
 		                f.name);
-	rc = host_args(fn, &f, h, args);
+	rc = fn_frame_decode_args(&f, fn->host.data, fn->host.data_size, &h->s, fn->scratch, args);
 	if (rc == -EINVAL) {
 		*rax = (uint64_t)(int64_t)-EINVAL; /* wrong types: the guest's error to handle */
 		return 0;
@@ -620,7 +497,7 @@ static int read_exports(struct spk_fn *fn, const struct spk_fn_ready *r)
 		    spk_mem_read_str(mem, e.sig, sig, sizeof(sig)) < 0)
 			return spk_fail(EPROTO, "fn: export %u of the guest: unreadable: %s", i,
 			                spk_last_error());
-		if (sig_parse(name, sig, &fn->exports[i]) < 0)
+		if (fn_sig_parse(name, sig, &fn->exports[i]) < 0)
 			return spk_fail(EPROTO, "fn: export %u of the guest: %s", i,
 			                spk_last_error());
 	}
@@ -853,7 +730,7 @@ int spk_fn_register_host(struct spk_fn *fn, const char *name, const char *sig, s
 	if (!fn || !name || !sig || !cb)
 		return spk_fail(EINVAL,
 		                "fn: register_host needs a sandbox, name, signature and function");
-	if ((rc = sig_parse(name, sig, &s)) < 0)
+	if ((rc = fn_sig_parse(name, sig, &s)) < 0)
 		return rc;
 	pthread_mutex_lock(&g_lock);
 	if (!live(fn))
@@ -917,87 +794,24 @@ static const struct fn_sig *export_find(struct spk_fn *fn, const char *name, siz
 static int encode_args(struct spk_fn *fn, const struct fn_sig *s, size_t index,
                        const struct spk_fn_value *args, unsigned nargs)
 {
-	struct spk_fn_frame f = {.magic = SPK_FN_MAGIC, .index = (uint32_t)index, .nargs = nargs};
-	uint64_t off = 0;
+	struct spk_fn_frame f;
+	int rc =
+	    fn_frame_encode(&f, fn->call.data, fn->call.data_size, s, (uint32_t)index, args, nargs);
 
-	if (nargs != s->nargs)
-		return spk_fail(EINVAL, "fn: %s takes %u arguments (\"%s\"), not %u", s->name,
-		                s->nargs, s->sig, nargs);
-	if (nargs && !args)
-		return spk_fail(EINVAL, "fn: %s: NULL arguments", s->name);
-	for (unsigned i = 0; i < nargs; i++) {
-		const struct spk_fn_value *a = &args[i];
-		struct spk_fn_abi_val *v = &f.args[i];
-
-		if (a->type != (enum spk_fn_type)s->sig[i])
-			return spk_fail(EINVAL, "fn: %s: argument %u must be '%c' (\"%s\")",
-			                s->name, i, s->sig[i], s->sig);
-		v->type = (uint32_t)a->type;
-		if (a->type == SPK_FN_I64)
-			v->v = (uint64_t)a->i64;
-		else if (a->type == SPK_FN_F64)
-			memcpy(&v->v, &a->f64, sizeof(double));
-		else if (a->len && !a->ptr)
-			return spk_fail(EINVAL, "fn: %s: argument %u: NULL with length %zu",
-			                s->name, i, a->len);
-		else if (put_bytes(v, fn->call.data, fn->call.data_size, &off, a->ptr, a->len,
-		                   a->type == SPK_FN_STR) < 0)
-			return spk_fail(E2BIG,
-			                "fn: %s: the arguments do not fit the guest's %llu-byte "
-			                "call buffer",
-			                s->name, (unsigned long long)fn->call.data_size);
-	}
-	f.args_end = off;
-	f.ret.type = (uint32_t)(uint8_t)s->rtype;
+	if (rc < 0)
+		return rc;
 	memcpy(fn->call.frame, &f, sizeof(f));
 	/* written through the host mapping: the dirty log must hear of it */
-	spk_mem_mark_dirty(spk_vm_mem(fn->vm), fn->call.gpa, SPK_FN_DATA_OFFSET + off);
+	spk_mem_mark_dirty(spk_vm_mem(fn->vm), fn->call.gpa, SPK_FN_DATA_OFFSET + f.args_end);
 	return 0;
 }
 
 static int decode_result(struct spk_fn *fn, const struct fn_sig *s, struct spk_fn_value *result)
 {
 	struct spk_fn_frame f;
-	struct spk_fn_value r = {.type = (enum spk_fn_type)s->rtype};
-	int rc;
 
 	memcpy(&f, fn->call.frame, sizeof(f));
-	switch (f.status) {
-	case SPK_FN_ST_OK:
-		break;
-	case SPK_FN_ST_FAILED:
-		if (result)
-			*result =
-			    (struct spk_fn_value){.type = SPK_FN_I64, .i64 = (int64_t)f.ret.v};
-		return spk_fail(EREMOTEIO, "fn: %s returned error %lld", s->name,
-		                (long long)f.ret.v);
-	case SPK_FN_ST_BAD_FRAME:
-		return spk_fail(EPROTO, "fn: the guest refused the call frame of %s", s->name);
-	case SPK_FN_ST_NO_RESULT:
-		return spk_fail(EPROTO, "fn: %s returned without a result", s->name);
-	case SPK_FN_ST_TOO_BIG:
-		return spk_fail(EPROTO, "fn: %s's result did not fit the call buffer", s->name);
-	default:
-		return spk_fail(EPROTO, "fn: %s returned status %d, which means nothing", s->name,
-		                f.status);
-	}
-	char what[128];
-	snprintf(what, sizeof(what), "the result of %s", s->name);
-	if ((rc = val_check(&f.ret, s->rtype, fn->call.data, fn->call.data_size, what)) < 0)
-		return rc;
-	if (r.type == SPK_FN_I64)
-		r.i64 = (int64_t)f.ret.v;
-	else if (r.type == SPK_FN_F64)
-		memcpy(&r.f64, &f.ret.v, sizeof(double));
-	else if (r.type == SPK_FN_BYTES || r.type == SPK_FN_STR) {
-		memcpy(fn->result, fn->call.data + f.ret.v, f.ret.len);
-		fn->result[f.ret.len] = 0;
-		r.ptr = fn->result;
-		r.len = f.ret.len;
-	}
-	if (result)
-		*result = r;
-	return 0;
+	return fn_frame_decode_result(&f, fn->call.data, fn->call.data_size, s, fn->result, result);
 }
 
 static int call_locked_out(struct spk_fn *fn, const char *name, const struct spk_fn_value *args,
