@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Virtual CPUs: the state machine and spk_vcpu_run().
+ * Virtual CPUs: the state machine and spk_vcpu_run(). The library's core
+ * runs both for every backend (the hypervisor behind the library: KVM on
+ * x86-64 today); where a function says KVM, that is the KVM backend.
  *
  *   CREATED --ready--> READY --run--> RUNNING --return--> READY
  *   CREATED/READY --stop--> STOPPED --ready--> READY (started again)

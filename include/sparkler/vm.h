@@ -209,8 +209,9 @@ struct spk_run_ops {
 	 * seccomp filter there, before any guest instruction). May be NULL. */
 	void (*thread_start)(struct spk_vcpu *vcpu, void *opaque);
 	/* Start a vCPU that CPU_UP named (state CREATED or STOPPED) at
-	 * entry with arg. NULL: the long-mode start of x86.h, with the
-	 * context the boot vCPU was started with. */
+	 * entry with arg. NULL: the backend's default start; on x86-64 the
+	 * long-mode start of x86.h, with the context the boot vCPU was
+	 * started with. */
 	int (*start_vcpu)(struct spk_vcpu *vcpu, uint64_t entry, uint64_t arg, void *opaque);
 };
 

@@ -66,24 +66,33 @@ static inline int spk_add_ok(uint64_t a, uint64_t b, uint64_t *sum)
  */
 enum {
 	SPK_COMPLETE_NONE = 0,
-	SPK_COMPLETE_MMIO,     /* mmio.data -> kvm_run mmio data */
-	SPK_COMPLETE_NPF,      /* npf.data -> kvm_run mmio data */
+	SPK_COMPLETE_MMIO,     /* mmio.data -> the guest's load (KVM: kvm_run mmio data) */
+	SPK_COMPLETE_NPF,      /* npf.data -> the guest's load */
 	SPK_COMPLETE_PIO,      /* pio.data (already in place) */
-	SPK_COMPLETE_SYSREG,   /* sysreg.value / fault -> kvm_run msr */
-	SPK_COMPLETE_HC,       /* hypercall.ret -> rax */
-	SPK_COMPLETE_HC_PRIV,  /* priv.hc_ret -> rax (CPU_UP, SEND_IPI, ...) */
+	SPK_COMPLETE_SYSREG,   /* sysreg.value / fault -> the guest's rdmsr/wrmsr */
+	SPK_COMPLETE_HC,       /* hypercall.ret -> the result register (rax) */
+	SPK_COMPLETE_HC_PRIV,  /* priv.hc_ret -> the result register (CPU_UP, ...) */
 };
 
 /*
- * What the runner (core/runner.c) needs from the backend.
- * spk_vcpu_wait_event: block until an interrupt is queued for the vCPU, it
- * is kicked, or the VM is asked to stop (HALT without an in-kernel
- * irqchip). spk_x86_start_secondary: start a vCPU at CPL0 at entry with arg
- * in the long-mode context the VM's vCPUs were started with.
+ * vcpu.c, for the runner: block until an interrupt is queued for the vCPU,
+ * it is kicked, or the VM is asked to stop (HALT without an in-kernel
+ * irqchip).
  */
 struct spk_vcpu;
 void spk_vcpu_wait_event(struct spk_vcpu *vcpu);
-int spk_x86_start_secondary(struct spk_vcpu *vcpu, uint64_t entry, uint64_t arg);
+/* vcpu.c, for the runner's HALT: can an interrupt wake this vCPU? (the
+ * backend's vcpu_halt_wakeable; true when it cannot tell) */
+bool spk_vcpu_halt_wakeable(struct spk_vcpu *vcpu);
+/* vcpu.c: make the vCPU's thread look at its flags again (leave the
+ * backend's run, leave spk_vcpu_wait_event) without cancelling.
+ * Async-signal-safe. */
+void spk_vcpu_wake(struct spk_vcpu *vcpu);
+/* vm.c: before the first instruction: freeze the tables, backend setup. */
+struct spk_vm;
+int spk_vm_prepare(struct spk_vm *vm);
+/* vcpu.c, for the runner's CPU_UP: the backend's default start. */
+int spk_vcpu_start_default(struct spk_vcpu *vcpu, uint64_t entry, uint64_t arg);
 
 struct spk_mem;
 

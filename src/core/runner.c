@@ -236,7 +236,7 @@ static int cpu_up(struct runner *r, const struct spk_exit *exit)
 	if (r->ops && r->ops->start_vcpu)
 		rc = r->ops->start_vcpu(t, exit->cpu_up.entry_point, exit->cpu_up.arg, r->opaque);
 	else
-		rc = spk_x86_start_secondary(t, exit->cpu_up.entry_point, exit->cpu_up.arg);
+		rc = spk_vcpu_start_default(t, exit->cpu_up.entry_point, exit->cpu_up.arg);
 	if (rc == 0)
 		rc = start_thread(r, t);
 out_unlock:
@@ -270,9 +270,7 @@ static int send_ipi(struct runner *r, struct spk_vcpu *self, const struct spk_ex
 /* HALT without an in-kernel irqchip: sleep until an interrupt can wake it. */
 static bool halt(struct runner *r, struct spk_vcpu *vcpu)
 {
-	struct spk_x86_regs regs;
-
-	if (spk_vcpu_get_regs(vcpu, &regs) == 0 && !(regs.rflags & 0x200)) {
+	if (!spk_vcpu_halt_wakeable(vcpu)) {
 		spk_log(SPK_LOG_INFO, "vCPU %u halted with interrupts off: it is stopped",
 			spk_vcpu_id(vcpu));
 		spk_vcpu_stop(vcpu);

@@ -464,7 +464,7 @@ static int kvm_translate(void *opaque, uint64_t gva, struct spk_assist_xlate *ou
 {
 	struct spk_vcpu *vcpu = opaque;
 	struct kvm_translation tr = {.linear_address = gva};
-	int rc = spk_kvm_ioctl(vcpu->fd, KVM_TRANSLATE, &tr);
+	int rc = spk_kvm_ioctl(spk_kvm_vcpu(vcpu)->fd, KVM_TRANSLATE, &tr);
 
 	if (rc < 0)
 		return rc;
@@ -487,7 +487,7 @@ static int kvm_get_mxcsr(void *opaque, uint32_t *mxcsr)
 {
 	struct spk_vcpu *vcpu = opaque;
 	struct kvm_xsave xs;
-	int rc = spk_kvm_ioctl(vcpu->fd, KVM_GET_XSAVE, &xs);
+	int rc = spk_kvm_ioctl(spk_kvm_vcpu(vcpu)->fd, KVM_GET_XSAVE, &xs);
 
 	if (rc < 0)
 		return rc;
@@ -500,7 +500,7 @@ static int kvm_set_mxcsr(void *opaque, uint32_t mxcsr)
 	struct spk_vcpu *vcpu = opaque;
 	struct kvm_xsave xs;
 	uint64_t bv;
-	int rc = spk_kvm_ioctl(vcpu->fd, KVM_GET_XSAVE, &xs);
+	int rc = spk_kvm_ioctl(spk_kvm_vcpu(vcpu)->fd, KVM_GET_XSAVE, &xs);
 
 	if (rc < 0)
 		return rc;
@@ -510,7 +510,7 @@ static int kvm_set_mxcsr(void *opaque, uint32_t mxcsr)
 	memcpy(&bv, (const uint8_t *)xs.region + XSAVE_XSTATE_BV, 8);
 	bv |= XFEATURE_SSE;
 	memcpy((uint8_t *)xs.region + XSAVE_XSTATE_BV, &bv, 8);
-	return spk_kvm_ioctl(vcpu->fd, KVM_SET_XSAVE, &xs);
+	return spk_kvm_ioctl(spk_kvm_vcpu(vcpu)->fd, KVM_SET_XSAVE, &xs);
 }
 
 static void to_cpu(struct spk_assist_cpu *c, const struct kvm_regs *r, const struct kvm_sregs *s)
@@ -560,11 +560,11 @@ static int inject(struct spk_vcpu *vcpu, struct kvm_sregs *sregs,
 
 	if (out->set_cr2) {
 		sregs->cr2 = out->cr2;
-		rc = spk_kvm_ioctl(vcpu->fd, KVM_SET_SREGS, sregs);
+		rc = spk_kvm_ioctl(spk_kvm_vcpu(vcpu)->fd, KVM_SET_SREGS, sregs);
 		if (rc < 0)
 			return rc;
 	}
-	rc = spk_kvm_ioctl(vcpu->fd, KVM_GET_VCPU_EVENTS, &ev);
+	rc = spk_kvm_ioctl(spk_kvm_vcpu(vcpu)->fd, KVM_GET_VCPU_EVENTS, &ev);
 	if (rc < 0)
 		return rc;
 	ev.flags = 0; /* leave NMI pending, SIPI, SMM and the shadow as they are */
@@ -573,7 +573,7 @@ static int inject(struct spk_vcpu *vcpu, struct kvm_sregs *sregs,
 	ev.exception.nr = out->vector;
 	ev.exception.has_error_code = out->has_error;
 	ev.exception.error_code = out->error;
-	return spk_kvm_ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev);
+	return spk_kvm_ioctl(spk_kvm_vcpu(vcpu)->fd, KVM_SET_VCPU_EVENTS, &ev);
 }
 
 bool spk_kvm_assist(struct spk_vcpu *vcpu, const uint8_t *bytes, unsigned n, char *why,
@@ -592,11 +592,11 @@ bool spk_kvm_assist(struct spk_vcpu *vcpu, const uint8_t *bytes, unsigned n, cha
 	struct kvm_regs regs = {0};
 	int rc;
 
-	if (vcpu->vm->no_assists || !spk_assist_decode(bytes, n, NULL, NULL))
+	if (spk_kvm_vm(vcpu->vm)->no_assists || !spk_assist_decode(bytes, n, NULL, NULL))
 		return false;
-	rc = spk_kvm_ioctl(vcpu->fd, KVM_GET_REGS, &regs);
+	rc = spk_kvm_ioctl(spk_kvm_vcpu(vcpu)->fd, KVM_GET_REGS, &regs);
 	if (rc == 0)
-		rc = spk_kvm_ioctl(vcpu->fd, KVM_GET_SREGS, &sregs);
+		rc = spk_kvm_ioctl(spk_kvm_vcpu(vcpu)->fd, KVM_GET_SREGS, &sregs);
 	if (rc < 0) {
 		snprintf(why, why_len, "assist: reading registers: %s", strerror(-rc));
 		return false;
@@ -604,7 +604,7 @@ bool spk_kvm_assist(struct spk_vcpu *vcpu, const uint8_t *bytes, unsigned n, cha
 	to_cpu(&cpu, &regs, &sregs);
 	switch (spk_assist_exec(bytes, n, &cpu, &env, &out)) {
 	case SPK_ASSIST_REFETCH:
-		vcpu->assist.refetch_mismatch++;
+		spk_kvm_vcpu(vcpu)->assist.refetch_mismatch++;
 		return true; /* nothing changed: the vCPU runs the new bytes */
 	case SPK_ASSIST_DONE:
 	case SPK_ASSIST_EXCEPTION:
@@ -617,9 +617,9 @@ bool spk_kvm_assist(struct spk_vcpu *vcpu, const uint8_t *bytes, unsigned n, cha
 		return false;
 	}
 	from_cpu(&regs, &cpu);
-	rc = spk_kvm_ioctl(vcpu->fd, KVM_SET_REGS, &regs);
-	if (rc == 0 && vcpu->vm->sync_regs)
-		vcpu->run->s.regs.regs = regs; /* the synced copy must not undo it */
+	rc = spk_kvm_ioctl(spk_kvm_vcpu(vcpu)->fd, KVM_SET_REGS, &regs);
+	if (rc == 0 && spk_kvm_vm(vcpu->vm)->sync_regs)
+		spk_kvm_vcpu(vcpu)->run->s.regs.regs = regs; /* the synced copy must not undo it */
 	if (rc == 0 && out.vector)
 		rc = inject(vcpu, &sregs, &out);
 	if (rc < 0) {
@@ -627,9 +627,9 @@ bool spk_kvm_assist(struct spk_vcpu *vcpu, const uint8_t *bytes, unsigned n, cha
 		         strerror(-rc));
 		return false;
 	}
-	vcpu->assist.count[out.insn]++;
+	spk_kvm_vcpu(vcpu)->assist.count[out.insn]++;
 	if (out.fault)
-		vcpu->assist.faults++;
+		spk_kvm_vcpu(vcpu)->assist.faults++;
 	return true;
 }
 
@@ -638,6 +638,6 @@ void spk_vcpu_get_assist_stats(const struct spk_vcpu *vcpu, struct spk_assist_st
 	if (!out)
 		return;
 	memset(out, 0, sizeof(*out));
-	if (vcpu)
-		*out = vcpu->assist;
+	if (vcpu && vcpu->magic == SPK_VCPU_MAGIC && vcpu->be)
+		*out = spk_kvm_vcpu(vcpu)->assist;
 }

@@ -82,7 +82,7 @@ void spk_kvm_cpuid_add_emulated(struct spk_cpuid_entry *e, uint32_t n, bool tsc_
 
 int spk_kvm_set_vcpu_cpuid(struct spk_vcpu *vcpu)
 {
-	struct spk_vm *vm = vcpu->vm;
+	const struct spk_kvm_vm *vm = spk_kvm_vm(vcpu->vm);
 	const struct kvm_cpuid2 *host = vm->supported_cpuid;
 	uint32_t n = host->nent;
 	struct spk_cpuid_entry *e;
@@ -107,7 +107,7 @@ int spk_kvm_set_vcpu_cpuid(struct spk_vcpu *vcpu)
 	set_apic_ids(e, n, vcpu->id);
 	spk_kvm_cpuid_add_emulated(
 	    e, n,
-	    vm->irqchip == SPK_IRQCHIP_KERNEL &&
+	    vcpu->vm->irqchip == SPK_IRQCHIP_KERNEL &&
 		ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0);
 	if (vm->cpuid_policy) {
 		rc = vm->cpuid_policy(vm->cpuid_opaque, vcpu->id, e, &n, SPK_CPUID_MAX);
@@ -129,7 +129,7 @@ int spk_kvm_set_vcpu_cpuid(struct spk_vcpu *vcpu)
 			.ecx = e[i].ecx,
 			.edx = e[i].edx,
 		};
-	rc = spk_kvm_ioctl(vcpu->fd, KVM_SET_CPUID2, c);
+	rc = spk_kvm_ioctl(spk_kvm_vcpu(vcpu)->fd, KVM_SET_CPUID2, c);
 	if (rc < 0)
 		rc = spk_fail(-rc, "kvm: KVM_SET_CPUID2 on vCPU %u: %s", vcpu->id, strerror(-rc));
 out_free:

@@ -60,7 +60,7 @@ static int check_ioeventfd(const struct spk_ioeventfd *io)
 	return 0;
 }
 
-static int ioeventfd(struct spk_vm *vm, const struct spk_ioeventfd *io, bool assign)
+static int ioeventfd(struct spk_vm *svm, const struct spk_ioeventfd *io, bool assign)
 {
 	const char *what = assign ? "add" : "remove";
 	struct kvm_ioeventfd k = {
@@ -71,10 +71,12 @@ static int ioeventfd(struct spk_vm *vm, const struct spk_ioeventfd *io, bool ass
 	};
 	int rc;
 
-	if (!vm || !io)
+	if (!svm || !io)
 		return spk_fail(EINVAL, "vm: ioeventfd %s without a VM or a description", what);
 	if ((rc = check_ioeventfd(io)) < 0)
 		return rc;
+	struct spk_kvm_vm *vm = spk_kvm_vm(svm);
+
 	if (io->space == SPK_BUS_PIO)
 		k.flags |= KVM_IOEVENTFD_FLAG_PIO;
 	if (io->match)
@@ -112,18 +114,19 @@ static int check_msi(const struct spk_msi *msi, const char *what)
 	return 0;
 }
 
-int spk_vm_signal_msi(struct spk_vm *vm, const struct spk_msi *msi)
+/* The signal_msi op: the core checked the VM, its irqchip and msi. */
+int spk_kvm_signal_msi(struct spk_vm *vm, const struct spk_msi *msi)
 {
-	int rc;
+	int rc = check_msi(msi, "signal");
 
-	if ((rc = need_irqchip(vm, "KVM_SIGNAL_MSI")) < 0 || (rc = check_msi(msi, "signal")) < 0)
+	if (rc < 0)
 		return rc;
 	struct kvm_msi k = {
 	    .address_lo = (uint32_t)msi->addr,
 	    .address_hi = (uint32_t)(msi->addr >> 32),
 	    .data = msi->data,
 	};
-	rc = spk_kvm_ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &k);
+	rc = spk_kvm_ioctl(spk_kvm_vm(vm)->vm_fd, KVM_SIGNAL_MSI, &k);
 	if (rc < 0)
 		return spk_fail(-rc, "kvm: KVM_SIGNAL_MSI to 0x%" PRIx64 " data 0x%x: %s",
 		                msi->addr, msi->data, strerror(-rc));
@@ -152,7 +155,7 @@ static struct kvm_irq_routing_entry msi_entry(uint32_t gsi, const struct spk_msi
 	};
 }
 
-static int grow_routes(struct spk_vm *vm, uint32_t need)
+static int grow_routes(struct spk_kvm_vm *vm, uint32_t need)
 {
 	if (need <= vm->cap_routes && vm->routes)
 		return 0;
@@ -176,7 +179,7 @@ static int grow_routes(struct spk_vm *vm, uint32_t need)
  * that takes the PIT through the IOAPIC, as the MADT tells it to, would
  * never see it.
  */
-static int default_routes(struct spk_vm *vm)
+static int default_routes(struct spk_kvm_vm *vm)
 {
 	int rc = grow_routes(vm, IOAPIC_PINS + PIC_PINS + 16);
 
@@ -196,7 +199,7 @@ static int default_routes(struct spk_vm *vm)
 }
 
 /* Hand the table to KVM. */
-static int commit_routes(struct spk_vm *vm, const char *what)
+static int commit_routes(struct spk_kvm_vm *vm, const char *what)
 {
 	size_t size = sizeof(struct kvm_irq_routing) + vm->n_routes * sizeof(*vm->routes);
 	struct kvm_irq_routing *t = calloc(1, size);
@@ -214,8 +217,9 @@ static int commit_routes(struct spk_vm *vm, const char *what)
 	return 0;
 }
 
-int spk_kvm_routes_init(struct spk_vm *vm)
+int spk_kvm_routes_init(struct spk_vm *svm)
 {
+	struct spk_kvm_vm *vm = spk_kvm_vm(svm);
 	int rc;
 
 	pthread_mutex_lock(&vm->routes_lock);
@@ -227,7 +231,7 @@ int spk_kvm_routes_init(struct spk_vm *vm)
 }
 
 /* Index of gsi's MSI entry, or -1. */
-static int find_msi(const struct spk_vm *vm, uint32_t gsi)
+static int find_msi(const struct spk_kvm_vm *vm, uint32_t gsi)
 {
 	for (uint32_t i = 0; i < vm->n_routes; i++)
 		if (vm->routes[i].gsi == gsi && vm->routes[i].type == KVM_IRQ_ROUTING_MSI)
@@ -236,7 +240,7 @@ static int find_msi(const struct spk_vm *vm, uint32_t gsi)
 }
 
 /* The lowest GSI from SPK_VM_FIRST_MSI_GSI that no entry uses. */
-static int free_gsi(const struct spk_vm *vm, uint32_t *out)
+static int free_gsi(const struct spk_kvm_vm *vm, uint32_t *out)
 {
 	for (uint32_t gsi = SPK_VM_FIRST_MSI_GSI; gsi < MAX_GSI; gsi++) {
 		if (find_msi(vm, gsi) < 0) {
@@ -247,15 +251,17 @@ static int free_gsi(const struct spk_vm *vm, uint32_t *out)
 	return spk_fail(ENOSPC, "vm: all %d GSIs are routed", MAX_GSI);
 }
 
-int spk_vm_msi_route_add(struct spk_vm *vm, const struct spk_msi *msi, uint32_t *gsi)
+int spk_vm_msi_route_add(struct spk_vm *svm, const struct spk_msi *msi, uint32_t *gsi)
 {
 	uint32_t g = 0;
 	int rc;
 
-	if ((rc = need_irqchip(vm, "an MSI route")) < 0 || (rc = check_msi(msi, "route")) < 0)
+	if ((rc = need_irqchip(svm, "an MSI route")) < 0 || (rc = check_msi(msi, "route")) < 0)
 		return rc;
 	if (!gsi)
 		return spk_fail(EINVAL, "vm: MSI route without a place for its GSI");
+	struct spk_kvm_vm *vm = spk_kvm_vm(svm);
+
 	pthread_mutex_lock(&vm->routes_lock);
 	if (!vm->routes && (rc = default_routes(vm)) < 0)
 		goto out;
@@ -272,12 +278,14 @@ out:
 	return rc;
 }
 
-int spk_vm_msi_route_set(struct spk_vm *vm, uint32_t gsi, const struct spk_msi *msi)
+int spk_vm_msi_route_set(struct spk_vm *svm, uint32_t gsi, const struct spk_msi *msi)
 {
 	int rc, i;
 
-	if ((rc = need_irqchip(vm, "an MSI route")) < 0 || (rc = check_msi(msi, "route")) < 0)
+	if ((rc = need_irqchip(svm, "an MSI route")) < 0 || (rc = check_msi(msi, "route")) < 0)
 		return rc;
+	struct spk_kvm_vm *vm = spk_kvm_vm(svm);
+
 	pthread_mutex_lock(&vm->routes_lock);
 	i = vm->routes ? find_msi(vm, gsi) : -1;
 	if (i < 0) {
@@ -294,12 +302,14 @@ int spk_vm_msi_route_set(struct spk_vm *vm, uint32_t gsi, const struct spk_msi *
 	return rc;
 }
 
-int spk_vm_msi_route_del(struct spk_vm *vm, uint32_t gsi)
+int spk_vm_msi_route_del(struct spk_vm *svm, uint32_t gsi)
 {
 	int rc, i;
 
-	if ((rc = need_irqchip(vm, "an MSI route")) < 0)
+	if ((rc = need_irqchip(svm, "an MSI route")) < 0)
 		return rc;
+	struct spk_kvm_vm *vm = spk_kvm_vm(svm);
+
 	pthread_mutex_lock(&vm->routes_lock);
 	i = vm->routes ? find_msi(vm, gsi) : -1;
 	if (i < 0) {
@@ -319,27 +329,22 @@ int spk_vm_msi_route_del(struct spk_vm *vm, uint32_t gsi)
 	return rc;
 }
 
-void spk_vm_routes_free(struct spk_vm *vm)
-{
-	free(vm->routes);
-	vm->routes = NULL;
-	vm->n_routes = vm->cap_routes = 0;
-}
-
 /* ---- irqfd ------------------------------------------------------------------------ */
 
-static int irqfd(struct spk_vm *vm, uint32_t gsi, int fd, bool assign)
+static int irqfd(struct spk_vm *svm, uint32_t gsi, int fd, bool assign)
 {
 	const char *what = assign ? "add" : "remove";
 	struct kvm_irqfd k = {.fd = (uint32_t)fd, .gsi = gsi};
 	int rc;
 
-	if ((rc = need_irqchip(vm, "an irqfd")) < 0)
+	if ((rc = need_irqchip(svm, "an irqfd")) < 0)
 		return rc;
 	if (fd < 0)
 		return spk_fail(EBADF, "vm: irqfd %s for GSI %u without an eventfd", what, gsi);
 	if (gsi >= MAX_GSI)
 		return spk_fail(EINVAL, "vm: irqfd %s: GSI %u is not below %d", what, gsi, MAX_GSI);
+	struct spk_kvm_vm *vm = spk_kvm_vm(svm);
+
 	if (!assign)
 		k.flags = KVM_IRQFD_FLAG_DEASSIGN;
 	rc = spk_kvm_ioctl(vm->vm_fd, KVM_IRQFD, &k);

@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The KVM x86-64 backend's internal structures. Not installed. */
+/*
+ * The KVM x86-64 backend's internal structures (not installed): what it
+ * keeps beside the core's VM and vCPU objects (core/backend.h).
+ */
 #ifndef SPK_KVM_KVM_H
 #define SPK_KVM_KVM_H
 
@@ -13,59 +16,24 @@
 #include <sparkler/assist.h>
 #include <sparkler/sparkler.h>
 
-/* One KVM memory slot and the host mapping behind it. */
-struct spk_kvm_map {
-	uint64_t gpa;
-	uint64_t size;
-	void *host;
-	uint32_t slot;
-	bool has_slot;
-};
+#include "core/backend.h"
 
-/* Written into live VMs and vCPUs, cleared on destroy: a cheap check that
- * catches most uses of a destroyed handle (still undefined behaviour). */
-#define SPK_VM_MAGIC   0x73706b76u /* "spkv" */
-#define SPK_VCPU_MAGIC 0x73706b63u /* "spkc" */
-
-struct spk_vm {
-	uint32_t magic;
+/*
+ * The backend's VM (spk_vm.be): the KVM descriptors and what KVM x86-64
+ * needs beyond the core's VM (core/backend.h).
+ */
+struct spk_kvm_vm {
 	int kvm_fd; /* the process-wide /dev/kvm descriptor: not ours to close */
 	int vm_fd;
 	int run_size; /* KVM_GET_VCPU_MMAP_SIZE */
 	bool sync_regs;
-	uint32_t max_vcpus;
-	enum spk_irqchip irqchip;
 	spk_cpuid_policy_fn cpuid_policy;
 	void *cpuid_opaque;
 	uint32_t *msr_exits;
 	uint32_t n_msr_exits;
-	int console_fd;
-	int kick_signal;
 	bool no_assists; /* spk_vm_config.no_assists */
 
-	struct spk_mem *mem;
-	struct spk_bus *bus;
-	struct spk_hypercall_table *hc;
-
-	struct spk_kvm_map maps[SPK_MEM_MAX_REGIONS];
-	uint32_t n_maps;
-	uint32_t next_slot;
-
 	const struct kvm_cpuid2 *supported_cpuid; /* process-wide, read-only */
-
-	pthread_mutex_t lock; /* vCPU creation, memory, first-run setup */
-	struct spk_vcpu **vcpus; /* max_vcpus entries */
-	bool prepared; /* first-run setup done (bus frozen, MSR filter set) */
-
-	/* 0, or SPK_EXIT_SYSTEM_DOWN / SPK_EXIT_RESET from spk_vm_request_stop */
-	atomic_int stop_kind;
-	/* spk_vm_destroy() has begun: no new run may start */
-	atomic_bool dying;
-	struct spk_vm *next_live; /* the process's list of live VMs */
-
-	struct runner *runner; /* of the spk_vm_run() in progress, under lock */
-	uint32_t runner_users;  /* references from spk_vm_runner_get() */
-	pthread_cond_t runner_cond;
 
 	/* GSI routing (spk_vm_msi_route_*): NULL until the first MSI route;
 	 * then KVM's default IOAPIC/PIC entries followed by the MSI ones. */
@@ -73,74 +41,78 @@ struct spk_vm {
 	struct kvm_irq_routing_entry *routes;
 	uint32_t n_routes, cap_routes;
 
-	/* The dirty log (dirty.c): on, and KVM_CLEAR_DIRTY_LOG in use (manual
-	 * protect). Under lock; set_slot() adds KVM_MEM_LOG_DIRTY_PAGES to
-	 * RAM slots while it is on. */
-	bool dirty_log;
+	/* KVM_CLEAR_DIRTY_LOG in use (manual protect, dirty.c), under the
+	 * core VM's lock. */
 	bool dirty_manual;
 
-	/* The long-mode context vCPUs were started with (for CPU_UP). */
+	/* The long-mode context vCPUs were started with (for CPU_UP), under
+	 * the core VM's lock. */
 	struct spk_x86_long_mode lm;
 	bool have_lm;
 };
 
-struct spk_vcpu {
-	uint32_t magic;
-	struct spk_vm *vm;
-	uint32_t id;
+/* The backend's vCPU (spk_vcpu.be). */
+struct spk_kvm_vcpu {
 	int fd;
 	struct kvm_run *run;
-	enum spk_vcpu_state state;
-	unsigned flags;
-
-	/* kicks and interrupts, from any thread */
-	atomic_bool cancel;
-	atomic_bool has_thread;
-	pthread_t thread;
-	atomic_uint_least64_t pending[4]; /* vectors 0..255 queued for injection */
-	atomic_uint wake_seq;             /* futex for spk_vcpu_wait_event() */
-
-	/* completion of the exit handed to the caller last time */
-	struct spk_exit *last_exit;
-	bool last_from_kvm_hypercall; /* KVM_EXIT_HYPERCALL: ret goes to run */
-
-	struct spk_vcpu_stats stats;
+	/* the last exit was KVM_EXIT_HYPERCALL: its result goes to run */
+	bool last_from_kvm_hypercall;
 	struct spk_assist_stats assist; /* assist.c */
 };
 
-/* vm.c */
-int spk_vm_prepare(struct spk_vm *vm);
-/* vm.c: true for a live VM handle; false (with a message) for NULL or a
- * destroyed one. vcpu.c: the same for a vCPU. */
-bool spk_vm_ok(const struct spk_vm *vm, const char *what);
-bool spk_vcpu_ok(const struct spk_vcpu *vcpu, const char *what);
+static inline struct spk_kvm_vm *spk_kvm_vm(const struct spk_vm *vm)
+{
+	return (struct spk_kvm_vm *)vm->be;
+}
+
+static inline struct spk_kvm_vcpu *spk_kvm_vcpu(const struct spk_vcpu *vcpu)
+{
+	return (struct spk_kvm_vcpu *)vcpu->be;
+}
+
+/* vm.c: the VM and memory ops of the backend table (backend.c) */
+int spk_kvm_vm_create(struct spk_vm *vm, const struct spk_vm_config *cfg);
+void spk_kvm_vm_destroy(struct spk_vm *vm);
+int spk_kvm_vm_prepare(struct spk_vm *vm);
+int spk_kvm_mem_slot_add(struct spk_vm *vm, struct spk_mem_slot *slot);
+void spk_kvm_mem_slot_del(struct spk_vm *vm, struct spk_mem_slot *slot);
+/* dirty.c: the dirty log ops, and the flags of a slot (RAM: with
+ * KVM_MEM_LOG_DIRTY_PAGES while the core's vm->dirty_log is on) */
+int spk_kvm_mem_dirty_log(struct spk_vm *vm, struct spk_mem_slot *slot, bool on);
+int spk_kvm_mem_dirty_get(struct spk_vm *vm, struct spk_mem_slot *slot, uint64_t *bits);
+uint32_t spk_kvm_slot_flags(const struct spk_vm *vm, bool readonly);
+int spk_kvm_irq_line(struct spk_vm *vm, uint32_t gsi, bool level);
+/* irqfd.c: the signal_msi op */
+int spk_kvm_signal_msi(struct spk_vm *vm, const struct spk_msi *msi);
+
+/* vcpu.c: the vCPU ops */
+int spk_kvm_vcpu_create(struct spk_vcpu *vcpu);
+void spk_kvm_vcpu_destroy(struct spk_vcpu *vcpu);
+int spk_kvm_vcpu_enter(struct spk_vcpu *vcpu, struct spk_exit *exit);
+enum spk_step spk_kvm_vcpu_translate(struct spk_vcpu *vcpu, struct spk_exit *exit);
+void spk_kvm_vcpu_complete(struct spk_vcpu *vcpu, const struct spk_exit *exit);
+void spk_kvm_vcpu_kick(struct spk_vcpu *vcpu);
+uint64_t spk_kvm_vcpu_pc(struct spk_vcpu *vcpu);
+int spk_kvm_vcpu_interrupt(struct spk_vcpu *vcpu, uint8_t vector);
+int spk_kvm_vcpu_set_debug(struct spk_vcpu *vcpu, const struct spk_vcpu_debug *dbg);
+/* vcpu.c: set rax, through the synced registers when KVM has them */
+int spk_kvm_set_guest_rax(struct spk_vcpu *vcpu, uint64_t value);
+
+/* x86.c: registers, HALT, the CPU_UP start */
+int spk_kvm_vcpu_get_regs(struct spk_vcpu *vcpu, enum spk_regset set, void *buf, size_t size);
+int spk_kvm_vcpu_set_regs(struct spk_vcpu *vcpu, enum spk_regset set, const void *buf, size_t size);
+int spk_kvm_vcpu_halt_wakeable(struct spk_vcpu *vcpu);
+int spk_x86_start_secondary(struct spk_vcpu *vcpu, uint64_t entry, uint64_t arg);
 
 /* irqfd.c: install the irqchip's default GSI routes, GSI 0 (the PIT) to
  * IOAPIC pin 2 (spk_vm_create, after KVM_CREATE_IRQCHIP). */
 int spk_kvm_routes_init(struct spk_vm *vm);
-/* irqfd.c: free the GSI routing table (spk_vm_destroy). */
-void spk_vm_routes_free(struct spk_vm *vm);
-
-/* vcpu.c: make the vCPU's thread look at its flags again (leave KVM_RUN,
- * leave spk_vcpu_wait_event) without cancelling. Async-signal-safe. */
-void spk_vcpu_wake(struct spk_vcpu *vcpu);
-bool spk_vcpu_pending_irq(struct spk_vcpu *vcpu);
-
-/* vcpu.c: hand the value the caller completed for the last exit to KVM's
- * run area (the next KVM_RUN gives it to the guest); none: nothing. */
-void spk_kvm_complete_last(struct spk_vcpu *vcpu);
-
-/* vcpu.c: a failed setup step leaves the vCPU INVALID (DESIGN.md 1). */
-int spk_vcpu_invalidate(struct spk_vcpu *vcpu);
 
 /* assist.c: complete an instruction KVM could not emulate (bytes[0..n));
  * true when done and the vCPU may run on. false: report the exit (why
  * gets a reason when an assist was tried and failed). */
 bool spk_kvm_assist(struct spk_vcpu *vcpu, const uint8_t *bytes, unsigned n, char *why,
-		    size_t why_len);
-
-/* dirty.c: the flags of a slot for map (RAM: with the dirty log when on). */
-uint32_t spk_kvm_slot_flags(const struct spk_vm *vm, bool readonly);
+                    size_t why_len);
 
 /* cpuid.c */
 int spk_kvm_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out);

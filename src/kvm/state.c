@@ -54,7 +54,7 @@ enum { FPU_LEGACY = 1, FPU_XSAVE = 2 };
 
 static int vm_cap(const struct spk_vm *vm, long cap)
 {
-	int v = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, cap);
+	int v = ioctl(spk_kvm_vm(vm)->vm_fd, KVM_CHECK_EXTENSION, cap);
 
 	return v < 0 ? 0 : v;
 }
@@ -75,11 +75,11 @@ static int flush_exit(struct spk_vcpu *vcpu)
 {
 	int rc, err;
 
-	spk_kvm_complete_last(vcpu);
-	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-	rc = ioctl(vcpu->fd, KVM_RUN, 0);
+	spk_vcpu_complete_last(vcpu);
+	__atomic_store_n(&spk_kvm_vcpu(vcpu)->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	rc = ioctl(spk_kvm_vcpu(vcpu)->fd, KVM_RUN, 0);
 	err = errno;
-	__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&spk_kvm_vcpu(vcpu)->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 	if (rc == 0)
 		return spk_fail(EIO, "kvm: vCPU %u: entering to finish its last exit ran the guest",
 		                vcpu->id);
@@ -95,7 +95,7 @@ static int flush_exit(struct spk_vcpu *vcpu)
 static int msr_index_list(const struct spk_vm *vm, uint32_t **out, uint32_t *n)
 {
 	struct kvm_msr_list probe = {.nmsrs = 0}, *l;
-	int rc = spk_kvm_ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, &probe);
+	int rc = spk_kvm_ioctl(spk_kvm_vm(vm)->kvm_fd, KVM_GET_MSR_INDEX_LIST, &probe);
 
 	if (rc < 0 && rc != -E2BIG)
 		return spk_fail(-rc, "kvm: KVM_GET_MSR_INDEX_LIST: %s", strerror(-rc));
@@ -106,7 +106,7 @@ static int msr_index_list(const struct spk_vm *vm, uint32_t **out, uint32_t *n)
 	if (!l)
 		return spk_fail(ENOMEM, "kvm: out of memory");
 	l->nmsrs = probe.nmsrs;
-	rc = spk_kvm_ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, l);
+	rc = spk_kvm_ioctl(spk_kvm_vm(vm)->kvm_fd, KVM_GET_MSR_INDEX_LIST, l);
 	if (rc < 0) {
 		free(l);
 		return spk_fail(-rc, "kvm: KVM_GET_MSR_INDEX_LIST: %s", strerror(-rc));
@@ -149,7 +149,7 @@ static int msrs_read(struct spk_vcpu *vcpu, struct kvm_msrs **out)
 	for (uint32_t i = 0; i < n; i++) {
 		one->nmsrs = 1;
 		one->entries[0] = (struct kvm_msr_entry){.index = idx[i]};
-		rc = spk_kvm_ioctl(vcpu->fd, KVM_GET_MSRS, one);
+		rc = spk_kvm_ioctl(spk_kvm_vcpu(vcpu)->fd, KVM_GET_MSRS, one);
 		if (rc < 0) {
 			rc = spk_fail(-rc, "kvm: vCPU %u: KVM_GET_MSRS 0x%x: %s", vcpu->id, idx[i],
 			              strerror(-rc));
@@ -185,12 +185,12 @@ static int msrs_write(struct spk_vcpu *vcpu, const struct kvm_msrs *m, bool dead
 			continue;
 		one->nmsrs = 1;
 		one->entries[0] = *e;
-		rc = spk_kvm_ioctl(vcpu->fd, KVM_SET_MSRS, one);
+		rc = spk_kvm_ioctl(spk_kvm_vcpu(vcpu)->fd, KVM_SET_MSRS, one);
 		if (rc != 1) {
 			/* refused, but already so (an MSR of a PV feature this VM
 			 * lacks, saved at its reset value): nothing to change */
 			one->entries[0].data = ~e->data;
-			if (spk_kvm_ioctl(vcpu->fd, KVM_GET_MSRS, one) == 1 &&
+			if (spk_kvm_ioctl(spk_kvm_vcpu(vcpu)->fd, KVM_GET_MSRS, one) == 1 &&
 			    one->entries[0].data == e->data)
 				rc = 1;
 		}
@@ -235,7 +235,7 @@ static void state_free(struct vcpu_state *s)
 
 #define GET(vcpu, req, arg, what)                                                                  \
 	do {                                                                                       \
-		int rc_ = spk_kvm_ioctl((vcpu)->fd, (req), (arg));                                 \
+		int rc_ = spk_kvm_ioctl(spk_kvm_vcpu(vcpu)->fd, (req), (arg));                     \
 		if (rc_ < 0) {                                                                     \
 			rc = spk_fail(-rc_, "kvm: vCPU %u: %s: %s", (vcpu)->id, (what),            \
 			              strerror(-rc_));                                             \
@@ -281,7 +281,7 @@ static int vcpu_read(struct spk_vcpu *vcpu, struct vcpu_state *s)
 	GET(vcpu, KVM_GET_VCPU_EVENTS, &s->events, "KVM_GET_VCPU_EVENTS");
 	GET(vcpu, KVM_GET_DEBUGREGS, &s->debugregs, "KVM_GET_DEBUGREGS");
 	GET(vcpu, KVM_GET_MP_STATE, &s->mp, "KVM_GET_MP_STATE");
-	int khz = ioctl(vcpu->fd, KVM_GET_TSC_KHZ, 0);
+	int khz = ioctl(spk_kvm_vcpu(vcpu)->fd, KVM_GET_TSC_KHZ, 0);
 	s->tsc_khz = khz > 0 ? (uint32_t)khz : 0;
 out:
 	return rc;
@@ -453,7 +453,7 @@ static int vcpu_parse(struct spk_vcpu *vcpu, struct spk_snap_reader *r, struct v
 
 #define SET(vcpu, req, arg, field)                                                                 \
 	do {                                                                                       \
-		int rc_ = spk_kvm_ioctl((vcpu)->fd, (req), (arg));                                 \
+		int rc_ = spk_kvm_ioctl(spk_kvm_vcpu(vcpu)->fd, (req), (arg));                     \
 		if (rc_ < 0) {                                                                     \
 			rc = spk_snap_bad(r, (field), "KVM refused it (%s)", strerror(-rc_));      \
 			goto out;                                                                  \
@@ -462,12 +462,12 @@ static int vcpu_parse(struct spk_vcpu *vcpu, struct spk_snap_reader *r, struct v
 
 static void check_tsc_khz(struct spk_vcpu *vcpu, uint32_t saved)
 {
-	int khz = ioctl(vcpu->fd, KVM_GET_TSC_KHZ, 0);
+	int khz = ioctl(spk_kvm_vcpu(vcpu)->fd, KVM_GET_TSC_KHZ, 0);
 
 	if (saved == 0 || khz <= 0 || (uint32_t)khz == saved)
 		return;
 	if (vm_cap(vcpu->vm, KVM_CAP_TSC_CONTROL) &&
-	    ioctl(vcpu->fd, KVM_SET_TSC_KHZ, (unsigned long)saved) == 0)
+	    ioctl(spk_kvm_vcpu(vcpu)->fd, KVM_SET_TSC_KHZ, (unsigned long)saved) == 0)
 		return;
 	spk_log(SPK_LOG_WARN,
 	        "kvm: vCPU %u: the snapshot's TSC ran at %u kHz, this host's at %d kHz and KVM "
@@ -513,7 +513,7 @@ int spk_kvm_vcpu_state_load(struct spk_vcpu *vcpu, struct spk_snap_reader *r, bo
 	if (rc == 0 && !check_only) {
 		/* whatever the vCPU was in the middle of is replaced */
 		vcpu->last_exit = NULL;
-		vcpu->last_from_kvm_hypercall = false;
+		spk_kvm_vcpu(vcpu)->last_from_kvm_hypercall = false;
 		if ((rc = vcpu_apply(vcpu, r, &s)) < 0)
 			spk_vcpu_invalidate(vcpu);
 	}
@@ -526,7 +526,7 @@ int spk_kvm_vcpu_state_load(struct spk_vcpu *vcpu, struct spk_snap_reader *r, bo
 static int get_chip(struct spk_vm *vm, uint32_t id, struct kvm_irqchip *c)
 {
 	*c = (struct kvm_irqchip){.chip_id = id};
-	int rc = spk_kvm_ioctl(vm->vm_fd, KVM_GET_IRQCHIP, c);
+	int rc = spk_kvm_ioctl(spk_kvm_vm(vm)->vm_fd, KVM_GET_IRQCHIP, c);
 
 	return rc < 0 ? spk_fail(-rc, "kvm: KVM_GET_IRQCHIP %u: %s", id, strerror(-rc)) : 0;
 }
@@ -539,14 +539,14 @@ int spk_kvm_vm_state_save(struct spk_vm *vm, struct spk_snap_writer *w)
 	struct kvm_pit_state2 pit = {0};
 	struct kvm_irqchip chip[3];
 	bool kernel = vm->irqchip == SPK_IRQCHIP_KERNEL;
-	int rc = spk_kvm_ioctl(vm->vm_fd, KVM_GET_CLOCK, &clock);
+	int rc = spk_kvm_ioctl(spk_kvm_vm(vm)->vm_fd, KVM_GET_CLOCK, &clock);
 
 	if (rc < 0)
 		return spk_fail(-rc, "kvm: KVM_GET_CLOCK: %s", strerror(-rc));
 	for (uint32_t i = 0; kernel && i < 3; i++)
 		if ((rc = get_chip(vm, i, &chip[i])) < 0)
 			return rc;
-	if (kernel && (rc = spk_kvm_ioctl(vm->vm_fd, KVM_GET_PIT2, &pit)) < 0)
+	if (kernel && (rc = spk_kvm_ioctl(spk_kvm_vm(vm)->vm_fd, KVM_GET_PIT2, &pit)) < 0)
 		return spk_fail(-rc, "kvm: KVM_GET_PIT2: %s", strerror(-rc));
 	spk_snap_put_u64(w, "clock", clock.clock);
 	spk_snap_put_u8(w, "irqchip", kernel);
@@ -590,11 +590,11 @@ int spk_kvm_vm_state_load(struct spk_vm *vm, struct spk_snap_reader *r, bool che
 		return rc;
 	clock.clock = at;
 	for (uint32_t i = 0; kernel && i < 3; i++)
-		if ((rc = spk_kvm_ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &chip[i])) < 0)
+		if ((rc = spk_kvm_ioctl(spk_kvm_vm(vm)->vm_fd, KVM_SET_IRQCHIP, &chip[i])) < 0)
 			return spk_snap_bad(r, chip_field[i], "KVM refused it (%s)", strerror(-rc));
-	if (kernel && (rc = spk_kvm_ioctl(vm->vm_fd, KVM_SET_PIT2, &pit)) < 0)
+	if (kernel && (rc = spk_kvm_ioctl(spk_kvm_vm(vm)->vm_fd, KVM_SET_PIT2, &pit)) < 0)
 		return spk_snap_bad(r, "pit", "KVM refused it (%s)", strerror(-rc));
-	if ((rc = spk_kvm_ioctl(vm->vm_fd, KVM_SET_CLOCK, &clock)) < 0)
+	if ((rc = spk_kvm_ioctl(spk_kvm_vm(vm)->vm_fd, KVM_SET_CLOCK, &clock)) < 0)
 		return spk_snap_bad(r, "clock", "KVM refused it (%s)", strerror(-rc));
 	return 0;
 }
@@ -626,7 +626,7 @@ int spk_kvm_vcpu_cpuid(struct spk_vcpu *vcpu, struct spk_snap_cpuid *out, size_t
 	if (!c)
 		return spk_fail(ENOMEM, "kvm: out of memory");
 	c->nent = (uint32_t)max;
-	rc = spk_kvm_ioctl(vcpu->fd, KVM_GET_CPUID2, c);
+	rc = spk_kvm_ioctl(spk_kvm_vcpu(vcpu)->fd, KVM_GET_CPUID2, c);
 	if (rc < 0) {
 		free(c);
 		return spk_fail(-rc, "kvm: vCPU %u: KVM_GET_CPUID2: %s", vcpu->id, strerror(-rc));

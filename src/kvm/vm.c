@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* KVM backend: VM creation, guest memory slots, MSR filter, irqchip. */
+/*
+ * KVM backend: the VM (/dev/kvm, KVM_CREATE_VM, the in-kernel irqchip),
+ * guest memory slots and their dirty log, the MSR filter, irq lines. The
+ * core owns the VM object and the memory itself (core/vm.c).
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -7,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/internal.h"
@@ -38,7 +40,7 @@ static int open_kvm(int *fd_out)
 	if (version != KVM_API_VERSION) {
 		close(fd);
 		return spk_fail(ENODEV, "kvm: /dev/kvm has API version %d, need %d", version,
-				KVM_API_VERSION);
+		                KVM_API_VERSION);
 	}
 	*fd_out = fd;
 	return 0;
@@ -85,7 +87,7 @@ static void host_init(void)
 	}
 }
 
-static int host_kvm(struct spk_vm *vm)
+static int host_kvm(struct spk_kvm_vm *vm)
 {
 	pthread_once(&kvm_host.once, host_init);
 	if (kvm_host.fd < 0)
@@ -133,57 +135,12 @@ const char *spk_host_kvm_kind(void)
 	return "unknown";
 }
 
-/*
- * The process's live VMs: spk_vm_destroy() of a VM that is not in the
- * list (destroyed already, or never created) is refused without touching
- * it, so a double destroy is safe.
- */
-static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct spk_vm *live_vms;
-
-static void live_add(struct spk_vm *vm)
-{
-	pthread_mutex_lock(&live_lock);
-	vm->next_live = live_vms;
-	live_vms = vm;
-	pthread_mutex_unlock(&live_lock);
-}
-
-/* Take vm out of the list; false if it was not there. */
-static bool live_remove(const struct spk_vm *vm)
-{
-	bool found = false;
-
-	pthread_mutex_lock(&live_lock);
-	for (struct spk_vm **p = &live_vms; *p; p = &(*p)->next_live) {
-		if (*p == vm) {
-			*p = vm->next_live;
-			found = true;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&live_lock);
-	return found;
-}
-
-bool spk_vm_ok(const struct spk_vm *vm, const char *what)
-{
-	if (!vm) {
-		spk_fail(EINVAL, "vm: cannot %s: the VM is NULL", what);
-		return false;
-	}
-	if (vm->magic != SPK_VM_MAGIC) {
-		spk_fail(EINVAL, "vm: cannot %s: not a live VM (destroyed?)", what);
-		return false;
-	}
-	return true;
-}
-
-static int create_irqchip(struct spk_vm *vm)
+static int create_irqchip(struct spk_kvm_vm *vm)
 {
 	/* KVM takes the address itself as the ioctl argument */
-	int rc = spk_kvm_ioctl(vm->vm_fd, KVM_SET_TSS_ADDR,
-			       (void *)(uintptr_t)SPK_KVM_TSS_ADDR); // NOLINT(performance-no-int-to-ptr)
+	int rc =
+	    spk_kvm_ioctl(vm->vm_fd, KVM_SET_TSS_ADDR,
+	                  (void *)(uintptr_t)SPK_KVM_TSS_ADDR); // NOLINT(performance-no-int-to-ptr)
 
 	if (rc < 0)
 		return spk_fail(-rc, "kvm: KVM_SET_TSS_ADDR: %s", strerror(-rc));
@@ -194,33 +151,22 @@ static int create_irqchip(struct spk_vm *vm)
 	rc = spk_kvm_ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit);
 	if (rc < 0)
 		return spk_fail(-rc, "kvm: KVM_CREATE_PIT2: %s", strerror(-rc));
-	return spk_kvm_routes_init(vm);
+	return 0;
 }
 
-static int copy_config(struct spk_vm *vm, const struct spk_vm_config *cfg)
+/* The backend's part of the config (the core checked its own). */
+static int copy_config(struct spk_kvm_vm *vm, const struct spk_vm_config *cfg)
 {
-	vm->max_vcpus = cfg->max_vcpus ? cfg->max_vcpus : 1;
-	vm->irqchip = cfg->irqchip;
 	vm->cpuid_policy = cfg->cpuid_policy;
 	vm->cpuid_opaque = cfg->cpuid_opaque;
-	vm->console_fd = cfg->console_fd > 0 ? cfg->console_fd : STDOUT_FILENO;
-	vm->kick_signal = cfg->kick_signal ? cfg->kick_signal : SIGRTMIN;
-	if (vm->kick_signal < 1 || vm->kick_signal > SIGRTMAX || vm->kick_signal == SIGKILL ||
-	    vm->kick_signal == SIGSTOP)
-		return spk_fail(EINVAL,
-		                "vm: kick_signal %d is not a signal that can be caught "
-		                "(1..SIGRTMAX, not SIGKILL or SIGSTOP)",
-		                cfg->kick_signal);
 	vm->no_assists = cfg->no_assists;
-	if (cfg->irqchip != SPK_IRQCHIP_NONE && cfg->irqchip != SPK_IRQCHIP_KERNEL)
-		return spk_fail(EINVAL, "vm: unknown irqchip mode %d", (int)cfg->irqchip);
 	if (cfg->n_msr_exits) {
 		if (!cfg->msr_exits)
 			return spk_fail(EINVAL, "vm: n_msr_exits is %u but msr_exits is NULL",
-					cfg->n_msr_exits);
+			                cfg->n_msr_exits);
 		if (cfg->n_msr_exits > 4096)
 			return spk_fail(EINVAL, "vm: %u MSR exits requested, at most 4096",
-					cfg->n_msr_exits);
+			                cfg->n_msr_exits);
 		vm->msr_exits = calloc(cfg->n_msr_exits, sizeof(uint32_t));
 		if (!vm->msr_exits)
 			return spk_fail(ENOMEM, "vm: out of memory");
@@ -230,7 +176,7 @@ static int copy_config(struct spk_vm *vm, const struct spk_vm_config *cfg)
 	return 0;
 }
 
-static int check_vcpu_limit(struct spk_vm *vm)
+static int check_vcpu_limit(struct spk_kvm_vm *vm, uint32_t want)
 {
 	int max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
 
@@ -238,359 +184,106 @@ static int check_vcpu_limit(struct spk_vm *vm)
 		max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
 	if (max <= 0)
 		max = 4;
-	if (vm->max_vcpus > (uint32_t)max)
-		return spk_fail(EINVAL, "vm: %u vCPUs requested, KVM allows at most %d",
-				vm->max_vcpus, max);
+	if (want > (uint32_t)max)
+		return spk_fail(EINVAL, "vm: %u vCPUs requested, KVM allows at most %d", want, max);
 	return 0;
 }
 
-static void free_vm(struct spk_vm *vm);
-
-int spk_vm_create(const struct spk_vm_config *cfg, struct spk_vm **out)
+static void free_kvm_vm(struct spk_kvm_vm *k)
 {
-	static const struct spk_vm_config defaults = {0};
-	struct spk_vm *vm;
+	if (k->vm_fd >= 0)
+		close(k->vm_fd);
+	free(k->msr_exits);
+	free(k->routes);
+	pthread_mutex_destroy(&k->routes_lock);
+	free(k);
+}
+
+int spk_kvm_vm_create(struct spk_vm *vm, const struct spk_vm_config *cfg)
+{
+	struct spk_kvm_vm *k = calloc(1, sizeof(*k));
 	int rc;
 
-	if (!out)
-		return spk_fail(EINVAL, "vm: NULL out pointer");
-	*out = NULL;
-	vm = calloc(1, sizeof(*vm));
-	if (!vm)
+	if (!k)
 		return spk_fail(ENOMEM, "vm: out of memory");
-	vm->kvm_fd = vm->vm_fd = -1;
-	pthread_mutex_init(&vm->lock, NULL);
-	pthread_mutex_init(&vm->routes_lock, NULL);
-	pthread_cond_init(&vm->runner_cond, NULL);
-	rc = copy_config(vm, cfg ? cfg : &defaults);
+	k->kvm_fd = k->vm_fd = -1;
+	pthread_mutex_init(&k->routes_lock, NULL);
+	rc = copy_config(k, cfg);
 	if (rc < 0)
 		goto err_free;
-	rc = host_kvm(vm);
+	rc = host_kvm(k);
 	if (rc < 0)
 		goto err_free;
-	rc = check_vcpu_limit(vm);
+	rc = check_vcpu_limit(k, vm->max_vcpus);
 	if (rc < 0)
 		goto err_free;
 	do {
-		vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
-	} while (vm->vm_fd < 0 && errno == EINTR);
-	if (vm->vm_fd < 0) {
+		k->vm_fd = ioctl(k->kvm_fd, KVM_CREATE_VM, 0);
+	} while (k->vm_fd < 0 && errno == EINTR);
+	if (k->vm_fd < 0) {
 		rc = spk_fail(errno, "kvm: KVM_CREATE_VM: %s", strerror(errno));
 		goto err_free;
 	}
-	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
-	if (vm->run_size < (int)sizeof(struct kvm_run)) {
-		rc = spk_fail(ENODEV, "kvm: bad vCPU mmap size %d", vm->run_size);
+	k->run_size = ioctl(k->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (k->run_size < (int)sizeof(struct kvm_run)) {
+		rc = spk_fail(ENODEV, "kvm: bad vCPU mmap size %d", k->run_size);
 		goto err_free;
 	}
-	int sync = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS);
-	vm->sync_regs = sync > 0 && (sync & KVM_SYNC_X86_REGS);
-	vm->vcpus = calloc(vm->max_vcpus, sizeof(*vm->vcpus)); // NOLINT(bugprone-sizeof-expression): pointers
-	if (!vm->vcpus) {
-		rc = spk_fail(ENOMEM, "vm: out of memory");
-		goto err_free;
-	}
-	if ((rc = spk_mem_new(&vm->mem)) < 0 || (rc = spk_bus_new(&vm->bus)) < 0 ||
-	    (rc = spk_hypercall_table_new(&vm->hc)) < 0)
-		goto err_free;
-	spk_bus_attach_vm(vm->bus, vm->mem, SPK_HC_PORT);
+	int sync = ioctl(k->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS);
+	k->sync_regs = sync > 0 && (sync & KVM_SYNC_X86_REGS);
+	vm->be = k;
 	if (vm->irqchip == SPK_IRQCHIP_KERNEL) {
-		rc = create_irqchip(vm);
-		if (rc < 0)
+		rc = create_irqchip(k);
+		if (rc == 0)
+			rc = spk_kvm_routes_init(vm);
+		if (rc < 0) {
+			vm->be = NULL;
 			goto err_free;
+		}
 	}
-	vm->magic = SPK_VM_MAGIC;
-	live_add(vm);
-	*out = vm;
 	return 0;
 
 err_free:
-	free_vm(vm);
+	free_kvm_vm(k);
 	return rc;
 }
 
-static void destroy_vcpu(struct spk_vcpu *vcpu, int run_size)
+void spk_kvm_vm_destroy(struct spk_vm *vm)
 {
-	if (vcpu->run)
-		munmap(vcpu->run, run_size);
-	if (vcpu->fd >= 0)
-		close(vcpu->fd);
-	free(vcpu);
+	if (vm->be)
+		free_kvm_vm(spk_kvm_vm(vm));
+	vm->be = NULL;
 }
 
-static void free_vm(struct spk_vm *vm)
-{
-	vm->magic = 0;
-	for (uint32_t i = 0; vm->vcpus && i < vm->max_vcpus; i++)
-		if (vm->vcpus[i]) {
-			vm->vcpus[i]->magic = 0;
-			destroy_vcpu(vm->vcpus[i], vm->run_size);
-		}
-	free(vm->vcpus);
-	if (vm->vm_fd >= 0)
-		close(vm->vm_fd);
-	for (uint32_t i = 0; i < vm->n_maps; i++)
-		if (vm->maps[i].host)
-			munmap(vm->maps[i].host, vm->maps[i].size);
-	spk_hypercall_table_free(vm->hc);
-	spk_bus_free(vm->bus);
-	spk_mem_free(vm->mem);
-	free(vm->msr_exits);
-	spk_vm_routes_free(vm);
-	pthread_mutex_destroy(&vm->routes_lock);
-	pthread_cond_destroy(&vm->runner_cond);
-	pthread_mutex_destroy(&vm->lock);
-	free(vm);
-}
-
-/* A vCPU of vm is inside spk_vcpu_run(), or spk_vm_run() is in progress. */
-static bool vm_busy(struct spk_vm *vm)
-{
-	bool busy;
-
-	for (uint32_t i = 0; i < vm->max_vcpus; i++) {
-		struct spk_vcpu *v = __atomic_load_n(&vm->vcpus[i], __ATOMIC_ACQUIRE);
-
-		if (v && __atomic_load_n(&v->state, __ATOMIC_ACQUIRE) == SPK_VCPU_RUNNING)
-			return true;
-	}
-	pthread_mutex_lock(&vm->lock);
-	busy = vm->runner || vm->runner_users;
-	pthread_mutex_unlock(&vm->lock);
-	return busy;
-}
-
-/* Kick every vCPU that exists (they check vm->dying when they come out). */
-static void kick_all(struct spk_vm *vm)
-{
-	for (uint32_t i = 0; i < vm->max_vcpus; i++) {
-		struct spk_vcpu *v = __atomic_load_n(&vm->vcpus[i], __ATOMIC_ACQUIRE);
-
-		if (v)
-			spk_vcpu_kick(v);
-	}
-}
-
-int spk_vm_destroy(struct spk_vm *vm)
-{
-	const struct timespec tick = {.tv_nsec = 1000 * 1000};
-
-	if (!vm)
-		return 0; /* like free(NULL) */
-	if (spk_vm_on_own_thread(vm))
-		return spk_fail(EDEADLK,
-		                "vm: destroy from one of the VM's own vCPU threads "
-		                "(an on_exit handler): return SPK_ACT_STOP_VM and destroy after "
-		                "spk_vm_run() returns");
-	/* not in the list: destroyed already (or never created) */
-	pthread_mutex_lock(&live_lock);
-	bool live = false;
-	for (struct spk_vm *p = live_vms; p; p = p->next_live)
-		live |= p == vm;
-	if (live && atomic_exchange(&vm->dying, true))
-		live = false; /* another thread is destroying it */
-	pthread_mutex_unlock(&live_lock);
-	if (!live)
-		return spk_fail(EINVAL, "vm: destroy of a VM that is not alive (destroyed twice?)");
-	/*
-	 * Stop whatever still runs: end spk_vm_run() (its threads leave and it
-	 * returns), kick every vCPU (spk_vcpu_run() returns CANCELLED and
-	 * refuses to start again), and wait until all have come out.
-	 */
-	spk_vm_runner_abort(vm, "the VM is being destroyed");
-	while (vm_busy(vm)) {
-		kick_all(vm);
-		nanosleep(&tick, NULL);
-	}
-	live_remove(vm);
-	free_vm(vm);
-	return 0;
-}
-
-struct spk_mem *spk_vm_mem(struct spk_vm *vm)
-{
-	return spk_vm_ok(vm, "get the memory map") ? vm->mem : NULL;
-}
-
-struct spk_bus *spk_vm_bus(struct spk_vm *vm)
-{
-	return spk_vm_ok(vm, "get the bus") ? vm->bus : NULL;
-}
-
-struct spk_hypercall_table *spk_vm_hypercalls(struct spk_vm *vm)
-{
-	return spk_vm_ok(vm, "get the hypercall table") ? vm->hc : NULL;
-}
-
-uint32_t spk_vm_max_vcpus(const struct spk_vm *vm)
-{
-	return spk_vm_ok(vm, "get max_vcpus") ? vm->max_vcpus : 0;
-}
-
-static int set_slot(struct spk_vm *vm, struct spk_kvm_map *map, bool readonly)
+static int set_slot(struct spk_vm *vm, struct spk_mem_slot *slot, uint32_t flags)
 {
 	struct kvm_userspace_memory_region r = {
-		.slot = map->slot,
-		.flags = spk_kvm_slot_flags(vm, readonly),
-		.guest_phys_addr = map->gpa,
-		.memory_size = map->size,
-		.userspace_addr = (uintptr_t)map->host,
+	    .slot = slot->id,
+	    .flags = flags,
+	    .guest_phys_addr = slot->gpa,
+	    .memory_size = slot->size,
+	    .userspace_addr = (uintptr_t)slot->host,
 	};
-	int rc = spk_kvm_ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r);
+	int rc = spk_kvm_ioctl(spk_kvm_vm(vm)->vm_fd, KVM_SET_USER_MEMORY_REGION, &r);
 
 	if (rc < 0)
-		return spk_fail(-rc, "kvm: memory slot %u at 0x%llx+0x%llx: %s", map->slot,
-				(unsigned long long)map->gpa, (unsigned long long)map->size,
-				strerror(-rc));
-	map->has_slot = true;
+		return spk_fail(-rc, "kvm: memory slot %u at 0x%llx+0x%llx: %s", slot->id,
+		                (unsigned long long)slot->gpa, (unsigned long long)slot->size,
+		                strerror(-rc));
 	return 0;
 }
 
-/* Undo set_slot(): KVM deletes a slot given size 0. */
-static void delete_slot(struct spk_vm *vm, struct spk_kvm_map *map)
+int spk_kvm_mem_slot_add(struct spk_vm *vm, struct spk_mem_slot *slot)
 {
-	struct kvm_userspace_memory_region r = {.slot = map->slot};
-
-	if (map->has_slot && spk_kvm_ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) == 0)
-		map->has_slot = false;
+	return set_slot(vm, slot, spk_kvm_slot_flags(vm, slot->readonly));
 }
 
-struct mmio_overlap {
-	uint64_t gpa, last;
-	const char *name;
-	int rc;
-};
-
-static void find_mmio_overlap(uint64_t base, uint64_t len, const char *dev, void *ctx)
+/* KVM deletes a slot given size 0. */
+void spk_kvm_mem_slot_del(struct spk_vm *vm, struct spk_mem_slot *slot)
 {
-	struct mmio_overlap *o = ctx;
+	struct kvm_userspace_memory_region r = {.slot = slot->id};
 
-	if (o->rc == 0 && base <= o->last && base + (len - 1) >= o->gpa)
-		o->rc = spk_fail(EINVAL,
-		                 "vm: memory \"%s\" at 0x%llx-0x%llx overlaps MMIO device "
-		                 "\"%s\" at 0x%llx+0x%llx: the guest would reach the memory, "
-		                 "never the device",
-		                 o->name, (unsigned long long)o->gpa, (unsigned long long)o->last,
-		                 dev, (unsigned long long)base, (unsigned long long)len);
-}
-
-/* RAM over a registered MMIO device would make the device dead. */
-static int spk_vm_check_ram_vs_mmio(struct spk_vm *vm, uint64_t gpa, uint64_t size,
-                                    const char *name)
-{
-	struct mmio_overlap o = {.gpa = gpa, .last = gpa + (size - 1), .name = name};
-
-	spk_bus_for_each(vm->bus, SPK_BUS_MMIO, find_mmio_overlap, &o);
-	return o.rc;
-}
-
-static void *map_anonymous(uint64_t size)
-{
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-
-	return p == MAP_FAILED ? NULL : p;
-}
-
-int spk_vm_add_memory(struct spk_vm *vm, uint64_t gpa, uint64_t size, enum spk_mem_type type,
-		      const char *name, void **host)
-{
-	struct spk_kvm_map *map;
-	uint64_t end;
-	int rc;
-
-	if (!spk_vm_ok(vm, "add memory"))
-		return -EINVAL;
-	if (!name)
-		return spk_fail(EINVAL, "vm: add_memory needs a name");
-	if ((gpa | size) & 0xfff || size == 0 || !spk_add_ok(gpa, size - 1, &end))
-		return spk_fail(EINVAL, "vm: memory \"%s\" at 0x%llx+0x%llx is not page-aligned, "
-				"empty or wraps", name, (unsigned long long)gpa,
-				(unsigned long long)size);
-	if (type != SPK_MEM_RAM && type != SPK_MEM_READONLY && type != SPK_MEM_UNPOPULATED)
-		return spk_fail(EINVAL, "vm: memory \"%s\": unknown type %d", name, (int)type);
-	pthread_mutex_lock(&vm->lock);
-	if (vm->n_maps == SPK_MEM_MAX_REGIONS) {
-		rc = spk_fail(ENOSPC, "vm: memory \"%s\": already %d regions", name,
-			      SPK_MEM_MAX_REGIONS);
-		goto out_unlock;
-	}
-	map = &vm->maps[vm->n_maps];
-	*map = (struct spk_kvm_map){.gpa = gpa, .size = size, .slot = vm->next_slot};
-	if (type != SPK_MEM_UNPOPULATED) {
-		map->host = map_anonymous(size);
-		if (!map->host) {
-			rc = spk_fail(ENOMEM, "vm: memory \"%s\": cannot map %llu bytes", name,
-				      (unsigned long long)size);
-			goto out_unlock;
-		}
-	}
-	rc = spk_vm_check_ram_vs_mmio(vm, gpa, size, name);
-	if (rc < 0)
-		goto err_unmap;
-	rc = spk_mem_add(vm->mem, gpa, size, type, map->host, name);
-	if (rc < 0)
-		goto err_unmap;
-	if (type != SPK_MEM_UNPOPULATED) {
-		rc = set_slot(vm, map, type == SPK_MEM_READONLY);
-		if (rc < 0)
-			goto err_remove;
-		vm->next_slot++;
-	}
-	vm->n_maps++;
-	if (host)
-		*host = map->host;
-	pthread_mutex_unlock(&vm->lock);
-	return 0;
-
-err_remove:
-	/* KVM refused the slot: the region must not stay in the map, or an
-	 * accessor would reach the unmapped host memory */
-	spk_mem_remove(vm->mem, gpa);
-err_unmap:
-	if (map->host)
-		munmap(map->host, size);
-	map->host = NULL;
-out_unlock:
-	pthread_mutex_unlock(&vm->lock);
-	return rc;
-}
-
-int spk_vm_populate_memory(struct spk_vm *vm, uint64_t gpa)
-{
-	int rc = -ENOENT;
-
-	if (!spk_vm_ok(vm, "populate memory"))
-		return -EINVAL;
-	pthread_mutex_lock(&vm->lock);
-	for (uint32_t i = 0; i < vm->n_maps; i++) {
-		struct spk_kvm_map *map = &vm->maps[i];
-
-		if (map->gpa != gpa || map->host)
-			continue;
-		map->host = map_anonymous(map->size);
-		if (!map->host) {
-			rc = spk_fail(ENOMEM, "vm: cannot populate 0x%llx", (unsigned long long)gpa);
-			break;
-		}
-		map->slot = vm->next_slot;
-		rc = set_slot(vm, map, false);
-		if (rc == 0)
-			rc = spk_mem_populate(vm->mem, gpa, map->host);
-		if (rc < 0) {
-			delete_slot(vm, map);
-			munmap(map->host, map->size);
-			map->host = NULL;
-			break;
-		}
-		vm->next_slot++;
-		break;
-	}
-	pthread_mutex_unlock(&vm->lock);
-	if (rc == -ENOENT)
-		return spk_fail(ENOENT, "vm: no unpopulated region starts at 0x%llx",
-				(unsigned long long)gpa);
-	return rc;
+	spk_kvm_ioctl(spk_kvm_vm(vm)->vm_fd, KVM_SET_USER_MEMORY_REGION, &r);
 }
 
 struct msr_list {
@@ -635,12 +328,12 @@ static int cmp_u32(const void *a, const void *b)
  * else stays with KVM. Consecutive MSRs share one filter range (KVM takes
  * at most KVM_MSR_FILTER_MAX_RANGES).
  */
-static int set_msr_filter(struct spk_vm *vm, struct msr_list *l)
+static int set_msr_filter(struct spk_kvm_vm *vm, struct msr_list *l)
 {
 	static uint8_t zero_bitmap[KVM_MSR_FILTER_MAX_BITMAP_SIZE]; /* 0 = deny = exit */
 	struct kvm_msr_filter f = {.flags = KVM_MSR_FILTER_DEFAULT_ALLOW};
 	struct kvm_enable_cap cap = {.cap = KVM_CAP_X86_USER_SPACE_MSR,
-				     .args = {KVM_MSR_EXIT_REASON_FILTER}};
+	                             .args = {KVM_MSR_EXIT_REASON_FILTER}};
 	uint32_t nr = 0;
 	int rc;
 
@@ -653,12 +346,12 @@ static int set_msr_filter(struct spk_vm *vm, struct msr_list *l)
 			j++;
 		if (nr == KVM_MSR_FILTER_MAX_RANGES)
 			return spk_fail(E2BIG, "vm: the MSRs to trap need more than %d ranges",
-					KVM_MSR_FILTER_MAX_RANGES);
+			                KVM_MSR_FILTER_MAX_RANGES);
 		f.ranges[nr++] = (struct kvm_msr_filter_range){
-			.flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE,
-			.nmsrs = l->v[j - 1] - l->v[i] + 1,
-			.base = l->v[i],
-			.bitmap = zero_bitmap,
+		    .flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE,
+		    .nmsrs = l->v[j - 1] - l->v[i] + 1,
+		    .base = l->v[i],
+		    .bitmap = zero_bitmap,
 		};
 		i = j;
 	}
@@ -673,119 +366,35 @@ static int set_msr_filter(struct spk_vm *vm, struct msr_list *l)
 
 static int prepare_msrs(struct spk_vm *vm)
 {
+	struct spk_kvm_vm *k = spk_kvm_vm(vm);
 	struct msr_list l = {0};
 	int rc = 0;
 
-	for (uint32_t i = 0; i < vm->n_msr_exits && rc == 0; i++)
-		rc = msr_list_add(&l, vm->msr_exits[i]);
+	for (uint32_t i = 0; i < k->n_msr_exits && rc == 0; i++)
+		rc = msr_list_add(&l, k->msr_exits[i]);
 	if (rc == 0)
 		spk_bus_for_each(vm->bus, SPK_BUS_SYSREG, add_bus_msrs, &l);
 	if (rc < 0)
 		rc = spk_fail(ENOMEM, "vm: out of memory");
 	else if (l.n)
-		rc = set_msr_filter(vm, &l);
+		rc = set_msr_filter(k, &l);
 	free(l.v);
 	return rc;
 }
 
-/* Before the first instruction: freeze the tables, program the MSR filter. */
-int spk_vm_prepare(struct spk_vm *vm)
+/* Before the first instruction (core: bus frozen, VM lock held): the
+ * MSR filter. */
+int spk_kvm_vm_prepare(struct spk_vm *vm)
 {
-	int rc = 0;
-
-	pthread_mutex_lock(&vm->lock);
-	if (!vm->prepared) {
-		spk_bus_freeze(vm->bus);
-		spk_hypercall_freeze(vm->hc);
-		rc = prepare_msrs(vm);
-		if (rc == 0)
-			vm->prepared = true;
-	}
-	pthread_mutex_unlock(&vm->lock);
-	return rc;
+	return prepare_msrs(vm);
 }
 
-int spk_vm_request_stop(struct spk_vm *vm, enum spk_exit_kind kind)
-{
-	int expected = 0;
-
-	/* async-signal-safe: constant messages only */
-	if (!vm)
-		return spk_fail_const(EINVAL, "vm: cannot request a stop: the VM is NULL");
-	if (vm->magic != SPK_VM_MAGIC)
-		return spk_fail_const(EINVAL, "vm: cannot request a stop: not a live VM");
-	if (kind != SPK_EXIT_SYSTEM_DOWN && kind != SPK_EXIT_RESET)
-		return spk_fail_const(EINVAL, "vm: a stop request must be SYSTEM_DOWN or RESET");
-	if (!atomic_compare_exchange_strong(&vm->stop_kind, &expected, (int)kind))
-		return 0; /* the first request wins */
-	for (uint32_t i = 0; i < vm->max_vcpus; i++) {
-		struct spk_vcpu *vcpu = vm->vcpus[i];
-
-		if (!vcpu)
-			continue;
-		/* the run loop checks stop_kind every time it wakes */
-		spk_vcpu_wake(vcpu);
-	}
-	return 0;
-}
-
-int spk_vm_irq_line(struct spk_vm *vm, uint32_t gsi, bool level)
+int spk_kvm_irq_line(struct spk_vm *vm, uint32_t gsi, bool level)
 {
 	struct kvm_irq_level irq = {.irq = gsi, .level = level};
+	int rc = spk_kvm_ioctl(spk_kvm_vm(vm)->vm_fd, KVM_IRQ_LINE, &irq);
 
-	if (!spk_vm_ok(vm, "set an irq line"))
-		return -EINVAL;
-	if (vm->irqchip != SPK_IRQCHIP_KERNEL)
-		return spk_fail(EINVAL, "vm: irq_line needs the in-kernel irqchip");
-	int rc = spk_kvm_ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq);
 	if (rc < 0)
 		return spk_fail(-rc, "kvm: KVM_IRQ_LINE %u: %s", gsi, strerror(-rc));
 	return 0;
-}
-
-int spk_vm_set_runner(struct spk_vm *vm, struct runner *r)
-{
-	int rc = 0;
-
-	pthread_mutex_lock(&vm->lock);
-	if (atomic_load(&vm->dying))
-		rc = spk_fail(ESHUTDOWN, "runner: the VM is being destroyed");
-	else if (vm->runner)
-		rc = spk_fail(EBUSY, "runner: spk_vm_run() is already running this VM");
-	else
-		vm->runner = r;
-	pthread_mutex_unlock(&vm->lock);
-	return rc;
-}
-
-struct runner *spk_vm_runner_get(struct spk_vm *vm)
-{
-	pthread_mutex_lock(&vm->lock);
-	struct runner *r = vm->runner;
-	if (r)
-		vm->runner_users++;
-	pthread_mutex_unlock(&vm->lock);
-	return r;
-}
-
-void spk_vm_runner_put(struct spk_vm *vm)
-{
-	pthread_mutex_lock(&vm->lock);
-	if (--vm->runner_users == 0)
-		pthread_cond_broadcast(&vm->runner_cond);
-	pthread_mutex_unlock(&vm->lock);
-}
-
-void spk_vm_runner_clear(struct spk_vm *vm)
-{
-	pthread_mutex_lock(&vm->lock);
-	vm->runner = NULL;
-	while (vm->runner_users)
-		pthread_cond_wait(&vm->runner_cond, &vm->lock);
-	pthread_mutex_unlock(&vm->lock);
-}
-
-bool spk_vm_stop_pending(struct spk_vm *vm)
-{
-	return atomic_load(&vm->stop_kind) != 0;
 }

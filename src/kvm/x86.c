@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* KVM backend: x86-64 registers and starting vCPUs directly in long mode. */
+/* KVM backend: x86-64 registers (the register ops) and starting vCPUs
+ * directly in long mode. */
 #include <errno.h>
 #include <string.h>
 
@@ -30,22 +31,6 @@
 
 /* ---- registers ------------------------------------------------------- */
 
-static int regs_allowed(struct spk_vcpu *vcpu, const void *arg, const char *what)
-{
-	if (!spk_vcpu_ok(vcpu, what))
-		return -EINVAL;
-	if (!arg)
-		return spk_fail(EINVAL, "vcpu %u: cannot %s: NULL argument", vcpu->id, what);
-	enum spk_vcpu_state s = spk_vcpu_state(vcpu);
-
-	if (s == SPK_VCPU_RUNNING)
-		return spk_fail(EBUSY, "vcpu %u: cannot %s: state is RUNNING, needs READY",
-				vcpu->id, what);
-	if (s == SPK_VCPU_INVALID)
-		return spk_fail(EINVAL, "vcpu %u: cannot %s: state is INVALID", vcpu->id, what);
-	return 0;
-}
-
 static void from_kvm_regs(struct spk_x86_regs *o, const struct kvm_regs *r)
 {
 	*o = (struct spk_x86_regs){
@@ -66,39 +51,38 @@ static void to_kvm_regs(struct kvm_regs *r, const struct spk_x86_regs *o)
 	};
 }
 
-int spk_vcpu_get_regs(struct spk_vcpu *vcpu, struct spk_x86_regs *regs)
+/* The core checked the vCPU and its state (core/vcpu.c). */
+static int get_regs(struct spk_vcpu *vcpu, struct spk_x86_regs *regs)
 {
+	struct spk_kvm_vcpu *kv = spk_kvm_vcpu(vcpu);
 	struct kvm_regs r;
-	int rc = regs_allowed(vcpu, regs, "get registers");
+	int rc;
 
-	if (rc < 0)
-		return rc;
 	/* a value the library will hand the guest at the next entry wins */
-	if (vcpu->vm->sync_regs && (vcpu->run->kvm_dirty_regs & KVM_SYNC_X86_REGS)) {
-		from_kvm_regs(regs, &vcpu->run->s.regs.regs);
+	if (spk_kvm_vm(vcpu->vm)->sync_regs && (kv->run->kvm_dirty_regs & KVM_SYNC_X86_REGS)) {
+		from_kvm_regs(regs, &kv->run->s.regs.regs);
 		return 0;
 	}
-	rc = spk_kvm_ioctl(vcpu->fd, KVM_GET_REGS, &r);
+	rc = spk_kvm_ioctl(kv->fd, KVM_GET_REGS, &r);
 	if (rc < 0)
 		return spk_fail(-rc, "kvm: KVM_GET_REGS on vCPU %u: %s", vcpu->id, strerror(-rc));
 	from_kvm_regs(regs, &r);
 	return 0;
 }
 
-int spk_vcpu_set_regs(struct spk_vcpu *vcpu, const struct spk_x86_regs *regs)
+static int set_regs(struct spk_vcpu *vcpu, const struct spk_x86_regs *regs)
 {
+	struct spk_kvm_vcpu *kv = spk_kvm_vcpu(vcpu);
 	struct kvm_regs r;
-	int rc = regs_allowed(vcpu, regs, "set registers");
+	int rc;
 
-	if (rc < 0)
-		return rc;
 	to_kvm_regs(&r, regs);
-	rc = spk_kvm_ioctl(vcpu->fd, KVM_SET_REGS, &r);
+	rc = spk_kvm_ioctl(kv->fd, KVM_SET_REGS, &r);
 	if (rc < 0)
 		return spk_fail(-rc, "kvm: KVM_SET_REGS on vCPU %u: %s", vcpu->id, strerror(-rc));
 	/* keep the synced copy equal, or a pending completion would undo this */
-	if (vcpu->vm->sync_regs)
-		vcpu->run->s.regs.regs = r;
+	if (spk_kvm_vm(vcpu->vm)->sync_regs)
+		kv->run->s.regs.regs = r;
 	return 0;
 }
 
@@ -118,14 +102,11 @@ static void to_kvm_seg(struct kvm_segment *s, const struct spk_x86_segment *o)
 	};
 }
 
-int spk_vcpu_get_sregs(struct spk_vcpu *vcpu, struct spk_x86_sregs *o)
+static int get_sregs(struct spk_vcpu *vcpu, struct spk_x86_sregs *o)
 {
 	struct kvm_sregs s;
-	int rc = regs_allowed(vcpu, o, "get system registers");
+	int rc = spk_kvm_ioctl(spk_kvm_vcpu(vcpu)->fd, KVM_GET_SREGS, &s);
 
-	if (rc < 0)
-		return rc;
-	rc = spk_kvm_ioctl(vcpu->fd, KVM_GET_SREGS, &s);
 	if (rc < 0)
 		return spk_fail(-rc, "kvm: KVM_GET_SREGS on vCPU %u: %s", vcpu->id, strerror(-rc));
 	from_kvm_seg(&o->cs, &s.cs);
@@ -148,15 +129,13 @@ int spk_vcpu_get_sregs(struct spk_vcpu *vcpu, struct spk_x86_sregs *o)
 	return 0;
 }
 
-int spk_vcpu_set_sregs(struct spk_vcpu *vcpu, const struct spk_x86_sregs *o)
+static int set_sregs(struct spk_vcpu *vcpu, const struct spk_x86_sregs *o)
 {
+	int fd = spk_kvm_vcpu(vcpu)->fd;
 	struct kvm_sregs s;
-	int rc = regs_allowed(vcpu, o, "set system registers");
-
-	if (rc < 0)
-		return rc;
 	/* start from KVM's view: keeps the interrupt bitmap and apic_base sane */
-	rc = spk_kvm_ioctl(vcpu->fd, KVM_GET_SREGS, &s);
+	int rc = spk_kvm_ioctl(fd, KVM_GET_SREGS, &s);
+
 	if (rc < 0)
 		return spk_fail(-rc, "kvm: KVM_GET_SREGS on vCPU %u: %s", vcpu->id, strerror(-rc));
 	to_kvm_seg(&s.cs, &o->cs);
@@ -177,11 +156,56 @@ int spk_vcpu_set_sregs(struct spk_vcpu *vcpu, const struct spk_x86_sregs *o)
 	s.efer = o->efer;
 	if (o->apic_base)
 		s.apic_base = o->apic_base;
-	rc = spk_kvm_ioctl(vcpu->fd, KVM_SET_SREGS, &s);
+	rc = spk_kvm_ioctl(fd, KVM_SET_SREGS, &s);
 	if (rc < 0)
 		return spk_fail(-rc, "kvm: KVM_SET_SREGS on vCPU %u refused the state: %s",
 				vcpu->id, strerror(-rc));
 	return 0;
+}
+
+static int check_set(struct spk_vcpu *vcpu, enum spk_regset set, size_t size)
+{
+	size_t want = set == SPK_REGS_X86 ? sizeof(struct spk_x86_regs)
+	              : set == SPK_REGS_X86_SYS ? sizeof(struct spk_x86_sregs)
+	                                        : 0;
+
+	if (!want)
+		return spk_fail(ENOTSUP, "kvm: vCPU %u: register set %d is not x86-64's", vcpu->id,
+		                (int)set);
+	if (size != want)
+		return spk_fail(EINVAL, "kvm: vCPU %u: register set %d is %zu bytes, not %zu",
+		                vcpu->id, (int)set, want, size);
+	return 0;
+}
+
+int spk_kvm_vcpu_get_regs(struct spk_vcpu *vcpu, enum spk_regset set, void *buf, size_t size)
+{
+	int rc = check_set(vcpu, set, size);
+
+	if (rc < 0)
+		return rc;
+	return set == SPK_REGS_X86 ? get_regs(vcpu, buf) : get_sregs(vcpu, buf);
+}
+
+int spk_kvm_vcpu_set_regs(struct spk_vcpu *vcpu, enum spk_regset set, const void *buf,
+                          size_t size)
+{
+	int rc = check_set(vcpu, set, size);
+
+	if (rc < 0)
+		return rc;
+	return set == SPK_REGS_X86 ? set_regs(vcpu, buf) : set_sregs(vcpu, buf);
+}
+
+/* HALT: only an interrupt can wake it, and only with IF set. */
+int spk_kvm_vcpu_halt_wakeable(struct spk_vcpu *vcpu)
+{
+	struct spk_x86_regs regs;
+	int rc = get_regs(vcpu, &regs);
+
+	if (rc < 0)
+		return rc;
+	return (regs.rflags & 0x200) != 0;
 }
 
 /* ---- long mode ------------------------------------------------------- */
@@ -358,7 +382,7 @@ static int set_runnable(struct spk_vcpu *vcpu)
 
 	if (vcpu->vm->irqchip != SPK_IRQCHIP_KERNEL)
 		return 0;
-	rc = spk_kvm_ioctl(vcpu->fd, KVM_SET_MP_STATE, &mp);
+	rc = spk_kvm_ioctl(spk_kvm_vcpu(vcpu)->fd, KVM_SET_MP_STATE, &mp);
 	if (rc < 0)
 		return spk_fail(-rc, "kvm: KVM_SET_MP_STATE on vCPU %u: %s", vcpu->id,
 				strerror(-rc));
@@ -376,7 +400,7 @@ int spk_x86_vcpu_enter_long_mode(struct spk_vcpu *vcpu, const struct spk_x86_lon
 	if ((e->cpl != 0 && e->cpl != 3) || e->iopl > 3)
 		return spk_fail(EINVAL, "x86: cpl %u / iopl %u: cpl must be 0 or 3, iopl 0..3",
 				e->cpl, e->iopl);
-	rc = regs_allowed(vcpu, lm, "enter long mode");
+	rc = spk_vcpu_regs_allowed(vcpu, lm, "enter long mode");
 	if (rc < 0)
 		return rc;
 	if (!lm->cr3 || !lm->gdt_base || !lm->gdt_limit || !lm->tss_base || !lm->map_size)
@@ -409,9 +433,11 @@ int spk_x86_vcpu_enter_long_mode(struct spk_vcpu *vcpu, const struct spk_x86_lon
 		spk_vcpu_invalidate(vcpu);
 		return rc;
 	}
+	struct spk_kvm_vm *k = spk_kvm_vm(vcpu->vm);
+
 	pthread_mutex_lock(&vcpu->vm->lock);
-	vcpu->vm->lm = *lm;
-	vcpu->vm->have_lm = true;
+	k->lm = *lm;
+	k->have_lm = true;
 	pthread_mutex_unlock(&vcpu->vm->lock);
 	return spk_vcpu_ready(vcpu);
 }
@@ -426,8 +452,8 @@ int spk_x86_start_secondary(struct spk_vcpu *vcpu, uint64_t entry, uint64_t arg)
 	struct spk_vm *vm = vcpu->vm;
 
 	pthread_mutex_lock(&vm->lock);
-	lm = vm->lm;
-	have = vm->have_lm;
+	lm = spk_kvm_vm(vm)->lm;
+	have = spk_kvm_vm(vm)->have_lm;
 	pthread_mutex_unlock(&vm->lock);
 	if (!have)
 		return spk_fail(EINVAL, "x86: no long-mode context to start vCPU %u with "

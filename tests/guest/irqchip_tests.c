@@ -30,7 +30,7 @@ static uint32_t ioapic_irr(struct spk_vm *vm)
 {
 	struct kvm_irqchip chip = {.chip_id = KVM_IRQCHIP_IOAPIC};
 
-	CHECK(ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &chip) == 0);
+	CHECK(ioctl(spk_kvm_vm(vm)->vm_fd, KVM_GET_IRQCHIP, &chip) == 0);
 	return chip.chip.ioapic.irr;
 }
 
