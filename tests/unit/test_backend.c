@@ -41,9 +41,10 @@ enum fake_op {
 	F_SYSREG,  /* addr = id, is_write, value */
 	F_HC,      /* nr, args[] */
 	F_HALT,
-	F_HANDLED, /* the backend handles it itself */
-	F_FAIL,    /* vcpu_enter fails (KVM_RUN's error) */
-	F_BADROUTE /* asks the core to route a HALT */
+	F_HANDLED,  /* the backend handles it itself */
+	F_FAIL,     /* vcpu_enter fails (KVM_RUN's error) */
+	F_WAIT_IRQ, /* wait inside "the guest" for a queued vector, then go on */
+	F_BADROUTE  /* asks the core to route a HALT */
 };
 
 struct fake_step {
@@ -75,6 +76,8 @@ struct fake_vcpu {
 	bool wakeable; /* what vcpu_halt_wakeable answers */
 	uint64_t start_entry, start_arg;
 	atomic_int started;
+	int injected[8]; /* vectors vcpu_enter injected (no in-kernel irqchip) */
+	atomic_uint n_injected;
 };
 
 struct fake_vm {
@@ -207,7 +210,28 @@ static int fake_enter(struct spk_vcpu *vcpu, struct spk_exit *exit)
 		                      spk_vcpu_state_name(spk_vcpu_state(vcpu)));
 		return -EIO;
 	}
+	/* inject what the core queued, as KVM_INTERRUPT would; not into a
+	 * HALT step: that models `sti; hlt`, where a vector that arrives
+	 * first is taken after the hlt (the runner's wait then returns at
+	 * once), so the test's order cannot depend on which came first */
+	int vector = current(f)->op == F_HALT ? -1 : spk_vcpu_irq_take(vcpu);
+	if (vector >= 0) {
+		unsigned n = atomic_load(&f->n_injected);
+
+		if (n < 8)
+			f->injected[n] = vector;
+		atomic_store(&f->n_injected, n + 1);
+		if (current(f)->op == F_WAIT_IRQ)
+			f->next++;
+	}
 	switch (current(f)->op) {
+	case F_WAIT_IRQ:
+		/* like F_SPIN, but a queued vector (spk_vcpu_interrupt wakes the
+		 * vCPU through the kick op) also ends the wait */
+		while (!atomic_load(&f->kicked) && !spk_vcpu_irq_pending(vcpu))
+			sched_yield();
+		atomic_store(&f->kicked, false);
+		return -EINTR;
 	case F_SPIN:
 		atomic_store(&f->spinning, 1);
 		while (!atomic_load(&f->kicked))
@@ -958,6 +982,187 @@ static void test_interrupt_queue(void **state)
 	assert_int_equal(spk_vm_destroy(vm), 0);
 }
 
+/* ---- the runner's other paths ------------------------------------------------ */
+
+/* SEND_IPI queues the vector on the target; a halted vCPU with interrupts
+ * on waits for it (spk_vcpu_wait_event) and runs on. */
+static void test_runner_ipi_and_halt_wakeup(void **state)
+{
+	static const struct fake_step v0[] = {
+	    {.op = F_HALT}, /* wakeable: waits for vCPU 1's IPI */
+	    {.op = F_HC, .nr = SPK_HC_SEND_IPI, .args = {3, 0x41}}, /* no vCPU 3 */
+	    {.op = F_HC, .nr = SPK_HC_SEND_IPI, .args = {1, 0x42}},
+	    {.op = F_SPIN},
+	};
+	static const struct fake_step v1[] = {
+	    {.op = F_HC, .nr = SPK_HC_SEND_IPI, .args = {0, 0x40}},
+	    {.op = F_WAIT_IRQ},
+	    {.op = F_HC, .nr = SPK_HC_SYSTEM_OFF},
+	};
+	struct spk_vm *vm = new_vm(4);
+	struct spk_vcpu *a = new_vcpu(vm, 0, v0), *b = new_vcpu(vm, 1, v1);
+	struct spk_run_result res;
+
+	(void)state;
+	assert_int_equal(spk_vcpu_ready(a), 0);
+	assert_int_equal(spk_vcpu_ready(b), 0);
+	assert_int_equal(spk_vm_run(vm, NULL, NULL, &res), 0);
+	assert_int_equal(res.kind, SPK_EXIT_SYSTEM_DOWN);
+	assert_int_equal(res.exit.vcpu, 1);
+	/* vCPU 0 woke from HALT by the IPI and got its vector injected */
+	assert_int_equal(atomic_load(&fv(a)->n_injected), 1);
+	assert_int_equal(fv(a)->injected[0], 0x40);
+	/* vCPU 1 waited for vCPU 0's IPI: only possible after the wakeup */
+	assert_int_equal(atomic_load(&fv(b)->n_injected), 1);
+	assert_int_equal(fv(b)->injected[0], 0x42);
+	/* the IPI to a vCPU that does not exist came back as an error */
+	assert_true(atomic_load(&fv(a)->n_done) >= 1);
+	assert_true((int64_t)fv(a)->done[0].value < 0);
+	assert_int_equal(spk_vm_destroy(vm), 0);
+}
+
+struct hooks {
+	atomic_int thread_starts;
+	atomic_int exits_seen;
+	atomic_int starts;
+	struct spk_vm *vm;
+	int destroy_rc;
+};
+
+static void hook_thread_start(struct spk_vcpu *vcpu, void *opaque)
+{
+	struct hooks *h = opaque;
+
+	atomic_fetch_add(&h->thread_starts, 1);
+}
+
+static int hook_start_vcpu(struct spk_vcpu *vcpu, uint64_t entry, uint64_t arg, void *opaque)
+{
+	struct hooks *h = opaque;
+
+	atomic_fetch_add(&h->starts, 1);
+	return spk_vcpu_ready(vcpu); /* not the backend's start */
+}
+
+/* on_exit: PIO exits continue, the UCALL stops the VM; a destroy from a
+ * vCPU thread is refused (it would wait for itself). */
+static enum spk_action hook_on_exit(struct spk_vcpu *vcpu, struct spk_exit *exit, void *opaque)
+{
+	struct hooks *h = opaque;
+
+	atomic_fetch_add(&h->exits_seen, 1);
+	switch (exit->kind) {
+	case SPK_EXIT_PIO:
+		spk_exit_complete_read(exit, 0x5a);
+		return SPK_ACT_CONTINUE;
+	case SPK_EXIT_HYPERCALL:
+		h->destroy_rc = spk_vm_destroy(h->vm);
+		return SPK_ACT_STOP_VM;
+	default:
+		return SPK_ACT_DEFAULT;
+	}
+}
+
+static void test_runner_hooks(void **state)
+{
+	static const struct fake_step v0[] = {
+	    {.op = F_HC, .nr = SPK_HC_CPU_ON, .args = {1, 0x9000, 1}},
+	    {.op = F_SPIN},
+	};
+	static const struct fake_step v1[] = {
+	    {.op = F_PIO, .addr = 0x300, .width = 1}, /* a miss that exits (policy EXIT) */
+	    {.op = F_HC, .nr = SPK_HC_UCALL},
+	};
+	struct hooks h = {0};
+	const struct spk_run_ops ops = {.on_exit = hook_on_exit,
+	                                .thread_start = hook_thread_start,
+	                                .start_vcpu = hook_start_vcpu};
+	struct spk_vm *vm = new_vm(2);
+	struct spk_vcpu *a = new_vcpu(vm, 0, v0);
+	struct spk_run_result res;
+
+	(void)state;
+	h.vm = vm;
+	assert_int_equal(spk_bus_set_miss_policy(spk_vm_bus(vm), SPK_BUS_PIO, SPK_MISS_EXIT), 0);
+	assert_int_equal(spk_vcpu_ready(a), 0);
+	scripts[1] = v1;
+	assert_int_equal(spk_vm_run(vm, &ops, &h, &res), 0);
+	scripts[1] = NULL;
+	assert_int_equal(res.kind, SPK_EXIT_HYPERCALL);
+	assert_false(res.unhandled);
+	assert_int_equal(h.destroy_rc, -EDEADLK);
+	assert_int_equal(atomic_load(&h.thread_starts), 2);
+	assert_int_equal(atomic_load(&h.starts), 1);
+	struct spk_vcpu *b = spk_vm_vcpu(vm, 1);
+	assert_int_equal(atomic_load(&fv(b)->started), 0); /* the hook, not the backend */
+	assert_int_equal(fv(b)->pio[0], 0x5a);             /* the on_exit completion */
+	assert_true(atomic_load(&h.exits_seen) >= 3);
+	assert_int_equal(spk_vm_destroy(vm), 0);
+}
+
+/* An exit nobody handles ends the run with a report; no READY vCPU is an
+ * error; a second spk_vm_run of the same VM is refused. */
+static void test_runner_unhandled(void **state)
+{
+	static const struct fake_step script[] = {
+	    {.op = F_MMIO, .addr = 0xe0000000, .width = 4}, /* NESTED_PAGE_FAULT */
+	};
+	struct spk_vm *vm = new_vm(1);
+	struct spk_vcpu *vcpu = new_vcpu(vm, 0, script);
+	struct spk_run_result res;
+
+	(void)state;
+	assert_int_equal(spk_vm_run(vm, NULL, NULL, &res), -EINVAL); /* CREATED only */
+	assert_int_equal(spk_vcpu_ready(vcpu), 0);
+	assert_int_equal(spk_vm_run(vm, NULL, NULL, &res), 0);
+	assert_true(res.unhandled);
+	assert_int_equal(res.kind, SPK_EXIT_NESTED_PAGE_FAULT);
+	assert_non_null(strstr(res.report, "NESTED_PAGE_FAULT"));
+	assert_non_null(strstr(res.report, "vCPU 0"));
+	assert_int_equal(spk_vm_run(NULL, NULL, NULL, &res), -EINVAL);
+	assert_int_equal(spk_vm_run(vm, NULL, NULL, NULL), -EINVAL);
+	assert_int_equal(spk_vm_destroy(vm), 0);
+}
+
+struct vm_run_arg {
+	struct spk_vm *vm;
+	struct spk_run_result res;
+	int rc;
+};
+
+static void *vm_run_thread(void *p)
+{
+	struct vm_run_arg *a = p;
+
+	a->rc = spk_vm_run(a->vm, NULL, NULL, &a->res);
+	return NULL;
+}
+
+/* spk_vm_destroy while spk_vm_run runs on another thread: the run ends
+ * (CANCELLED, unhandled, the reason in the report), then the VM goes. */
+static void test_destroy_during_vm_run(void **state)
+{
+	static const struct fake_step script[] = {{.op = F_SPIN}};
+	struct vm_run_arg a = {.vm = new_vm(2)};
+	struct spk_vcpu *v0 = new_vcpu(a.vm, 0, script), *v1 = new_vcpu(a.vm, 1, script);
+	struct spk_run_result res;
+	pthread_t t;
+
+	(void)state;
+	assert_int_equal(spk_vcpu_ready(v0), 0);
+	assert_int_equal(spk_vcpu_ready(v1), 0);
+	assert_int_equal(pthread_create(&t, NULL, vm_run_thread, &a), 0);
+	wait_spinning(v0);
+	wait_spinning(v1);
+	assert_int_equal(spk_vm_run(a.vm, NULL, NULL, &res), -EBUSY); /* one at a time */
+	assert_int_equal(spk_vm_destroy(a.vm), 0);
+	pthread_join(t, NULL);
+	assert_int_equal(a.rc, 0);
+	assert_int_equal(a.res.kind, SPK_EXIT_CANCELLED);
+	assert_true(a.res.unhandled);
+	assert_non_null(strstr(a.res.report, "destroyed"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -976,6 +1181,10 @@ int main(void)
 	    cmocka_unit_test(test_runner),
 	    cmocka_unit_test(test_runner_halt),
 	    cmocka_unit_test(test_interrupt_queue),
+	    cmocka_unit_test(test_runner_ipi_and_halt_wakeup),
+	    cmocka_unit_test(test_runner_hooks),
+	    cmocka_unit_test(test_runner_unhandled),
+	    cmocka_unit_test(test_destroy_during_vm_run),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
