@@ -561,7 +561,7 @@ int spk_kvm_vm_state_load(struct spk_vm *vm, struct spk_snap_reader *r, bool che
 	struct kvm_clock_data clock = {0};
 	struct kvm_pit_state2 pit = {0};
 	struct kvm_irqchip chip[3] = {{.chip_id = 0}, {.chip_id = 1}, {.chip_id = 2}};
-	bool kernel = vm->irqchip == SPK_IRQCHIP_KERNEL, saved, present;
+	bool kernel = vm->irqchip == SPK_IRQCHIP_KERNEL, saved = false, present = false;
 	int rc;
 
 	uint64_t at;

@@ -182,7 +182,6 @@ int spk_res_snapshot_load(json_t *body, struct spk_snap_req *q, struct spk_res_e
 	    "track_dirty_pages", "resume_vm",     "network_overrides"};
 	json_t *mb, *no;
 	bool diff = false;
-	int rc;
 
 	memset(q, 0, sizeof(*q));
 	if (only_keys(body, "$", keys, ARRAY_LEN(keys), e) < 0)
@@ -194,13 +193,14 @@ int spk_res_snapshot_load(json_t *body, struct spk_snap_req *q, struct spk_res_e
 	if (!mb && !json_object_get(body, "mem_file_path"))
 		return spk_res_fail(e, false, "$",
 		                    "missing field `mem_backend` (or `mem_file_path`)");
-	if ((rc = path_field(body, "$", "snapshot_path", true, &q->state, e)) < 0 ||
-	    (rc = mb ? mem_backend(mb, q, e)
-	             : path_field(body, "$", "mem_file_path", true, &q->mem, e)) < 0 ||
-	    (rc = bool_field(body, "$", "enable_diff_snapshots", &diff, e)) < 0 ||
-	    (rc = bool_field(body, "$", "track_dirty_pages", &q->track, e)) < 0 ||
-	    (rc = bool_field(body, "$", "resume_vm", &q->resume, e)) < 0 ||
-	    ((no = json_object_get(body, "network_overrides")) && (rc = overrides(no, q, e)) < 0)) {
+	no = json_object_get(body, "network_overrides");
+	if (path_field(body, "$", "snapshot_path", true, &q->state, e) < 0 ||
+	    (mb ? mem_backend(mb, q, e)
+	        : path_field(body, "$", "mem_file_path", true, &q->mem, e)) < 0 ||
+	    bool_field(body, "$", "enable_diff_snapshots", &diff, e) < 0 ||
+	    bool_field(body, "$", "track_dirty_pages", &q->track, e) < 0 ||
+	    bool_field(body, "$", "resume_vm", &q->resume, e) < 0 ||
+	    (no && overrides(no, q, e) < 0)) {
 		spk_snap_req_free(q);
 		return -EINVAL;
 	}
