@@ -54,6 +54,11 @@ void bench_churn(const struct bench_opts *o, struct report *r);
 void bench_blk(const struct bench_opts *o, struct report *r);
 void bench_linux(const struct bench_opts *o, struct report *r);
 void bench_fn(const struct bench_opts *o, struct report *r);
+
+/* CLOCK_MONOTONIC in microseconds. */
+double bench_now_us(void);
+/* qsort's comparison of doubles. */
+int bench_cmp_double(const void *a, const void *b);
 void bench_snap(const struct bench_opts *o, struct report *r);
 
 #endif

@@ -22,21 +22,6 @@
 #define FN_GUEST     SPK_BENCH_GUEST_DIR "/t_fn_basic.elf"
 #define FN_CALLS_MAX 20000
 
-static double now_us(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
 struct lat {
 	double p50, p99, per_s;
 	int n;
@@ -49,7 +34,7 @@ static struct lat summarise(double *v, int n, double total)
 
 	if (!n)
 		return l;
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	qsort(v, (size_t)n, sizeof(*v), bench_cmp_double);
 	l.p50 = v[n / 2];
 	l.p99 = v[(n * 99) / 100];
 	l.per_s = total > 0 ? n / (total / 1e6) : 0;
@@ -82,14 +67,14 @@ static struct lat measure_calls(unsigned flags, int n, double *v, uint64_t *page
 		return (struct lat){0};
 	}
 	call_add(fn, -1); /* the first call skips the reset */
-	double t0 = now_us();
+	double t0 = bench_now_us();
 	for (; done < n; done++) {
-		double t = now_us();
+		double t = bench_now_us();
 		if (call_add(fn, done) < 0)
 			break;
-		v[done] = now_us() - t;
+		v[done] = bench_now_us() - t;
 	}
-	double total = now_us() - t0;
+	double total = bench_now_us() - t0;
 	if (pages && spk_fn_stats(fn, &st) == 0)
 		*pages = st.last_reset_pages;
 	spk_fn_close(fn);
@@ -101,11 +86,11 @@ static struct lat measure_new_vm(int n, double *v)
 {
 	const struct spk_fn_config cfg = {.console_fd = -1};
 	int done = 0;
-	double t0 = now_us();
+	double t0 = bench_now_us();
 
 	for (; done < n; done++) {
 		struct spk_fn *fn;
-		double t = now_us();
+		double t = bench_now_us();
 
 		if (spk_fn_open(FN_GUEST, &cfg, &fn) < 0) {
 			fprintf(stderr, "sparkler-bench: fn: %s\n", spk_last_error());
@@ -115,9 +100,9 @@ static struct lat measure_new_vm(int n, double *v)
 		spk_fn_close(fn);
 		if (rc < 0)
 			break;
-		v[done] = now_us() - t;
+		v[done] = bench_now_us() - t;
 	}
-	return summarise(v, done, now_us() - t0);
+	return summarise(v, done, bench_now_us() - t0);
 }
 
 /* The limit: one bare CPL3 exit round trip plus copying pages pages. */
@@ -135,9 +120,9 @@ static double limit_us(int exits, uint64_t pages)
 		for (int rep = 0; rep < 5; rep++) {
 			if (bare_vm_enter(&bare, 3) < 0)
 				break;
-			double t0 = now_us();
+			double t0 = bench_now_us();
 			long n = bare_vm_run(&bare, -1);
-			double per = (now_us() - t0) / (double)(n > 0 ? n : 1);
+			double per = (bench_now_us() - t0) / (double)(n > 0 ? n : 1);
 			if (n > 0 && (best == 0 || per < best))
 				best = per;
 		}
@@ -154,12 +139,12 @@ static double limit_us(int exits, uint64_t pages)
 		return best;
 	}
 	memset(a, 1, len);
-	double t0 = now_us();
+	double t0 = bench_now_us();
 	for (int i = 0; i < 100; i++) {
 		memcpy(b, a, len);
 		__asm__ volatile("" ::"r"(b) : "memory");
 	}
-	double copy = (now_us() - t0) / 100;
+	double copy = (bench_now_us() - t0) / 100;
 	free(a);
 	free(b);
 	return best + copy;

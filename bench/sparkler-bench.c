@@ -40,6 +40,21 @@ void bench_path(const struct bench_opts *o, const char *name, char *buf)
 	snprintf(buf, PATH_MAX, "%s/%s", o->out_dir, name);
 }
 
+double bench_now_us(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
+}
+
+int bench_cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
 void bench_log_path(const struct bench_opts *o, char *buf)
 {
 	bench_path(o, "child-stderr.log", buf);
