@@ -8,6 +8,7 @@ files=$(cd "$root" && git ls-files 'src/*.c' 2>/dev/null || find src -name '*.c'
 rc=0
 if command -v clang-tidy >/dev/null; then
 	jobs=$(nproc 2>/dev/null || echo 2)
+	t0=$(date +%s)
 	out=$(cd "$root" && printf '%s\n' $files |
 		xargs -P "$jobs" -n 4 clang-tidy -p "$build" --quiet 2>&1 | grep -E '(warning|error):' |
 		sort -u)
@@ -15,7 +16,7 @@ if command -v clang-tidy >/dev/null; then
 		echo "$out"
 		rc=1
 	else
-		echo "clang-tidy: clean ($(echo $files | wc -w) files)"
+		echo "clang-tidy: clean ($(echo $files | wc -w) files, $(($(date +%s) - t0)) s)"
 	fi
 else
 	echo "clang-tidy: not installed (Debian clang-tidy)" && rc=77
