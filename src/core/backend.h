@@ -149,6 +149,19 @@ struct spk_backend_ops {
 	 * address against its architecture's MSI window). */
 	int (*irq_line)(struct spk_vm *vm, uint32_t gsi, bool level);
 	int (*signal_msi)(struct spk_vm *vm, const struct spk_msi *msi);
+	/*
+	 * The doorbell and interrupt plumbing of vm.h, called with a live VM
+	 * (the core checked it) and everything else unchecked: the backend
+	 * refuses bad arguments, and what its irqchip mode cannot do, with
+	 * its own messages. ioeventfd: assign or remove a doorbell; irqfd:
+	 * bind or unbind an eventfd to a GSI; msi_route_*: the GSI routing
+	 * table's MSI entries (spk_vm_msi_route_add and friends).
+	 */
+	int (*ioeventfd)(struct spk_vm *vm, const struct spk_ioeventfd *io, bool assign);
+	int (*irqfd)(struct spk_vm *vm, uint32_t gsi, int fd, bool assign);
+	int (*msi_route_add)(struct spk_vm *vm, const struct spk_msi *msi, uint32_t *gsi);
+	int (*msi_route_set)(struct spk_vm *vm, uint32_t gsi, const struct spk_msi *msi);
+	int (*msi_route_del)(struct spk_vm *vm, uint32_t gsi);
 
 	/* ---- vCPUs ----------------------------------------------------------------- */
 	/* Create the backend's vCPU for vcpu (vm and id set): set vcpu->be.

@@ -431,6 +431,12 @@ int spk_vm_irq_line(struct spk_vm *vm, uint32_t gsi, bool level)
 	return vm->ops->irq_line(vm, gsi, level);
 }
 
+/* An op the backend left NULL: refused with its name. */
+static int unsupported(const struct spk_vm *vm, const char *what)
+{
+	return spk_fail(ENOTSUP, "vm: the %s backend cannot %s", vm->ops->name, what);
+}
+
 int spk_vm_signal_msi(struct spk_vm *vm, const struct spk_msi *msi)
 {
 	if (!spk_vm_ok(vm, "signal an MSI"))
@@ -441,8 +447,77 @@ int spk_vm_signal_msi(struct spk_vm *vm, const struct spk_msi *msi)
 	if (!msi)
 		return spk_fail(EINVAL, "vm: signal an MSI without a message");
 	if (!vm->ops->signal_msi)
-		return spk_fail(ENOTSUP, "vm: the %s backend cannot signal an MSI", vm->ops->name);
+		return unsupported(vm, "signal an MSI");
 	return vm->ops->signal_msi(vm, msi);
+}
+
+static int ioeventfd(struct spk_vm *vm, const struct spk_ioeventfd *io, bool assign)
+{
+	const char *what = assign ? "add an ioeventfd" : "remove an ioeventfd";
+
+	if (!spk_vm_ok(vm, what))
+		return -EINVAL;
+	if (!vm->ops->ioeventfd)
+		return unsupported(vm, what);
+	return vm->ops->ioeventfd(vm, io, assign);
+}
+
+int spk_vm_ioeventfd_add(struct spk_vm *vm, const struct spk_ioeventfd *io)
+{
+	return ioeventfd(vm, io, true);
+}
+
+int spk_vm_ioeventfd_del(struct spk_vm *vm, const struct spk_ioeventfd *io)
+{
+	return ioeventfd(vm, io, false);
+}
+
+static int irqfd(struct spk_vm *vm, uint32_t gsi, int fd, bool assign)
+{
+	const char *what = assign ? "add an irqfd" : "remove an irqfd";
+
+	if (!spk_vm_ok(vm, what))
+		return -EINVAL;
+	if (!vm->ops->irqfd)
+		return unsupported(vm, what);
+	return vm->ops->irqfd(vm, gsi, fd, assign);
+}
+
+int spk_vm_irqfd_add(struct spk_vm *vm, uint32_t gsi, int fd)
+{
+	return irqfd(vm, gsi, fd, true);
+}
+
+int spk_vm_irqfd_del(struct spk_vm *vm, uint32_t gsi, int fd)
+{
+	return irqfd(vm, gsi, fd, false);
+}
+
+int spk_vm_msi_route_add(struct spk_vm *vm, const struct spk_msi *msi, uint32_t *gsi)
+{
+	if (!spk_vm_ok(vm, "add an MSI route"))
+		return -EINVAL;
+	if (!vm->ops->msi_route_add)
+		return unsupported(vm, "add an MSI route");
+	return vm->ops->msi_route_add(vm, msi, gsi);
+}
+
+int spk_vm_msi_route_set(struct spk_vm *vm, uint32_t gsi, const struct spk_msi *msi)
+{
+	if (!spk_vm_ok(vm, "change an MSI route"))
+		return -EINVAL;
+	if (!vm->ops->msi_route_set)
+		return unsupported(vm, "change an MSI route");
+	return vm->ops->msi_route_set(vm, gsi, msi);
+}
+
+int spk_vm_msi_route_del(struct spk_vm *vm, uint32_t gsi)
+{
+	if (!spk_vm_ok(vm, "remove an MSI route"))
+		return -EINVAL;
+	if (!vm->ops->msi_route_del)
+		return unsupported(vm, "remove an MSI route");
+	return vm->ops->msi_route_del(vm, gsi);
 }
 
 int spk_vm_set_runner(struct spk_vm *vm, struct runner *r)

@@ -22,6 +22,11 @@ static const struct spk_backend_ops kvm_x86_64 = {
 
     .irq_line = spk_kvm_irq_line,
     .signal_msi = spk_kvm_signal_msi,
+    .ioeventfd = spk_kvm_ioeventfd,
+    .irqfd = spk_kvm_irqfd,
+    .msi_route_add = spk_kvm_msi_route_add,
+    .msi_route_set = spk_kvm_msi_route_set,
+    .msi_route_del = spk_kvm_msi_route_del,
 
     .vcpu_create = spk_kvm_vcpu_create,
     .vcpu_destroy = spk_kvm_vcpu_destroy,

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * KVM backend: ioeventfds, irqfds, GSI routing and KVM_SIGNAL_MSI, the
- * plumbing that lets virtio devices run without a vCPU exit per doorbell
- * or interrupt.
+ * KVM backend: ioeventfds, irqfds, GSI routing and KVM_SIGNAL_MSI (the
+ * ioeventfd, irqfd, msi_route_* and signal_msi ops behind vm.h's
+ * functions, core/backend.h), the plumbing that lets virtio devices run
+ * without a vCPU exit per doorbell or interrupt.
  *
  * The routing table is ours: KVM_SET_GSI_ROUTING replaces the whole
  * table, so the VM keeps a copy that starts with KVM's own default (GSI n
@@ -91,14 +92,10 @@ static int ioeventfd(struct spk_vm *svm, const struct spk_ioeventfd *io, bool as
 	return 0;
 }
 
-int spk_vm_ioeventfd_add(struct spk_vm *vm, const struct spk_ioeventfd *io)
+/* The ioeventfd op (the core checked the VM). */
+int spk_kvm_ioeventfd(struct spk_vm *vm, const struct spk_ioeventfd *io, bool assign)
 {
-	return ioeventfd(vm, io, true);
-}
-
-int spk_vm_ioeventfd_del(struct spk_vm *vm, const struct spk_ioeventfd *io)
-{
-	return ioeventfd(vm, io, false);
+	return ioeventfd(vm, io, assign);
 }
 
 /* ---- MSI ---------------------------------------------------------------------- */
@@ -251,7 +248,8 @@ static int free_gsi(const struct spk_kvm_vm *vm, uint32_t *out)
 	return spk_fail(ENOSPC, "vm: all %d GSIs are routed", MAX_GSI);
 }
 
-int spk_vm_msi_route_add(struct spk_vm *svm, const struct spk_msi *msi, uint32_t *gsi)
+/* The msi_route_* ops (the core checked the VM). */
+int spk_kvm_msi_route_add(struct spk_vm *svm, const struct spk_msi *msi, uint32_t *gsi)
 {
 	uint32_t g = 0;
 	int rc;
@@ -278,7 +276,7 @@ out:
 	return rc;
 }
 
-int spk_vm_msi_route_set(struct spk_vm *svm, uint32_t gsi, const struct spk_msi *msi)
+int spk_kvm_msi_route_set(struct spk_vm *svm, uint32_t gsi, const struct spk_msi *msi)
 {
 	int rc, i;
 
@@ -302,7 +300,7 @@ int spk_vm_msi_route_set(struct spk_vm *svm, uint32_t gsi, const struct spk_msi 
 	return rc;
 }
 
-int spk_vm_msi_route_del(struct spk_vm *svm, uint32_t gsi)
+int spk_kvm_msi_route_del(struct spk_vm *svm, uint32_t gsi)
 {
 	int rc, i;
 
@@ -354,12 +352,8 @@ static int irqfd(struct spk_vm *svm, uint32_t gsi, int fd, bool assign)
 	return 0;
 }
 
-int spk_vm_irqfd_add(struct spk_vm *vm, uint32_t gsi, int fd)
+/* The irqfd op (the core checked the VM). */
+int spk_kvm_irqfd(struct spk_vm *vm, uint32_t gsi, int fd, bool assign)
 {
-	return irqfd(vm, gsi, fd, true);
-}
-
-int spk_vm_irqfd_del(struct spk_vm *vm, uint32_t gsi, int fd)
-{
-	return irqfd(vm, gsi, fd, false);
+	return irqfd(vm, gsi, fd, assign);
 }

@@ -82,8 +82,13 @@ int spk_kvm_mem_dirty_log(struct spk_vm *vm, struct spk_mem_slot *slot, bool on)
 int spk_kvm_mem_dirty_get(struct spk_vm *vm, struct spk_mem_slot *slot, uint64_t *bits);
 uint32_t spk_kvm_slot_flags(const struct spk_vm *vm, bool readonly);
 int spk_kvm_irq_line(struct spk_vm *vm, uint32_t gsi, bool level);
-/* irqfd.c: the signal_msi op */
+/* irqfd.c: the signal_msi, ioeventfd, irqfd and msi_route_* ops */
 int spk_kvm_signal_msi(struct spk_vm *vm, const struct spk_msi *msi);
+int spk_kvm_ioeventfd(struct spk_vm *vm, const struct spk_ioeventfd *io, bool assign);
+int spk_kvm_irqfd(struct spk_vm *vm, uint32_t gsi, int fd, bool assign);
+int spk_kvm_msi_route_add(struct spk_vm *vm, const struct spk_msi *msi, uint32_t *gsi);
+int spk_kvm_msi_route_set(struct spk_vm *vm, uint32_t gsi, const struct spk_msi *msi);
+int spk_kvm_msi_route_del(struct spk_vm *vm, uint32_t gsi);
 
 /* vcpu.c: the vCPU ops */
 int spk_kvm_vcpu_create(struct spk_vcpu *vcpu);

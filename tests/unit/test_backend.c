@@ -561,6 +561,21 @@ static void test_irqchip_ops(void **state)
 	assert_int_equal(spk_vm_signal_msi(vm, &(struct spk_msi){.addr = 0xfee00000}), -ENOTSUP);
 	assert_non_null(strstr(spk_last_error(), "fake"));
 	assert_int_equal(spk_vcpu_interrupt(vcpu, 0x30), -ENOTSUP);
+	struct spk_ioeventfd io = {.space = SPK_BUS_PIO, .addr = 0x80, .len = 1, .fd = 0};
+	uint32_t gsi = 0;
+	assert_int_equal(spk_vm_ioeventfd_add(vm, &io), -ENOTSUP);
+	assert_int_equal(spk_vm_ioeventfd_del(vm, &io), -ENOTSUP);
+	assert_int_equal(spk_vm_irqfd_add(vm, 5, 0), -ENOTSUP);
+	assert_int_equal(spk_vm_irqfd_del(vm, 5, 0), -ENOTSUP);
+	assert_int_equal(spk_vm_msi_route_add(vm, &(struct spk_msi){.addr = 0xfee00000}, &gsi),
+	                 -ENOTSUP);
+	assert_int_equal(spk_vm_msi_route_set(vm, 24, &(struct spk_msi){.addr = 0xfee00000}),
+	                 -ENOTSUP);
+	assert_int_equal(spk_vm_msi_route_del(vm, 24), -ENOTSUP);
+	assert_non_null(strstr(spk_last_error(), "fake"));
+	assert_int_equal(spk_vm_ioeventfd_add(NULL, &io), -EINVAL);
+	assert_int_equal(spk_vm_irqfd_add(NULL, 5, 0), -EINVAL);
+	assert_int_equal(spk_vm_msi_route_del(NULL, 24), -EINVAL);
 	assert_false(spk_vcpu_irq_pending(vcpu)); /* not queued either */
 	assert_int_equal(spk_vm_destroy(vm), 0);
 }
