@@ -511,11 +511,21 @@ int spk_kvm_vcpu_state_load(struct spk_vcpu *vcpu, struct spk_snap_reader *r, bo
 	int rc = vcpu_parse(vcpu, r, &s);
 
 	if (rc == 0 && !check_only) {
-		/* whatever the vCPU was in the middle of is replaced */
-		vcpu->last_exit = NULL;
-		spk_kvm_vcpu(vcpu)->last_from_kvm_hypercall = false;
-		if ((rc = vcpu_apply(vcpu, r, &s)) < 0)
-			spk_vcpu_invalidate(vcpu);
+		/*
+		 * Whatever the vCPU was in the middle of is replaced, but KVM
+		 * must be done with it first: an exit the library answered
+		 * itself (SPK_VCPU_RETURN_HANDLED) leaves registers in the
+		 * shared run area marked dirty, and a port or MMIO access
+		 * leaves KVM a completion to make; both happen at the next
+		 * KVM_RUN and would undo the registers loaded here (seen: an
+		 * in-place reset after a console hypercall kept the old rip).
+		 * So the vCPU is entered once with immediate_exit first.
+		 */
+		if ((rc = flush_exit(vcpu)) == 0) {
+			spk_kvm_vcpu(vcpu)->last_from_kvm_hypercall = false;
+			if ((rc = vcpu_apply(vcpu, r, &s)) < 0)
+				spk_vcpu_invalidate(vcpu);
+		}
 	}
 	state_free(&s);
 	return rc;
