@@ -291,6 +291,68 @@ static void test_boot_rules(void **state)
 	assert_int_equal(stub.starts, 1);
 }
 
+/* The snapshot routes: body checks before the op; create only after boot,
+ * load only before any boot resource; an embedder without the ops (these
+ * stubs) answers 400, and a refused load does not start anything. */
+static void test_snapshot_routes(void **state)
+{
+	struct spk_api *api = *state;
+	char msg[600];
+
+	assert_int_equal(call(api, "PUT", "/snapshot/create",
+	                      "{\"snapshot_path\": \"s\", \"mem_file_path\": \"m\"}", msg,
+	                      sizeof(msg)),
+	                 400);
+	assert_non_null(strstr(msg, "not supported before starting the microVM"));
+	assert_int_equal(
+	    call(api, "PUT", "/snapshot/load", "{\"snapshot_path\": \"s\"}", msg, sizeof(msg)),
+	    400);
+	assert_non_null(strstr(msg, "missing field `mem_backend`"));
+	assert_int_equal(call(api, "PUT", "/snapshot/load",
+	                      "{\"snapshot_path\": \"s\", \"mem_file_path\": \"m\", "
+	                      "\"resume_vm\": 1}",
+	                      msg, sizeof(msg)),
+	                 400);
+	assert_non_null(strstr(msg, "expected a boolean"));
+	assert_int_equal(call(api, "PUT", "/snapshot/load",
+	                      "{\"snapshot_path\": \"s\", \"mem_backend\": {\"backend_type\": "
+	                      "\"File\", \"backend_path\": \"m\", \"x\": 1}}",
+	                      msg, sizeof(msg)),
+	                 400);
+	assert_non_null(strstr(msg, "unknown field `x`"));
+	assert_int_equal(call(api, "PUT", "/snapshot/load",
+	                      "{\"snapshot_path\": \"s\", \"mem_file_path\": \"m\", "
+	                      "\"network_overrides\": [{\"iface_id\": \"eth0\"}]}",
+	                      msg, sizeof(msg)),
+	                 400);
+	assert_non_null(strstr(msg, "both required"));
+	/* a good body, but these stubs have no snapshot op */
+	assert_int_equal(call(api, "PUT", "/snapshot/load",
+	                      "{\"snapshot_path\": \"s\", \"mem_file_path\": \"m\"}", msg,
+	                      sizeof(msg)),
+	                 400);
+	assert_false(api->started);
+	assert_int_equal(stub.starts, 0);
+	put_fmt(api, 204, "/boot-source", "{\"kernel_image_path\": \"%s\"}", kernel);
+	assert_int_equal(call(api, "PUT", "/snapshot/load",
+	                      "{\"snapshot_path\": \"s\", \"mem_file_path\": \"m\"}", msg,
+	                      sizeof(msg)),
+	                 400);
+	assert_non_null(strstr(msg, "not allowed after configuring boot-specific resources"));
+	assert_int_equal(CALL(api, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}"), 204);
+	assert_int_equal(call(api, "PUT", "/snapshot/create",
+	                      "{\"snapshot_type\": \"Diff\", \"snapshot_path\": \"s\", "
+	                      "\"mem_file_path\": \"m\"}",
+	                      msg, sizeof(msg)),
+	                 400);
+	assert_non_null(strstr(msg, "Failed to create a snapshot"));
+	assert_int_equal(call(api, "PUT", "/snapshot/load",
+	                      "{\"snapshot_path\": \"s\", \"mem_file_path\": \"m\"}", msg,
+	                      sizeof(msg)),
+	                 400);
+	assert_non_null(strstr(msg, "not supported after starting the microVM"));
+}
+
 /* PATCH /drives after boot: a new path_on_host goes to the running disk
  * first; what it refuses is a 400 and the recorded path stays. */
 static void test_drive_swap(void **state)
@@ -560,6 +622,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_not_utf8, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
 	    cmocka_unit_test(test_config_file),
+	    cmocka_unit_test_setup_teardown(test_snapshot_routes, setup, teardown),
 	    cmocka_unit_test(test_config_file_one_line),
 	};
 	FILE *f;
