@@ -22,6 +22,17 @@ import api_test as A  # noqa: E402
 from api_test import check, expect  # noqa: E402
 
 
+_procs = []
+
+
+def started(tmp, **kw):
+    """api_test.started, remembered so that a failing check's exception
+    does not leave a sparkler behind (main() kills what is left)."""
+    p = A.started(tmp, **kw)
+    _procs.append(p)
+    return p
+
+
 def wait_ticks(path, n, proc):
     """Until the serial file has more than n tick lines, or the process ended."""
     while len(A.ticks(path)) <= n:
@@ -47,7 +58,7 @@ def next_full_tick(path):
 
 
 def boot_ticker(tmp, name, serial, extra=()):
-    p = A.started(tmp, name=name)
+    p = started(tmp, name=name)
     for method, path, body in [
         ("PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 64}),
         ("PUT", "/boot-source", {"kernel_image_path": A.TICKER}),
@@ -99,7 +110,7 @@ def create_rules(tmp):
 
 def load_rules(tmp, st, mem):
     """What PUT /snapshot/load refuses; the process stays usable."""
-    p = A.started(tmp, name="r.sock")
+    p = started(tmp, name="r.sock")
     good = {"snapshot_path": st, "mem_backend": {"backend_type": "File", "backend_path": mem}}
     expect(p.call("PUT", "/snapshot/load", dict(good, mem_file_path=mem)), 400, None,
            "load with mem_file_path and mem_backend", "not both")
@@ -134,7 +145,7 @@ def load_runs(tmp, st, mem, at):
     """Loaded in another process: resume_vm true goes on from tick at + 1;
     without it the VM waits paused until PATCH /vm Resumed."""
     serial = os.path.join(tmp, "b.out")
-    p = A.started(tmp, name="b.sock")
+    p = started(tmp, name="b.sock")
     expect(p.call("PUT", "/serial", {"serial_out_path": serial}), 204, None, "serial")
     expect(p.call("PUT", "/snapshot/load",
                   {"snapshot_path": st, "resume_vm": True,
@@ -152,7 +163,7 @@ def load_runs(tmp, st, mem, at):
     p.finish()
 
     serial = os.path.join(tmp, "c.out")
-    p = A.started(tmp, name="c.sock")
+    p = started(tmp, name="c.sock")
     expect(p.call("PUT", "/serial", {"serial_out_path": serial}), 204, None, "serial")
     expect(p.call("PUT", "/snapshot/load", {"snapshot_path": st, "mem_file_path": mem}), 204,
            None, "PUT /snapshot/load without resume_vm (mem_file_path)")
@@ -224,11 +235,17 @@ def main():
         print("SKIP: KVM is not usable")
         return 77
     with tempfile.TemporaryDirectory(prefix="spk-snap-api-") as tmp:
-        st, mem, at = create_rules(tmp)
-        load_rules(tmp, st, mem)
-        load_runs(tmp, st, mem, at)
-        run_restore(tmp, st, mem, at)
-        diff(tmp)
+        try:
+            st, mem, at = create_rules(tmp)
+            load_rules(tmp, st, mem)
+            load_runs(tmp, st, mem, at)
+            run_restore(tmp, st, mem, at)
+            diff(tmp)
+        finally:
+            for p in _procs:
+                if p.p.poll() is None:
+                    p.p.kill()
+                    p.p.wait()
     print("%d failure(s)" % len(A.failures))
     return 1 if A.failures else 0
 
