@@ -21,9 +21,13 @@
  *    timerfd on the loop), so the driver refills it with fresh numbers;
  *    the interval may change later but not from or to 0;
  *  - free_page_reporting: VIRTIO_BALLOON_F_REPORTING; the ranges the
- *    guest reports free are given back to the host as inflated pages are.
+ *    guest reports free are given back to the host as inflated pages are;
+ *  - free_page_hinting: VIRTIO_BALLOON_F_FREE_PAGE_HINT; a run started
+ *    with spk_virtio_balloon_hint_start() has the driver hand over blocks
+ *    of free pages it holds until the host says DONE; they are given back
+ *    to the host too.
  * Queues are numbered as Linux numbers them: inflate 0, deflate 1, then
- * stats and reporting in that order, each only when negotiated.
+ * stats, hinting and reporting in that order, each only when negotiated.
  */
 #ifndef SPARKLER_VIRTIO_BALLOON_H
 #define SPARKLER_VIRTIO_BALLOON_H
@@ -43,6 +47,7 @@ extern "C" {
 #define SPK_BALLOON_F_MUST_TELL_HOST 0
 #define SPK_BALLOON_F_STATS_VQ       1
 #define SPK_BALLOON_F_DEFLATE_ON_OOM 2
+#define SPK_BALLOON_F_FREE_PAGE_HINT 3
 #define SPK_BALLOON_F_REPORTING      5
 
 #define SPK_BALLOON_PAGE_SHIFT         12
@@ -82,6 +87,7 @@ struct spk_virtio_balloon_config {
 	bool deflate_on_oom;
 	uint32_t stats_interval_s; /* 0: no statistics; at most SPK_BALLOON_MAX_INTERVAL_S */
 	bool free_page_reporting;
+	bool free_page_hinting;
 };
 
 struct spk_virtio_balloon_stats {
@@ -96,6 +102,7 @@ struct spk_virtio_balloon_stats {
 	uint64_t ignored_pfns;                   /* past the per-chain limit */
 	uint64_t stats_updates, stats_update_fails;
 	uint64_t reports, reported_bytes; /* free page reporting */
+	uint64_t hints, hinted_bytes;     /* free page hinting */
 	uint64_t discard_fails;           /* madvise refused */
 };
 
@@ -125,6 +132,14 @@ uint32_t spk_virtio_balloon_stats_interval(struct spk_virtio_balloon *b);
  * buffer back (it refills it and returns it). 1 when a buffer went back,
  * 0 when there was none to give, -EINVAL without statistics. */
 int spk_virtio_balloon_poll_stats(struct spk_virtio_balloon *b);
+/* Free page hinting (-EINVAL without it): start a run (a new command id;
+ * ack_on_stop: answer the driver's STOP with DONE at once), end one
+ * (DONE: the driver takes its pages back), and the last command the host
+ * gave and the last the driver sent (0 STOP, 1 DONE, 2 and up a run). */
+int spk_virtio_balloon_hint_start(struct spk_virtio_balloon *b, bool ack_on_stop);
+int spk_virtio_balloon_hint_stop(struct spk_virtio_balloon *b);
+int spk_virtio_balloon_hint_status(struct spk_virtio_balloon *b, uint32_t *host_cmd,
+                                   uint32_t *guest_cmd);
 /* Copy the sizes, statistics and counters (one consistent moment). */
 void spk_virtio_balloon_get_stats(struct spk_virtio_balloon *b,
                                   struct spk_virtio_balloon_stats *out);

@@ -18,6 +18,15 @@
  * Free page reporting: each chain's writable buffers are free guest
  * ranges; the whole pages inside them are released, and the chain goes
  * back with used length 0.
+ *
+ * Free page hinting (VIRTIO_BALLOON_F_FREE_PAGE_HINT): the host starts a
+ * run by writing a new command id (2 and up) into free_page_hint_cmd_id;
+ * the driver answers on the hint queue with that id (a readable u32),
+ * then hands over blocks of free pages it holds (writable buffers: their
+ * whole pages are released, as reported ones are), then the id STOP (0).
+ * The host writes DONE (1) when it is finished with them (at once when
+ * the run was started with ack_on_stop), and only then does the driver
+ * give the pages back to its allocator: so releasing them is safe.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -34,7 +43,7 @@
 #include "core/internal.h"
 
 #define BALLOON_QUEUE_SIZE 256
-#define BALLOON_MAX_QUEUES 4
+#define BALLOON_MAX_QUEUES 5
 #define BALLOON_CLASS      0x050000 /* memory controller, as QEMU's virtio-balloon-pci */
 #define BALLOON_CFG_SIZE   16       /* num_pages, actual, free_page_hint_cmd_id, poison_val */
 #define PAGE               (1ull << SPK_BALLOON_PAGE_SHIFT)
@@ -42,14 +51,17 @@
 #define STAT_ENTRY         10 /* le16 tag, le64 value, packed */
 #define STAT_MAX_ENTRIES   64 /* read at most this many from one buffer */
 #define BAD_PFN_LOGS       8
+#define HINT_CMD_STOP      0
+#define HINT_CMD_DONE      1
+#define HINT_CMD_FIRST     2
 
-enum role { R_NONE = 0, R_INFLATE, R_DEFLATE, R_STATS, R_REPORT };
+enum role { R_NONE = 0, R_INFLATE, R_DEFLATE, R_STATS, R_HINT, R_REPORT };
 
 struct spk_virtio_balloon {
 	struct spk_virtio *vd;
 	struct spk_evloop *loop;
 	int tfd; /* the statistics timer, -1 without */
-	bool stats_offered, report_offered, deflate_on_oom;
+	bool stats_offered, report_offered, hint_offered, deflate_on_oom;
 	/* under the device lock */
 	uint32_t target, actual;
 	uint32_t interval_s;
@@ -58,6 +70,9 @@ struct spk_virtio_balloon {
 	bool held;                    /* a statistics chain is held */
 	struct spk_virtq_chain stats; /* its head (its buffers are not used again) */
 	struct spk_virtio_balloon_stats st;
+	/* hinting: the host's command id, the last id the driver sent */
+	uint32_t host_cmd, guest_cmd, next_cmd;
+	bool ack_on_stop;
 	struct iovec iov[2 * BALLOON_QUEUE_SIZE];
 };
 
@@ -70,6 +85,7 @@ static void balloon_config_read(void *opaque, uint32_t off, void *buf, uint32_t 
 
 	spk_put_le(cfg, b->target, 4);
 	spk_put_le(cfg + 4, b->actual, 4);
+	spk_put_le(cfg + 8, b->host_cmd, 4);
 	memcpy(buf, cfg + off, len); /* the transport keeps off + len inside */
 }
 
@@ -176,15 +192,17 @@ static void pfn_chain(struct spk_virtio_balloon *b, const struct spk_virtq_chain
 		b->st.deflate_chains++;
 }
 
-/* One free page report: the whole pages inside its writable buffers. */
-static void report_chain(struct spk_virtio_balloon *b, const struct spk_virtq_chain *c)
+/* The whole pages inside a chain's writable buffers go back to the host
+ * (free page reports and hints); the bytes released. */
+static uint64_t release_writable(struct spk_virtio_balloon *b, const struct spk_virtq_chain *c)
 {
+	uint64_t done = 0;
 	int n = spk_virtq_iov(spk_virtio_mem(b->vd), c, true, 0, c->in_len, b->iov,
 	                      (int)SPK_ARRAY_SIZE(b->iov));
 
 	if (n < 0) {
 		b->st.discard_fails++;
-		return;
+		return 0;
 	}
 	for (int i = 0; i < n; i++) {
 		/* the whole pages inside: skip to the first page boundary */
@@ -195,10 +213,36 @@ static void report_chain(struct spk_virtio_balloon *b, const struct spk_virtq_ch
 
 		if (whole) {
 			discard(b, p + head, whole);
-			b->st.reported_bytes += whole;
+			done += whole;
 		}
 	}
+	return done;
+}
+
+static void report_chain(struct spk_virtio_balloon *b, const struct spk_virtq_chain *c)
+{
+	b->st.reported_bytes += release_writable(b, c);
 	b->st.reports++;
+}
+
+/* A hint chain: a command id in its readable bytes, free pages in its
+ * writable ones (Linux sends them apart; either may come alone). */
+static void hint_chain(struct spk_virtio_balloon *b, const struct spk_virtq_chain *c)
+{
+	uint8_t id[4];
+
+	if (c->out_len >= 4 && spk_virtq_read(spk_virtio_mem(b->vd), c, 0, id, 4) == 4) {
+		b->guest_cmd = (uint32_t)spk_get_le(id, 4);
+		if (b->guest_cmd == HINT_CMD_STOP && b->ack_on_stop &&
+		    b->host_cmd >= HINT_CMD_FIRST) {
+			b->host_cmd = HINT_CMD_DONE; /* the driver may take its pages back */
+			spk_virtio_config_changed(b->vd);
+		}
+	}
+	if (c->in_len) {
+		b->st.hinted_bytes += release_writable(b, c);
+		b->st.hints++;
+	}
 }
 
 /* ---- statistics --------------------------------------------------------------------------- */
@@ -310,6 +354,8 @@ static int balloon_activate(void *opaque, struct spk_virtio *vd, uint64_t featur
 		b->stats_q = q;
 		b->role[q++] = R_STATS;
 	}
+	if (features & SPK_VIRTIO_F_BIT(SPK_BALLOON_F_FREE_PAGE_HINT))
+		b->role[q++] = R_HINT;
 	if (features & SPK_VIRTIO_F_BIT(SPK_BALLOON_F_REPORTING))
 		b->role[q++] = R_REPORT;
 	b->held = false;
@@ -328,9 +374,12 @@ static void balloon_notify(void *opaque, struct spk_virtio *vd, unsigned q)
 	case R_INFLATE:
 	case R_DEFLATE:
 	case R_REPORT:
+	case R_HINT:
 		for (; i < BALLOON_QUEUE_SIZE && spk_virtio_pop(vd, q, &c) > 0; i++) {
 			if (b->role[q] == R_REPORT)
 				report_chain(b, &c);
+			else if (b->role[q] == R_HINT)
+				hint_chain(b, &c);
 			else
 				pfn_chain(b, &c, b->role[q] == R_INFLATE);
 			spk_virtio_push(vd, q, &c, 0);
@@ -354,6 +403,7 @@ static void balloon_reset(void *opaque, struct spk_virtio *vd)
 	(void)vd;
 	b->held = false; /* the transport forgets the queues */
 	b->actual = 0;
+	b->guest_cmd = 0;
 	memset(b->role, 0, sizeof(b->role));
 }
 
@@ -389,13 +439,18 @@ static int balloon_save(void *opaque, struct spk_snap_writer *w)
 	spk_snap_put_u32(w, "actual", b->actual);
 	spk_snap_put_u32(w, "interval", b->interval_s);
 	spk_snap_put_u32(w, "stats_have", b->st.have);
+	spk_snap_put_u32(w, "hint_host_cmd", b->host_cmd);
+	spk_snap_put_u32(w, "hint_guest_cmd", b->guest_cmd);
+	spk_snap_put_u32(w, "hint_next_cmd", b->next_cmd);
+	spk_snap_put_u8(w, "hint_ack", b->ack_on_stop);
 	return spk_snap_put_bytes(w, "stats", vals, sizeof(vals));
 }
 
 static int balloon_load(void *opaque, struct spk_snap_reader *r)
 {
 	struct spk_virtio_balloon *b = opaque;
-	uint32_t target, actual, interval, have;
+	uint32_t target, actual, interval, have, host_cmd, guest_cmd, next_cmd;
+	bool ack;
 	uint8_t vals[SPK_BALLOON_S_NR * 8];
 	int rc;
 
@@ -403,6 +458,10 @@ static int balloon_load(void *opaque, struct spk_snap_reader *r)
 	    (rc = spk_snap_get_u32(r, "actual", &actual)) ||
 	    (rc = spk_snap_get_u32(r, "interval", &interval)) ||
 	    (rc = spk_snap_get_u32(r, "stats_have", &have)) ||
+	    (rc = spk_snap_get_u32(r, "hint_host_cmd", &host_cmd)) ||
+	    (rc = spk_snap_get_u32(r, "hint_guest_cmd", &guest_cmd)) ||
+	    (rc = spk_snap_get_u32(r, "hint_next_cmd", &next_cmd)) ||
+	    (rc = spk_snap_get_bool(r, "hint_ack", &ack)) ||
 	    (rc = spk_snap_get_bytes(r, "stats", vals, sizeof(vals))) ||
 	    (rc = spk_snap_reader_done(r)))
 		return rc;
@@ -416,8 +475,15 @@ static int balloon_load(void *opaque, struct spk_snap_reader *r)
 		                "snapshot: virtio_balloon: field 'stats_have': 0x%x names "
 		                "unknown statistics",
 		                have);
+	if (!b->hint_offered && (host_cmd || guest_cmd))
+		return spk_fail(EINVAL, "snapshot: virtio_balloon: field 'hint_host_cmd': hinting "
+		                        "state for a device without hinting");
 	if (interval != b->interval_s && (rc = arm_timer(b, interval)) < 0)
 		return rc;
+	b->host_cmd = host_cmd;
+	b->guest_cmd = guest_cmd;
+	b->next_cmd = next_cmd;
+	b->ack_on_stop = ack;
 	b->target = target;
 	b->actual = actual;
 	b->interval_s = interval;
@@ -480,6 +546,8 @@ int spk_virtio_balloon_new(const struct spk_virtio_balloon_config *cfg,
 	                                 .tfd = -1,
 	                                 .stats_offered = cfg->stats_interval_s != 0,
 	                                 .report_offered = cfg->free_page_reporting,
+	                                 .hint_offered = cfg->free_page_hinting,
+	                                 .next_cmd = HINT_CMD_FIRST,
 	                                 .deflate_on_oom = cfg->deflate_on_oom,
 	                                 .target = cfg->target_pages,
 	                                 .interval_s = cfg->stats_interval_s};
@@ -487,6 +555,10 @@ int spk_virtio_balloon_new(const struct spk_virtio_balloon_config *cfg,
 		features |= SPK_VIRTIO_F_BIT(SPK_BALLOON_F_DEFLATE_ON_OOM);
 	if (b->stats_offered) {
 		features |= SPK_VIRTIO_F_BIT(SPK_BALLOON_F_STATS_VQ);
+		nq++;
+	}
+	if (b->hint_offered) {
+		features |= SPK_VIRTIO_F_BIT(SPK_BALLOON_F_FREE_PAGE_HINT);
 		nq++;
 	}
 	if (b->report_offered) {
@@ -604,6 +676,52 @@ int spk_virtio_balloon_poll_stats(struct spk_virtio_balloon *b)
 	rc = poll_stats_locked(b);
 	spk_virtio_unlock(b->vd);
 	return rc;
+}
+
+/* A new hinting command for the driver (a config change when it runs). */
+static int hint_cmd(struct spk_virtio_balloon *b, bool start, bool ack)
+{
+	if (!b)
+		return spk_fail(EINVAL, "virtio-balloon: hinting needs a device");
+	if (!b->hint_offered)
+		return spk_fail(EINVAL, "virtio-balloon: free page hinting is not enabled");
+	spk_virtio_lock(b->vd);
+	if (start) {
+		b->host_cmd = b->next_cmd;
+		b->next_cmd = b->next_cmd == UINT32_MAX ? HINT_CMD_FIRST : b->next_cmd + 1;
+		b->ack_on_stop = ack;
+	} else {
+		b->host_cmd = HINT_CMD_DONE;
+	}
+	if (spk_virtio_running(b->vd))
+		spk_virtio_config_changed(b->vd);
+	spk_virtio_unlock(b->vd);
+	return 0;
+}
+
+int spk_virtio_balloon_hint_start(struct spk_virtio_balloon *b, bool ack_on_stop)
+{
+	return hint_cmd(b, true, ack_on_stop);
+}
+
+int spk_virtio_balloon_hint_stop(struct spk_virtio_balloon *b)
+{
+	return hint_cmd(b, false, false);
+}
+
+int spk_virtio_balloon_hint_status(struct spk_virtio_balloon *b, uint32_t *host_cmd,
+                                   uint32_t *guest_cmd)
+{
+	if (!b || !host_cmd || !guest_cmd)
+		return spk_fail(EINVAL,
+		                "virtio-balloon: hint_status needs a device and two pointers");
+	if (!b->hint_offered)
+		return spk_fail(EINVAL, "virtio-balloon: free page hinting is not enabled");
+	spk_virtio_lock(b->vd);
+	*host_cmd = b->host_cmd;
+	*guest_cmd = b->guest_cmd;
+	spk_virtio_unlock(b->vd);
+	return 0;
 }
 
 void spk_virtio_balloon_get_stats(struct spk_virtio_balloon *b,

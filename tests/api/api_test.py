@@ -544,7 +544,10 @@ def refusals(tmp):
         ("PUT", "/balloon", {"amount_mib": 1, "deflate_on_oom": True, "must_tell_host": True},
          400, "unknown field `must_tell_host`"),
         ("PUT", "/balloon", {"amount_mib": 1, "deflate_on_oom": True,
-                             "free_page_hinting": True}, 400, "no free page hinting"),
+                             "free_page_hinting": 1}, 400, "expected a boolean"),
+        ("PATCH", "/balloon/hinting/start", None, 400, "not supported before starting"),
+        ("GET", "/balloon/hinting/status", None, 400, "not supported before starting"),
+        ("PUT", "/balloon/hinting/stop", {}, 405, None),
         ("PATCH", "/balloon", {"amount_mib": 1}, 400, "not supported before starting"),
         ("GET", "/balloon/statistics", None, 400, "not supported before starting"),
         ("PATCH", "/balloon/statistics", {"stats_polling_interval_s": 1}, 400,
@@ -937,7 +940,7 @@ def full_boot(tmp):
         ("PUT", "/entropy", {"rate_limiter": {"bandwidth": {"size": 4096, "refill_time": 100},
                                               "ops": {"size": 10, "refill_time": 100}}}),
         ("PUT", "/balloon", {"amount_mib": 8, "deflate_on_oom": True,
-                             "stats_polling_interval_s": 5}),
+                             "stats_polling_interval_s": 5, "free_page_hinting": True}),
     ]:
         expect(p.call(method, path, body), 204, None, "%s %s" % (method, path))
     t0 = time.monotonic()
@@ -1016,6 +1019,22 @@ def balloon_after_boot(p):
     r = p.call("GET", "/balloon")
     check(r.json and r.json["stats_polling_interval_s"] == 2 and r.json["amount_mib"] == 16,
           "GET /balloon has the new interval: %r" % r.json)
+    # free page hinting: a run, its status, its end (no driver answers here)
+    expect(p.call("PATCH", "/balloon/hinting/start", {"acknowledge_on_stop": False}), 204, None,
+           "PATCH /balloon/hinting/start")
+    r = p.call("GET", "/balloon/hinting/status")
+    expect(r, 200, "BalloonHintingStatus", "GET /balloon/hinting/status")
+    check(r.json == {"host_cmd": 2, "guest_cmd": 0}, "the first run is command 2: %r" % r.json)
+    expect(p.call("PATCH", "/balloon/hinting/start", {"acknowledge_on_stop": 1}), 400, None,
+           "hinting start with a bad body", "expected a boolean")
+    expect(p.call("PATCH", "/balloon/hinting/stop"), 204, None,
+           "PATCH /balloon/hinting/stop without a body")
+    r = p.call("GET", "/balloon/hinting/status")
+    check(r.json == {"host_cmd": 1, "guest_cmd": 0}, "stopped: DONE (1): %r" % r.json)
+    expect(p.call("PATCH", "/balloon/hinting/start"), 204, None,
+           "PATCH /balloon/hinting/start without a body")
+    check(p.call("GET", "/balloon/hinting/status").json == {"host_cmd": 3, "guest_cmd": 0},
+          "the next run is command 3")
 
 
 def post_boot_rules(p, disk):
@@ -1284,6 +1303,8 @@ def config_files(tmp):
            "statistics turned on after boot", "Cannot enable/disable the statistics after boot.")
     expect(p.call("PATCH", "/balloon", {"amount_mib": 2}), 204, None,
            "PATCH /balloon of a config-file balloon")
+    expect(p.call("PATCH", "/balloon/hinting/start"), 400, None, "hinting without it",
+           "The balloon free hinting was not enabled")
     expect(p.call("PUT", "/boot-source", {"kernel_image_path": TICKER}), 400, None,
            "PUT /boot-source after a config-file boot", "not supported after starting")
     time.sleep(0.3)

@@ -125,6 +125,12 @@ SCHEMAS = {
             "oom_kill", "alloc_stall", "async_scan", "direct_scan", "async_reclaim",
             "direct_reclaim"]},
     },
+    "BalloonHintingStatus": {
+        "type": "object",
+        "required": ["host_cmd"],
+        "properties": {"host_cmd": {"type": "integer", "minimum": 0},
+                       "guest_cmd": {"type": "integer", "minimum": 0}},
+    },
     "EntropyDevice": {"type": "object", "properties": {"rate_limiter": RATE_LIMITER}},
     "MmdsConfig": {
         "type": "object",
@@ -212,7 +218,8 @@ SCHEMAS = {
                 "type": "object",
                 "required": ["inflate_count", "deflate_count", "stats_updates_count",
                              "stats_update_fails", "free_page_report_count",
-                             "free_page_report_freed", "bad_pfns", "target_pages",
+                             "free_page_report_freed", "free_page_hint_count",
+                             "free_page_hint_freed", "bad_pfns", "target_pages",
                              "actual_pages"],
                 "values": {"type": "integer", "minimum": 0},
             },

@@ -627,7 +627,7 @@ job=$!
 wait_until 300 test -S "$S"
 api boot PUT /boot-source -d "{\\"kernel_image_path\\": \\"$A/kernel\\", \\"initrd_path\\": \\"$A/initrd\\", \\"boot_args\\": \\"%(cmdline)s\\"}"
 api machine PUT /machine-config -d '{"vcpu_count": 1, "mem_size_mib": 256}'
-api balloon PUT /balloon -d '{"amount_mib": 0, "deflate_on_oom": true, "stats_polling_interval_s": 1}'
+api balloon PUT /balloon -d '{"amount_mib": 0, "deflate_on_oom": true, "stats_polling_interval_s": 1, "free_page_hinting": true}'
 api start PUT /actions -d '{"action_type": "InstanceStart"}'
 wait_for "$OUT/balloon.log" SPARKLER-BALLOON-TOUCHED
 rss touched
@@ -645,6 +645,16 @@ api interval PATCH /balloon/statistics -d '{"stats_polling_interval_s": 2}'
 api deflate PATCH /balloon -d '{"amount_mib": 0}'
 wait_for "$OUT/balloon.log" SPARKLER-BALLOON-RETOUCHED
 rss retouched
+# free page hinting: the driver hands over the free memory it can hold and
+# says STOP; acknowledge_on_stop answers DONE (host_cmd 1): poll, bounded
+api hint PATCH /balloon/hinting/start -d '{"acknowledge_on_stop": true}'
+i=0
+while [ $i -lt 600 ]; do
+	api hintstatus GET /balloon/hinting/status
+	grep -q '"host_cmd":1' "$OUT/api-hintstatus.body" && break
+	sleep 0.5; i=$((i + 1))
+done
+rss hinted
 kill -TERM $(cat "$OUT/balloon.pid")
 wait $job
 rm -f "$S"
@@ -672,7 +682,8 @@ def balloon_scenario():
         codes = dict(l.split()[:2] for l in read(out, "api.codes").splitlines()
                      if len(l.split()) >= 2)
         print("API answers: %s; RSS (KiB): %s" % (codes, read(out, "rss").split()))
-        for step in ("boot", "machine", "balloon", "start", "inflate", "deflate", "interval"):
+        for step in ("boot", "machine", "balloon", "start", "inflate", "deflate", "interval",
+                     "hint"):
             ok(codes.get(step) == "204", "%s answered 204 (%s)" % (step, codes.get(step)),
                read(out, "api-%s.body" % step))
         ok("SPARKLER-INSMOD-FAILED" not in log and
@@ -705,6 +716,16 @@ def balloon_scenario():
         ok(r - i >= BALLOON_MIB // 2,
            "the guest's memory came back when it used it after the deflate: RSS %d -> %d MiB" %
            (i, r), read(out, "rss"))
+        try:
+            h = int(rss["hinted"]) >> 10
+        except (KeyError, ValueError):
+            h = r
+        ok(read(out, "api-hintstatus.body").strip() == '{"host_cmd":1,"guest_cmd":0}' and
+           r - h >= BALLOON_MIB // 4,
+           "free page hinting: the driver's run ended (STOP, acknowledged DONE) and gave the "
+           "host at least %d MiB: RSS %d -> %d MiB (%s)" %
+           (BALLOON_MIB // 4, r, h, read(out, "api-hintstatus.body").strip()),
+           read(out, "rss"))
         ok(rc == 5, "SIGTERM ended sparkler: status 5 (got %d)" % rc, err)
     return {"script": script, "files": files, "check": check,
             "bins": lambda: {"curl": shutil.which("curl")}}

@@ -451,6 +451,16 @@ static int op_balloon_stats(void *ctx, struct spk_virtio_balloon_stats *out, cha
 	    ON_DEVICE(a, "balloon", "", err, len, spk_machine_balloon_stats(a->m, out)), err, len);
 }
 
+static int op_balloon_hint(void *ctx, int op, bool ack, uint32_t *host, uint32_t *guest, char *err,
+                           size_t len)
+{
+	struct api_main *a = ctx;
+
+	return balloon_rc(ON_DEVICE(a, "balloon", "", err, len,
+	                            spk_machine_balloon_hint(a->m, op, ack, host, guest)),
+	                  err, len);
+}
+
 static int op_flush_metrics(void *ctx, char *err, size_t len)
 {
 	struct api_main *a = ctx;
@@ -481,6 +491,7 @@ static const struct spk_api_ops api_ops = {
     .balloon_target = op_balloon_target,
     .balloon_interval = op_balloon_interval,
     .balloon_stats = op_balloon_stats,
+    .balloon_hint = op_balloon_hint,
     .flush_metrics = op_flush_metrics,
     .set_logger = op_set_logger,
     .set_metrics = op_set_metrics,

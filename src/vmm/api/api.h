@@ -65,7 +65,12 @@ struct spk_api_ops {
 	 * /balloon/statistics' interval, GET /balloon/statistics. */
 	int (*balloon_target)(void *ctx, uint32_t amount_mib, char *err, size_t len);
 	int (*balloon_interval)(void *ctx, uint32_t s, char *err, size_t len);
-	int (*balloon_stats)(void *ctx, struct spk_virtio_balloon_stats *out, char *err, size_t len);
+	int (*balloon_stats)(void *ctx, struct spk_virtio_balloon_stats *out, char *err,
+	                     size_t len);
+	/* Free page hinting: op 0 start (ack: acknowledge_on_stop), 1 stop,
+	 * 2 status; the last host and guest commands in *host, *guest. */
+	int (*balloon_hint)(void *ctx, int op, bool ack, uint32_t *host, uint32_t *guest, char *err,
+	                    size_t len);
 	int (*flush_metrics)(void *ctx, char *err, size_t len);
 	/* Open cfg's file; cfg stays the caller's. */
 	int (*set_logger)(void *ctx, struct spk_logger_config *cfg, char *err, size_t len);

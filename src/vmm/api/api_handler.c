@@ -345,6 +345,61 @@ static void balloon_statistics(struct req *q)
 	q->out->status = 204;
 }
 
+/* Free page hinting after boot: start (an optional body), stop, status. */
+static bool hinting_on(struct req *q)
+{
+	if (!q->api->res.m.balloon.enabled)
+		spk_api_fault(q->out, 400, "No balloon device found.");
+	else if (!q->api->res.m.balloon.free_page_hinting)
+		spk_api_fault(q->out, 400,
+		              "The balloon free hinting was not enabled when the device "
+		              "was configured.");
+	else
+		return true;
+	return false;
+}
+
+static void hint_op(struct req *q, int op, bool ack)
+{
+	char err[ERR_MAX] = "";
+	uint32_t host = 0, guest = 0;
+
+	if (!q->api->ops->balloon_hint ||
+	    q->api->ops->balloon_hint(q->api->ctx, op, ack, &host, &guest, err, sizeof(err)) < 0)
+		spk_api_fault(q->out, 400, "Unable to run free page hinting: %s",
+		              *err ? err : "no running device");
+	else if (op == 2)
+		reply_json(q->out, json_pack("{s:I, s:I}", "host_cmd", (json_int_t)host,
+		                             "guest_cmd", (json_int_t)guest));
+	else
+		q->out->status = 204;
+}
+
+static void hinting_start(struct req *q)
+{
+	struct spk_res_err e;
+	bool ack;
+
+	if (!hinting_on(q))
+		return;
+	if (spk_res_balloon_hint_start(q->body, "$", &ack, &e) < 0)
+		reply_res_err(q->out, &e);
+	else
+		hint_op(q, 0, ack);
+}
+
+static void hinting_stop(struct req *q)
+{
+	if (hinting_on(q))
+		hint_op(q, 1, false);
+}
+
+static void hinting_status(struct req *q)
+{
+	if (hinting_on(q))
+		hint_op(q, 2, false);
+}
+
 static void serial(struct req *q)
 {
 	struct spk_res_err e;
@@ -609,6 +664,9 @@ static const struct route routes[] = {
      balloon_statistics,
      {POST_BOOT, 0, POST_BOOT},
      "GET, PATCH"},
+    {"balloon", "hinting/start", false, M_PATCH, hinting_start, {0, 0, POST_BOOT}, "PATCH"},
+    {"balloon", "hinting/stop", false, M_PATCH, hinting_stop, {0, 0, POST_BOOT}, "PATCH"},
+    {"balloon", "hinting/status", false, M_GET, hinting_status, {POST_BOOT}, "GET"},
     {"serial", NULL, false, M_PUT, serial, {0, PRE_BOOT}, "PUT"},
     {"logger", NULL, false, M_PUT, logger, {0, PRE_BOOT}, "PUT"},
     {"metrics", NULL, false, M_PUT, metrics, {0, PRE_BOOT}, "PUT"},
@@ -766,7 +824,8 @@ static void dispatch(struct spk_api *api, const char *method, const char *url, c
 		spk_api_fault(out, 400, "GET request cannot have a body.");
 		return;
 	}
-	if (m != M_GET && !len) {
+	/* hinting's start and stop may come without a body */
+	if (m != M_GET && !len && r->fn != hinting_start && r->fn != hinting_stop) {
 		spk_api_fault(out, 400, "Empty %s request.", method);
 		return;
 	}

@@ -343,6 +343,13 @@ static json_t *balloon_json(struct spk_obs *o)
 	              (json_int_t)since(b.reported_bytes, l->reported_bytes), "bad_pfns",
 	              (json_int_t)since(b.bad_pfns, l->bad_pfns), "target_pages",
 	              (json_int_t)b.target_pages, "actual_pages", (json_int_t)b.actual_pages);
+	if (j) {
+		json_object_set_new(j, "free_page_hint_count",
+		                    json_integer((json_int_t)since(b.hints, l->hints)));
+		json_object_set_new(
+		    j, "free_page_hint_freed",
+		    json_integer((json_int_t)since(b.hinted_bytes, l->hinted_bytes)));
+	}
 	o->last_balloon = b;
 	return j;
 }

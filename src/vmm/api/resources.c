@@ -962,17 +962,11 @@ int spk_res_balloon(struct spk_vm_resources *r, json_t *body, const char *path,
 	    {"free_page_reporting", JT_BOOL, false},
 	};
 	json_int_t amount = 0, interval = 0;
-	char p[PATH_BUF];
 
 	if (check_object(body, path, f, ARRAY_LEN(f), e) < 0 ||
 	    int_field(body, path, "amount_mib", 0, UINT32_MAX, &amount, e) < 0 ||
 	    int_field(body, path, "stats_polling_interval_s", 0, UINT16_MAX, &interval, e) < 0)
 		return -EINVAL;
-	child_path(p, path, "free_page_hinting");
-	if (bool_field(body, "free_page_hinting", false))
-		return spk_res_fail(e, false, p,
-		                    "sparkler has no free page hinting "
-		                    "(free_page_reporting gives free pages back)");
 	if ((uint64_t)amount > r->m.mem >> 20)
 		return spk_res_fail(e, false, path,
 		                    "%lld MiB in %llu MiB of memory: " TOO_MANY_PAGES,
@@ -982,7 +976,8 @@ int spk_res_balloon(struct spk_vm_resources *r, json_t *body, const char *path,
 	    .amount_mib = (uint32_t)amount,
 	    .deflate_on_oom = bool_field(body, "deflate_on_oom", false),
 	    .stats_interval_s = (uint32_t)interval,
-	    .free_page_reporting = bool_field(body, "free_page_reporting", false)};
+	    .free_page_reporting = bool_field(body, "free_page_reporting", false),
+	    .free_page_hinting = bool_field(body, "free_page_hinting", false)};
 	return 0;
 }
 
@@ -1006,6 +1001,17 @@ int spk_res_balloon_patch_check(const struct spk_vm_resources *r, json_t *body, 
 	if (stats && (v != 0) != (r->m.balloon.stats_interval_s != 0))
 		return plain_fail(e, "Cannot enable/disable the statistics after boot.");
 	*out = (uint32_t)v;
+	return 0;
+}
+
+int spk_res_balloon_hint_start(json_t *body, const char *path, bool *ack, struct spk_res_err *e)
+{
+	static const struct jfield f[] = {{"acknowledge_on_stop", JT_BOOL, false}};
+
+	*ack = true;
+	if (body && check_object(body, path, f, ARRAY_LEN(f), e) < 0)
+		return -EINVAL;
+	*ack = bool_field(body, "acknowledge_on_stop", true);
 	return 0;
 }
 

@@ -132,6 +132,9 @@ int spk_res_balloon(struct spk_vm_resources *r, json_t *body, const char *path,
  * not changed: the caller records *out once the device took it. */
 int spk_res_balloon_patch_check(const struct spk_vm_resources *r, json_t *body, bool stats,
                                 const char *path, uint32_t *out, struct spk_res_err *e);
+/* The optional body of PATCH /balloon/hinting/start (NULL: none):
+ * acknowledge_on_stop, true when absent. 0 or -EINVAL with e set. */
+int spk_res_balloon_hint_start(json_t *body, const char *path, bool *ack, struct spk_res_err *e);
 /* GET /balloon: a new reference, or NULL without a balloon. */
 json_t *spk_res_balloon_json(const struct spk_vm_resources *r);
 /* Parse only: the caller opens the files, then keeps *out (or frees it

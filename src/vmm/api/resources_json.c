@@ -105,7 +105,7 @@ json_t *spk_res_balloon_json(const struct spk_vm_resources *r)
 		return NULL;
 	return json_pack("{s:I, s:b, s:I, s:b, s:b}", "amount_mib", (json_int_t)b->amount_mib,
 	                 "deflate_on_oom", b->deflate_on_oom, "stats_polling_interval_s",
-	                 (json_int_t)b->stats_interval_s, "free_page_hinting", 0,
+	                 (json_int_t)b->stats_interval_s, "free_page_hinting", b->free_page_hinting,
 	                 "free_page_reporting", b->free_page_reporting);
 }
 

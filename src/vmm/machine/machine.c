@@ -516,7 +516,8 @@ static int add_virtio(struct spk_machine *m, struct vm_instance *v)
 			.target_pages = bc->amount_mib * (uint32_t)((1u << 20) >> SPK_BALLOON_PAGE_SHIFT),
 			.deflate_on_oom = bc->deflate_on_oom,
 			.stats_interval_s = bc->stats_interval_s,
-			.free_page_reporting = bc->free_page_reporting};
+			.free_page_reporting = bc->free_page_reporting,
+			.free_page_hinting = bc->free_page_hinting};
 		if ((rc = spk_virtio_balloon_new(&vb, &v->balloon)) < 0)
 			return rc;
 	}
@@ -1283,6 +1284,25 @@ int spk_machine_balloon_interval(struct spk_machine *m, uint32_t s)
 	pthread_mutex_lock(&m->lock);
 	if ((b = running_balloon(m, &rc)) && (rc = spk_virtio_balloon_set_stats_interval(b, s)) == 0)
 		m->cfg.balloon.stats_interval_s = s;
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
+int spk_machine_balloon_hint(struct spk_machine *m, int op, bool ack, uint32_t *host,
+                             uint32_t *guest)
+{
+	struct spk_virtio_balloon *b;
+	int rc;
+
+	pthread_mutex_lock(&m->lock);
+	if ((b = running_balloon(m, &rc))) {
+		if (op == 0)
+			rc = spk_virtio_balloon_hint_start(b, ack);
+		else if (op == 1)
+			rc = spk_virtio_balloon_hint_stop(b);
+		if (rc == 0)
+			rc = spk_virtio_balloon_hint_status(b, host, guest);
+	}
 	pthread_mutex_unlock(&m->lock);
 	return rc;
 }

@@ -53,6 +53,7 @@ struct spk_balloon_config {
 	bool deflate_on_oom;
 	uint32_t stats_interval_s; /* 0: no statistics */
 	bool free_page_reporting;
+	bool free_page_hinting;
 };
 
 struct spk_machine_config {
@@ -182,6 +183,11 @@ int spk_machine_net_rate_limits(struct spk_machine *m, const char *id,
  * the value: spk_last_error()), -ERANGE (a target above the memory). */
 int spk_machine_balloon_target(struct spk_machine *m, uint32_t amount_mib);
 int spk_machine_balloon_interval(struct spk_machine *m, uint32_t s);
+/* Free page hinting: op 0 starts a run (ack: DONE as soon as the driver
+ * says STOP), 1 ends it, 2 only reads; host and guest get the last
+ * commands (spk_virtio_balloon_hint_status). -EINVAL also without hinting. */
+int spk_machine_balloon_hint(struct spk_machine *m, int op, bool ack, uint32_t *host,
+                             uint32_t *guest);
 /* Its sizes, statistics and counters (sparkler/virtio_balloon.h). */
 struct spk_virtio_balloon_stats;
 int spk_machine_balloon_stats(struct spk_machine *m, struct spk_virtio_balloon_stats *out);

@@ -37,6 +37,7 @@
 #define F_STATS  (1ull << SPK_BALLOON_F_STATS_VQ)
 #define F_OOM    (1ull << SPK_BALLOON_F_DEFLATE_ON_OOM)
 #define F_REPORT (1ull << SPK_BALLOON_F_REPORTING)
+#define F_HINT   (1ull << SPK_BALLOON_F_FREE_PAGE_HINT)
 
 enum { DFSEL = 0x00, DF = 0x04, GFSEL = 0x08, GF = 0x0c, NUMQ = 0x12, STATUS = 0x14 };
 enum { QSEL = 0x16, QSIZE_ = 0x18, QENABLE = 0x1c, QDESC = 0x20, QDRV = 0x28, QDEV = 0x30 };
@@ -50,7 +51,7 @@ struct fx {
 	unsigned slot;
 	uint64_t common, notify, device;
 	uint32_t notify_mult;
-	uint16_t next_desc[4];
+	uint16_t next_desc[5];
 	struct log_capture log;
 };
 
@@ -125,7 +126,7 @@ static uint8_t status(struct fx *f)
 static void init_dev(struct fx *f, uint64_t accept, unsigned nq)
 {
 	mm_wr(f, f->common + STATUS, 1, 0);
-	memset(f->m.ram + RING, 0, 0x3000 * 4);
+	memset(f->m.ram + RING, 0, 0x3000 * 5);
 	memset(f->next_desc, 0, sizeof(f->next_desc));
 	mm_wr(f, f->common + STATUS, 1, 1 | 2);
 	mm_wr(f, f->common + GFSEL, 4, 0);
@@ -203,7 +204,7 @@ static bool page_is(struct fx *f, uint64_t gpa, uint8_t v)
 
 /* ---- fixture ---- */
 
-static struct fx *make_fx(uint32_t target, uint32_t interval, bool report)
+static struct fx *make_fx_hint(uint32_t target, uint32_t interval, bool report, bool hint)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 
@@ -231,11 +232,17 @@ static struct fx *make_fx(uint32_t target, uint32_t interval, bool report)
 	                                             .target_pages = target,
 	                                             .deflate_on_oom = true,
 	                                             .stats_interval_s = interval,
-	                                             .free_page_reporting = report};
+	                                             .free_page_reporting = report,
+	                                             .free_page_hinting = hint};
 	assert_int_equal(spk_virtio_balloon_new(&bc, &f->b), 0);
 	probe(f);
 	log_capture_start(&f->log);
 	return f;
+}
+
+static struct fx *make_fx(uint32_t target, uint32_t interval, bool report)
+{
+	return make_fx_hint(target, interval, report, false);
 }
 
 static void free_fx(struct fx *f)
@@ -491,6 +498,85 @@ static void test_reporting(void **state)
 	assert_true(page_is(f, 0x98000, 0x55));
 }
 
+static uint32_t cfg_cmd(struct fx *f)
+{
+	return (uint32_t)mm_rd(f, f->device + 8, 4);
+}
+
+/* A hint-queue chain holding one command id. */
+static void hint_id(struct fx *f, unsigned q, uint64_t gpa, uint32_t id)
+{
+	memcpy(f->m.ram + gpa, &id, 4);
+	send(f, q, &(struct seg){gpa, 4, false}, 1);
+}
+
+/*
+ * Free page hinting as Linux's driver runs it: the host starts a run (a
+ * new command id in the config), the driver sends the id, then blocks of
+ * free pages it holds (released here), then STOP; with ack_on_stop the
+ * host answers DONE at once (the driver may reuse its pages). Queue
+ * numbering with stats, hinting and reporting: 2, 3, 4.
+ */
+static void test_hinting(void **state)
+{
+	struct fx *f = make_fx_hint(0, 1, true, true);
+	uint32_t host, guest;
+
+	(void)state;
+	assert_int_equal(offered(f) & F_HINT, F_HINT);
+	assert_int_equal(mm_rd(f, f->common + NUMQ, 2), 5);
+	init_dev(f, V1 | F_STATS | F_HINT | F_REPORT, 5);
+	assert_int_equal(cfg_cmd(f), 0);
+	uint8_t gen = (uint8_t)mm_rd(f, f->common + 0x15, 1);
+	assert_int_equal(spk_virtio_balloon_hint_start(f->b, true), 0);
+	assert_int_equal(cfg_cmd(f), 2);
+	assert_int_not_equal((uint8_t)mm_rd(f, f->common + 0x15, 1), gen);
+	hint_id(f, 3, DATA, 2);
+	assert_int_equal(spk_virtio_balloon_hint_status(f->b, &host, &guest), 0);
+	assert_int_equal(host, 2);
+	assert_int_equal(guest, 2);
+	memset(f->m.ram + 0x80000, 0x77, 0x20000);
+	send(f, 3, &(struct seg){0x80000, 0x10000, true}, 1);
+	send(f, 3, &(struct seg){0x90000, 0x800, true}, 1); /* no whole page: nothing */
+	assert_true(page_is(f, 0x80000, 0) && page_is(f, 0x8f000, 0));
+	assert_int_equal(f->m.ram[0x90000], 0x77);
+	assert_int_equal(stats(f).hinted_bytes, 0x10000);
+	assert_int_equal(stats(f).hints, 2);
+	/* a short id (3 bytes) changes nothing; STOP: DONE at once */
+	send(f, 3, &(struct seg){DATA, 3, false}, 1);
+	spk_virtio_balloon_hint_status(f->b, &host, &guest);
+	assert_int_equal(guest, 2);
+	hint_id(f, 3, DATA + 0x10, 0);
+	spk_virtio_balloon_hint_status(f->b, &host, &guest);
+	assert_int_equal(guest, 0);
+	assert_int_equal(host, 1);
+	assert_int_equal(cfg_cmd(f), 1);
+	assert_int_equal(used(f, 3), 5);
+	/* a second run: a new id; without ack_on_stop the host says DONE itself */
+	assert_int_equal(spk_virtio_balloon_hint_start(f->b, false), 0);
+	assert_int_equal(cfg_cmd(f), 3);
+	hint_id(f, 3, DATA + 0x20, 3);
+	hint_id(f, 3, DATA + 0x30, 0);
+	spk_virtio_balloon_hint_status(f->b, &host, &guest);
+	assert_int_equal(host, 3);
+	assert_int_equal(spk_virtio_balloon_hint_stop(f->b), 0);
+	assert_int_equal(cfg_cmd(f), 1);
+	/* reporting is queue 4 here */
+	memset(f->m.ram + 0xa0000, 0x12, PG);
+	send(f, 4, &(struct seg){0xa0000, PG, true}, 1);
+	assert_true(page_is(f, 0xa0000, 0));
+	assert_int_equal(stats(f).reports, 1);
+	/* hinting not offered: refused */
+	struct fx *g = make_fx(0, 0, false);
+	assert_int_equal(spk_virtio_balloon_hint_start(g->b, true), -EINVAL);
+	assert_int_equal(spk_virtio_balloon_hint_stop(g->b), -EINVAL);
+	assert_int_equal(spk_virtio_balloon_hint_status(g->b, &host, &guest), -EINVAL);
+	assert_int_equal(spk_virtio_balloon_hint_status(f->b, NULL, &guest), -EINVAL);
+	assert_int_equal(spk_virtio_balloon_hint_start(NULL, true), -EINVAL);
+	free_fx(g);
+	free_fx(f);
+}
+
 static void test_snapshot(void **state)
 {
 	struct fx *f = *state, *g = make_fx(1, 3, true);
@@ -566,6 +652,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
 	    cmocka_unit_test(test_stats_off),
 	    cmocka_unit_test_setup_teardown(test_reporting, setup, teardown),
+	    cmocka_unit_test(test_hinting),
 	    cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
 	    cmocka_unit_test(test_nulls),
 	};
