@@ -651,6 +651,7 @@ static void put_cfg(struct spk_snap_writer *w, const struct spk_machine_config *
 	spk_snap_put_u8(w, "balloon.deflate_on_oom", c->balloon.deflate_on_oom);
 	spk_snap_put_u32(w, "balloon.stats_interval_s", c->balloon.stats_interval_s);
 	spk_snap_put_u8(w, "balloon.free_page_reporting", c->balloon.free_page_reporting);
+	spk_snap_put_u8(w, "balloon.free_page_hinting", c->balloon.free_page_hinting);
 }
 
 static int get_strdup(struct spk_snap_reader *r, const char *name, char **out)
@@ -717,7 +718,8 @@ static int get_cfg(struct spk_snap_reader *r, struct spk_machine_config *c)
 	    (rc = spk_snap_get_bool(r, "balloon.deflate_on_oom", &c->balloon.deflate_on_oom)) ||
 	    (rc = spk_snap_get_u32(r, "balloon.stats_interval_s", &c->balloon.stats_interval_s)) ||
 	    (rc = spk_snap_get_bool(r, "balloon.free_page_reporting",
-	                            &c->balloon.free_page_reporting)))
+	                            &c->balloon.free_page_reporting)) ||
+	    (rc = spk_snap_get_bool(r, "balloon.free_page_hinting", &c->balloon.free_page_hinting)))
 		return rc;
 	return spk_snap_reader_done(r);
 }
