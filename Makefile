@@ -5,7 +5,8 @@ BUILD_ASAN ?= build-asan
 FUZZ_SECONDS ?= 30
 MESON_OPTS ?=
 
-.PHONY: all deps demo test test-unit test-asan test-bed bench fuzz-smoke lint clean format
+.PHONY: all deps demo test test-unit test-asan test-bed bench fuzz-smoke lint clean format \
+	cross-arm64 test-bed-arm64
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -86,3 +87,22 @@ format:
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) build-fuzz
+
+# The aarch64 cross build (Debian gcc-aarch64-linux-gnu; the sysroot with
+# the arm64 libraries and the meson cross file: scripts/arm64-cross.sh):
+# the library with the KVM/arm64 backend, the arm64 guest SDK and test
+# guests, and the backend's test program (kvm-arm64-test).
+BUILD_ARM64 ?= build-arm64
+cross-arm64: $(BUILD_ARM64)/build.ninja
+	ninja -C $(BUILD_ARM64)
+
+$(BUILD_ARM64)/build.ninja:
+	@scripts/deps.sh cross-arm64
+	meson setup --cross-file "$$(scripts/arm64-cross.sh $(BUILD_ARM64)-sysroot)" $(BUILD_ARM64) \
+	  $(MESON_OPTS)
+
+# The arm64 bed alone (tests/bed-arm64): the cross build, then the KVM/arm64
+# backend's tests in an arm64 L1 under QEMU TCG with a real KVM/arm64.
+test-bed-arm64: cross-arm64
+	@scripts/deps.sh bed-arm64
+	python3 tests/bed-arm64/bed_arm64.py $(BUILD_ARM64)

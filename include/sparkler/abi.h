@@ -24,6 +24,18 @@
 
 #define SPK_HC_PORT 0xe4
 
+/*
+ * Hypercalls (arm64). An SMCCC call through `hvc #0`: the function ID in
+ * x0 is SPK_A64_HC_BASE + the number below (a fast SMC64 call of the OEM
+ * service range, which KVM's SMCCC filter forwards to the monitor), up to
+ * six arguments in x1..x6, the result back in x0. The same numbers as on
+ * x86-64; but CPU_ON, CPU_OFF, SYSTEM_OFF and SYSTEM_RESET are PSCI's own
+ * calls on arm64 (the guest SDK uses those: CPU_ON and CPU_OFF come to
+ * the monitor as CPU_UP/CPU_DOWN, SYSTEM_OFF/SYSTEM_RESET through KVM as
+ * SYSTEM_DOWN/RESET). Needs Linux 6.4+ on the host (the SMCCC filter).
+ */
+#define SPK_A64_HC_BASE 0xc3000000u
+
 enum spk_hc_nr {
 	SPK_HC_CPU_ON = 1,       /* (target cpu, entry, arg) -> 0 or -errno */
 	SPK_HC_CPU_OFF = 2,      /* (state): does not return */

@@ -32,25 +32,32 @@ enum spk_exit_kind {
 	 * instruction itself, so reg/reg_width/sign_ext are unknown (-1/0).
 	 * A read is completed with spk_exit_complete_read() or by filling
 	 * data[] before the next spk_vcpu_run().
+	 * KVM/arm64 (src/kvm-arm64): KVM_EXIT_MMIO, a data abort with a valid
+	 * syndrome; reg/reg_width/sign_ext from the load/store at the PC when
+	 * the guest's MMU is off (else -1/0); KVM writes the register.
 	 */
 	SPK_EXIT_MMIO,
 	/*
 	 * Port I/O. KVM x86-64: KVM_EXIT_IO for a port no device claims, when
 	 * the PIO miss policy is SPK_MISS_EXIT. For rep ins/outs, count > 1
-	 * and data holds count * width bytes.
+	 * and data holds count * width bytes. KVM/arm64: never (no ports).
 	 */
 	SPK_EXIT_PIO,
 	/*
 	 * System register (MSR on x86). KVM x86-64: KVM_EXIT_X86_RDMSR/WRMSR
 	 * for an MSR named in spk_vm_config.msr_exits (through
 	 * KVM_X86_SET_MSR_FILTER) that no SYSREG device claims. Set
-	 * sysreg.fault to make the guest take #GP instead.
+	 * sysreg.fault to make the guest take #GP instead. KVM/arm64: never
+	 * (KVM emulates or refuses every trapped system register itself).
 	 */
 	SPK_EXIT_SYSREG,
 	/*
 	 * A hypercall (see hypercall.h) that no registered handler took. KVM
 	 * x86-64: a 4-byte write to SPK_HC_PORT; the registers come with the
 	 * exit through KVM_CAP_SYNC_REGS. The result goes back in rax.
+	 * KVM/arm64: `hvc #0` with x0 = SPK_A64_HC_BASE + nr (abi.h),
+	 * forwarded by KVM's SMCCC filter (Linux 6.4+) as KVM_EXIT_HYPERCALL;
+	 * args from x1..x6, the result back in x0.
 	 */
 	SPK_EXIT_HYPERCALL,
 	/*
@@ -58,7 +65,7 @@ enum spk_exit_kind {
 	 * backends where the monitor owns the interrupt controller (AxVisor's
 	 * model). KVM x86-64 never produces it: the host kernel takes host
 	 * interrupts, and the library injects vectors queued with
-	 * spk_vcpu_interrupt() itself.
+	 * spk_vcpu_interrupt() itself. Nor does KVM/arm64.
 	 */
 	SPK_EXIT_EXTERNAL_INTERRUPT,
 	/*
@@ -67,7 +74,9 @@ enum spk_exit_kind {
 	 * no device under the default MMIO miss policy (SPK_MISS_FAULT), or
 	 * that writes a SPK_MEM_READONLY region. x86 cannot tell an
 	 * instruction fetch from a read here. A read completes with all-ones
-	 * unless the caller completes it with a value.
+	 * unless the caller completes it with a value. KVM/arm64: the same
+	 * KVM_EXIT_MMIO, once the arm64 backend sits behind the core's bus
+	 * (issue 14); its own tests see these accesses as MMIO.
 	 */
 	SPK_EXIT_NESTED_PAGE_FAULT,
 	/*
@@ -77,31 +86,44 @@ enum spk_exit_kind {
 	 * spk_vm_request_stop()). Under spk_vm_run() the default action waits
 	 * for an interrupt (spk_vcpu_interrupt) when the guest halted with
 	 * interrupts on, and stops the vCPU when they were off: once every
-	 * vCPU stopped, the run ends with kind CPU_DOWN.
+	 * vCPU stopped, the run ends with kind CPU_DOWN. KVM/arm64: never
+	 * (WFI and WFE wait inside KVM_RUN; the GIC is always in-kernel).
 	 */
 	SPK_EXIT_HALT,
 	/*
 	 * The guest asks to start another vCPU (hypercall SPK_HC_CPU_ON).
 	 * The hypercall returns 0 unless the caller completes it with an
 	 * error. spk_vm_run() starts the target when its handler accepts.
+	 * KVM/arm64: PSCI CPU_ON (32/64-bit) forwarded by the SMCCC filter;
+	 * target_cpu is the target's MPIDR affinity, arg the context id, and
+	 * the completed value is a PSCI return code (-2 INVALID_PARAMETERS
+	 * for an unknown MPIDR, -4 ALREADY_ON).
 	 */
 	SPK_EXIT_CPU_UP,
-	/* The calling vCPU stops itself (hypercall SPK_HC_CPU_OFF). */
+	/* The calling vCPU stops itself (hypercall SPK_HC_CPU_OFF; KVM/arm64:
+	 * PSCI CPU_OFF, forwarded by the SMCCC filter). */
 	SPK_EXIT_CPU_DOWN,
-	/* Hypercall SPK_HC_SEND_IPI: deliver vector to target_cpu. */
+	/* Hypercall SPK_HC_SEND_IPI: deliver vector to target_cpu. KVM/arm64:
+	 * never (SGIs are the in-kernel GICv3's). */
 	SPK_EXIT_SEND_IPI,
 	/*
 	 * Power off: hypercall SPK_HC_SYSTEM_OFF, KVM_SYSTEM_EVENT_SHUTDOWN,
-	 * or a device (ACPI PM1 S5) through spk_vm_request_stop().
+	 * or a device (ACPI PM1 S5) through spk_vm_request_stop(). KVM/arm64:
+	 * PSCI SYSTEM_OFF, which KVM answers with KVM_SYSTEM_EVENT_SHUTDOWN
+	 * after powering every vCPU off.
 	 */
 	SPK_EXIT_SYSTEM_DOWN,
 	/*
 	 * Reset: a triple fault (KVM_EXIT_SHUTDOWN), KVM_SYSTEM_EVENT_RESET,
 	 * hypercall SPK_HC_SYSTEM_RESET, or a device (i8042 0xFE, ACPI reset
-	 * register) through spk_vm_request_stop().
+	 * register) through spk_vm_request_stop(). KVM/arm64: PSCI
+	 * SYSTEM_RESET (KVM_SYSTEM_EVENT_RESET).
 	 */
 	SPK_EXIT_RESET,
-	/* KVM x86-64: KVM_EXIT_DEBUG (single-step, hardware breakpoints). */
+	/* KVM x86-64: KVM_EXIT_DEBUG (single-step, hardware breakpoints).
+	 * KVM/arm64: the same; exception is the ESR's class (0x32 step, 0x30
+	 * hardware breakpoint, 0x34 watchpoint, 0x3c brk), dr6 the ESR, dr7
+	 * the FAR. */
 	SPK_EXIT_DEBUG,
 	/*
 	 * KVM x86-64: KVM_EXIT_FAIL_ENTRY, a state KVM_SET_SREGS took but
@@ -110,6 +132,8 @@ enum spk_exit_kind {
 	 * VMEXIT_INVALID; on VMX 0x80000021, invalid guest state. PVM enters
 	 * that state and runs the guest (guest-fail_entry checks each).
 	 */
+	/* KVM/arm64: KVM_EXIT_FAIL_ENTRY as KVM reports it (e.g.
+	 * KVM_EXIT_FAIL_ENTRY_CPU_UNSUPPORTED); not seen in the arm64 bed. */
 	SPK_EXIT_FAIL_ENTRY,
 	/*
 	 * Anything the backend could not run or does not know. KVM x86-64:
@@ -118,6 +142,8 @@ enum spk_exit_kind {
 	 * SPK_INTERNAL_UNKNOWN_EXIT, raw = the reason), a failing KVM_RUN,
 	 * or an access under SPK_MISS_FATAL.
 	 */
+	/* KVM/arm64: also KVM_EXIT_ARM_NISV, an MMIO access without a
+	 * syndrome (code SPK_INTERNAL_NO_SYNDROME). */
 	SPK_EXIT_INTERNAL_ERROR,
 	/* spk_vcpu_kick() stopped the vCPU (signal + immediate_exit). */
 	SPK_EXIT_CANCELLED,
@@ -157,6 +183,10 @@ enum {
 	 * reads) are not hypercalls: they go the way of any unclaimed port
 	 * (the PIO miss policy: by default reads all ones, writes dropped). */
 	SPK_INTERNAL_HYPERCALL,
+	/* KVM/arm64: KVM_EXIT_ARM_NISV, an MMIO access without a valid
+	 * syndrome (ldp, post-index, ...) that KVM cannot emulate; raw = the
+	 * fault IPA. */
+	SPK_INTERNAL_NO_SYNDROME,
 };
 
 #define SPK_EXIT_MSG_MAX  96

@@ -19,7 +19,8 @@ struct spk_elf_info {
 };
 
 /*
- * Load an ELF64 x86-64 executable (ET_EXEC) into guest memory: every
+ * Load an ELF64 executable (ET_EXEC) of the library's architecture
+ * (x86-64, or AArch64 in an aarch64 build) into guest memory: every
  * PT_LOAD segment at its physical address p_paddr, p_filesz bytes from
  * the file and the rest of p_memsz zeroed. Everything is checked before
  * anything is written: the ELF header and program headers inside the

@@ -57,6 +57,15 @@ static int check_ident(const Elf64_Ehdr *eh)
 	return 0;
 }
 
+/* Guests are of the architecture the library is built for. */
+#if defined(__aarch64__)
+#define GUEST_MACHINE      EM_AARCH64
+#define GUEST_MACHINE_NAME "EM_AARCH64"
+#else
+#define GUEST_MACHINE      EM_X86_64
+#define GUEST_MACHINE_NAME "EM_X86_64"
+#endif
+
 static int check_ehdr(const Elf64_Ehdr *eh, size_t size)
 {
 	uint64_t end;
@@ -67,9 +76,9 @@ static int check_ehdr(const Elf64_Ehdr *eh, size_t size)
 	if (eh->e_version != EV_CURRENT)
 		return spk_fail(ENOEXEC, "elf: e_version %" PRIu32 " is not EV_CURRENT (%u)",
 		                eh->e_version, EV_CURRENT);
-	if (eh->e_machine != EM_X86_64)
-		return spk_fail(ENOEXEC, "elf: e_machine %u is not EM_X86_64 (%u)", eh->e_machine,
-		                EM_X86_64);
+	if (eh->e_machine != GUEST_MACHINE)
+		return spk_fail(ENOEXEC, "elf: e_machine %u is not %s (%u)", eh->e_machine,
+		                GUEST_MACHINE_NAME, GUEST_MACHINE);
 	if (eh->e_type != ET_EXEC)
 		return spk_fail(ENOEXEC, "elf: e_type %u is not ET_EXEC (%u)", eh->e_type, ET_EXEC);
 	if (eh->e_entry == 0)

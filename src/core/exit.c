@@ -205,6 +205,8 @@ static const char *internal_code_name(uint32_t code)
 		return "bad exit";
 	case SPK_INTERNAL_HYPERCALL:
 		return "bad hypercall";
+	case SPK_INTERNAL_NO_SYNDROME:
+		return "MMIO without syndrome";
 	}
 	return "unknown";
 }
