@@ -4,7 +4,10 @@
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
-files=$(cd "$root" && git ls-files 'src/*.c' 2>/dev/null || find src -name '*.c')
+# src/kvm-arm64 is built only by the aarch64 cross build (make cross-arm64):
+# this build's compile_commands.json has no entry for it, so it is left out.
+files=$(cd "$root" && { git ls-files 'src/*.c' 2>/dev/null || find src -name '*.c'; } |
+	grep -v '^src/kvm-arm64/')
 rc=0
 if command -v clang-tidy >/dev/null; then
 	jobs=$(nproc 2>/dev/null || echo 2)

@@ -410,7 +410,7 @@ static void serial(struct req *q)
 /* PUT, PATCH and GET /mmds: the data store, at any time. */
 static void mmds(struct req *q)
 {
-	struct spk_res_err e;
+	struct spk_res_err e = {0};
 	unsigned status;
 
 	if (q->method == M_GET) {
