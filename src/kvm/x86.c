@@ -347,7 +347,16 @@ int spk_x86_long_mode_allow_ports(struct spk_mem *mem, const struct spk_x86_long
 	if (!bitmap)
 		return spk_fail(EFAULT, "x86: allow_ports: the TSS at 0x%llx is not in RAM",
 		                (unsigned long long)lm->tss_base);
-	for (uint32_t p = first; p < first + count; p++)
+	/* bit by bit up to a byte boundary, whole bytes, then the tail */
+	uint32_t p = first, end = first + count;
+
+	for (; p < end && p % 8; p++)
+		bitmap[p / 8] &= (uint8_t) ~(1u << (p % 8));
+	if (end - p >= 8) {
+		memset(bitmap + p / 8, 0, (end - p) / 8);
+		p += (end - p) / 8 * 8;
+	}
+	for (; p < end; p++)
 		bitmap[p / 8] &= (uint8_t) ~(1u << (p % 8));
 	return 0;
 }

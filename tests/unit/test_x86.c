@@ -196,6 +196,22 @@ static void test_gdt_and_tss(void **state)
 		assert_int_equal(bit, open ? 0 : 1);
 	}
 	assert_int_equal(f->ram[lm.tss_base + 0x68 + 8192], 0xff);
+	/* ranges that start and end inside a byte, span whole bytes, or cover
+	 * every port: exactly their bits, never the byte after the map */
+	static const uint32_t ranges[][2] = {{0x1003, 0x25}, {0x2000, 0x40}, {0x3005, 2},
+	                                     {0x4007, 1},    {0x5001, 0x7},  {0x6000, 0x10000 - 0x6000}};
+	for (size_t r = 0; r < sizeof(ranges) / sizeof(ranges[0]); r++) {
+		memset(f->ram + lm.tss_base + 0x68, 0xff, 8192);
+		assert_int_equal(spk_x86_long_mode_allow_ports(f->mem, &lm, ranges[r][0], ranges[r][1]),
+		                 0);
+		for (uint32_t port = 0; port < 0x10000; port++) {
+			bool open = port >= ranges[r][0] && port < ranges[r][0] + ranges[r][1];
+			unsigned bit = (f->ram[lm.tss_base + 0x68 + port / 8] >> (port % 8)) & 1;
+
+			assert_int_equal(bit, open ? 0 : 1);
+		}
+		assert_int_equal(f->ram[lm.tss_base + 0x68 + 8192], 0xff);
+	}
 	assert_int_equal(spk_x86_long_mode_allow_ports(f->mem, &lm, 0xffff, 2), -EINVAL);
 	assert_int_equal(spk_x86_long_mode_allow_ports(f->mem, &lm, 0x10000, 1), -EINVAL);
 	assert_int_equal(spk_x86_long_mode_allow_ports(f->mem, &lm, 0x80, 0), -EINVAL);
