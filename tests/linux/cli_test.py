@@ -121,18 +121,35 @@ def exit_statuses():
     took = time.monotonic() - t0
     check(r.returncode == 4 and "--timeout" in r.stderr,
           "a hung guest ends at --timeout with status 4: %d %r" % (r.returncode, r.stderr))
-    r = run(["--kernel", TRIPLE, "--reboot", "--timeout", "2"])
+    r = run(["--kernel", TRIPLE, "--reboot", "--timeout", "5"])
     restarts = r.stderr.count("restarting")
     check(r.returncode == 4 and restarts >= 2,
-          "--reboot restarts a resetting guest in place (%d restarts in 2 s)" % restarts)
+          "--reboot restarts a resetting guest in place (%d restarts in 5 s)" % restarts)
     p = subprocess.Popen([SPARKLER, "run", "--kernel", HALT], stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.5)
+    # SIGTERM once sparkler catches it (not after a fixed time: under load
+    # a signal sent too early finds the default action and kills it)
+    catches(p.pid, signal.SIGTERM)
     p.send_signal(signal.SIGTERM)
     out, err = p.communicate(timeout=10)
     check(p.returncode == 5 and "stopping" in err,
           "SIGTERM stops the guest with status 5: %d %r" % (p.returncode, err.strip()))
     print("exit-status checks took %.1f s" % took)
+
+
+def catches(pid, sig, timeout=30):
+    """Wait until process pid has a handler for sig (SigCgt in
+    /proc/PID/status): True, or False after timeout seconds or if it ended."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            for line in open("/proc/%d/status" % pid):
+                if line.startswith("SigCgt:") and int(line.split()[1], 16) >> (sig - 1) & 1:
+                    return True
+        except (OSError, ValueError):
+            return False
+        time.sleep(0.02)
+    return False
 
 
 def drain(fd, sink):
@@ -159,8 +176,14 @@ def terminal(how, args, want_rc, stop=None):
     p = subprocess.Popen([SPARKLER, "run"] + args, stdin=slave, stdout=slave,
                          stderr=slave, close_fds=True)
     if stop:
-        time.sleep(0.7)
+        # raw once sparkler has set it up (bounded: 30 s), not after a fixed time
+        end = time.monotonic() + 30
         during = termios.tcgetattr(slave)
+        while (during[3] & termios.ICANON) and time.monotonic() < end:
+            time.sleep(0.02)
+            during = termios.tcgetattr(slave)
+        if stop == "sigterm":
+            catches(p.pid, signal.SIGTERM)
         check(not (during[3] & termios.ICANON) and not (during[3] & termios.ECHO),
               "the terminal is raw while the guest runs (%s)" % how)
         if stop == "escape":
