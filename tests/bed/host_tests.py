@@ -47,9 +47,15 @@ GCONV = ["/usr/lib/x86_64-linux-gnu/gconv/" + f for f in
 # - int3 never reaches KVM's #BP intercept: QEMU checks a software int3 against
 #   the INTn intercept only, so with KVM_GUESTDBG_USE_SW_BP the guest gets the
 #   #BP itself (gdb `break`: the guest triple-faults, status 3);
+#   (QEMU's raise_interrupt2: an INTn-type event consults SVM_EXIT_SWINT, only
+#   exceptions consult SVM_EXIT_EXCP_BASE + vector);
 # - DR0-3/DR7 breakpoints set through KVM_SET_GUEST_DEBUG never fire in the L2
 #   (guest-single_step: the hardware breakpoint on breakpoint_here() gives no
-#   DEBUG exit); so hbreak, watchpoints and the rearm cases cannot run there.
+#   DEBUG exit): QEMU's VMRUN (helper_vmrun) stores the VMCB's DR7 in its CPU
+#   state without arming its TCG breakpoints (no cpu_x86_update_dr7), so none
+#   is set while the L2 runs; so hbreak, watchpoints and the rearm cases
+#   cannot run there. Both are the same in QEMU's current source, so a newer
+#   QEMU (bookworm-backports) would not help: these need VT-x/AMD-V hardware.
 # Single-step (TF) works in the bed: guest-single_step's steps through stepped()
 # came out DEBUG, one instruction each, and gdb-interrupt_user steps at CPL3.
 TESTS = [
