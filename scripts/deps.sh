@@ -5,7 +5,7 @@ set -eu
 want="meson ninja-build gcc libc6-dev musl-dev pkg-config libcmocka-dev libseccomp-dev libmicrohttpd-dev libjansson-dev liburing-dev python3"
 case "${1:-build}" in
 build) ;;
-test) want="$want g++ clang libclang-rt-14-dev gdb lz4 clang-tidy cppcheck acpica-tools curl e2fsprogs qemu-system-x86 flex bison bc libelf-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-system-arm" ;;
+test) want="$want device-tree-compiler g++ clang libclang-rt-14-dev gdb lz4 clang-tidy cppcheck acpica-tools curl e2fsprogs qemu-system-x86 flex bison bc libelf-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-system-arm" ;;
 bench) want="$want qemu-system-x86" ;;
 fuzz) want="$want clang libclang-rt-14-dev" ;;
 cross-arm64) want="$want gcc-aarch64-linux-gnu libc6-dev-arm64-cross" ;;

@@ -8,11 +8,13 @@
 
 #include <sparkler/abi.h>
 #include <sparkler/acpi.h>
+#include <sparkler/arm64_boot.h>
 #include <sparkler/assist.h>
 #include <sparkler/bus.h>
 #include <sparkler/devices.h>
 #include <sparkler/evloop.h>
 #include <sparkler/exit.h>
+#include <sparkler/fdt.h>
 #include <sparkler/fn.h>
 #include <sparkler/fn_abi.h>
 #include <sparkler/hypercall.h>

@@ -567,6 +567,49 @@ static void test_config_errors(void **state)
 	spk_uart_free(NULL);
 }
 
+/* The same UART on the MMIO bus, as the arm64 machine has it: a 4 KiB
+ * page at 0x09000000 whose first 8 bytes are the registers (reg-shift 0,
+ * byte accesses: Linux's of_serial and earlycon "ns16550a"); the rest of
+ * the page reads 0xff and ignores writes, and an access crossing the
+ * page's end is a miss. */
+static void test_on_mmio_bus(void **state)
+{
+	struct env *e = *state;
+	struct spk_bus *bus;
+	struct spk_bus_access who = {.vcpu = 0};
+	const uint64_t base = 0x09000000;
+	uint64_t v;
+
+	assert_int_equal(spk_bus_new(&bus), 0);
+	assert_int_equal(spk_bus_register(bus, SPK_BUS_MMIO, base, 0x1000, "uart", spk_uart_ops(),
+	                                  e->u, SPK_BUS_LOCKLESS),
+	                 0);
+	spk_bus_freeze(bus);
+	who.addr = base + LCR;
+	assert_int_equal(spk_bus_write(bus, SPK_BUS_MMIO, base + LCR, 1, 0x03, &who), 0);
+	who.addr = base;
+	assert_int_equal(spk_bus_write(bus, SPK_BUS_MMIO, base, 1, 'A', &who), 0);
+	assert_int_equal(e->ntx, 1);
+	assert_int_equal(e->tx[0], 'A');
+	assert_int_equal(spk_bus_read(bus, SPK_BUS_MMIO, base + LSR, 1, &v, &who), 0);
+	assert_int_equal(v & 0x60, 0x60);
+	/* the scratch register keeps what was written */
+	assert_int_equal(spk_bus_write(bus, SPK_BUS_MMIO, base + SCR, 1, 0x5a, &who), 0);
+	assert_int_equal(spk_bus_read(bus, SPK_BUS_MMIO, base + SCR, 1, &v, &who), 0);
+	assert_int_equal(v, 0x5a);
+	/* past the registers */
+	assert_int_equal(spk_bus_read(bus, SPK_BUS_MMIO, base + 0x800, 4, &v, &who), 0);
+	assert_int_equal(v, 0xffffffff);
+	assert_int_equal(spk_bus_write(bus, SPK_BUS_MMIO, base + 0xfff, 1, 0, &who), 0);
+	assert_int_equal(e->ntx, 1);
+	assert_int_equal(spk_bus_read(bus, SPK_BUS_MMIO, base + 0xffe, 4, &v, &who), -ENOENT);
+	/* received bytes come out of the RBR at offset 0 */
+	assert_int_equal(spk_uart_receive(e->u, (const uint8_t *)"x", 1), 1);
+	assert_int_equal(spk_bus_read(bus, SPK_BUS_MMIO, base, 1, &v, &who), 0);
+	assert_int_equal(v, 'x');
+	spk_bus_free(bus);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -582,6 +625,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_wide_access, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_concurrent_receive, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_on_mmio_bus, setup, teardown),
 	    cmocka_unit_test(test_config_errors),
 	};
 
