@@ -439,8 +439,8 @@ enum {
  * file; the files may then be partly written. Not thread-safe against
  * anything that runs or changes the VM.
  */
-int spk_vm_snapshot(struct spk_vm *vm, const struct spk_snap_devices *devs,
-                    const char *state_path, const char *mem_path, unsigned flags);
+int spk_vm_snapshot(struct spk_vm *vm, const struct spk_snap_devices *devs, const char *state_path,
+                    const char *mem_path, unsigned flags);
 
 /*
  * Load a state file into vm, built the same way as the saved one and not
@@ -458,8 +458,100 @@ int spk_vm_snapshot(struct spk_vm *vm, const struct spk_snap_devices *devs,
  * by KVM or a device after memory was loaded leaves the VM half restored:
  * destroy it.
  */
-int spk_vm_restore(struct spk_vm *vm, const struct spk_snap_devices *devs,
-                   const char *state_path, const char *mem_path);
+int spk_vm_restore(struct spk_vm *vm, const struct spk_snap_devices *devs, const char *state_path,
+                   const char *mem_path);
+
+/*
+ * Restore options: where guest memory comes from.
+ *
+ * SPK_SNAP_BACKEND_FILE (the default, spk_vm_restore): the memory file is
+ * mapped MAP_PRIVATE over guest memory (spk_snap_mem_restore).
+ *
+ * SPK_SNAP_BACKEND_UFFD: guest memory becomes anonymous memory registered
+ * with userfaultfd, and a thread the library owns serves every first
+ * touch (the guest's, KVM's, the devices') from the memory file:
+ * UFFDIO_COPY of the page, UFFDIO_ZEROPAGE for a page of zeros (holes).
+ * The VM owns the thread: spk_vm_destroy (or another restore) stops and
+ * joins it. A page the monitor gives back (madvise DONTNEED, the balloon)
+ * is zero when touched again (UFFD_EVENT_REMOVE), not the file's. With
+ * prefetch, the pages of a working-set file (spk_vm_uffd_working_set_save)
+ * are copied in before this returns, so before any vCPU runs. With record,
+ * the thread notes every page it serves, in order, for
+ * spk_vm_uffd_working_set_save. A diff state file: its base's full file
+ * is served and the diff's pages copied over it.
+ *
+ * SPK_SNAP_BACKEND_UFFD_EXTERNAL: Firecracker's handshake. Guest memory is
+ * registered the same way, then the library connects to the Unix socket
+ * uffd_socket and sends, in one message, the JSON array of the regions
+ * (GuestRegionUffdMapping: base_host_virt_addr, size, offset in the memory
+ * file, page_size and its deprecated twin page_size_kib, both in bytes)
+ * with the userfaultfd as SCM_RIGHTS. That process serves the faults
+ * (events: PAGEFAULT and REMOVE); mem_path is not read. The library then
+ * touches the first page of each region itself and waits for it to be
+ * served, so a handler that does not take the descriptor, or exits before
+ * serving (watched through a pidfd of the socket's peer, SO_PEERCRED),
+ * fails the restore with -EPIPE and a line naming it, never a hang. A
+ * handler that exits later leaves the vCPUs waiting on their faults (as
+ * Firecracker's do): spk_vm_destroy still ends them. Diff files are
+ * refused (the handler serves one file).
+ *
+ * Needs userfaultfd for kernel faults (KVM's): the userfaultfd(2) system
+ * call where /proc/sys/vm/unprivileged_userfaultfd is 1 or the process has
+ * CAP_SYS_PTRACE, else /dev/userfaultfd (read-write access). A uffd made
+ * with UFFD_USER_MODE_ONLY would not see KVM's faults and is never used.
+ */
+enum spk_snap_mem_backend {
+	SPK_SNAP_BACKEND_FILE = 0,
+	SPK_SNAP_BACKEND_UFFD = 1,
+	SPK_SNAP_BACKEND_UFFD_EXTERNAL = 2,
+};
+
+struct spk_snap_restore_opts {
+	enum spk_snap_mem_backend backend;
+	const char *uffd_socket; /* UFFD_EXTERNAL: the handler's Unix socket */
+	const char *prefetch;    /* UFFD: a working-set file to copy in first (NULL: none) */
+	bool record;             /* UFFD: record the pages served (the working set) */
+};
+
+/*
+ * spk_vm_restore with options (NULL opts: the File backend, exactly
+ * spk_vm_restore). Everything is checked first as there, and for UFFD
+ * userfaultfd itself (spk_snap_uffd_check) and the working-set file, so a
+ * host without userfaultfd refuses before anything changes. -EINVAL (bad
+ * options, a working set of another memory file), -EPERM/-ENOSYS
+ * (userfaultfd unusable, saying why), -ENOENT/-ECONNREFUSED (no handler at
+ * uffd_socket), -EPIPE (the handler hung up or exited).
+ */
+int spk_vm_restore_opts(struct spk_vm *vm, const struct spk_snap_devices *devs,
+                        const char *state_path, const char *mem_path,
+                        const struct spk_snap_restore_opts *opts);
+
+/* Can this process use userfaultfd for KVM's faults? 0, or -errno with a
+ * line in spk_last_error() naming why (the sysctl, the device, the error). */
+int spk_snap_uffd_check(void);
+
+struct spk_snap_uffd_stats {
+	uint64_t faults;     /* page faults served (UFFD backend) */
+	uint64_t copied;     /* pages copied from the file, faults and prefetch */
+	uint64_t zeroed;     /* pages served as zeros (holes, removed pages) */
+	uint64_t prefetched; /* pages copied by the prefetch */
+	uint64_t removed;    /* pages given back (UFFD_EVENT_REMOVE) */
+	uint64_t errors;     /* pages the file could not give (served as zeros) */
+};
+/* The library's handler's counts; -ENOENT when vm's memory is not served
+ * by it (File backend, or the external handler's). */
+int spk_vm_uffd_stats(struct spk_vm *vm, struct spk_snap_uffd_stats *out);
+
+/*
+ * Write the working set recorded since the restore (record on): the
+ * pages served, in the order first touched, as memory-file offsets, to
+ * path (0600). The format (docs/snapshots.md): "SPKWSET\n", u32 version 1,
+ * u32 page size 4096, u64 the memory file's size, u64 n, n u64 offsets,
+ * u32 CRC-32 of everything before it; little-endian. A prefetch refuses a
+ * file whose size, CRC, offsets or memory file size do not fit. -ENOENT
+ * when vm is not served by the library's handler, -EINVAL without record.
+ */
+int spk_vm_uffd_working_set_save(struct spk_vm *vm, const char *path);
 
 /*
  * In-place reset. spk_snap_reset_new takes a snapshot of a VM that does
@@ -475,8 +567,8 @@ int spk_vm_restore(struct spk_vm *vm, const struct spk_snap_devices *devs,
  * outlive it. One thread at a time.
  */
 struct spk_snap_reset;
-int spk_snap_reset_new(struct spk_vm *vm, const struct spk_snap_devices *devs,
-                       const char *mem_path, struct spk_snap_reset **out);
+int spk_snap_reset_new(struct spk_vm *vm, const struct spk_snap_devices *devs, const char *mem_path,
+                       struct spk_snap_reset **out);
 int spk_snap_reset_apply(struct spk_snap_reset *s);
 uint64_t spk_snap_reset_pages(const struct spk_snap_reset *s);
 void spk_snap_reset_free(struct spk_snap_reset *s);

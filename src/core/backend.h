@@ -273,6 +273,11 @@ struct spk_vm {
 	atomic_bool dying;
 	struct spk_vm *next_live; /* the process's list of live VMs */
 
+	/* guest memory served by a userfaultfd handler the VM owns
+	 * (src/snapshot/uffd.c), under lock; freed first by destroy */
+	void *mem_backend;
+	void (*mem_backend_free)(void *mem_backend);
+
 	struct runner *runner; /* of the spk_vm_run() in progress, under lock */
 	uint32_t runner_users; /* references from spk_vm_runner_get() */
 	pthread_cond_t runner_cond;

@@ -126,6 +126,8 @@ err_free:
 static void free_vm(struct spk_vm *vm)
 {
 	vm->magic = 0;
+	if (vm->mem_backend_free) /* its thread touches guest memory: stopped first */
+		vm->mem_backend_free(vm->mem_backend);
 	for (uint32_t i = 0; vm->vcpus && i < vm->max_vcpus; i++) {
 		struct spk_vcpu *vcpu = vm->vcpus[i];
 

@@ -394,17 +394,18 @@ void spk_snap_mem_layout_fini(struct spk_snap_mem_layout *l)
 
 /* ---- loading ---- */
 
-/* The populated regions of mem, matched one to one with l's. */
-static int match(const struct spk_snap_mem_layout *l, int fd, const struct spk_mem *mem,
-                 const struct spk_mem_region *out[SPK_MEM_MAX_REGIONS])
+/* The populated regions of mem, matched one to one with l's (fd < 0: no
+ * memory file to check). */
+int spk_snap_mem_match(const struct spk_snap_mem_layout *l, int fd, const struct spk_mem *mem,
+                       const struct spk_mem_region **out)
 {
 	const struct spk_mem_region *r;
-	struct stat st;
+	struct stat st = {0};
 	size_t n = spk_mem_regions(mem, &r), k = 0;
 
-	if (fstat(fd, &st) < 0)
+	if (fd >= 0 && fstat(fd, &st) < 0)
 		return spk_fail(errno, "snapshot: memory file: %s", strerror(errno));
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != l->file_size)
+	if (fd >= 0 && (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != l->file_size))
 		return spk_fail(EINVAL,
 		                "snapshot: memory file %s: %lld bytes, the memory section says "
 		                "%" PRIu64 " (field 'file_size')",
@@ -452,7 +453,7 @@ int spk_snap_mem_restore(const struct spk_snap_mem_layout *l, int fd, const stru
 		                "snapshot: memory: %s is a diff (field 'diff'): apply it over "
 		                "its base",
 		                l->file);
-	if ((rc = match(l, fd, mem, r)))
+	if ((rc = spk_snap_mem_match(l, fd, mem, r)))
 		return rc;
 	for (size_t k = 0; k < l->n_regions; k++) {
 		maps[k] = mmap(NULL, l->region[k].size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd,
@@ -517,7 +518,7 @@ static int copy_set(const struct spk_snap_mem_layout *l, int fd, const struct sp
 	const struct spk_mem_region *r[SPK_MEM_MAX_REGIONS] = {0};
 	int rc;
 
-	if ((rc = match(l, fd, mem, r)))
+	if ((rc = spk_snap_mem_match(l, fd, mem, r)))
 		return rc;
 	if (d->n_regions != l->n_regions)
 		return spk_fail(EINVAL,

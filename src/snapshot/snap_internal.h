@@ -20,4 +20,32 @@ int spk_snap_pio(int fd, void *p, size_t n, uint64_t off, bool write, const char
 struct spk_snap_reader;
 int spk_snap_peek(struct spk_snap_reader *r, char name[64], uint8_t *type);
 
+/* The populated regions of mem matched one to one with the layout's (same
+ * gpa, size, type, page-aligned host memory), and the memory file at fd
+ * of the layout's size (fd < 0: not checked); -EINVAL naming the region. */
+struct spk_snap_mem_layout;
+struct spk_mem;
+struct spk_mem_region;
+int spk_snap_mem_match(const struct spk_snap_mem_layout *l, int fd, const struct spk_mem *mem,
+                       const struct spk_mem_region **out);
+
+/* uffd.c: guest memory served through userfaultfd (spk_vm_restore_opts). */
+struct spk_snap_uffd;
+struct spk_vm;
+struct spk_snap_restore_opts;
+/* Everything that can fail before memory changes: the uffd, the memory
+ * file (fd, kept), the working set, the external handler's connection. */
+int spk_snap_uffd_new(const struct spk_snap_mem_layout *l, int mem_fd,
+                      const struct spk_snap_restore_opts *o, struct spk_snap_uffd **out);
+/* Replace the VM's memory by registered anonymous memory, start serving
+ * (the thread, or the handshake and its probe), prefetch; on success the
+ * VM owns u (freed by spk_vm_destroy); on failure u is freed here. */
+int spk_snap_uffd_start(struct spk_snap_uffd *u, struct spk_vm *vm);
+void spk_snap_uffd_free(struct spk_snap_uffd *u);
+/* Drop the VM's current handler (before a new restore replaces memory). */
+void spk_snap_uffd_detach(struct spk_vm *vm);
+/* The restore's loads are done: from now on an external handler's exit is
+ * only logged; -EPIPE if it exited during them. */
+int spk_snap_uffd_loaded(struct spk_vm *vm);
+
 #endif

@@ -30,6 +30,7 @@
 
 #include "core/internal.h"
 #include "kvm/state.h"
+#include "snapshot/snap_internal.h"
 
 /* vm is a live VM (spk_vm_mem checks it); else false with a message. */
 static bool vm_live(struct spk_vm *vm, const char *what)
@@ -348,34 +349,132 @@ static int restore_memory(struct spk_vm *vm, const struct spk_snap_mem_layout *l
 	return rc;
 }
 
-int spk_vm_restore(struct spk_vm *vm, const struct spk_snap_devices *devs, const char *state_path,
-                   const char *mem_path)
+/* The options make sense together; NULL is the File backend. */
+static int check_opts(const struct spk_snap_restore_opts *o)
+{
+	if (!o)
+		return 0;
+	if (o->backend != SPK_SNAP_BACKEND_FILE && o->backend != SPK_SNAP_BACKEND_UFFD &&
+	    o->backend != SPK_SNAP_BACKEND_UFFD_EXTERNAL)
+		return spk_fail(EINVAL, "snapshot: unknown memory backend %d", (int)o->backend);
+	if ((o->backend == SPK_SNAP_BACKEND_UFFD_EXTERNAL) != (o->uffd_socket != NULL))
+		return spk_fail(EINVAL, "snapshot: a Uffd handler socket goes with the external "
+		                        "userfaultfd backend, and only with it");
+	if ((o->prefetch || o->record) && o->backend != SPK_SNAP_BACKEND_UFFD)
+		return spk_fail(EINVAL, "snapshot: prefetch and record need the library's "
+		                        "userfaultfd backend (SPK_SNAP_BACKEND_UFFD)");
+	return 0;
+}
+
+/*
+ * Everything a userfaultfd restore needs before memory changes: the
+ * descriptor, the memory file (the full one, or a diff's base), the
+ * working set, the handler's connection.
+ */
+static int uffd_prepare(struct spk_vm *vm, const struct spk_snap_mem_layout *l,
+                        const char *mem_path, const struct spk_snap_restore_opts *o,
+                        struct spk_snap_uffd **u)
+{
+	const struct spk_mem_region *r[SPK_MEM_MAX_REGIONS];
+	struct spk_snap_mem_layout base = *l;
+	struct stat st;
+	int fd = -1, rc;
+
+	base.diff = false;
+	base.dirty = NULL;
+	if (o->backend == SPK_SNAP_BACKEND_UFFD_EXTERNAL) {
+		if (l->diff)
+			return spk_fail(
+			    EINVAL,
+			    "snapshot: memory: %s is a diff (field 'diff'): an external "
+			    "Uffd handler serves one full memory file",
+			    l->file);
+	} else {
+		if (l->diff && !mem_path)
+			return spk_fail(EINVAL,
+			                "snapshot: memory: %s is a diff (field 'diff'): give the "
+			                "base snapshot's full memory file",
+			                l->file);
+		if ((fd = open_mem(mem_path ? mem_path : l->file)) < 0)
+			return fd;
+		if (fstat(fd, &st) < 0) {
+			rc = spk_fail(errno, "snapshot: memory file: %s", strerror(errno));
+			close(fd);
+			return rc;
+		}
+		if (l->diff)
+			base.file_size = (uint64_t)st.st_size;
+	}
+	if ((rc = spk_snap_mem_match(&base, fd, spk_vm_mem(vm), r)) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	return spk_snap_uffd_new(&base, fd, o, u); /* owns fd */
+}
+
+/* Guest memory through userfaultfd; a diff's pages then copied over its base. */
+static int uffd_memory(struct spk_vm *vm, const struct spk_snap_mem_layout *l,
+                       struct spk_snap_uffd *u)
+{
+	int dfd, rc;
+
+	if ((rc = spk_snap_uffd_start(u, vm)) < 0 || !l->diff)
+		return rc;
+	if ((dfd = open_mem(l->file)) < 0)
+		return dfd;
+	rc = spk_snap_mem_apply_diff(l, dfd, spk_vm_mem(vm));
+	close(dfd);
+	return rc;
+}
+
+int spk_vm_restore_opts(struct spk_vm *vm, const struct spk_snap_devices *devs,
+                        const char *state_path, const char *mem_path,
+                        const struct spk_snap_restore_opts *opts)
 {
 	struct spk_snap_mem_layout l = {0};
 	struct spk_snap_file *f = NULL;
+	struct spk_snap_uffd *u = NULL;
 	struct spk_vcpu *first;
+	bool uffd = opts && opts->backend != SPK_SNAP_BACKEND_FILE;
 	int rc;
 
 	if (!vm_live(vm, "restore a snapshot"))
 		return -EINVAL;
 	if (!state_path)
 		return spk_fail(EINVAL, "snapshot: restore needs a state file");
-	if ((rc = check_stopped(vm, &first, "restore a snapshot")) < 0)
+	if ((rc = check_opts(opts)) < 0 ||
+	    (rc = check_stopped(vm, &first, "restore a snapshot")) < 0)
 		return rc;
 	/* everything checked before anything changes */
 	if ((rc = spk_snap_open(state_path, &f)) < 0 || (rc = check_host(first, f)) < 0 ||
 	    (rc = match_vcpus(vm, f)) < 0 || (rc = spk_snap_mem_layout(f, &l)) < 0 ||
-	    (rc = load_vm_section(vm, f, true)) < 0 || (rc = load_vcpus(vm, f, true)) < 0)
+	    (rc = load_vm_section(vm, f, true)) < 0 || (rc = load_vcpus(vm, f, true)) < 0 ||
+	    (uffd && (rc = uffd_prepare(vm, &l, mem_path, opts, &u)) < 0))
 		goto out;
-	if ((rc = restore_memory(vm, &l, mem_path)) < 0 ||
-	    (rc = load_vm_section(vm, f, false)) < 0 || (rc = load_vcpus(vm, f, false)) < 0)
+	if (uffd) {
+		rc = uffd_memory(vm, &l, u); /* u is the VM's, or freed */
+	} else {
+		spk_snap_uffd_detach(vm); /* a handler of an earlier restore */
+		rc = restore_memory(vm, &l, mem_path);
+	}
+	if (rc < 0 || (rc = load_vm_section(vm, f, false)) < 0 ||
+	    (rc = load_vcpus(vm, f, false)) < 0)
 		goto out;
 	if (devs)
 		rc = spk_snap_devices_load(devs, f);
+	if (rc == 0 && uffd)
+		rc = spk_snap_uffd_loaded(vm);
 out:
 	spk_snap_mem_layout_fini(&l);
 	spk_snap_close(f);
 	return rc;
+}
+
+int spk_vm_restore(struct spk_vm *vm, const struct spk_snap_devices *devs, const char *state_path,
+                   const char *mem_path)
+{
+	return spk_vm_restore_opts(vm, devs, state_path, mem_path, NULL);
 }
 
 /* ---- in-place reset ------------------------------------------------------------------ */

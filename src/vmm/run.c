@@ -33,7 +33,8 @@
 #define ESCAPE_CHAR 0x01 /* Ctrl-A, then x: quit */
 
 /* long options without a letter */
-enum { OPT_NET = 0x100, OPT_VSOCK, OPT_NO_PVM_CMDLINE, OPT_RESTORE, OPT_RESTORE_MEM };
+enum { OPT_NET = 0x100, OPT_VSOCK, OPT_NO_PVM_CMDLINE, OPT_RESTORE, OPT_RESTORE_MEM,
+       OPT_RESTORE_UFFD };
 
 /* Shared with the signal and stdin threads. */
 static struct {
@@ -224,6 +225,8 @@ static void usage(FILE *f)
 	    "  --restore STATE      run the VM a snapshot saved (PUT /snapshot/create) from\n"
 	    "                       where it was; --restore-mem MEM: its memory file if not\n"
 	    "                       the one the state names\n"
+	    "  --restore-uffd       with --restore: guest memory through userfaultfd (a\n"
+	    "                       page-fault thread of the library) instead of a mapping\n"
 	    "  --no-seccomp         run without system call filters (debugging only)\n"
 	    "  --gdb ADDR           serve gdb on tcp:[HOST:]PORT or unix:PATH; the guest\n"
 	    "                       waits for it before its first instruction\n"
@@ -253,6 +256,7 @@ struct cli {
 	bool gdb_no_wait;
 	bool no_pvm_cmdline;
 	const char *restore, *restore_mem; /* --restore STATE, --restore-mem MEM */
+	bool restore_uffd;                 /* --restore-uffd */
 };
 
 /* One line: "sparkler: OPT ARG: WHY" (ARG may be NULL). */
@@ -398,6 +402,9 @@ static int parse_one(struct cli *c, int opt, const char *arg, char **argv)
 	case OPT_RESTORE_MEM:
 		c->restore_mem = arg;
 		return 0;
+	case OPT_RESTORE_UFFD:
+		c->restore_uffd = true;
+		return 0;
 	case 'h': usage(stdout); exit(0);
 	case 'n':
 		if (spk_parse_uint(arg, 1, 255, &v) < 0)
@@ -460,7 +467,8 @@ static int restore_config(struct cli *c)
 	char err[512];
 
 	if (!c->restore)
-		return bad("--restore-mem", c->restore_mem, "needs --restore");
+		return bad(c->restore_mem ? "--restore-mem" : "--restore-uffd", c->restore_mem,
+		           "needs --restore");
 	if (c->cfg.kernel || c->cfg.initrd || c->cfg.n_drives || c->cfg.n_nets ||
 	    c->cfg.vsock.enabled || c->cfg.entropy || c->cfg.virtio_console || c->cfg.reboot)
 		return bad(
@@ -473,6 +481,7 @@ static int restore_config(struct cli *c)
 		return bad("--restore", NULL, err);
 	}
 	s.timeout = c->cfg.timeout;
+	s.restore_uffd_own = c->restore_uffd;
 	if (spk_config_set_str(&s.restore_mem, c->restore_mem) < 0) {
 		spk_machine_config_free(&s);
 		return -1;
@@ -506,6 +515,7 @@ static int parse_opts(int argc, char **argv, struct cli *c)
 	    {"vsock", required_argument, NULL, OPT_VSOCK},
 	    {"restore", required_argument, NULL, OPT_RESTORE},
 	    {"restore-mem", required_argument, NULL, OPT_RESTORE_MEM},
+	    {"restore-uffd", no_argument, NULL, OPT_RESTORE_UFFD},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -518,6 +528,7 @@ static int parse_opts(int argc, char **argv, struct cli *c)
 	c->gdb_no_wait = false;
 	c->no_pvm_cmdline = false;
 	c->restore = c->restore_mem = NULL;
+	c->restore_uffd = false;
 	optind = 1;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "", longs, NULL)) != -1)
@@ -525,7 +536,7 @@ static int parse_opts(int argc, char **argv, struct cli *c)
 			return -1;
 	if (optind != argc)
 		return bad("run:", argv[optind], "unexpected argument");
-	if (c->restore || c->restore_mem)
+	if (c->restore || c->restore_mem || c->restore_uffd)
 		return restore_config(c);
 	if (!c->cfg.kernel)
 		return bad("run", NULL, "--kernel is required");

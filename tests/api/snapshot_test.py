@@ -9,13 +9,14 @@ saved with PUT /snapshot/create and loaded into other sparkler processes
 never from 0. Waits are for conditions (a line of output), never for a
 duration; meson's timeout bounds a hang.
 
-usage: snapshot_test.py SPARKLER GUEST_DIR"""
+usage: snapshot_test.py SPARKLER GUEST_DIR UFFD_HANDLER"""
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 
+UFFD_HANDLER = sys.argv[3]
 sys.argv = [sys.argv[0], sys.argv[1], sys.argv[2], "vm"]
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import api_test as A  # noqa: E402
@@ -116,9 +117,11 @@ def load_rules(tmp, st, mem):
            "load with mem_file_path and mem_backend", "not both")
     expect(p.call("PUT", "/snapshot/load", {"snapshot_path": st}), 400, None,
            "load without memory", "missing field `mem_backend`")
+    nobody = os.path.join(tmp, "nobody.sock")
     expect(p.call("PUT", "/snapshot/load",
-                  dict(good, mem_backend={"backend_type": "Uffd", "backend_path": mem})),
-           400, None, "load with the Uffd backend", "Uffd")
+                  dict(good, mem_backend={"backend_type": "Uffd", "backend_path": nobody})),
+           400, None, "load with the Uffd backend and no handler at its socket",
+           "cannot connect to the Uffd handler at " + nobody)
     bad = os.path.join(tmp, "bad.state")
     data = open(st, "rb").read()
     open(bad, "wb").write(data[: len(data) // 2])
@@ -177,6 +180,57 @@ def load_runs(tmp, st, mem, at):
     p.finish()
 
 
+def uffd_handler(mode, sock, mem):
+    """tests/guest/uffd_handler MODE, once it listens (it prints "ready")."""
+    h = subprocess.Popen([UFFD_HANDLER, mode, sock, mem], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    check(h.stdout.readline() == "ready\n", "the %s handler listens" % mode)
+    return h
+
+
+def load_uffd(tmp, st, mem, at):
+    """mem_backend Uffd: Firecracker's handshake with an external handler
+    (the regions as JSON, the userfaultfd as SCM_RIGHTS) that serves every
+    page from the memory file: the VM goes on from tick at + 1. Handlers
+    that hang up early: 400 naming it, nothing started, the process usable."""
+    sock = os.path.join(tmp, "uffd.sock")
+    for mode in ("close-early", "exit-early"):
+        h = uffd_handler(mode, sock, mem)
+        p = started(tmp, name="u.sock")
+        r = p.call("PUT", "/snapshot/load",
+                   {"snapshot_path": st, "resume_vm": True,
+                    "mem_backend": {"backend_type": "Uffd", "backend_path": sock}})
+        if r.status == 400 and "userfaultfd cannot be used here" in (r.text or ""):
+            print("SKIP (Uffd part): %s" % r.text.strip())
+            h.kill()
+            h.wait()
+            p.finish()
+            return
+        expect(r, 400, None, "Uffd load with a handler that does %s" % mode, "Uffd handler")
+        r = p.call("GET", "/")
+        check(r.json and r.json["state"] == "Not started",
+              "after the %s handler: Not started (%r)" % (mode, r.json))
+        h.wait()
+        p.finish()
+    serial = os.path.join(tmp, "u.out")
+    h = uffd_handler("serve", sock, mem)
+    p = started(tmp, name="u.sock")
+    expect(p.call("PUT", "/serial", {"serial_out_path": serial}), 204, None, "serial")
+    expect(p.call("PUT", "/snapshot/load",
+                  {"snapshot_path": st, "resume_vm": True,
+                   "mem_backend": {"backend_type": "Uffd", "backend_path": sock}}),
+           204, None, "PUT /snapshot/load with the Uffd backend")
+    check(wait_ticks(serial, 3, p), "the VM served by the Uffd handler ticks")
+    n = numbers(serial)
+    check(n[:3] == [at + 1, at + 2, at + 3],
+          "Uffd: it goes on from the snapshot: ticks %r after tick %d" % (n[:3], at))
+    p.finish()
+    out, err = h.communicate(timeout=60)  # it ends when sparkler hangs up
+    check(h.returncode == 0 and out.startswith("served "),
+          "the handler served pages and ended: %r %r" % (out, err))
+    print("Uffd handler: %s" % out.strip())
+
+
 def diff(tmp):
     """track_dirty_pages: a Diff snapshot holds only what changed since the
     Full one: its memory file has few data blocks, the Full one's many."""
@@ -222,6 +276,24 @@ def run_restore(tmp, st, mem, at):
     out, err = p.communicate(timeout=30)
     check(got == [at + 1, at + 2, at + 3],
           "run --restore goes on from tick %d: %r (%s)" % (at + 1, got, err.strip()[-300:]))
+    # the same through the library's userfaultfd thread
+    p = subprocess.Popen([A.SPARKLER, "run", "--restore", st, "--restore-mem", mem,
+                          "--restore-uffd"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    got = []
+    for line in p.stdout:
+        if line.startswith("tick "):
+            got.append(int(line.split()[1]))
+        if len(got) == 3:
+            break
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=30)
+    if not got and "userfaultfd cannot be used here" in err:
+        print("SKIP (--restore-uffd): %s" % err.strip())
+    else:
+        check(got == [at + 1, at + 2, at + 3],
+              "run --restore --restore-uffd goes on from tick %d: %r (%s)" %
+              (at + 1, got, err.strip()[-300:]))
 
 
 def main():
@@ -239,6 +311,7 @@ def main():
             st, mem, at = create_rules(tmp)
             load_rules(tmp, st, mem)
             load_runs(tmp, st, mem, at)
+            load_uffd(tmp, st, mem, at)
             run_restore(tmp, st, mem, at)
             diff(tmp)
         finally:

@@ -422,6 +422,14 @@ static void test_nulls(void **unused)
 	NUL(spk_vm_snapshot(f.vm, NULL, "/tmp/x", "/tmp/y", SPK_SNAP_DIFF)); /* no log */
 	NUL(spk_vm_restore(NULL, NULL, "/tmp/x", NULL));
 	NUL(spk_vm_restore(f.vm, NULL, NULL, NULL));
+	NUL(spk_vm_restore_opts(NULL, NULL, "/tmp/x", NULL, NULL));
+	NUL(spk_vm_restore_opts(f.vm, NULL, "/tmp/x", NULL,
+	                        &(struct spk_snap_restore_opts){.backend = SPK_SNAP_BACKEND_UFFD,
+	                                                        .uffd_socket = "/tmp/s"}));
+	NUL(spk_vm_uffd_stats(NULL, &(struct spk_snap_uffd_stats){0}));
+	NUL(spk_vm_uffd_stats(f.vm, NULL));
+	NUL(spk_vm_uffd_working_set_save(NULL, "/tmp/x"));
+	NUL(spk_vm_uffd_working_set_save(f.vm, NULL));
 	NUL(spk_snap_reset_new(NULL, NULL, NULL, &rp));
 	NUL(spk_snap_reset_new(f.vm, NULL, NULL, NULL));
 	NUL(spk_snap_reset_apply(NULL));

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -797,14 +798,311 @@ static void test_clones(void)
 	rmdir(dir);
 }
 
+/* ---- userfaultfd: the library's handler, prefetch, Firecracker's handshake ----------- */
+
+/* Skip (77) where userfaultfd cannot serve KVM's faults, saying why. */
+static void need_uffd(void)
+{
+	if (spk_snap_uffd_check() < 0) {
+		printf("SKIP: %s\n", spk_last_error());
+		exit(77);
+	}
+}
+
+/* t_snap_count stopped after step 3 and saved whole into dir (state, mem). */
+static void uffd_snap(char *dir, size_t dlen, char *state, char *mem, size_t len)
+{
+	struct th a;
+
+	snprintf(dir, dlen, "/tmp/spk-snap-uffd-XXXXXX");
+	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+	snprintf(state, len, "%s/state", dir);
+	snprintf(mem, len, "%s/mem", dir);
+	th_setup(&a, "t_snap_count", NULL);
+	for (uint64_t i = 1; i <= 3; i++)
+		CHECK_EQ(next_count(&a), i);
+	CHECK_OK(spk_vm_snapshot(a.vm, NULL, state, mem, 0));
+	th_teardown(&a);
+}
+
+static void uffd_restore(struct th *b, const char *state, const char *mem,
+                         const struct spk_snap_restore_opts *o)
+{
+	th_setup(b, "t_snap_count", NULL);
+	CHECK_OK(spk_vm_restore_opts(b->vm, NULL, state, mem, o));
+}
+
+/* The child: restore with a prefetch of WSET, count on, say how many faults. */
+static int child_uffd(int argc, char **argv)
+{
+	const struct spk_snap_restore_opts o = {.backend = SPK_SNAP_BACKEND_UFFD,
+	                                        .prefetch = argv[4]};
+	struct spk_snap_uffd_stats st;
+	struct th b;
+
+	CHECK(argc == 5, "child-uffd STATE MEM WSET");
+	uffd_restore(&b, argv[2], argv[3], &o);
+	CHECK_OK(spk_vm_uffd_stats(b.vm, &st));
+	CHECK(st.prefetched > 0, "nothing prefetched");
+	uint64_t before = st.faults;
+	for (uint64_t i = 4; i <= 8; i++)
+		CHECK_EQ(next_count(&b), i);
+	CHECK_OK(spk_vm_uffd_stats(b.vm, &st));
+	printf("child: %llu pages prefetched, %llu faults before the first run, %llu after 5 "
+	       "steps\n",
+	       (unsigned long long)st.prefetched, (unsigned long long)before,
+	       (unsigned long long)st.faults);
+	th_teardown(&b);
+	return 0;
+}
+
+/*
+ * The library's handler: a VM restored through userfaultfd has memory
+ * equal to the file's (hashed; holes served as zeros), counts on from 4,
+ * records the pages it touched; a page given back (MADV_DONTNEED) is zero
+ * when touched again; another process prefetches that working set before
+ * its first run and counts on too; destroy stops the handler's thread.
+ */
+static void test_uffd(void)
+{
+	char dir[64], state[128], mem[128], wset[128];
+	const struct spk_snap_restore_opts rec = {.backend = SPK_SNAP_BACKEND_UFFD, .record = true};
+	struct spk_snap_uffd_stats st;
+	struct th b, c;
+
+	need_uffd();
+	uffd_snap(dir, sizeof(dir), state, mem, sizeof(state));
+	snprintf(wset, sizeof(wset), "%s/wset", dir);
+
+	/* memory equal to a File restore's, page for page */
+	th_setup(&c, "t_snap_count", NULL);
+	CHECK_OK(spk_vm_restore(c.vm, NULL, state, mem));
+	uffd_restore(&b, state, mem, NULL);
+	CHECK(spk_vm_uffd_stats(b.vm, &st) == -ENOENT, "stats of a File restore");
+	th_teardown(&b);
+	uffd_restore(&b, state, mem, &rec);
+	CHECK_OK(spk_vm_uffd_stats(b.vm, &st));
+	CHECK_EQ(st.faults, 0); /* nothing touched yet */
+	for (uint64_t i = 4; i <= 8; i++)
+		CHECK_EQ(next_count(&b), i);
+	CHECK_OK(spk_vm_uffd_stats(b.vm, &st));
+	CHECK(st.faults > 0 && st.copied > 0, "faults %llu copied %llu",
+	      (unsigned long long)st.faults, (unsigned long long)st.copied);
+	printf("uffd: %llu faults, %llu copied, %llu zero pages after 5 steps\n",
+	       (unsigned long long)st.faults, (unsigned long long)st.copied,
+	       (unsigned long long)st.zeroed);
+	CHECK_OK(spk_vm_uffd_working_set_save(b.vm, wset));
+	for (uint64_t i = 4; i <= 8; i++)
+		CHECK_EQ(next_count(&c), i);
+	CHECK_EQ(mem_hash(&b), mem_hash(&c)); /* every page through the handler */
+	CHECK_OK(spk_vm_uffd_stats(b.vm, &st));
+	CHECK_EQ(st.copied + st.zeroed, TH_RAM / 4096);
+
+	/* a page given back reads as zeros, not as the file's */
+	uint8_t *p = spk_mem_ptr(spk_vm_mem(b.vm), 0x200000, 4096, SPK_MEM_R | SPK_MEM_W);
+	CHECK(p != NULL, "guest page");
+	memset(p, 0xa5, 4096);
+	CHECK_OK(madvise(p, 4096, MADV_DONTNEED));
+	CHECK_EQ(p[0], 0);
+	CHECK_EQ(p[4095], 0);
+	CHECK_OK(spk_vm_uffd_stats(b.vm, &st));
+	CHECK(st.removed >= 1, "no REMOVE event");
+	th_teardown(&b); /* stops and joins the handler's thread */
+	th_teardown(&c);
+
+	/* the working set, prefetched by another process before its first run */
+	char *argv[] = {"snapshot_tests", "child-uffd", state, mem, wset, NULL};
+	CHECK_EQ(run_child(argv), 0);
+	unlink(wset);
+	unlink(state);
+	unlink(mem);
+	rmdir(dir);
+}
+
+/* Write b, flip nothing or a byte at off: a working set made hostile. */
+static void uffd_expect_bad(const char *state, const char *mem, const char *bad, const char *want)
+{
+	const struct spk_snap_restore_opts o = {.backend = SPK_SNAP_BACKEND_UFFD, .prefetch = bad};
+	struct th b;
+
+	th_setup(&b, "t_snap_count", NULL);
+	uint64_t h = mem_hash(&b);
+	CHECK(spk_vm_restore_opts(b.vm, NULL, state, mem, &o) == -EINVAL, "%s accepted", want);
+	CHECK(strstr(spk_last_error(), want) != NULL, "wanted '%s' in: %s", want, spk_last_error());
+	CHECK_EQ(mem_hash(&b), h); /* nothing changed */
+	th_teardown(&b);
+}
+
+/* Options that do not fit and hostile working-set files: refused before
+ * memory changes, each with a line naming why. */
+static void test_uffd_hostile(void)
+{
+	char dir[64], state[128], mem[128], wset[128], bad[160];
+	struct spk_snap_restore_opts o = {.backend = SPK_SNAP_BACKEND_FILE, .prefetch = "x"};
+	struct th b;
+
+	need_uffd();
+	uffd_snap(dir, sizeof(dir), state, mem, sizeof(state));
+	snprintf(wset, sizeof(wset), "%s/wset", dir);
+	snprintf(bad, sizeof(bad), "%s/bad", dir);
+	th_setup(&b, "t_snap_count", NULL);
+	CHECK(spk_vm_restore_opts(b.vm, NULL, state, mem, &o) == -EINVAL, "prefetch with File");
+	o = (struct spk_snap_restore_opts){.backend = SPK_SNAP_BACKEND_UFFD_EXTERNAL};
+	CHECK(spk_vm_restore_opts(b.vm, NULL, state, mem, &o) == -EINVAL, "external, no socket");
+	o.backend = (enum spk_snap_mem_backend)7;
+	CHECK(spk_vm_restore_opts(b.vm, NULL, state, mem, &o) == -EINVAL, "backend 7");
+	o = (struct spk_snap_restore_opts){.backend = SPK_SNAP_BACKEND_UFFD};
+	CHECK(spk_vm_uffd_working_set_save(b.vm, wset) == -ENOENT, "no handler yet");
+	CHECK_OK(spk_vm_restore_opts(b.vm, NULL, state, mem, &o));
+	CHECK(spk_vm_uffd_working_set_save(b.vm, wset) == -EINVAL, "not recording");
+	/* a second restore replaces the first's handler */
+	o.record = true;
+	CHECK_OK(spk_vm_restore_opts(b.vm, NULL, state, mem, &o));
+	CHECK_EQ(next_count(&b), 4);
+	CHECK_OK(spk_vm_uffd_working_set_save(b.vm, wset));
+	th_teardown(&b);
+
+	struct blob w = slurp(wset), x;
+	CHECK(w.n > 36, "working set of %zu bytes", w.n);
+	x = w;
+	x.n = w.n - 1; /* truncated */
+	spit(bad, &x);
+	uffd_expect_bad(state, mem, bad, "field 'count'");
+	x.n = w.n;
+	x.p[w.n - 1] ^= 1; /* the CRC */
+	spit(bad, &x);
+	uffd_expect_bad(state, mem, bad, "CRC");
+	x.p[w.n - 1] ^= 1;
+	x.p[16] ^= 0x10; /* another memory file's size */
+	spit(bad, &x);
+	uffd_expect_bad(state, mem, bad, "field 'file_size'");
+	x.p[16] ^= 0x10;
+	x.p[32] |= 1; /* an offset not page-aligned */
+	uint32_t crc = crc32_ieee(0, x.p, w.n - 4);
+	memcpy(x.p + w.n - 4, &crc, 4);
+	spit(bad, &x);
+	uffd_expect_bad(state, mem, bad, "is not a page");
+	memset(x.p + 24, 0xff, 8); /* a count that overflows */
+	spit(bad, &x);
+	uffd_expect_bad(state, mem, bad, "field 'count'");
+	x.p[0] = 'X';
+	spit(bad, &x);
+	uffd_expect_bad(state, mem, bad, "magic");
+	free(w.p);
+	unlink(bad);
+	unlink(wset);
+	unlink(state);
+	unlink(mem);
+	rmdir(dir);
+}
+
+/* The test's external handler, started with MODE and waited for ("ready"). */
+static pid_t start_handler(const char *mode, const char *sock, const char *mem, FILE **out)
+{
+	int pfd[2];
+	char line[64];
+	pid_t pid;
+
+	CHECK_OK(pipe(pfd));
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		execl(UFFD_HANDLER, "uffd_handler", mode, sock, mem, (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	*out = fdopen(pfd[0], "r");
+	CHECK(*out && fgets(line, sizeof(line), *out) && strcmp(line, "ready\n") == 0,
+	      "the handler did not start");
+	return pid;
+}
+
+static int wait_handler(pid_t pid, FILE *out, char *line, size_t len)
+{
+	int status;
+
+	line[0] = 0;
+	if (!fgets(line, (int)len, out))
+		line[0] = 0;
+	fclose(out);
+	CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/*
+ * Firecracker's handshake with an external handler (tests/guest/
+ * uffd_handler.c): it gets the regions and the descriptor, serves every
+ * fault from the memory file, and the VM counts on. A handler that hangs
+ * up without reading, one that exits without serving, a socket nobody
+ * listens on: -EPIPE or -ENOENT naming it, no hang.
+ */
+static void test_uffd_external(void)
+{
+	char dir[64], state[128], mem[128], sock[160], line[64];
+	struct spk_snap_restore_opts o = {.backend = SPK_SNAP_BACKEND_UFFD_EXTERNAL};
+	FILE *out;
+	struct th b;
+	pid_t pid;
+
+	need_uffd();
+	uffd_snap(dir, sizeof(dir), state, mem, sizeof(state));
+	snprintf(sock, sizeof(sock), "%s/uffd.sock", dir);
+	o.uffd_socket = sock;
+
+	pid = start_handler("serve", sock, mem, &out);
+	uffd_restore(&b, state, NULL, &o);
+	CHECK(spk_vm_uffd_stats(b.vm, &(struct spk_snap_uffd_stats){0}) == -ENOENT,
+	      "stats of an external handler");
+	for (uint64_t i = 4; i <= 8; i++)
+		CHECK_EQ(next_count(&b), i);
+	th_teardown(&b); /* the handler sees the hang-up and ends */
+	CHECK_EQ(wait_handler(pid, out, line, sizeof(line)), 0);
+	CHECK(strncmp(line, "served ", 7) == 0 && atoi(line + 7) > 0, "handler said '%s'", line);
+	printf("external handler: %s", line);
+
+	const char *modes[] = {"close-early", "exit-early"};
+	for (size_t m = 0; m < 2; m++) {
+		pid = start_handler(modes[m], sock, mem, &out);
+		th_setup(&b, "t_snap_count", NULL);
+		int rc = spk_vm_restore_opts(b.vm, NULL, state, NULL, &o);
+		printf("%s: %d: %s\n", modes[m], rc, spk_last_error());
+		CHECK(rc == -EPIPE, "%s: %d", modes[m], rc);
+		CHECK(strstr(spk_last_error(), "Uffd handler") != NULL, "%s", spk_last_error());
+		th_teardown(&b);
+		CHECK_EQ(wait_handler(pid, out, line, sizeof(line)), 0);
+	}
+
+	/* nobody listening */
+	unlink(sock);
+	th_setup(&b, "t_snap_count", NULL);
+	uint64_t h = mem_hash(&b);
+	CHECK(spk_vm_restore_opts(b.vm, NULL, state, NULL, &o) == -ENOENT, "missing socket");
+	CHECK(strstr(spk_last_error(), sock) != NULL, "%s", spk_last_error());
+	CHECK_EQ(mem_hash(&b), h);
+	th_teardown(&b);
+	unlink(state);
+	unlink(mem);
+	rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "child-cpl3") == 0)
 		return child_cpl3(argc, argv);
-	static const struct th_case cases[] = {
-	    {"memory", test_memory}, {"reset", test_reset},           {"dirty_log", test_dirty_log},
-	    {"cpl3", test_cpl3},     {"vcpu_state", test_vcpu_state}, {"hostile", test_hostile},
-	    {"clones", test_clones}};
+	if (argc > 1 && strcmp(argv[1], "child-uffd") == 0)
+		return child_uffd(argc, argv);
+	static const struct th_case cases[] = {{"memory", test_memory},
+	                                       {"reset", test_reset},
+	                                       {"dirty_log", test_dirty_log},
+	                                       {"cpl3", test_cpl3},
+	                                       {"vcpu_state", test_vcpu_state},
+	                                       {"hostile", test_hostile},
+	                                       {"clones", test_clones},
+	                                       {"uffd", test_uffd},
+	                                       {"uffd_hostile", test_uffd_hostile},
+	                                       {"uffd_external", test_uffd_external}};
 
 	return th_main(argc, argv, cases, SPK_ARRAY_SIZE_T(cases));
 }

@@ -293,7 +293,7 @@ static int op_snapshot_load(void *ctx, const struct spk_vm_resources *r,
 		}
 		snprintf(cfg.nets[k].tap, sizeof(cfg.nets[k].tap), "%s", q->over[i].tap);
 	}
-	if ((rc = spk_config_set_str(&cfg.restore_mem, q->mem)) < 0) {
+	if ((rc = spk_config_set_str(q->uffd ? &cfg.restore_uffd : &cfg.restore_mem, q->mem)) < 0) {
 		snprintf(err, len, "out of memory");
 		goto out;
 	}

@@ -33,6 +33,7 @@ enum spk_api_state {
 struct spk_snap_req {
 	char *state, *mem;  /* snapshot_path; mem_file_path or mem_backend.backend_path */
 	bool diff;          /* create: snapshot_type Diff */
+	bool uffd;          /* load: mem_backend Uffd (mem: the handler's socket) */
 	bool resume, track; /* load: resume_vm; track_dirty_pages (or enable_diff_snapshots) */
 	uint32_t n_over;    /* load: network_overrides */
 	struct {

@@ -163,12 +163,9 @@ static int mem_backend(json_t *b, struct spk_snap_req *q, struct spk_res_err *e)
 	t = json_object_get(b, "backend_type");
 	if (!json_is_string(t))
 		return spk_res_fail(e, true, "$.mem_backend", "`backend_type`: a string, required");
-	if (strcmp(json_string_value(t), "Uffd") == 0)
-		return spk_res_fail(
-		    e, false, "$.mem_backend.backend_type",
-		    "sparkler has no Uffd memory backend: use `File` (the memory file "
-		    "is mapped privately and loads on first touch)");
-	if (strcmp(json_string_value(t), "File") != 0)
+	/* Uffd: backend_path is the Unix socket of a page-fault handler */
+	q->uffd = strcmp(json_string_value(t), "Uffd") == 0;
+	if (!q->uffd && strcmp(json_string_value(t), "File") != 0)
 		return spk_res_fail(e, true, "$.mem_backend.backend_type",
 		                    "unknown variant `%s`, expected `File` or `Uffd`",
 		                    json_string_value(t));

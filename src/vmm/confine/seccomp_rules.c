@@ -123,6 +123,9 @@ static const struct rule build[] = {
 	{SCMP_SYS(timerfd_settime), "event-loop timers"},
 	{SCMP_SYS(io_uring_setup), "virtio-blk with io_uring"},
 	{SCMP_SYS(io_uring_register), "virtio-blk with io_uring"},
+	{SCMP_SYS(userfaultfd), "snapshot load with the Uffd backend (its ioctls: below)"},
+	{SCMP_SYS(pidfd_open), "snapshot load, Uffd: watching the external handler's exit"},
+	{SCMP_SYS(getsockopt), "snapshot load, Uffd: the handler's pid (SO_PEERCRED)"},
 };
 
 /* The API process (every thread of it, on top of the lists above): it
@@ -177,6 +180,15 @@ static int allow_kvm_ioctls(scmp_filter_ctx ctx)
 {
 	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
 				arg_cmp(1, SCMP_CMP_MASKED_EQ, 0xff00, (uint64_t)KVMIO << 8));
+}
+
+/* ioctl of type 0xAA (userfaultfd's: UFFDIO_API/REGISTER/COPY/ZEROPAGE/
+ * WAKE/UNREGISTER, /dev/userfaultfd's USERFAULTFD_IOC_NEW): a snapshot
+ * load with the Uffd backend, and the library's page-fault thread. */
+static int allow_uffd_ioctls(scmp_filter_ctx ctx)
+{
+	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+				arg_cmp(1, SCMP_CMP_MASKED_EQ, 0xff00, 0xAAu << 8));
 }
 
 /* ioctl in the API process, beyond KVM: setting up the TAP of each
@@ -284,6 +296,8 @@ int spk_seccomp_rules(scmp_filter_ctx ctx, enum spk_seccomp_profile p)
 		rc = allow_kvm_ioctls(ctx);
 	if (rc == 0 && vm_builder)
 		rc = allow_tap_ioctls(ctx);
+	if (rc == 0 && vm_builder)
+		rc = allow_uffd_ioctls(ctx);
 	if (rc == 0 && p != SPK_SECCOMP_API && p != SPK_SECCOMP_REAPER)
 		rc = allow_tty_restore(ctx);
 	if (rc == 0 && p != SPK_SECCOMP_API) /* the API list allows all of prctl */

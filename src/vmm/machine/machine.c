@@ -128,6 +128,7 @@ void spk_machine_config_free(struct spk_machine_config *cfg)
 	free(cfg->vsock.uds_path);
 	free(cfg->restore_state);
 	free(cfg->restore_mem);
+	free(cfg->restore_uffd);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -135,7 +136,7 @@ static int copy_config(struct spk_machine_config *dst, const struct spk_machine_
 {
 	*dst = *src;
 	dst->kernel = dst->initrd = dst->cmdline = dst->vsock.uds_path = NULL;
-	dst->restore_state = dst->restore_mem = NULL;
+	dst->restore_state = dst->restore_mem = dst->restore_uffd = NULL;
 	for (uint32_t i = 0; i < SPK_MACHINE_MAX_DRIVES; i++)
 		dst->drives[i].path = NULL;
 	if (spk_config_set_str(&dst->kernel, src->kernel) ||
@@ -143,7 +144,8 @@ static int copy_config(struct spk_machine_config *dst, const struct spk_machine_
 	    spk_config_set_str(&dst->cmdline, src->cmdline) ||
 	    spk_config_set_str(&dst->vsock.uds_path, src->vsock.uds_path) ||
 	    spk_config_set_str(&dst->restore_state, src->restore_state) ||
-	    spk_config_set_str(&dst->restore_mem, src->restore_mem))
+	    spk_config_set_str(&dst->restore_mem, src->restore_mem) ||
+	    spk_config_set_str(&dst->restore_uffd, src->restore_uffd))
 		return -ENOMEM;
 	for (uint32_t i = 0; i < src->n_drives && i < SPK_MACHINE_MAX_DRIVES; i++)
 		if (spk_config_set_str(&dst->drives[i].path, src->drives[i].path))
@@ -841,6 +843,11 @@ static int add_state(struct spk_machine *m, struct vm_instance *v)
 static int build_restored(struct spk_machine *m, struct vm_instance *v)
 {
 	const struct spk_machine_config *c = &m->cfg;
+	const struct spk_snap_restore_opts o = {
+	    .backend = c->restore_uffd       ? SPK_SNAP_BACKEND_UFFD_EXTERNAL
+	               : c->restore_uffd_own ? SPK_SNAP_BACKEND_UFFD
+	                                     : SPK_SNAP_BACKEND_FILE,
+	    .uffd_socket = c->restore_uffd};
 	struct spk_vcpu *vcpu;
 	int rc;
 
@@ -850,7 +857,8 @@ static int build_restored(struct spk_machine *m, struct vm_instance *v)
 		if ((rc = spk_vcpu_create(v->vm, i, &vcpu)) < 0)
 			return rc;
 	if ((rc = add_state(m, v)) < 0 ||
-	    (rc = spk_vm_restore(v->vm, v->devs, c->restore_state, c->restore_mem)) < 0)
+	    (rc = spk_vm_restore_opts(v->vm, v->devs, c->restore_state,
+	                              c->restore_uffd ? NULL : c->restore_mem, &o)) < 0)
 		return rc;
 	if (c->track_dirty_pages)
 		rc = spk_vm_dirty_log_start(v->vm);

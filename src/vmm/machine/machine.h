@@ -100,6 +100,11 @@ struct spk_machine_config {
 	 * (spk_machine_config_from_snapshot). A reset ends such a VM. */
 	char *restore_state;
 	char *restore_mem;
+	/* Guest memory served by an external page-fault handler at this Unix
+	 * socket (Firecracker's Uffd handshake; restore_mem is then unused), or
+	 * by the library's own userfaultfd thread (restore_uffd_own). */
+	char *restore_uffd;
+	bool restore_uffd_own;
 };
 
 #define SPK_MACHINE_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1"
