@@ -408,27 +408,32 @@ static bool take_stop_or_cancel(struct spk_vcpu *vcpu, struct spk_exit *exit)
 	return true;
 }
 
-static void count(struct spk_vcpu *vcpu, enum spk_exit_kind kind, uint64_t t0, uint64_t t1,
-                  bool handled)
+/* Count an exit; returns the time now (the next KVM_RUN's start, which
+ * saves a clock read per exit: two, not three). */
+static uint64_t count(struct spk_vcpu *vcpu, enum spk_exit_kind kind, uint64_t t0, uint64_t t1,
+                      bool handled)
 {
+	uint64_t t2 = now_ns();
+
 	if ((unsigned)kind >= SPK_EXIT__COUNT)
 		kind = SPK_EXIT_INTERNAL_ERROR;
 	vcpu->stats.count[kind]++;
 	vcpu->stats.run_ns[kind] += t1 - t0;
-	vcpu->stats.handle_ns[kind] += now_ns() - t1;
+	vcpu->stats.handle_ns[kind] += t2 - t1;
 	vcpu->stats.handled += handled;
+	return t2;
 }
 
 /* Enter the guest until an exit that needs the caller. */
 static void run_loop(struct spk_vcpu *vcpu, struct spk_exit *exit)
 {
 	const struct spk_backend_ops *ops = vcpu->vm->ops;
+	uint64_t t0 = now_ns();
 
 	for (;;) {
 		begin_exit(vcpu, exit);
 		if (take_stop_or_cancel(vcpu, exit))
 			return;
-		uint64_t t0 = now_ns();
 		int rc = ops->vcpu_enter(vcpu, exit);
 
 		if (rc == -EINTR)
@@ -451,7 +456,7 @@ static void run_loop(struct spk_vcpu *vcpu, struct spk_exit *exit)
 			handled = false;
 			break;
 		}
-		count(vcpu, exit->kind, t0, t1, handled);
+		t0 = count(vcpu, exit->kind, t0, t1, handled);
 		if (!handled)
 			return;
 		if (vcpu->flags & SPK_VCPU_RETURN_HANDLED) {
