@@ -92,6 +92,16 @@ void spk_virtio_net_get_stats(struct spk_virtio_net *n, struct spk_virtio_net_st
  *   tx     the whole frame, copied out of guest memory (len bytes)
  *   rx     write the next frame for the guest into buf (at most cap
  *          bytes); its length, or 0 when there is none
+ *   timer  optional (NULL: the hook has no timers): do what is due now
+ *          (retransmissions) and return the milliseconds until it wants
+ *          to be called again, 0 for never. The device calls it after
+ *          each batch of frames that reached the hook or came from it, and
+ *          when the delay it returned last has passed (a timerfd on the
+ *          device's loop; it may come early), then takes the hook's
+ *          frames.
+ * The hook's frames to the guest count against the receive rate limit;
+ * its frames from the guest wait while the transmit rate limit is over
+ * budget but cost nothing from it (Firecracker's rule for MMDS frames).
  */
 #define SPK_VIRTIO_NET_HOOK_HEAD 64
 struct spk_virtio_net_hook {
@@ -99,11 +109,12 @@ struct spk_virtio_net_hook {
 	bool (*match)(void *opaque, const uint8_t *head, size_t len);
 	void (*tx)(void *opaque, const uint8_t *frame, size_t len);
 	size_t (*rx)(void *opaque, uint8_t *buf, size_t cap);
+	uint64_t (*timer)(void *opaque);
 };
 /* Install the hook (copied; opaque must outlive the device or the next
  * call), or remove it with NULL. Before the VM runs, or from any thread
- * while it runs. 0, -EINVAL (NULL n, a hook without all three functions),
- * -ENOMEM. */
+ * while it runs. 0, -EINVAL (NULL n, a hook without match, tx and rx),
+ * -ENOMEM, or -errno from making the hook's timer. */
 int spk_virtio_net_set_hook(struct spk_virtio_net *n, const struct spk_virtio_net_hook *h);
 
 #ifdef __cplusplus

@@ -102,6 +102,8 @@ uint64_t spk_mmds_random(struct spk_mmds *m);
 
 /* A clock for tests (milliseconds, monotonic); NULL: CLOCK_MONOTONIC. */
 void spk_mmds_set_clock(struct spk_mmds *m, uint64_t (*now_ms)(void));
+/* That clock, now (token expiry and the stack's retransmission timers). */
+uint64_t spk_mmds_now(struct spk_mmds *m);
 
 /* SipHash-2-4 of msg under a 16-byte key (exposed for its unit test). */
 uint64_t spk_mmds_siphash(const uint8_t key[16], const void *msg, size_t len);

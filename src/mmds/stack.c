@@ -17,9 +17,13 @@
  *         serves one request at a time (http.c): the response goes out in
  *         segments of at most the guest's MSS and window, and the next
  *         request is read once the guest has ACKed it all. FIN and RST as
- *         RFC 793 has them; two duplicate ACKs send the unacknowledged
- *         data again (there are no timers: the virtqueue loses nothing,
- *         so only a guest that drops our frames needs that).
+ *         RFC 793 has them. What the guest does not acknowledge is sent
+ *         again after two duplicate ACKs, or when the connection's
+ *         retransmission timer expires (spk_mmds_stack_timer, the
+ *         device's hook timer: 250 ms, doubled at each timeout in a row
+ *         up to 4 s; after 6 in a row the connection is dropped with an
+ *         RST). The virtqueue loses nothing, so only a guest that drops
+ *         our frames (or has gone away) needs that.
  *
  * Every frame is hostile: each length is checked against the bytes there
  * before it is used, checksums are verified, and all state is fixed-size
@@ -76,8 +80,11 @@ struct conn {
 	uint32_t peer_wnd; /* the guest's window (no scaling: we offer no options but MSS) */
 	uint16_t mss;
 	bool syn_pending, need_ack, fin_rcvd, want_fin;
+	bool syn_sent; /* a SYN-ACK went out: the next is sent again */
 	unsigned dupacks;
-	uint64_t last; /* for eviction: the stack's tick at the last segment */
+	uint64_t rto_at; /* the store's clock, ms: when to send again; 0: no timer */
+	unsigned rto_n;  /* timeouts in a row */
+	uint64_t last;   /* for eviction: the stack's tick at the last segment */
 	uint8_t rbuf[RCV_BUF];
 	size_t rlen;
 	char *resp; /* the response being sent: its first byte is sequence end - resp_len */
@@ -104,6 +111,7 @@ struct spk_mmds_stack {
 	uint32_t arp_ip;
 	uint64_t tick;
 	unsigned rr;
+	uint64_t resent, dropped;  /* for tests (spk_mmds_stack_retransmits) */
 	struct spk_mmds_metrics d; /* counted here, added to the store's after each call */
 };
 
@@ -160,6 +168,16 @@ static bool before(uint32_t a, uint32_t b)
 	return (int32_t)(a - b) < 0;
 }
 
+/* The connection's retransmission timeout: doubled at each timeout in a
+ * row, bounded. */
+static uint64_t rto(const struct conn *c)
+{
+	unsigned n = c->rto_n < 16 ? c->rto_n : 16;
+	uint64_t t = (uint64_t)SPK_MMDS_RTO_INIT_MS << n;
+
+	return t < SPK_MMDS_RTO_MAX_MS ? t : SPK_MMDS_RTO_MAX_MS;
+}
+
 /* ---- the stack ---------------------------------------------------------------------------- */
 
 int spk_mmds_stack_new(struct spk_mmds *m, struct spk_mmds_stack **out)
@@ -213,6 +231,12 @@ void spk_mmds_stack_counts(struct spk_mmds_stack *s, unsigned *conns, unsigned *
 		n += s->c[i].state != C_FREE;
 	*conns = n;
 	*ctl = s->ctl_n;
+}
+
+void spk_mmds_stack_retransmits(struct spk_mmds_stack *s, uint64_t *resent, uint64_t *dropped)
+{
+	*resent = s->resent;
+	*dropped = s->dropped;
 }
 
 bool spk_mmds_stack_match(void *opaque, const uint8_t *f, size_t len)
@@ -411,6 +435,8 @@ static bool ack_in(struct spk_mmds_stack *s, struct conn *c, const struct seg *g
 		c->syn_pending = false;
 		c->snd_nxt = c->snd_max = c->iss + 1;
 		c->snd_una = g->ack;
+		c->rto_at = 0; /* the SYN-ACK is through */
+		c->rto_n = 0;
 	}
 	if (before(c->snd_max, g->ack)) { /* acknowledges what we never sent */
 		c->need_ack = true;
@@ -422,6 +448,9 @@ static bool ack_in(struct spk_mmds_stack *s, struct conn *c, const struct seg *g
 	if (before(c->snd_una, g->ack)) {
 		c->snd_una = g->ack;
 		c->dupacks = 0;
+		/* progress: the timer starts over for what is still in flight */
+		c->rto_n = 0;
+		c->rto_at = before(c->snd_una, c->snd_max) ? spk_mmds_now(s->m) + rto(c) : 0;
 	} else if (g->ack == c->snd_una && !g->len && !(g->flags & FIN) &&
 	           c->snd_una != c->snd_nxt && g->wnd == c->peer_wnd && ++c->dupacks >= 2) {
 		c->snd_nxt = c->snd_una; /* the guest lost some: send it again */
@@ -643,6 +672,8 @@ static size_t conn_seg(struct spk_mmds_stack *s, struct conn *c, uint8_t *f, siz
 		c->syn_pending = false;
 		c->need_ack = false;
 		c->snd_nxt = c->iss + 1;
+		s->resent += c->syn_sent;
+		c->syn_sent = true;
 		return seg_out(s, f, c->mac, c->ip, c->port, c->iss, c->rcv_nxt, SYN | ACK, wnd,
 		               mss, sizeof(mss), NULL, 0);
 	}
@@ -662,6 +693,7 @@ static size_t conn_seg(struct spk_mmds_stack *s, struct conn *c, uint8_t *f, siz
 		if (n) {
 			uint32_t seq = c->snd_nxt;
 
+			s->resent += before(seq, c->snd_max);
 			c->snd_nxt += (uint32_t)n;
 			c->need_ack = false;
 			return seg_out(s, f, c->mac, c->ip, c->port, seq, c->rcv_nxt, ACK | PSH,
@@ -669,6 +701,7 @@ static size_t conn_seg(struct spk_mmds_stack *s, struct conn *c, uint8_t *f, siz
 		}
 	}
 	if (c->want_fin && c->snd_nxt == c->end) {
+		s->resent += before(c->end, c->snd_max); /* our FIN went out before */
 		c->snd_nxt++;
 		c->need_ack = false;
 		return seg_out(s, f, c->mac, c->ip, c->port, c->end, c->rcv_nxt, FIN | ACK, wnd,
@@ -682,13 +715,16 @@ static size_t conn_seg(struct spk_mmds_stack *s, struct conn *c, uint8_t *f, siz
 	return 0;
 }
 
-/* The same, keeping snd_max. */
+/* The same, keeping snd_max, and the timer running while anything sent
+ * (the SYN-ACK, data, our FIN) waits for its acknowledgement. */
 static size_t conn_out(struct spk_mmds_stack *s, struct conn *c, uint8_t *f, size_t cap)
 {
 	size_t n = conn_seg(s, c, f, cap);
 
 	if (before(c->snd_max, c->snd_nxt))
 		c->snd_max = c->snd_nxt;
+	if (n && !c->rto_at && (c->state == C_SYN_RCVD || before(c->snd_una, c->snd_max)))
+		c->rto_at = spk_mmds_now(s->m) + rto(c);
 	return n;
 }
 
@@ -714,6 +750,39 @@ static size_t next_frame(struct spk_mmds_stack *s, uint8_t *f, size_t cap)
 		}
 	}
 	return 0;
+}
+
+uint64_t spk_mmds_stack_timer(void *opaque)
+{
+	struct spk_mmds_stack *s = opaque;
+	uint64_t now = spk_mmds_now(s->m), next = 0;
+
+	for (unsigned i = 0; i < MAX_CONNS; i++) {
+		struct conn *c = &s->c[i];
+
+		if (c->state == C_FREE || !c->rto_at)
+			continue;
+		if (now >= c->rto_at) {
+			if (++c->rto_n > SPK_MMDS_RTO_RETRIES) {
+				/* the guest is gone or stopped listening: free the slot */
+				ctl_push(s, c->mac, c->ip, c->port, c->snd_max, 0, RST);
+				s->dropped++;
+				conn_free(s, c);
+				continue;
+			}
+			/* go back to the first unacknowledged byte (or the SYN-ACK) */
+			if (c->state == C_SYN_RCVD)
+				c->syn_pending = true;
+			else
+				c->snd_nxt = c->snd_una;
+			c->dupacks = 0;
+			c->rto_at = now + rto(c);
+		}
+		if (!next || c->rto_at - now < next)
+			next = c->rto_at - now;
+	}
+	flush_counts(s);
+	return next;
 }
 
 size_t spk_mmds_stack_rx(void *opaque, uint8_t *f, size_t cap)

@@ -30,8 +30,21 @@ bool spk_mmds_stack_match(void *s, const uint8_t *frame, size_t len);
 void spk_mmds_stack_tx(void *s, const uint8_t *frame, size_t len);
 /* The next frame for the guest, into buf (cap bytes): its length, or 0. */
 size_t spk_mmds_stack_rx(void *s, uint8_t *buf, size_t cap);
+/* The retransmission timers (the hook's timer): the connections whose
+ * timer expired send again what the guest has not acknowledged (or drop,
+ * with an RST, after SPK_MMDS_RTO_RETRIES timeouts in a row); the
+ * milliseconds until the next timer, or 0 when none runs. The clock is
+ * the store's (spk_mmds_set_clock). */
+uint64_t spk_mmds_stack_timer(void *s);
+
+#define SPK_MMDS_RTO_INIT_MS 250  /* the first timeout after a send */
+#define SPK_MMDS_RTO_MAX_MS  4000 /* each timeout doubles it, up to this */
+#define SPK_MMDS_RTO_RETRIES 6    /* timeouts in a row before the drop */
 
 /* For tests: open connections and queued control frames. */
 void spk_mmds_stack_counts(struct spk_mmds_stack *s, unsigned *conns, unsigned *ctl);
+/* For tests: segments sent again so far (after a timeout or duplicate
+ * ACKs), and connections dropped after too many timeouts. */
+void spk_mmds_stack_retransmits(struct spk_mmds_stack *s, uint64_t *resent, uint64_t *dropped);
 
 #endif

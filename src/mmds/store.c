@@ -288,6 +288,16 @@ void spk_mmds_set_clock(struct spk_mmds *m, uint64_t (*now_ms)(void))
 	pthread_mutex_unlock(&m->lock);
 }
 
+uint64_t spk_mmds_now(struct spk_mmds *m)
+{
+	uint64_t (*now_ms)(void);
+
+	pthread_mutex_lock(&m->lock);
+	now_ms = m->now_ms;
+	pthread_mutex_unlock(&m->lock);
+	return now_ms();
+}
+
 void spk_mmds_lock(struct spk_mmds *m)
 {
 	pthread_mutex_lock(&m->lock);

@@ -34,6 +34,7 @@
 #include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -98,6 +99,8 @@ struct spk_virtio_net {
 	struct spk_virtio_net_hook hook;
 	bool has_hook;
 	uint8_t *hook_buf; /* NET_FRAME_MAX bytes: one frame copied either way */
+	int hook_tfd;      /* the hook's timer (-1: none yet) */
+	uint64_t hook_due; /* CLOCK_MONOTONIC ns it is armed for; 0: disarmed */
 };
 
 #define net_log(n, ...) spk_dev_log(&(n)->rl, spk_virtio_name((n)->vd), SPK_LOG_WARN, __VA_ARGS__)
@@ -299,6 +302,11 @@ static unsigned rx_local(struct spk_virtio_net *n)
 	for (unsigned i = 0; i < NET_BUDGET && n->has_hook; i++) {
 		size_t len;
 
+		/* the hook's frames count against the receive rate (as
+		 * Firecracker's MMDS frames do): they wait for the refill,
+		 * which kicks queue 0 */
+		if (!spk_rl_admit(&n->rx_rl))
+			return pushed;
 		if (!n->rx.held && !rx_take(n))
 			return pushed; /* the driver's kick brings us back */
 		len = n->hook.rx(n->hook.opaque, n->hook_buf, n->rx.cap);
@@ -313,6 +321,7 @@ static unsigned rx_local(struct spk_virtio_net *n)
 			continue; /* the chain stays held for the next frame */
 		}
 		spk_virtio_push(n->vd, NET_RX, &n->rx.c, NET_HDR_LEN + (uint32_t)len);
+		spk_rl_charge(&n->rx_rl, 1, len);
 		n->rx.held = false;
 		pushed++;
 	}
@@ -321,9 +330,50 @@ static unsigned rx_local(struct spk_virtio_net *n)
 	return pushed;
 }
 
-static void rx_pump(struct spk_virtio_net *n)
+static uint64_t mono_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+/* Run the hook's due timers and arm ours for its next one (re-armed only
+ * when that is sooner than what is armed: a timer that fires early costs
+ * one call that finds nothing due). */
+static void hook_timer(struct spk_virtio_net *n)
+{
+	uint64_t ms, due;
+	struct itimerspec its = {0};
+
+	if (!n->has_hook || !n->hook.timer || n->hook_tfd < 0)
+		return;
+	ms = n->hook.timer(n->hook.opaque);
+	if (!ms)
+		return;
+	if (ms > 3600000) /* a day-long timer is a bug: an hour is plenty */
+		ms = 3600000;
+	due = mono_ns() + ms * 1000000ull;
+	if (n->hook_due && n->hook_due <= due)
+		return;
+	its.it_value.tv_sec = (time_t)(ms / 1000);
+	its.it_value.tv_nsec = (long)(ms % 1000) * 1000000;
+	if (timerfd_settime(n->hook_tfd, 0, &its, NULL) == 0)
+		n->hook_due = due;
+}
+
+/* The hook's frames, then its timers (which may have more). */
+static unsigned rx_hook(struct spk_virtio_net *n)
 {
 	unsigned pushed = rx_local(n);
+
+	hook_timer(n);
+	return pushed;
+}
+
+static void rx_pump(struct spk_virtio_net *n)
+{
+	unsigned pushed = rx_hook(n);
 
 	for (unsigned i = 0; i < NET_BUDGET && !n->tap_gone; i++) {
 		if (!spk_rl_admit(&n->rx_rl)) {
@@ -508,7 +558,7 @@ static void tx_pump(struct spk_virtio_net *n)
 	}
 	if (used)
 		spk_virtio_interrupt(n->vd, NET_TX);
-	if (local && rx_local(n))
+	if (local && rx_hook(n))
 		spk_virtio_interrupt(n->vd, NET_RX); /* the hook's answers */
 	if (i == NET_BUDGET)
 		spk_virtio_kick(n->vd, NET_TX); /* the rest after the other devices' events */
@@ -532,6 +582,28 @@ static void on_tap(void *opaque, int fd, uint32_t events)
 			tx_pump(n);
 		if (events & EPOLLIN)
 			rx_pump(n);
+	}
+	spk_virtio_unlock(n->vd);
+}
+
+/* The hook's timer: its retransmissions go out now if there is room. */
+static void on_hook_timer(void *opaque, int fd, uint32_t events)
+{
+	struct spk_virtio_net *n = opaque;
+	uint64_t ticks;
+
+	(void)events;
+	if (read(fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+		return;
+	spk_virtio_lock(n->vd);
+	n->hook_due = 0;
+	if (n->has_hook && n->hook.timer) {
+		if (spk_virtio_running(n->vd) && rx_local(n))
+			spk_virtio_interrupt(n->vd, NET_RX);
+		hook_timer(n);
+		/* what the timers made due: out now, or at the next kick */
+		if (spk_virtio_running(n->vd) && rx_local(n))
+			spk_virtio_interrupt(n->vd, NET_RX);
 	}
 	spk_virtio_unlock(n->vd);
 }
@@ -670,6 +742,7 @@ int spk_virtio_net_new(const struct spk_virtio_net_config *cfg, struct spk_virti
 	if (!n)
 		return spk_fail(ENOMEM, "virtio-net: out of memory");
 	n->loop = cfg->loop;
+	n->hook_tfd = -1;
 	spk_rl_init(&n->rx_rl, cfg->loop, NULL, NET_RX);
 	spk_rl_init(&n->tx_rl, cfg->loop, NULL, NET_TX);
 	if (cfg->has_mac)
@@ -714,6 +787,10 @@ void spk_virtio_net_free(struct spk_virtio_net *n)
 		spk_evloop_del(n->loop, n->tap);
 	spk_rl_free(&n->rx_rl); /* their refills kick the device */
 	spk_rl_free(&n->tx_rl);
+	if (n->hook_tfd >= 0) {
+		spk_evloop_del(n->loop, n->hook_tfd);
+		close(n->hook_tfd);
+	}
 	spk_virtio_free(n->vd);
 	close(n->tap);
 	free(n->hook_buf);
@@ -783,9 +860,37 @@ int spk_virtio_net_set_rate_limits(struct spk_virtio_net *n, const struct spk_ra
 	return rc;
 }
 
+/* The hook's timerfd on the loop, made once. Not under the device lock:
+ * the loop's add may wait for a dispatch that waits for that lock. */
+static int hook_timer_make(struct spk_virtio_net *n)
+{
+	bool spare;
+	int fd, rc;
+
+	fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (fd < 0)
+		return spk_fail(errno, "virtio-net: the hook's timer: timerfd_create: %s",
+		                strerror(errno));
+	if ((rc = spk_evloop_add(n->loop, fd, EPOLLIN, on_hook_timer, n)) < 0) {
+		close(fd);
+		return rc;
+	}
+	spk_virtio_lock(n->vd);
+	spare = n->hook_tfd >= 0; /* another set_hook made one meanwhile */
+	if (!spare)
+		n->hook_tfd = fd;
+	spk_virtio_unlock(n->vd);
+	if (spare) {
+		spk_evloop_del(n->loop, fd);
+		close(fd);
+	}
+	return 0;
+}
+
 int spk_virtio_net_set_hook(struct spk_virtio_net *n, const struct spk_virtio_net_hook *h)
 {
 	uint8_t *buf = NULL;
+	int rc;
 
 	if (!n)
 		return spk_fail(EINVAL, "virtio-net: set_hook needs a device");
@@ -793,6 +898,10 @@ int spk_virtio_net_set_hook(struct spk_virtio_net *n, const struct spk_virtio_ne
 		return spk_fail(EINVAL, "virtio-net: a hook needs match, tx and rx");
 	if (h && !(buf = malloc(NET_FRAME_MAX)))
 		return spk_fail(ENOMEM, "virtio-net: out of memory for the hook's frames");
+	if (h && h->timer && n->hook_tfd < 0 && (rc = hook_timer_make(n)) < 0) {
+		free(buf);
+		return rc;
+	}
 	spk_virtio_lock(n->vd);
 	if (h) {
 		n->hook = *h;

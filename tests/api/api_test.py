@@ -1058,6 +1058,11 @@ def post_boot_rules(p, disk):
         ("PUT", "/actions", {"action_type": "InstanceStart"}),
     ]:
         expect(p.call(method, path, body), 400, None, "%s %s after boot" % (method, path), after)
+    # no interface has the MMDS: after boot Firecracker has no data store to use
+    for method, body in [("GET", None), ("PUT", {"a": 1}), ("PATCH", {"a": 1})]:
+        expect(p.call(method, "/mmds", body), 400, None,
+               "%s /mmds after a boot without MMDS" % method,
+               "MMDS error: The MMDS data store is not initialized.")
     expect(p.call("PATCH", "/drives/rootfs", {"drive_id": "rootfs", "path_on_host": disk}),
            204, None, "PATCH /drives after boot")
     expect(p.call("PATCH", "/drives/nope", {"drive_id": "nope"}), 400, None,

@@ -1022,6 +1022,112 @@ static void test_large_response_segments(void **state)
 	assert_string_equal(body + 4, val);
 }
 
+/* The retransmission timer, driven through the store's clock: the SYN-ACK
+ * and data the guest does not acknowledge go out again after 250, 500,
+ * 1000, 2000, 4000, 4000 ms; the next timeout drops the connection with an
+ * RST. An acknowledgement that moves forward starts the backoff over. */
+static void test_retransmission_timer(void **state)
+{
+	static const char req[] = "GET /latest/meta-data/ami-id HTTP/1.1\r\n\r\n";
+	static const uint64_t backoff[] = {250, 500, 1000, 2000, 4000, 4000};
+	struct fx *x = *state;
+	struct peer p = {.port = 4100, .seq = 7000, .wnd = 64};
+	struct out o, first;
+	uint64_t resent, dropped;
+	bool progressed = false;
+
+	assert_int_equal(spk_mmds_stack_timer(x->s), 0); /* nothing sent: no timer */
+	/* a lost SYN-ACK comes again */
+	send_tcp(x, &(struct tcp_args){.sport = p.port, .seq = p.seq, .flags = SYN, .wnd = p.wnd});
+	assert_true(next(x, &first));
+	assert_int_equal(first.flags, SYN | ACK);
+	assert_int_equal(spk_mmds_stack_timer(x->s), 250);
+	fake_now += 249;
+	assert_int_equal(spk_mmds_stack_timer(x->s), 1); /* early: nothing yet */
+	none_out(x);
+	fake_now += 1;
+	assert_int_equal(spk_mmds_stack_timer(x->s), 500);
+	assert_true(next(x, &o));
+	assert_int_equal(o.flags, SYN | ACK);
+	assert_int_equal(o.seq, first.seq);
+	none_out(x);
+	spk_mmds_stack_retransmits(x->s, &resent, &dropped);
+	assert_int_equal(resent, 1);
+	p.seq++;
+	p.ack = first.seq + 1;
+	send_tcp(x, &(struct tcp_args){
+	                .sport = p.port, .seq = p.seq, .ack = p.ack, .flags = ACK, .wnd = p.wnd});
+	assert_int_equal(spk_mmds_stack_timer(x->s), 0); /* all acknowledged */
+
+	/* a response the guest never acknowledges: its first 64 bytes (the
+	 * window) again at each timeout, then the drop */
+	send_tcp(x, &(struct tcp_args){.sport = p.port,
+	                               .seq = p.seq,
+	                               .ack = p.ack,
+	                               .flags = ACK | PSH,
+	                               .data = req,
+	                               .len = strlen(req),
+	                               .wnd = p.wnd});
+	p.seq += (uint32_t)strlen(req);
+	assert_true(next(x, &first));
+	assert_int_equal(first.len, 64);
+	assert_int_equal(first.seq, p.ack);
+	none_out(x); /* the window is full */
+	for (unsigned i = 0; i < 6; i++) {
+		assert_int_equal(spk_mmds_stack_timer(x->s), backoff[i]);
+		fake_now += backoff[i];
+		assert_int_equal(spk_mmds_stack_timer(x->s), i + 1 < 6 ? backoff[i + 1] : 4000);
+		assert_true(next(x, &o));
+		assert_int_equal(o.seq, first.seq);
+		assert_int_equal(o.len, 64);
+		assert_memory_equal(o.data, first.data, 64);
+		none_out(x);
+		if (i == 2 && !progressed) {
+			/* three timeouts, then progress: the backoff starts over */
+			p.ack += 10;
+			send_tcp(x, &(struct tcp_args){.sport = p.port,
+			                               .seq = p.seq,
+			                               .ack = p.ack,
+			                               .flags = ACK,
+			                               .zero_wnd = true});
+			none_out(x); /* a closed window: nothing more */
+			assert_int_equal(spk_mmds_stack_timer(x->s), 250);
+			fake_now += 250;
+			assert_int_equal(spk_mmds_stack_timer(x->s), 500);
+			none_out(x); /* nothing fits a closed window */
+			send_tcp(x, &(struct tcp_args){.sport = p.port,
+			                               .seq = p.seq,
+			                               .ack = p.ack,
+			                               .flags = ACK,
+			                               .wnd = p.wnd});
+			assert_true(next(x, &first)); /* the window opened: 64 more from there */
+			assert_int_equal(first.seq, p.ack);
+			assert_int_equal(first.len, 64);
+			none_out(x);
+			assert_int_equal(spk_mmds_stack_timer(x->s), 500);
+			fake_now += 500;
+			assert_int_equal(spk_mmds_stack_timer(x->s), 1000);
+			assert_true(next(x, &o));
+			assert_int_equal(o.seq, first.seq);
+			none_out(x);
+			i = 1; /* two timeouts in a row again */
+			progressed = true;
+		}
+	}
+	spk_mmds_stack_retransmits(x->s, &resent, &dropped);
+	assert_int_equal(dropped, 0);
+	assert_int_equal(conns(x), 1);
+	fake_now += 4000;
+	assert_int_equal(spk_mmds_stack_timer(x->s), 0); /* dropped: no timer left */
+	assert_int_equal(conns(x), 0);
+	assert_true(next(x, &o));
+	assert_int_equal(o.flags, RST);
+	assert_int_equal(o.dport, p.port);
+	none_out(x);
+	spk_mmds_stack_retransmits(x->s, &resent, &dropped);
+	assert_int_equal(dropped, 1);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1042,6 +1148,7 @@ int main(void)
 	    T(test_syn_flood_and_retransmitted_syn),
 	    T(test_request_too_large),
 	    T(test_large_response_segments),
+	    T(test_retransmission_timer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

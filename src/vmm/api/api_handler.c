@@ -407,12 +407,18 @@ static void serial(struct req *q)
 	applied(q, spk_res_serial(&q->api->res, q->body, "$", &e), &e);
 }
 
-/* PUT, PATCH and GET /mmds: the data store, at any time. */
+/* PUT, PATCH and GET /mmds: the data store, at any time; after boot only
+ * when an interface serves it (Firecracker's VM then has no store). An
+ * empty store reads as {} (Firecracker's answer for its null). */
 static void mmds(struct req *q)
 {
 	struct spk_res_err e = {0};
 	unsigned status;
 
+	if (q->api->started && !q->api->res.m.mmds) {
+		spk_api_fault(q->out, 400, "MMDS error: The MMDS data store is not initialized.");
+		return;
+	}
 	if (q->method == M_GET) {
 		json_t *v = spk_res_mmds_json(&q->api->res);
 

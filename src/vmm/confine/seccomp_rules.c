@@ -92,7 +92,7 @@ static const struct rule device[] = {
 	{SCMP_SYS(recvfrom), "gdb stub and vsock: socket reads"},
 	{SCMP_SYS(sendto), "gdb stub and vsock: socket writes"},
 	{SCMP_SYS(shutdown), "gdb stub and vsock: closing a connection"},
-	{SCMP_SYS(timerfd_settime), "rate limiters: the refill timer"},
+	{SCMP_SYS(timerfd_settime), "rate limiters' refills, MMDS retransmissions"},
 	{SCMP_SYS(ioctl), "KVM only (below)"},
 };
 

@@ -445,7 +445,8 @@ static int add_mmds(struct spk_machine *m, struct vm_instance *v, uint32_t i)
 {
 	struct spk_virtio_net_hook h = {.match = spk_mmds_stack_match,
 	                                .tx = spk_mmds_stack_tx,
-	                                .rx = spk_mmds_stack_rx};
+	                                .rx = spk_mmds_stack_rx,
+	                                .timer = spk_mmds_stack_timer};
 	int rc = spk_mmds_stack_new(m->cfg.mmds, &v->mmds[i]);
 
 	if (rc < 0)

@@ -982,7 +982,7 @@ static void test_net_hook(void **state)
 	int sv[2];
 	uint8_t buf[128];
 	uint32_t id, len;
-	const struct spk_virtio_net_hook hook = {&h, hook_match, hook_tx, hook_rx};
+	const struct spk_virtio_net_hook hook = {&h, hook_match, hook_tx, hook_rx, NULL};
 
 	assert_int_equal(spk_evloop_new("hook-test", &loop), 0);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
@@ -990,7 +990,7 @@ static void test_net_hook(void **state)
 	    .pci = f->h, .slot = -1, .mem = f->m.mem, .loop = loop, .tap_fd = sv[0]};
 	assert_int_equal(spk_virtio_net_new(&nc, &n), 0);
 	assert_int_equal(spk_virtio_net_set_hook(NULL, &hook), -EINVAL);
-	const struct spk_virtio_net_hook half = {&h, hook_match, NULL, hook_rx};
+	const struct spk_virtio_net_hook half = {&h, hook_match, NULL, hook_rx, NULL};
 	assert_int_equal(spk_virtio_net_set_hook(n, &half), -EINVAL);
 	assert_int_equal(spk_virtio_net_set_hook(n, &hook), 0);
 	probe(f, &d, SPK_VIRTIO_ID_NET, 0x60000);
