@@ -170,6 +170,31 @@ SPK_EXPORT(beyond_ram, ":v")
 	return 0;
 }
 
+/* port reads forever, `in` (mode 0) or `ins` into memory (mode 1): each is
+ * an exit the library answers itself (the hypercall port, read: all ones), so an exit
+ * budget ends the call right after one, with KVM still owing the
+ * instruction its completion (rax or memory, and rip) */
+SPK_EXPORT(port_read_loop, "i:v")
+{
+	static volatile uint32_t sink[4];
+	int64_t mode = guest_fn_i64(c, 0);
+
+	for (;;) {
+		if (mode == 0) {
+			uint32_t v;
+			__asm__ volatile("inl %w1, %0" : "=a"(v) : "Nd"((uint16_t)SPK_HC_PORT));
+			sink[0] = v;
+		} else {
+			void *dst = (void *)&sink[1];
+			__asm__ volatile("insl"
+			                 : "+D"(dst)
+			                 : "d"((uint16_t)SPK_HC_PORT)
+			                 : "memory");
+		}
+	}
+	return 0;
+}
+
 SPK_EXPORT(divide, "ii:i")
 {
 	volatile int64_t a = guest_fn_i64(c, 0), b = guest_fn_i64(c, 1);

@@ -233,6 +233,15 @@ struct spk_backend_ops {
 	int (*vcpu_state_load)(struct spk_vcpu *vcpu, struct spk_snap_reader *r, bool check_only);
 	int (*vm_state_save)(struct spk_vm *vm, struct spk_snap_writer *w);
 	int (*vm_state_load)(struct spk_vm *vm, struct spk_snap_reader *r, bool check_only);
+	/*
+	 * Finish the exit the vCPU last stopped on without running the guest:
+	 * the caller's completion (spk_vcpu_complete_last) and what the
+	 * hypervisor still owes the instruction (KVM completes a port or MMIO
+	 * read at the next KVM_RUN: rax or memory, and rip), so that registers
+	 * and memory set afterwards are not undone by it. Not RUNNING. NULL:
+	 * nothing is ever pending.
+	 */
+	int (*vcpu_flush_exit)(struct spk_vcpu *vcpu);
 };
 
 /* The backend linked into the library (src/kvm/backend.c for x86-64). */
@@ -329,6 +338,11 @@ void spk_vcpu_irq_requeue(struct spk_vcpu *vcpu, int vector);
 /* core/route.c: route an SPK_STEP_ROUTE exit (see enum spk_step); true
  * when handled (and completed), false when *exit is for the caller. */
 bool spk_route_exit(struct spk_vcpu *vcpu, struct spk_exit *exit);
+
+/* The backend's vcpu_flush_exit where it has one (else the caller's
+ * completion only): for code that reloads a vCPU's registers and memory
+ * after an exit (in-place reset, function sandboxes). Not RUNNING. */
+int spk_vcpu_flush_exit(struct spk_vcpu *vcpu);
 
 /* Fill *exit as an INTERNAL_ERROR with code, raw and a message. */
 void spk_exit_set_internal(struct spk_exit *exit, uint32_t code, uint64_t raw, const char *fmt, ...)

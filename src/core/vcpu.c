@@ -475,6 +475,20 @@ void spk_vcpu_complete_last(struct spk_vcpu *vcpu)
 		vcpu->vm->ops->vcpu_complete(vcpu, e);
 }
 
+int spk_vcpu_flush_exit(struct spk_vcpu *vcpu)
+{
+	if (!spk_vcpu_ok(vcpu, "finish its last exit"))
+		return -EINVAL;
+	if (spk_vcpu_state(vcpu) == SPK_VCPU_RUNNING)
+		return spk_fail(EBUSY, "vcpu %u: cannot finish its last exit while it runs",
+		                vcpu->id);
+	if (!vcpu->vm->ops->vcpu_flush_exit) {
+		spk_vcpu_complete_last(vcpu);
+		return 0;
+	}
+	return vcpu->vm->ops->vcpu_flush_exit(vcpu);
+}
+
 int spk_vcpu_run(struct spk_vcpu *vcpu, struct spk_exit *exit)
 {
 	int rc;

@@ -35,6 +35,7 @@
 #include <sparkler/vm.h>
 #include <sparkler/x86.h>
 
+#include "core/backend.h"
 #include "core/internal.h"
 #include "fn/frame.h"
 
@@ -441,11 +442,22 @@ static int reset(struct spk_fn *fn)
 {
 	uint64_t t0 = now_ns(CLOCK_MONOTONIC), pages = 0;
 
+	/*
+	 * A call that ended right after a port read the library answered (an
+	 * exit or time budget, a cancel) leaves KVM the read's completion for
+	 * the next KVM_RUN: rax or memory (`ins`), and rip past the
+	 * instruction, which would undo the registers loaded below and send
+	 * the next call back into the old one. Finish it first, before the
+	 * memory copy-back (an `ins` completion writes guest memory).
+	 */
+	spk_exit_complete_read(&fn->exit, 0);
+	if (spk_vcpu_flush_exit(fn->vcpu) < 0)
+		return spk_fail(EIO, "fn: finishing the vCPU's last exit failed: %s",
+		                spk_last_error());
 	if (!fn->dirty)
 		reset_compared(fn, &pages);
 	else if (reset_logged(fn, &pages) < 0)
 		return spk_fail(EIO, "fn: reading the dirty log failed: %s", spk_last_error());
-	spk_exit_complete_read(&fn->exit, 0); /* a pending hypercall: rax is reloaded anyway */
 	if (spk_vcpu_set_sregs(fn->vcpu, &fn->sregs0) < 0 ||
 	    spk_vcpu_set_regs(fn->vcpu, &fn->regs0) < 0)
 		return spk_fail(EIO, "fn: resetting the vCPU failed: %s", spk_last_error());

@@ -45,6 +45,7 @@ static const struct spk_backend_ops kvm_x86_64 = {
     /* Snapshots: state.c */
     .vcpu_state_save = spk_kvm_vcpu_state_save,
     .vcpu_state_load = spk_kvm_vcpu_state_load,
+    .vcpu_flush_exit = spk_kvm_vcpu_flush_exit,
     .vm_state_save = spk_kvm_vm_state_save,
     .vm_state_load = spk_kvm_vm_state_load,
 };

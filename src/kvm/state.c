@@ -71,7 +71,7 @@ static uint32_t xsave_size(const struct spk_vm *vm)
 
 /* ---- finishing the last exit ---------------------------------------------------- */
 
-static int flush_exit(struct spk_vcpu *vcpu)
+int spk_kvm_vcpu_flush_exit(struct spk_vcpu *vcpu)
 {
 	int rc, err;
 
@@ -292,7 +292,7 @@ int spk_kvm_vcpu_state_save(struct spk_vcpu *vcpu, struct spk_snap_writer *w)
 	struct vcpu_state s = {0};
 	int rc;
 
-	if ((rc = flush_exit(vcpu)) < 0 || (rc = vcpu_read(vcpu, &s)) < 0)
+	if ((rc = spk_kvm_vcpu_flush_exit(vcpu)) < 0 || (rc = vcpu_read(vcpu, &s)) < 0)
 		goto out;
 	spk_snap_put_bytes(w, "regs", &s.regs, sizeof(s.regs));
 	spk_snap_put_u8(w, "sregs_kind", s.sregs_kind);
@@ -521,7 +521,7 @@ int spk_kvm_vcpu_state_load(struct spk_vcpu *vcpu, struct spk_snap_reader *r, bo
 		 * in-place reset after a console hypercall kept the old rip).
 		 * So the vCPU is entered once with immediate_exit first.
 		 */
-		if ((rc = flush_exit(vcpu)) == 0) {
+		if ((rc = spk_kvm_vcpu_flush_exit(vcpu)) == 0) {
 			spk_kvm_vcpu(vcpu)->last_from_kvm_hypercall = false;
 			if ((rc = vcpu_apply(vcpu, r, &s)) < 0)
 				spk_vcpu_invalidate(vcpu);

@@ -23,6 +23,10 @@ struct spk_snap_cpuid;
  * reads and checks); a refusal before applying leaves the vCPU as it was,
  * one by KVM leaves it INVALID. Both name the field in spk_last_error().
  */
+/* Enter the vCPU once with immediate_exit: its last exit completed
+ * (the caller's value, KVM's pending I/O completion), no guest instruction
+ * run (backend op vcpu_flush_exit). */
+int spk_kvm_vcpu_flush_exit(struct spk_vcpu *vcpu);
 int spk_kvm_vcpu_state_save(struct spk_vcpu *vcpu, struct spk_snap_writer *w);
 int spk_kvm_vcpu_state_load(struct spk_vcpu *vcpu, struct spk_snap_reader *r, bool check_only);
 /* The VM section: the VM clock and, with the in-kernel irqchip, both PICs,

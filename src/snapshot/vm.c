@@ -28,6 +28,7 @@
 #include <sparkler/vcpu.h>
 #include <sparkler/vm.h>
 
+#include "core/backend.h"
 #include "core/internal.h"
 #include "kvm/state.h"
 #include "snapshot/snap_internal.h"
@@ -573,6 +574,11 @@ int spk_snap_reset_apply(struct spk_snap_reset *s)
 		return -EINVAL;
 	if ((rc = check_stopped(s->vm, &first, "reset in place")) < 0)
 		return rc;
+	/* every vCPU's last exit finished first: KVM's completion of an `ins`
+	 * writes guest memory, which must come before the copy-back */
+	for (uint32_t i = 0; i < spk_vm_max_vcpus(s->vm); i++)
+		if (spk_vm_vcpu(s->vm, i) && (rc = spk_vcpu_flush_exit(spk_vm_vcpu(s->vm, i))) < 0)
+			return rc;
 	dirty_clear(s->dirty);
 	if ((rc = spk_vm_dirty_log_fetch(s->vm, s->dirty)) < 0 ||
 	    (rc = spk_snap_mem_reset(&s->l, s->mem_fd, spk_vm_mem(s->vm), s->dirty)) < 0 ||

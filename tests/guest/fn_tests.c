@@ -291,9 +291,6 @@ static void case_hostile(void)
 	const struct spk_fn_value z[] = {i64(1), i64(0)};
 	call_fails(fn, "divide", z, 2, EFAULT, "#DE divide error");
 	call_fails(fn, "power_off", NULL, 0, EPROTO, "SYSTEM_DOWN");
-	const struct spk_fn_value st[] = {i64(3)};
-	call_fails(fn, "do_exit", st, 1, EPROTO, "exited with status 3");
-	still_works(fn);
 	spk_fn_close(fn);
 }
 
@@ -312,6 +309,16 @@ static void case_budgets(void)
 	CHECK_EQ(st.last_exits, 11);
 	call_fails(fn, "many_exits", many, 1, EDQUOT, "exit budget (100 exits)");
 	still_works(fn);
+	/* a budget that ends a call right after a port read the library
+	 * answered: KVM's pending completion of it (rax or memory, and rip)
+	 * must not reach the next call, which starts from the reset point */
+	for (int mode = 0; mode < 2; mode++) {
+		const struct spk_fn_value m[] = {i64(mode)};
+		for (int round = 0; round < 3; round++) {
+			call_fails(fn, "port_read_loop", m, 1, EDQUOT, "exit budget");
+			still_works(fn);
+		}
+	}
 	spk_fn_close(fn);
 
 	/* a time budget ends a loop (no assertion on how long it took) */
