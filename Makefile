@@ -91,7 +91,7 @@ clean:
 # The aarch64 cross build (Debian gcc-aarch64-linux-gnu; the sysroot with
 # the arm64 libraries and the meson cross file: scripts/arm64-cross.sh):
 # the library with the KVM/arm64 backend, the arm64 guest SDK and test
-# guests, and the backend's test program (kvm-arm64-test).
+# guests, and the library's arm64 test program (arm64-test).
 BUILD_ARM64 ?= build-arm64
 cross-arm64: $(BUILD_ARM64)/build.ninja
 	ninja -C $(BUILD_ARM64)

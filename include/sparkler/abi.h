@@ -36,16 +36,33 @@
  */
 #define SPK_A64_HC_BASE 0xc3000000u
 
+/*
+ * The guest-physical layout of the in-kernel GICv3 the arm64 backend
+ * gives a VM with SPK_IRQCHIP_KERNEL (the addresses of QEMU's virt
+ * machine): the distributor, then one 128 KiB redistributor (RD and SGI
+ * frames) per vCPU, at most SPK_A64_MAX_VCPUS. SPIs are INTIDs 32 ..
+ * 32 + SPK_A64_GIC_NR_SPIS - 1; spk_vm_irq_line()'s gsi n is INTID 32 + n.
+ * The architected timer: PPI 27 (virtual), 30 (physical, EL1).
+ */
+#define SPK_A64_GICD_BASE      0x08000000ull
+#define SPK_A64_GICD_SIZE      0x00010000ull
+#define SPK_A64_GICR_BASE      0x080a0000ull
+#define SPK_A64_GICR_SIZE      0x00020000ull /* per vCPU */
+#define SPK_A64_MAX_VCPUS      32
+#define SPK_A64_GIC_NR_SPIS    96
+#define SPK_A64_TIMER_VIRT_PPI 27
+#define SPK_A64_TIMER_PHYS_PPI 30
+
 enum spk_hc_nr {
-	SPK_HC_CPU_ON = 1,       /* (target cpu, entry, arg) -> 0 or -errno */
-	SPK_HC_CPU_OFF = 2,      /* (state): does not return */
-	SPK_HC_SEND_IPI = 3,     /* (target cpu, vector, flags SPK_IPI_*) */
-	SPK_HC_SYSTEM_OFF = 4,   /* (): does not return */
-	SPK_HC_SYSTEM_RESET = 5, /* (): does not return */
+	SPK_HC_CPU_ON = 1,        /* (target cpu, entry, arg) -> 0 or -errno */
+	SPK_HC_CPU_OFF = 2,       /* (state): does not return */
+	SPK_HC_SEND_IPI = 3,      /* (target cpu, vector, flags SPK_IPI_*) */
+	SPK_HC_SYSTEM_OFF = 4,    /* (): does not return */
+	SPK_HC_SYSTEM_RESET = 5,  /* (): does not return */
 	SPK_HC_CONSOLE_WRITE = 6, /* (gpa, len) -> bytes written or -errno */
-	SPK_HC_UCALL = 7,        /* (type, a0..a4): see SPK_UCALL_* */
-	SPK_HC_VCPU_ID = 8,      /* () -> the calling vCPU's id */
-	SPK_HC_FN = 9,           /* (op SPK_FN_OP_*, ...): function sandboxes, fn_abi.h */
+	SPK_HC_UCALL = 7,         /* (type, a0..a4): see SPK_UCALL_* */
+	SPK_HC_VCPU_ID = 8,       /* () -> the calling vCPU's id */
+	SPK_HC_FN = 9,            /* (op SPK_FN_OP_*, ...): function sandboxes, fn_abi.h */
 	SPK_HC_EMBEDDER_BASE = 0x100,
 	SPK_HC_MAX = 0xffff,
 };
@@ -72,10 +89,10 @@ enum spk_ucall_type {
 #define SPK_UCALL_STR_MAX 256
 
 /* Negative errno values the library returns to guests in rax. */
-#define SPK_HC_EINVAL  ((uint64_t)-22)
-#define SPK_HC_ENOSYS  ((uint64_t)-38)
-#define SPK_HC_EFAULT  ((uint64_t)-14)
-#define SPK_HC_EBUSY   ((uint64_t)-16)
-#define SPK_HC_ENODEV  ((uint64_t)-19)
+#define SPK_HC_EINVAL ((uint64_t)-22)
+#define SPK_HC_ENOSYS ((uint64_t)-38)
+#define SPK_HC_EFAULT ((uint64_t)-14)
+#define SPK_HC_EBUSY  ((uint64_t)-16)
+#define SPK_HC_ENODEV ((uint64_t)-19)
 
 #endif

@@ -33,8 +33,9 @@ enum spk_exit_kind {
 	 * A read is completed with spk_exit_complete_read() or by filling
 	 * data[] before the next spk_vcpu_run().
 	 * KVM/arm64 (src/kvm-arm64): KVM_EXIT_MMIO, a data abort with a valid
-	 * syndrome; reg/reg_width/sign_ext from the load/store at the PC when
-	 * the guest's MMU is off (else -1/0); KVM writes the register.
+	 * syndrome, routed by the core as on x86 (bus, miss policy);
+	 * reg/reg_width/sign_ext from the load/store at the PC when the
+	 * guest's MMU is off (else -1/0); KVM writes the register.
 	 */
 	SPK_EXIT_MMIO,
 	/*
@@ -74,9 +75,8 @@ enum spk_exit_kind {
 	 * no device under the default MMIO miss policy (SPK_MISS_FAULT), or
 	 * that writes a SPK_MEM_READONLY region. x86 cannot tell an
 	 * instruction fetch from a read here. A read completes with all-ones
-	 * unless the caller completes it with a value. KVM/arm64: the same
-	 * KVM_EXIT_MMIO, once the arm64 backend sits behind the core's bus
-	 * (issue 14); its own tests see these accesses as MMIO.
+	 * unless the caller completes it with a value. KVM/arm64: the same,
+	 * from KVM_EXIT_MMIO (no fetches: KVM cannot run code outside RAM).
 	 */
 	SPK_EXIT_NESTED_PAGE_FAULT,
 	/*
@@ -87,7 +87,8 @@ enum spk_exit_kind {
 	 * for an interrupt (spk_vcpu_interrupt) when the guest halted with
 	 * interrupts on, and stops the vCPU when they were off: once every
 	 * vCPU stopped, the run ends with kind CPU_DOWN. KVM/arm64: never
-	 * (WFI and WFE wait inside KVM_RUN; the GIC is always in-kernel).
+	 * (WFI and WFE wait inside KVM_RUN, with or without the in-kernel
+	 * GIC; kick the vCPU or spk_vm_request_stop()).
 	 */
 	SPK_EXIT_HALT,
 	/*
@@ -95,13 +96,19 @@ enum spk_exit_kind {
 	 * The hypercall returns 0 unless the caller completes it with an
 	 * error. spk_vm_run() starts the target when its handler accepts.
 	 * KVM/arm64: PSCI CPU_ON (32/64-bit) forwarded by the SMCCC filter;
-	 * target_cpu is the target's MPIDR affinity, arg the context id, and
-	 * the completed value is a PSCI return code (-2 INVALID_PARAMETERS
-	 * for an unknown MPIDR, -4 ALREADY_ON).
+	 * target_cpu is the vCPU id the MPIDR names (KVM's layout: Aff0 =
+	 * id & 15, Aff1 = id >> 4), UINT64_MAX for an MPIDR no vCPU can have;
+	 * arg is the context id. The completed value is 0 or -errno as on
+	 * x86-64; the guest gets it as PSCI's code: 0 SUCCESS, -EBUSY
+	 * ALREADY_ON (-4), -EINVAL/-ENODEV/-ENOENT/-ERANGE INVALID_PARAMETERS
+	 * (-2), any other INTERNAL_FAILURE (-6). spk_vm_run()'s default
+	 * start resets the target (KVM_ARM_VCPU_INIT) and enters it at
+	 * entry_point in EL1h, masked, with x0 = arg.
 	 */
 	SPK_EXIT_CPU_UP,
 	/* The calling vCPU stops itself (hypercall SPK_HC_CPU_OFF; KVM/arm64:
-	 * PSCI CPU_OFF, forwarded by the SMCCC filter). */
+	 * PSCI CPU_OFF, forwarded by the SMCCC filter: KVM then sees the vCPU
+	 * off, and a KVM_RUN of it waits until it is started again). */
 	SPK_EXIT_CPU_DOWN,
 	/* Hypercall SPK_HC_SEND_IPI: deliver vector to target_cpu. KVM/arm64:
 	 * never (SGIs are the in-kernel GICv3's). */
@@ -110,7 +117,8 @@ enum spk_exit_kind {
 	 * Power off: hypercall SPK_HC_SYSTEM_OFF, KVM_SYSTEM_EVENT_SHUTDOWN,
 	 * or a device (ACPI PM1 S5) through spk_vm_request_stop(). KVM/arm64:
 	 * PSCI SYSTEM_OFF, which KVM answers with KVM_SYSTEM_EVENT_SHUTDOWN
-	 * after powering every vCPU off.
+	 * on the calling vCPU after powering every vCPU off: the others
+	 * sleep inside KVM_RUN until kicked (spk_vm_run() kicks them).
 	 */
 	SPK_EXIT_SYSTEM_DOWN,
 	/*

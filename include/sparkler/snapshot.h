@@ -23,6 +23,10 @@
  * a dirty bitmap are one thread's at a time; none is signal-safe. Snapshots are
  * taken with the VM paused and loaded before it first runs. Each object
  * is the caller's, from its _new/_open to its _free/_close.
+ *
+ * arm64 (the kvm-arm64 backend, arm64.h): no snapshots yet. spk_vm_snapshot,
+ * spk_vm_restore, spk_snap_reset_new and the dirty log refuse with -ENOTSUP
+ * and a message saying so; the file format functions work on any host.
  */
 #ifndef SPARKLER_SNAPSHOT_H
 #define SPARKLER_SNAPSHOT_H

@@ -7,6 +7,7 @@
 #define SPARKLER_SPARKLER_H
 
 #include <sparkler/abi.h>
+#include <sparkler/arm64.h>
 #include <sparkler/acpi.h>
 #include <sparkler/arm64_boot.h>
 #include <sparkler/assist.h>

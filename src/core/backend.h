@@ -6,13 +6,14 @@
  * The core (src/core/) owns the VM and the vCPU objects below, the vCPU
  * state machine, guest memory (it maps the host memory, keeps the region
  * map and the slot table), the bus, hypercall dispatch, the runner, kicks
- * and the statistics. A backend (src/kvm/: KVM on x86-64; one folder per
- * architecture) implements struct spk_backend_ops and hangs its own data
- * on vm->be and vcpu->be. The core reaches the backend only through that
- * table, which it gets from spk_backend(): the one function the backend
- * linked into the library defines. Nothing in src/core/ includes a
- * backend's header (tests/unit/test_backend.c links the core with a fake
- * backend and no KVM to prove it).
+ * and the statistics. A backend (src/kvm/: KVM on x86-64, src/kvm-arm64/:
+ * KVM on arm64; one folder per architecture) implements struct
+ * spk_backend_ops and hangs its own data on vm->be and vcpu->be. The core
+ * reaches the backend only through that table, which it gets from
+ * spk_backend(): the one function the backend linked into the library
+ * defines. Nothing in src/core/ includes a backend's header
+ * (tests/unit/test_backend.c links the core with a fake backend and no
+ * KVM to prove it).
  *
  * One spk_vcpu_run(), start to finish:
  *   core     READY -> RUNNING; before the VM's first entry, the bus and the
@@ -93,8 +94,16 @@ enum spk_step {
 
 /* Register sets for ops->vcpu_get_regs / vcpu_set_regs. */
 enum spk_regset {
-	SPK_REGS_X86 = 1, /* struct spk_x86_regs (x86.h) */
-	SPK_REGS_X86_SYS, /* struct spk_x86_sregs */
+	SPK_REGS_X86 = 1,   /* struct spk_x86_regs (x86.h) */
+	SPK_REGS_X86_SYS,   /* struct spk_x86_sregs */
+	SPK_REGS_ARM64,     /* struct spk_arm64_regs (arm64.h) */
+	SPK_REGS_ARM64_ONE, /* struct spk_arm64_one_reg: one register by KVM's id */
+};
+
+/* SPK_REGS_ARM64_ONE's buffer: get fills value, set writes it. */
+struct spk_arm64_one_reg {
+	uint64_t id;
+	uint64_t value;
 };
 
 struct spk_vm;
@@ -244,7 +253,8 @@ struct spk_backend_ops {
 	int (*vcpu_flush_exit)(struct spk_vcpu *vcpu);
 };
 
-/* The backend linked into the library (src/kvm/backend.c for x86-64). */
+/* The backend linked into the library (src/kvm/backend.c for x86-64,
+ * src/kvm-arm64/backend.c for arm64). */
 const struct spk_backend_ops *spk_backend(void);
 
 /* Written into live VMs and vCPUs, cleared on destroy: a cheap check that

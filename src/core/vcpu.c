@@ -613,3 +613,35 @@ int spk_vcpu_set_sregs(struct spk_vcpu *vcpu, const struct spk_x86_sregs *sregs)
 {
 	return set_regs(vcpu, SPK_REGS_X86_SYS, sregs, sizeof(*sregs), "set system registers");
 }
+
+/* ---- registers (arm64.h's functions, through the backend) ----------------- */
+
+int spk_vcpu_get_arm64_regs(struct spk_vcpu *vcpu, struct spk_arm64_regs *regs)
+{
+	return get_regs(vcpu, SPK_REGS_ARM64, regs, sizeof(*regs), "get arm64 registers");
+}
+
+int spk_vcpu_set_arm64_regs(struct spk_vcpu *vcpu, const struct spk_arm64_regs *regs)
+{
+	return set_regs(vcpu, SPK_REGS_ARM64, regs, sizeof(*regs), "set arm64 registers");
+}
+
+int spk_vcpu_get_arm64_reg(struct spk_vcpu *vcpu, uint64_t id, uint64_t *value)
+{
+	struct spk_arm64_one_reg r = {.id = id};
+	int rc;
+
+	if (!value)
+		return spk_fail(EINVAL, "vcpu: get an arm64 register without a value pointer");
+	rc = get_regs(vcpu, SPK_REGS_ARM64_ONE, &r, sizeof(r), "get an arm64 register");
+	if (rc == 0)
+		*value = r.value;
+	return rc;
+}
+
+int spk_vcpu_set_arm64_reg(struct spk_vcpu *vcpu, uint64_t id, uint64_t value)
+{
+	struct spk_arm64_one_reg r = {.id = id, .value = value};
+
+	return set_regs(vcpu, SPK_REGS_ARM64_ONE, &r, sizeof(r), "set an arm64 register");
+}

@@ -1,45 +1,44 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The KVM/arm64 backend: VM and vCPU setup, memory slots, the in-kernel
- * GICv3 and the architected timer, and the translation of every KVM/arm64
- * exit into the library's exit model (sparkler/exit.h). Not installed.
- *
- * It is not yet behind the backend ops table (core/backend.h), so the
- * library's VM/vCPU API (sparkler/vm.h) has no arm64 backend; these
- * functions are shaped to become those ops (vm_create, mem_slot_add,
- * vcpu_create, vcpu_enter + vcpu_translate = spk_a64_vcpu_step,
- * vcpu_complete, vcpu_kick, vcpu_start = spk_a64_vcpu_power_on,
- * vcpu_set_debug, registers). Until then tests/arm64 drives it directly.
+ * The KVM/arm64 backend (not installed): what it keeps beside the core's
+ * VM and vCPU objects (core/backend.h), and what its files share. The
+ * core reaches it only through the ops table of backend.c.
  *
  * Exits (what KVM/arm64 gives, and what this makes of it):
  * - KVM_EXIT_MMIO (a data abort with a valid syndrome, ISV=1, on a GPA
- *   with no memory slot or a write to a read-only one): MMIO with addr,
- *   width, is_write, data. KVM does not pass the syndrome on, so reg,
- *   reg_width and sign_ext come from the load/store instruction at the PC,
- *   decoded here, when the guest runs with its MMU off (the PC is then a
- *   guest-physical address) and the instruction agrees with KVM's width;
- *   else reg is -1. A read completes through mmio.data, and KVM writes the
- *   register (sign-extending as the syndrome says) at the next run.
+ *   with no memory slot or a write to a read-only one): an MMIO access the
+ *   core routes (memory map: NESTED_PAGE_FAULT; bus; miss policy) with
+ *   addr, width, is_write, data. KVM does not pass the syndrome on, so
+ *   reg, reg_width and sign_ext come from the load/store instruction at
+ *   the PC, decoded here, when the guest runs with its MMU off (the PC is
+ *   then a guest-physical address) and the instruction agrees with KVM's
+ *   width; else reg is -1. A read completes through mmio.data, and KVM
+ *   writes the register (sign-extending as the syndrome says) at the next
+ *   run.
  * - KVM_EXIT_ARM_NISV (an access KVM cannot emulate: no syndrome, e.g.
  *   ldp or a post-indexed load to MMIO): INTERNAL_ERROR, code
  *   SPK_INTERNAL_NO_SYNDROME, raw = the fault IPA.
  * - KVM_EXIT_HYPERCALL through the SMCCC filter (KVM_ARM_VM_SMCCC_FILTER,
- *   Linux 6.4+), HVC only: the library's hypercalls (function IDs
- *   SPK_A64_HC_BASE + nr, see sparkler/abi.h) as HYPERCALL, nr and x1..x6;
- *   PSCI CPU_ON (32 and 64-bit) as CPU_UP (target MPIDR, entry, context),
- *   PSCI CPU_OFF as CPU_DOWN. The result goes to x0 at the next run. Every
- *   other PSCI function (VERSION, FEATURES, SYSTEM_OFF, SYSTEM_RESET, ...)
- *   stays with KVM.
+ *   Linux 6.4+; vm_create refuses a host without it), HVC only (an SMC is
+ *   an INTERNAL_ERROR): the library's hypercalls (function IDs
+ *   SPK_A64_HC_BASE + nr, abi.h) as HYPERCALL for the core's dispatch,
+ *   nr and x1..x6; PSCI CPU_ON (32 and 64-bit) as CPU_UP (target_cpu =
+ *   the vCPU id the MPIDR names, UINT64_MAX for one no vCPU can have;
+ *   entry, context id), PSCI CPU_OFF as CPU_DOWN (the vCPU is powered off
+ *   in KVM's view). CPU_UP's completed value is 0 or -errno as on x86
+ *   and goes to x0 as PSCI's code. Every other PSCI function (VERSION,
+ *   FEATURES, AFFINITY_INFO, SYSTEM_OFF, SYSTEM_RESET, ...) stays with KVM.
  * - KVM_EXIT_SYSTEM_EVENT: SHUTDOWN as SYSTEM_DOWN, RESET as RESET (source
- *   SYSTEM_EVENT: PSCI SYSTEM_OFF / SYSTEM_RESET); other types
+ *   SYSTEM_EVENT: PSCI SYSTEM_OFF / SYSTEM_RESET; KVM has then powered
+ *   every vCPU off: the runner kicks the others); other types
  *   INTERNAL_ERROR.
- * - KVM_EXIT_DEBUG (KVM_SET_GUEST_DEBUG: single-step, hardware
- *   breakpoints): DEBUG, exception = the ESR's exception class (0x32
- *   software step, 0x30 hardware breakpoint, 0x34 watchpoint, 0x3c brk),
+ * - KVM_EXIT_DEBUG (spk_vcpu_set_debug: single-step, hardware breakpoints,
+ *   brk): DEBUG, exception = the ESR's exception class (0x32 software
+ *   step, 0x30 hardware breakpoint, 0x34 watchpoint, 0x3c brk),
  *   dr6 = the whole ESR, dr7 = FAR, pc = the PC.
  * - KVM_EXIT_FAIL_ENTRY, KVM_EXIT_INTERNAL_ERROR, any other exit, a failing
  *   KVM_RUN: FAIL_ENTRY / INTERNAL_ERROR as on x86.
- * - KVM_RUN ending with EINTR after spk_a64_vcpu_kick(): CANCELLED.
+ * - KVM_RUN ending with EINTR after a kick: CANCELLED (the core's).
  * Never: PIO (arm64 has no ports), SYSREG (KVM handles or injects UNDEF for
  * every trapped system register; no exit to userspace), HALT (WFI/WFE
  * block inside KVM_RUN until an interrupt), EXTERNAL_INTERRUPT,
@@ -49,21 +48,12 @@
 #define SPK_KVM_ARM64_H
 
 #include <linux/kvm.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <sparkler/exit.h>
-#include <sparkler/mem.h>
+#include <sparkler/abi.h>
 
-/* The guest-physical layout of the in-kernel GICv3 (as QEMU's virt). */
-#define SPK_A64_GICD_BASE   0x08000000ull
-#define SPK_A64_GICD_SIZE   0x00010000ull
-#define SPK_A64_GICR_BASE   0x080a0000ull
-#define SPK_A64_GICR_SIZE   0x00020000ull /* per vCPU */
-#define SPK_A64_GIC_NR_IRQS 128           /* SPIs 32..127 */
-#define SPK_A64_MAX_VCPUS   32            /* redistributors below 0x08500000 */
+#include "core/backend.h"
 
 /* PSCI function IDs KVM forwards to us (the rest it answers itself). */
 #define SPK_PSCI_CPU_OFF   0x84000002u
@@ -75,76 +65,94 @@
 #define SPK_PSCI_ALREADY_ON       ((uint64_t)-4)
 #define SPK_PSCI_INTERNAL_FAILURE ((uint64_t)-6)
 
+/* The backend's VM (spk_vm.be). */
 struct spk_a64_vm {
 	int kvm_fd;
 	int vm_fd;
-	int gic_fd;
+	int gic_fd; /* -1: no in-kernel GIC (SPK_IRQCHIP_NONE) */
 	int run_size;
 	struct kvm_vcpu_init init; /* the preferred target, PSCI 0.2 */
-	uint32_t max_vcpus;
-	uint32_t n_vcpus;
-	uint32_t next_slot;
+	/* KVM_DEV_ARM_VGIC_CTRL_INIT done (vm_prepare, or the first SPI
+	 * line or irqfd before the VM ran); atomic */
 	bool gic_ready;
-	bool smccc_filter;         /* KVM_ARM_VM_SMCCC_FILTER took our ranges */
-	const struct spk_mem *mem; /* for decoding MMIO instructions; may be NULL */
+	/*
+	 * The KVM vCPUs, by id. With the GIC every vCPU must exist before its
+	 * init, so vm_prepare creates those the core has not asked for yet;
+	 * vcpu_create then takes the one waiting. Owned here, closed by
+	 * vm_destroy. Under the core VM's lock.
+	 */
+	int vcpu_fd[SPK_A64_MAX_VCPUS];
+	struct kvm_run *vcpu_run[SPK_A64_MAX_VCPUS];
 };
 
+/* What the last exit came from: how its completion reaches x0. */
+enum spk_a64_last {
+	SPK_A64_LAST_OTHER = 0,
+	SPK_A64_LAST_PSCI_ON,  /* -errno -> PSCI code */
+	SPK_A64_LAST_PSCI_OFF, /* returns only on failure: x0 stays */
+};
+
+/* The backend's vCPU (spk_vcpu.be). */
 struct spk_a64_vcpu {
-	struct spk_a64_vm *vm;
-	uint32_t id; /* also its MPIDR's Aff0 */
 	int fd;
 	struct kvm_run *run;
-	atomic_bool cancel;
-	pthread_t thread;
-	atomic_bool has_thread;
-	/* what the last exit leaves to write back at the next run */
-	struct spk_exit *last_exit;
+	bool powered_off; /* in KVM's PSCI view (KVM_MP_STATE_STOPPED) */
+	enum spk_a64_last last;
 };
 
-/* Open /dev/kvm, create a VM with room for max_vcpus (1..SPK_A64_MAX_VCPUS),
- * the preferred vCPU target with PSCI 0.2, the SMCCC filter (when the host
- * has it: without it HVC never reaches us, see has_smccc_filter), and the
- * in-kernel GICv3 at the addresses above. -errno with a message. */
-int spk_a64_vm_open(struct spk_a64_vm *vm, uint32_t max_vcpus, const struct spk_mem *mem);
-void spk_a64_vm_close(struct spk_a64_vm *vm);
-/* Give the guest host memory [host, host+size) at gpa (4 KiB aligned). */
-int spk_a64_vm_map(struct spk_a64_vm *vm, uint64_t gpa, uint64_t size, void *host, bool readonly);
-/* Create vCPU id (ids in order from 0); powered_off: it waits for a PSCI
- * CPU_ON (spk_a64_vcpu_power_on). */
-int spk_a64_vcpu_open(struct spk_a64_vm *vm, uint32_t id, bool powered_off,
-                      struct spk_a64_vcpu *vcpu);
-void spk_a64_vcpu_close(struct spk_a64_vcpu *vcpu);
-/* Initialise the GIC once every vCPU exists (before the first run). */
-int spk_a64_vm_finalize(struct spk_a64_vm *vm);
-/* Start at pc in EL1h, interrupts masked, MMU off, with x0 = arg. */
-int spk_a64_vcpu_set_entry(struct spk_a64_vcpu *vcpu, uint64_t pc, uint64_t arg);
-/* A powered-off vCPU (or one that did CPU_OFF) starts at pc with x0 = arg. */
-int spk_a64_vcpu_power_on(struct spk_a64_vcpu *vcpu, uint64_t pc, uint64_t arg);
-/* x0..x30 (n 0..30), 31 = SP_EL1, 32 = PC, 33 = PSTATE. */
-int spk_a64_vcpu_get_reg(struct spk_a64_vcpu *vcpu, unsigned n, uint64_t *value);
-int spk_a64_vcpu_set_reg(struct spk_a64_vcpu *vcpu, unsigned n, uint64_t value);
-/* KVM_SET_GUEST_DEBUG: single-step, and up to 16 hardware breakpoints at
- * the addresses given (n 0 with bp NULL: none). */
-int spk_a64_vcpu_set_debug(struct spk_a64_vcpu *vcpu, bool single_step, const uint64_t *bp,
-                           unsigned n);
-/* Run until the next exit that needs the monitor: complete the previous
- * exit (an MMIO read's data, a hypercall's result in x0), KVM_RUN, and
- * translate. Call it from one thread per vCPU. */
-int spk_a64_vcpu_step(struct spk_a64_vcpu *vcpu, struct spk_exit *exit);
-/* Make the vCPU's KVM_RUN return (CANCELLED). Any thread; async-signal-safe
- * once the vCPU has run on its thread. */
-void spk_a64_vcpu_kick(struct spk_a64_vcpu *vcpu);
-/* Raise or lower SPI spi (32..SPK_A64_GIC_NR_IRQS-1). */
-int spk_a64_irq_line(struct spk_a64_vm *vm, uint32_t spi, bool level);
+static inline struct spk_a64_vm *spk_a64_vm(const struct spk_vm *vm)
+{
+	return (struct spk_a64_vm *)vm->be;
+}
+
+static inline struct spk_a64_vcpu *spk_a64_vcpu(const struct spk_vcpu *vcpu)
+{
+	return (struct spk_a64_vcpu *)vcpu->be;
+}
+
+/* vm.c: the VM, memory and interrupt ops */
+int spk_a64_vm_create(struct spk_vm *vm, const struct spk_vm_config *cfg);
+void spk_a64_vm_destroy(struct spk_vm *vm);
+int spk_a64_vm_prepare(struct spk_vm *vm);
+int spk_a64_mem_slot_add(struct spk_vm *vm, struct spk_mem_slot *slot);
+void spk_a64_mem_slot_del(struct spk_vm *vm, struct spk_mem_slot *slot);
+int spk_a64_irq_line(struct spk_vm *vm, uint32_t gsi, bool level);
+int spk_a64_ioeventfd(struct spk_vm *vm, const struct spk_ioeventfd *io, bool assign);
+int spk_a64_irqfd(struct spk_vm *vm, uint32_t gsi, int fd, bool assign);
+/* vm.c: KVM_CREATE_VCPU + mmap + KVM_ARM_VCPU_INIT of id, kept in the VM
+ * (vm->lock held). */
+int spk_a64_kvm_vcpu_open(struct spk_vm *vm, uint32_t id);
+/* vm.c: KVM_ARM_VCPU_INIT (a reset to the architecture's reset state) */
+int spk_a64_vcpu_init(struct spk_vm *vm, uint32_t id, int fd, bool powered_off);
+
+/* vcpu.c: the vCPU ops */
+int spk_a64_vcpu_create(struct spk_vcpu *vcpu);
+void spk_a64_vcpu_destroy(struct spk_vcpu *vcpu);
+int spk_a64_vcpu_enter(struct spk_vcpu *vcpu, struct spk_exit *exit);
+enum spk_step spk_a64_vcpu_translate(struct spk_vcpu *vcpu, struct spk_exit *exit);
+void spk_a64_vcpu_complete(struct spk_vcpu *vcpu, const struct spk_exit *exit);
+void spk_a64_vcpu_kick(struct spk_vcpu *vcpu);
+uint64_t spk_a64_vcpu_pc(struct spk_vcpu *vcpu);
+int spk_a64_vcpu_start(struct spk_vcpu *vcpu, uint64_t entry, uint64_t arg);
+int spk_a64_vcpu_set_debug(struct spk_vcpu *vcpu, const struct spk_vcpu_debug *dbg);
+int spk_a64_vcpu_get_regs(struct spk_vcpu *vcpu, enum spk_regset set, void *buf, size_t size);
+int spk_a64_vcpu_set_regs(struct spk_vcpu *vcpu, enum spk_regset set, const void *buf, size_t size);
+
+/* ioctl that retries on EINTR (not for KVM_RUN). */
+int spk_a64_ioctl(int fd, unsigned long req, void *arg);
 
 /*
  * Decode the AArch64 load/store at insn for an MMIO exit of width bytes:
  * the register (0..30; 31 is the zero register for a store), its width in
  * bits and whether a load sign-extends. false when insn is not a
- * single-register load/store of that width. Pure (tests/arm64 checks it
- * on any host).
+ * single-register load/store of that width. Pure (decode.c; tests/unit
+ * checks it on any host).
  */
 bool spk_a64_decode_ldst(uint32_t insn, unsigned width, int8_t *reg, uint8_t *reg_width,
                          bool *sign_ext);
+
+/* The vCPU id KVM's default MPIDR names (Aff0 = id & 15, Aff1 = id >> 4),
+ * or UINT64_MAX when no vCPU has that MPIDR. Pure (decode.c). */
+uint64_t spk_a64_mpidr_to_id(uint64_t mpidr);
 
 #endif

@@ -1,21 +1,26 @@
 #!/usr/bin/env python3
-"""The arm64 bed: the KVM/arm64 backend's tests under a real KVM/arm64 on an
+"""The arm64 bed: libsparkler's arm64 scenarios under a real KVM/arm64 on an
 x86-64 machine.
 
-usage: bed_arm64.py BUILD_ARM64 [TEST...]   (BUILD_ARM64: `make cross-arm64`'s build)
+usage: bed_arm64.py BUILD_ARM64 [TEST...]   (BUILD_ARM64: `make cross-arm64`'s build;
+       TEST: arm64-test's test names, default all; BED_ARM64_SCENARIOS=a,b: only those)
 
 An L1 machine, `qemu-system-aarch64 -M virt,virtualization=on,gic-version=3
 -cpu max -smp 2 -m 1024` (QEMU's TCG emulates EL2, so KVM/arm64 runs in it,
 in VHE mode), boots Debian's arm64 cloud kernel from bookworm-backports
 (6.12: the SMCCC filter that forwards HVC to the monitor needs 6.4+;
-bookworm's own 6.1 has no filter) with an initramfs holding busybox-static,
-the static cross-built kvm-arm64-test and the arm64 test guests. Packages
+bookworm's own 6.1 has no filter) with an initramfs holding busybox-static
+and what the scenarios need (scenarios(): the static cross-built
+arm64-test with the arm64 test guests, ...). Packages
 come through scripts/arm64-apt.sh (a private apt state: nothing on this
 machine is configured or installed), cached under BUILD_ARM64/bed-cache.
-On an arm64 host with /dev/kvm the test program runs directly instead.
+On an arm64 host with /dev/kvm the scenarios run directly instead.
 
-The L1's /init runs the program and writes its output to a virtio console
-(hvc0) that QEMU keeps in a file; the checks stay here. The time from
+The L1's /init runs each scenario in turn, each bounded by busybox's
+timeout (a hung guest fails its scenario, the others still run), and
+writes their output between markers to a virtio console (hvc0) that QEMU
+keeps in a file; the checks stay here, one PASS/FAIL line per scenario.
+The time from
 QEMU's start to the L1's /dev/kvm is printed (a measurement, not an
 assertion). Every wait is bounded (QEMU by L1_TIMEOUT); exit status 0
 passed, 1 failed, 77 skipped (no qemu-system-aarch64)."""
@@ -30,8 +35,48 @@ ROOT = os.path.join(HERE, "..", "..")
 sys.path.insert(0, os.path.join(ROOT, "tests", "linux"))
 import linux_assets  # noqa: E402  (cpio_newc)
 
-L1_TIMEOUT = int(os.environ.get("BED_ARM64_TIMEOUT", "900"))  # s: the whole L1 run, TCG on a loaded 2-core machine
+L1_TIMEOUT = int(os.environ.get("BED_ARM64_TIMEOUT", "540"))  # s: the whole L1 run, TCG on a loaded 2-core machine
 QEMU = "qemu-system-aarch64"
+
+
+class Scenario:
+    """One thing the L1 runs, in order, after its /dev/kvm is up.
+
+    name:    printed and used as the marker (BED-ARM64-BEGIN name ...).
+    argv:    the command in the L1 (paths inside the initramfs).
+    files:   (path in the initramfs, file on this host, mode) to add; a
+             directory on this host adds every *.elf in it.
+    timeout: seconds the L1's busybox timeout gives the command (KILL):
+             a hung guest fails its scenario, and the next ones run.
+    check:   check(output, rc) -> None when it passed, else why not.
+    """
+
+    def __init__(self, name, argv, files, timeout, check):
+        self.name, self.argv, self.files = name, argv, files
+        self.timeout, self.check = timeout, check
+
+
+def check_tap(output, rc):
+    """A test program's "ok N - name" lines: all ok, at least one, status 0."""
+    lines = output.splitlines()
+    oks = [l for l in lines if l.startswith("ok ")]
+    bad = [l for l in lines if l.startswith("not ok ")]
+    if rc != 0 or bad or not oks:
+        return "%d passed, %d failed, status %d%s" % (
+            len(oks), len(bad), rc, "".join("\n    " + l for l in bad))
+    return None
+
+
+def scenarios(build, tests):
+    """The arm64 bed's scenarios, in the order the L1 runs them. Others
+    append theirs here (a Linux boot, ...)."""
+    return [
+        Scenario("guest-tests", ["/bin/arm64-test", "/guests"] + tests,
+                 [("bin/arm64-test", os.path.join(build, "tests", "arm64", "arm64-test"), 0o755),
+                  ("guests", os.path.join(build, "guest", "arm64"), 0o644)],
+                 300, check_tap),
+    ]
+
 
 INIT = """#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -41,14 +86,18 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 echo "BED-ARM64-UP kvm=$([ -c /dev/kvm ] && echo yes || echo no) uptime=$(cut -d' ' -f1 /proc/uptime)"
 {
-	echo "BED-ARM64-BEGIN"
 	dmesg | grep -E 'kvm \\[1\\]|Linux version'
-	/bin/kvm-arm64-test /guests %(tests)s 2>&1
-	echo "BED-ARM64-RC=$?"
-} >/dev/hvc0
+%(runs)s
+	echo "BED-ARM64-END"
+} >/dev/hvc0 2>&1
 sync
 echo "BED-ARM64-DONE"
 poweroff -f
+"""
+
+RUN = """	echo "BED-ARM64-BEGIN %(name)s"
+	timeout -s KILL %(timeout)d %(argv)s </dev/null 2>&1
+	echo "BED-ARM64-RC %(name)s=$?"
 """
 
 
@@ -90,37 +139,94 @@ def assets(cache):
     return kernel, busybox
 
 
-def initramfs(build, busybox, tests, out):
-    guests = os.path.join(build, "guest", "arm64")
-    entries = [("bin", 0o40755, b""), ("guests", 0o40755, b""),
-               ("bin/busybox", 0o100755, open(busybox, "rb").read()),
-               ("bin/kvm-arm64-test", 0o100755,
-                open(os.path.join(build, "tests", "arm64", "kvm-arm64-test"), "rb").read()),
-               ("init", 0o100755, (INIT % {"tests": " ".join(tests)}).encode())]
+def shell_quote(a):
+    return "'" + a.replace("'", "'\\''") + "'"
+
+
+def initramfs(scens, busybox, out):
+    entries = [("bin", 0o40755, b""), ("bin/busybox", 0o100755, open(busybox, "rb").read())]
     entries += [(d, 0o40755, b"") for d in ("dev", "proc", "sys", "tmp")]
-    for f in sorted(os.listdir(guests)):
-        if f.endswith(".elf"):
-            entries.append(("guests/" + f, 0o100644, open(os.path.join(guests, f), "rb").read()))
+    seen = {"bin"}
+    for sc in scens:
+        for dest, src, mode in sc.files:
+            if os.path.isdir(src):
+                if dest not in seen:
+                    entries.append((dest, 0o40755, b""))
+                    seen.add(dest)
+                for f in sorted(os.listdir(src)):
+                    if f.endswith(".elf") and dest + "/" + f not in seen:
+                        entries.append((dest + "/" + f, 0o100000 | mode,
+                                        open(os.path.join(src, f), "rb").read()))
+                        seen.add(dest + "/" + f)
+            elif dest not in seen:
+                entries.append((dest, 0o100000 | mode, open(src, "rb").read()))
+                seen.add(dest)
+    runs = "".join(RUN % {"name": sc.name, "timeout": sc.timeout,
+                          "argv": " ".join(shell_quote(a) for a in sc.argv)} for sc in scens)
+    entries.append(("init", 0o100755, (INIT % {"runs": runs}).encode()))
     with open(out, "wb") as f:
         f.write(linux_assets.cpio_newc(entries))
 
 
-def check(output):
-    """0 when the program ran and every test passed."""
-    lines = output.replace("\r", "").splitlines()
-    for line in lines:
+def split_output(output):
+    """{scenario: (its output, its status or None when it never finished)}"""
+    res, cur, buf = {}, None, []
+    for line in output.replace("\r", "").splitlines():
+        if line.startswith("BED-ARM64-BEGIN "):
+            cur, buf = line.split(" ", 1)[1], []
+            res[cur] = ("", None)
+        elif line.startswith("BED-ARM64-RC ") and cur:
+            name, rc = line.split(" ", 1)[1].rsplit("=", 1)
+            res[cur] = ("\n".join(buf), int(rc))
+            cur = None
+        elif cur:
+            buf.append(line)
+            res[cur] = ("\n".join(buf), None)
+    return res
+
+
+def check(scens, output):
+    """0 when every scenario ran and passed; each result printed."""
+    for line in output.replace("\r", "").splitlines():
         print("  " + line)
-    rc = [l for l in lines if l.startswith("BED-ARM64-RC=")]
-    oks = [l for l in lines if l.startswith("ok ")]
-    bad = [l for l in lines if l.startswith("not ok ")]
-    if not rc:
-        log("FAIL: the test program did not finish in the L1 (no BED-ARM64-RC line)")
-        return 1
-    if rc[0] != "BED-ARM64-RC=0" or bad or not oks:
-        log("FAIL: %d passed, %d failed (%s)" % (len(oks), len(bad), rc[0]))
-        return 1
-    log("PASS: %d KVM/arm64 backend tests" % len(oks))
-    return 0
+    got = split_output(output)
+    failed = 0
+    for sc in scens:
+        out, rc = got.get(sc.name, ("", None))
+        if rc is None:
+            why = "did not finish in the L1" if sc.name in got else "did not run"
+        elif rc == 137:
+            why = "killed after %d s (hung)" % sc.timeout
+        else:
+            why = sc.check(out, rc)
+        if why:
+            failed += 1
+            log("FAIL: %s: %s" % (sc.name, why))
+        else:
+            log("PASS: %s" % sc.name)
+    return 1 if failed else 0
+
+
+def native_argv(sc):
+    """A scenario's argv with the initramfs paths mapped to this host's."""
+    paths = {"/" + dest: src for dest, src, _ in sc.files}
+    return [paths.get(a, a) for a in sc.argv]
+
+
+def run_native(scens):
+    """On an arm64 host with /dev/kvm: every scenario here, bounded."""
+    log("KVM kind: arm64 host: running here")
+    output = []
+    for sc in scens:
+        output.append("BED-ARM64-BEGIN " + sc.name)
+        try:
+            r = subprocess.run(native_argv(sc), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL, text=True, timeout=sc.timeout)
+            output += [r.stdout, "BED-ARM64-RC %s=%d" % (sc.name, r.returncode)]
+        except subprocess.TimeoutExpired as e:
+            output += [(e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes)
+                       else (e.stdout or ""), "BED-ARM64-RC %s=137" % sc.name]
+    return check(scens, "\n".join(output) + "\n")
 
 
 def main():
@@ -128,17 +234,17 @@ def main():
         print(__doc__.split("\n\n")[0], file=sys.stderr)
         return 2
     build = os.path.abspath(sys.argv[1])
-    tests = sys.argv[2:]
-    prog = os.path.join(build, "tests", "arm64", "kvm-arm64-test")
-    if not os.path.exists(prog):
-        log("FAIL: %s is missing (make cross-arm64)" % prog)
-        return 1
+    scens = scenarios(build, sys.argv[2:])
+    only = os.environ.get("BED_ARM64_SCENARIOS")
+    if only:
+        scens = [sc for sc in scens if sc.name in only.split(",")]
+    for sc in scens:
+        for _, src, _ in sc.files:
+            if not os.path.exists(src):
+                log("FAIL: %s is missing (make cross-arm64)" % src)
+                return 1
     if os.uname().machine == "aarch64" and os.path.exists("/dev/kvm"):
-        log("KVM kind: arm64 host: running here")
-        r = subprocess.run([prog, os.path.join(build, "guest", "arm64")] + tests,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           timeout=L1_TIMEOUT)
-        return check(r.stdout + "\nBED-ARM64-RC=%d\n" % r.returncode)
+        return run_native(scens)
     if not shutil.which(QEMU):
         log("SKIP: no %s (Debian: qemu-system-arm)" % QEMU)
         return 77
@@ -149,7 +255,7 @@ def main():
     os.makedirs(work)
     try:
         initrd = os.path.join(work, "initrd.cpio")
-        initramfs(build, busybox, tests, initrd)
+        initramfs(scens, busybox, initrd)
         out = os.path.join(work, "hvc0.out")
         cmd = [QEMU, "-M", "virt,virtualization=on,gic-version=3", "-cpu", "max", "-smp", "2",
                "-m", "1024", "-nographic", "-no-reboot", "-kernel", kernel, "-initrd", initrd,
@@ -183,7 +289,7 @@ def main():
             log("FAIL: no /dev/kvm in the L1; its console:\n" + "\n".join(console[-40:]))
             return 1
         output = open(out, errors="replace").read() if os.path.exists(out) else ""
-        rc = check(output)
+        rc = check(scens, output)
         if rc:
             log("the L1's console (last 30 lines):\n" + "\n".join(console[-30:]))
         return rc

@@ -180,6 +180,14 @@ static void test_states(void **unused)
 	assert_int_equal(spk_vcpu_run(v1, &e), -EINVAL);
 	assert_error_mentions("CREATED");
 	assert_int_equal(spk_vcpu_get_regs(v1, &regs), 0);
+	/* arm64's register sets are refused by the x86-64 backend */
+	struct spk_arm64_regs a64;
+	uint64_t one;
+	assert_int_equal(spk_vcpu_get_arm64_regs(v1, &a64), -ENOTSUP);
+	assert_error_mentions("x86-64");
+	assert_int_equal(spk_vcpu_set_arm64_reg(v1, 0, 1), -ENOTSUP);
+	assert_int_equal(spk_vcpu_get_arm64_reg(v1, 0, &one), -ENOTSUP);
+	assert_int_equal(spk_vcpu_get_arm64_reg(v1, 0, NULL), -EINVAL);
 	/* STOPPED: no run; ready starts it again */
 	assert_int_equal(spk_vcpu_stop(v1), 0);
 	assert_int_equal(spk_vcpu_stop(v1), 0); /* idempotent */
@@ -224,7 +232,7 @@ static void test_add_memory_rollback(void **unused)
 	assert_int_equal(spk_vm_populate_memory(f.vm, 0x5000), -ENOENT);
 	/* populating where KVM refuses the slot: the region stays unpopulated */
 	assert_int_equal(spk_vm_add_memory(f.vm, far, 1 << 20, SPK_MEM_UNPOPULATED, "lazy", NULL),
-			 0);
+	                 0);
 	assert_true(spk_vm_populate_memory(f.vm, far) < 0);
 	const struct spk_mem_region *r = spk_mem_find(spk_vm_mem(f.vm), far);
 	assert_non_null(r);
@@ -418,7 +426,7 @@ static void test_nulls(void **unused)
 	NUL(spk_vm_snapshot(NULL, NULL, "/tmp/x", "/tmp/y", 0));
 	NUL(spk_vm_snapshot(f.vm, NULL, NULL, "/tmp/y", 0));
 	NUL(spk_vm_snapshot(f.vm, NULL, "/tmp/x", NULL, 0));
-	NUL(spk_vm_snapshot(f.vm, NULL, "/tmp/x", "/tmp/y", 0x100)); /* unknown flag */
+	NUL(spk_vm_snapshot(f.vm, NULL, "/tmp/x", "/tmp/y", 0x100));         /* unknown flag */
 	NUL(spk_vm_snapshot(f.vm, NULL, "/tmp/x", "/tmp/y", SPK_SNAP_DIFF)); /* no log */
 	NUL(spk_vm_restore(NULL, NULL, "/tmp/x", NULL));
 	NUL(spk_vm_restore(f.vm, NULL, NULL, NULL));

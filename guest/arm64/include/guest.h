@@ -78,4 +78,41 @@ static inline void guest_pause(void)
 	__asm__ volatile("yield" ::: "memory");
 }
 
+/* ---- interrupts: the in-kernel GICv3 (abi.h's layout) and the timer ---- */
+/* IRQs are taken (PSTATE.I clear) or not; wfi waits for one pending,
+ * masked or not. */
+static inline void guest_irq_enable(void)
+{
+	__asm__ volatile("msr daifclr, #2\n\tisb" ::: "memory");
+}
+
+static inline void guest_irq_disable(void)
+{
+	__asm__ volatile("msr daifset, #2" ::: "memory");
+}
+
+static inline void guest_wfi(void)
+{
+	__asm__ volatile("dsb sy\n\twfi" ::: "memory");
+}
+
+/* The distributor (affinity routing, both groups on), this vCPU's
+ * redistributor awake and the CPU interface (system registers, priority
+ * mask open, group 1 on). Once per vCPU (the distributor part is
+ * idempotent). */
+void guest_gic_init(void);
+/* Enable / disable one interrupt (INTID: 16..31 PPIs of this vCPU,
+ * 32.. SPIs, routed to vCPU 0), group 1, priority 0x80. */
+void guest_gic_enable(uint32_t intid);
+void guest_gic_disable(uint32_t intid);
+/* Acknowledge the highest pending interrupt (ICC_IAR1_EL1; 1023: none)
+ * and end it (ICC_EOIR1_EL1). */
+uint32_t guest_gic_ack(void);
+void guest_gic_eoi(uint32_t intid);
+/* The virtual timer (PPI 27): fire once after ticks of CNTFRQ, or stop
+ * (disabled: its level goes down). */
+void guest_timer_start(uint64_t ticks);
+void guest_timer_stop(void);
+uint64_t guest_timer_freq(void);
+
 #endif
