@@ -74,7 +74,12 @@ count DSDT.dsl 'Package (0x04)' 125 # \_S5 and the 124 _PRT entries
 count DSDT.dsl 'PNP0C0C' 1
 has DSDT.dsl 'Device (PWRB)' 'Scope (_GPE)' 'Method (_E00, 0, NotSerialized)' \
 	'Notify (\_SB.PWRB, 0x80)'
-count DSDT.dsl 'Notify (' 1
+count DSDT.dsl 'Notify (' 2
+# the VM generation ID: the _CID Linux's vmgenid driver matches (ACPICA
+# upper-cases it), ADDR's package of two halves, GPE 1 notifies it
+has DSDT.dsl 'Device (VGEN)' 'Name (_HID, "SPKL0001")' 'Name (_CID, "VM_Gen_Counter")' \
+	'Method (ADDR, 0, NotSerialized)' 'Return (Package (0x02)' "0x$vmgenid," \
+	'Method (_E01, 0, NotSerialized)' 'Notify (\_SB.VGEN, 0x80)'
 
 count APIC.dsl '[Processor Local APIC]' 2
 has APIC.dsl "Local Apic Address : $lapic" 'Local Apic ID : 00' 'Local Apic ID : 01' \

@@ -35,6 +35,14 @@ struct spk_acpi_config {
 	 * spk_pci_intx_gsi(pci_intx_gsi, s, p + 1), IOAPIC pins that are not
 	 * ISA IRQs (at least 16). 0: no _PRT (no INTx). */
 	uint32_t pci_intx_gsi;
+	/* A VM generation ID device (\_SB.VGEN, _CID "VM_Gen_Counter", as
+	 * Linux's vmgenid driver and Windows look for it): its ADDR method
+	 * returns vmgenid_addr (the 16-byte ID in guest memory, 16-byte
+	 * aligned, e820 reserved: the monitor's), and \_GPE._Exx for GPE
+	 * vmgenid_gpe (1-15; GPE 0 is the power button) notifies it (0x80)
+	 * when the ID changed. 0: no such device. */
+	uint64_t vmgenid_addr;
+	uint8_t vmgenid_gpe;
 };
 
 /* What was built. */
@@ -56,7 +64,8 @@ void spk_acpi_pc_config(struct spk_acpi_config *c, uint32_t ncpus, bool pci);
  * 6, PM1a blocks, GPE0 block, reset register, not hardware-reduced),
  * FACS, DSDT (AML: \_S5, the control-method power button \_SB.PWRB
  * (PNP0C0C) with \_GPE._E00 to notify it, COM1, PCI0 with its _PRT when
- * asked) and MADT (Local APIC per CPU,
+ * asked, the VM generation ID device \_SB.VGEN with its \_GPE._Exx when
+ * vmgenid_addr is set) and MADT (Local APIC per CPU,
  * the IOAPIC, overrides for IRQ0 -> GSI2 and the SCI) into buf, which the
  * guest will see at gpa base. Checksums right. -ENOSPC if size is too
  * small, -EINVAL for a bad config (the message says which field).

@@ -140,6 +140,11 @@ void spk_acpi_pm_set_ports(struct spk_acpi_pm *p, uint16_t evt, uint16_t cnt, ui
  * and raises the SCI if GPE 0 is enabled. Thread-safe. NULL: nothing,
  * with a message. */
 void spk_acpi_pm_power_button(struct spk_acpi_pm *p);
+/* Set GPE gpe's status bit (0: the power button, SPK_PC_GPE_VMGENID: the
+ * VM generation ID changed) and raise the SCI if the guest enabled it; an
+ * edge the guest's \_GPE._Exx method answers. 0, or -EINVAL (NULL, a GPE
+ * that is not wired) with a message. Thread-safe. */
+int spk_acpi_pm_raise_gpe(struct spk_acpi_pm *p, unsigned gpe);
 /* Its state, for snapshots (opaque: the device). */
 const struct spk_dev_state_ops *spk_acpi_pm_state_ops(void);
 

@@ -15,6 +15,8 @@
 #define SPK_PC_CMDLINE_MAX    0x10000ull  /* at most 64 KiB with its NUL */
 #define SPK_PC_ACPI_START     0xe0000ull  /* RSDP first, then the tables */
 #define SPK_PC_ACPI_END       0x100000ull /* [START, END) is e820 reserved */
+#define SPK_PC_ACPI_TABLES_END 0xef000ull /* the tables stay below the VMGENID page */
+#define SPK_PC_VMGENID        0xef000ull  /* the VM generation ID (16 bytes), e820 reserved */
 #define SPK_PC_HIGH_RAM       0x100000ull /* RAM from 1 MiB up to the hole */
 #define SPK_PC_KERNEL_DEFAULT 0x1000000ull /* 16 MiB: bzImage's usual pref_address */
 
@@ -44,6 +46,7 @@
 #define SPK_PC_RESET_PORT    0x608 /* ACPI reset register (FADT); not 0xcf9, inside PCI 0xcf8 */
 #define SPK_PC_RESET_VALUE   0x06
 #define SPK_PC_GPE0_BLK      0x60c /* 4 bytes: GPE0 status (2) + enable (2); GPE 0 power button */
+#define SPK_PC_GPE_VMGENID   1     /* GPE 1: the VM generation ID changed (\_GPE._E01) */
 #define SPK_PC_SCI_IRQ       9
 #define SPK_PC_S5_SLP_TYP    5     /* \_S5 package value; PM1a_CNT.SLP_TYP */
 

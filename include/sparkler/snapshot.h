@@ -577,6 +577,48 @@ int spk_snap_reset_apply(struct spk_snap_reset *s);
 uint64_t spk_snap_reset_pages(const struct spk_snap_reset *s);
 void spk_snap_reset_free(struct spk_snap_reset *s);
 
+/* ---- the VM generation ID ------------------------------------------------------- */
+
+/*
+ * An ACPI VM generation ID (Microsoft's paper; what Linux's vmgenid driver
+ * reads): 16 bytes in guest memory at the address the DSDT's \_SB.VGEN
+ * ADDR method returns (struct spk_acpi_config's vmgenid_addr), changed by
+ * the monitor whenever the VM runs again from a saved point, with a
+ * notification (a GPE: spk_acpi_pm_raise_gpe) so the guest reseeds its
+ * RNG. The sparkler PC has it at SPK_PC_VMGENID, GPE SPK_PC_GPE_VMGENID.
+ *
+ * spk_vmgenid_new: cfg->mem is borrowed (it must outlive the device), gpa
+ * 16-byte aligned inside one region; writes a random ID there, without a
+ * notification (the guest reads it at boot). notify (may be NULL) is
+ * called after every change, outside the device's lock.
+ * spk_vmgenid_set: write id (NULL: 16 fresh random bytes from getrandom),
+ * then notify. spk_vmgenid_get: the ID the device last wrote (its own
+ * copy: the guest may scribble over the page). spk_vmgenid_changes: how
+ * many times set (or a load) changed it.
+ *
+ * As a device of a snapshot (spk_vmgenid_state_ops, kind "vmgenid"): save
+ * writes the address and the ID; load checks the address and gives the VM
+ * a new random ID (spk_vmgenid_set(g, NULL)): every restore, clone and
+ * in-place reset is a new generation. Add it to the device set after the
+ * device its notify raises (the PM device: its load would clear the GPE).
+ * Thread-safe; not signal-safe.
+ */
+#define SPK_VMGENID_LEN 16
+struct spk_vmgenid;
+struct spk_vmgenid_config {
+	struct spk_mem *mem;
+	uint64_t gpa;
+	int (*notify)(void *ctx); /* 0 or -errno (then set returns it) */
+	void *notify_ctx;
+};
+int spk_vmgenid_new(const struct spk_vmgenid_config *cfg, struct spk_vmgenid **out);
+void spk_vmgenid_free(struct spk_vmgenid *g);
+int spk_vmgenid_set(struct spk_vmgenid *g, const uint8_t id[SPK_VMGENID_LEN]);
+int spk_vmgenid_get(struct spk_vmgenid *g, uint8_t id[SPK_VMGENID_LEN]);
+uint64_t spk_vmgenid_address(const struct spk_vmgenid *g); /* NULL: 0 */
+uint64_t spk_vmgenid_changes(struct spk_vmgenid *g);       /* NULL: 0 */
+const struct spk_dev_state_ops *spk_vmgenid_state_ops(void);
+
 #ifdef __cplusplus
 }
 #endif

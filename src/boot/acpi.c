@@ -16,10 +16,17 @@
  * on a press and raises the SCI while GPE 0 is enabled (devices.h); the
  * status is set once per press, so the GPE is edge-triggered (_E00: ACPICA
  * clears the status before it runs the method).
+ *
+ * With a VM generation ID (vmgenid_addr), the DSDT has \_SB.VGEN, the
+ * device Linux's vmgenid driver and Windows look for, and \_GPE._E01 (the
+ * GPE the config names) notifies it: the monitor writes a new ID at the
+ * address its ADDR method returns and sets that GPE's status (a restore,
+ * a clone), and the guest reseeds its RNG.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <sparkler/acpi.h>
@@ -157,6 +164,7 @@ enum {
 	AML_ZERO = 0x00,
 	AML_ONE = 0x01,
 	AML_NAME = 0x08,
+	AML_STRING_PREFIX = 0x0d,
 	AML_BYTE_PREFIX = 0x0a,
 	AML_WORD_PREFIX = 0x0b,
 	AML_DWORD_PREFIX = 0x0c,
@@ -170,6 +178,7 @@ enum {
 	AML_EXT_PREFIX = 0x5b,
 	AML_EXT_DEVICE = 0x82,
 	AML_NOTIFY = 0x86,
+	AML_RETURN = 0xa4,
 	AML_ROOT_CHAR = '\\',
 };
 
@@ -368,6 +377,15 @@ static void aml_name_eisaid(struct aml *a, const char *name, const char *id)
 	aml_name_int(a, name, eisaid(id));
 }
 
+/* Name(name, "text"): printable ASCII, NUL-terminated in the AML. */
+static void aml_name_string(struct aml *a, const char *name, const char *text)
+{
+	aml_u8(a, AML_NAME);
+	aml_namestring(a, name);
+	aml_u8(a, AML_STRING_PREFIX);
+	aml_put(a, text, strlen(text) + 1);
+}
+
 /* Name(name, Buffer(){bytes}): the bytes are a finished resource template. */
 static void aml_name_buffer(struct aml *a, const char *name, const struct aml *bytes)
 {
@@ -537,13 +555,53 @@ static void dsdt_pwrb(struct aml *a)
 	aml_close(a);
 }
 
-/* \_GPE._E00: GPE 0 (GPE0_STS bit 0, edge-triggered) notifies the button. */
-static void dsdt_gpe(struct aml *a)
+/*
+ * The VM generation ID (Microsoft's "Virtual Machine Generation ID" paper,
+ * as QEMU and Firecracker build it): a device whose _CID is
+ * "VM_Gen_Counter" (ACPICA upper-cases string ids: Linux's vmgenid driver
+ * matches "VM_GEN_COUNTER"), with an ADDR method that returns the ID's
+ * guest-physical address as a package of two 32-bit halves, low first.
+ * The _HID is ours (an ACPI id: four characters and four hex digits; iasl
+ * refuses "VMGENCTR").
+ */
+static void dsdt_vgen(struct aml *a, const struct spk_acpi_config *cfg)
+{
+	aml_device(a, "VGEN");
+	aml_name_string(a, "_HID", "SPKL0001");
+	aml_name_string(a, "_CID", "VM_Gen_Counter");
+	aml_name_string(a, "_DDN", "VM_Gen_Counter");
+	aml_method0(a, "ADDR");
+	aml_u8(a, AML_RETURN);
+	aml_package(a, 2);
+	aml_int(a, cfg->vmgenid_addr & UINT32_MAX);
+	aml_int(a, cfg->vmgenid_addr >> 32);
+	aml_close(a); /* Package */
+	aml_close(a); /* Method */
+	aml_close(a); /* Device */
+}
+
+/* Method (_Exx, ...) { Notify (object, 0x80) }: GPE gpe's edge method. */
+static void gpe_notify(struct aml *a, unsigned gpe, const char *object)
+{
+	char name[5];
+
+	snprintf(name, sizeof(name), "_E%02X", gpe & 0xff);
+	aml_method0(a, name);
+	aml_notify(a, object, NOTIFY_PRESSED);
+	aml_close(a);
+}
+
+/*
+ * \_GPE._E00: GPE 0 (GPE0_STS bit 0, edge-triggered) notifies the button;
+ * with a VMGENID, its GPE's method notifies \_SB.VGEN (0x80: "the ID
+ * changed", what the Linux driver and Windows act on).
+ */
+static void dsdt_gpe(struct aml *a, const struct spk_acpi_config *cfg)
 {
 	aml_scope(a, "_GPE");
-	aml_method0(a, "_E00");
-	aml_notify(a, "\\_SB.PWRB", NOTIFY_PRESSED);
-	aml_close(a);
+	gpe_notify(a, 0, "\\_SB.PWRB");
+	if (cfg->vmgenid_addr)
+		gpe_notify(a, cfg->vmgenid_gpe, "\\_SB.VGEN");
 	aml_close(a);
 }
 
@@ -656,8 +714,10 @@ static int build_dsdt_body(struct aml *a, uint8_t *storage, size_t cap,
 		dsdt_pci0(a, cfg);
 		dsdt_ecam_reserve(a, cfg);
 	}
+	if (cfg->vmgenid_addr)
+		dsdt_vgen(a, cfg);
 	aml_close(a);
-	dsdt_gpe(a);
+	dsdt_gpe(a, cfg);
 	if (a->overflow || a->depth != 0)
 		return spk_fail(EOVERFLOW, "acpi: DSDT body does not fit in %zu bytes", cap);
 	return 0;
@@ -778,6 +838,26 @@ static int check_pci(const struct spk_acpi_config *cfg)
 	return 0;
 }
 
+#define VMGENID_LEN   16
+#define VMGENID_ALIGN 16
+#define GPE_COUNT     (8 * GPE0_BLK_LEN / 2) /* status bits in the GPE0 block */
+
+static int check_vmgenid(const struct spk_acpi_config *cfg)
+{
+	if (!cfg->vmgenid_addr)
+		return 0;
+	if (cfg->vmgenid_addr % VMGENID_ALIGN || cfg->vmgenid_addr > UINT64_MAX - VMGENID_LEN)
+		return spk_fail(EINVAL,
+		                "acpi: vmgenid_addr 0x%" PRIx64 " is not a 16-byte aligned address "
+		                "of 16 bytes",
+		                cfg->vmgenid_addr);
+	if (cfg->vmgenid_gpe == 0 || cfg->vmgenid_gpe >= GPE_COUNT)
+		return spk_fail(EINVAL,
+		                "acpi: vmgenid_gpe %u: need 1 to %u (GPE 0 is the power button)",
+		                cfg->vmgenid_gpe, GPE_COUNT - 1);
+	return 0;
+}
+
 static int check_config(const struct spk_acpi_config *cfg)
 {
 	int err;
@@ -785,7 +865,7 @@ static int check_config(const struct spk_acpi_config *cfg)
 	if (!cfg)
 		return spk_fail(EINVAL, "acpi: no config");
 	if ((err = check_apics(cfg)) || (err = check_pm(cfg)) || (err = check_com1(cfg)) ||
-	    (err = check_pci(cfg)))
+	    (err = check_pci(cfg)) || (err = check_vmgenid(cfg)))
 		return err;
 	return 0;
 }
@@ -1034,6 +1114,12 @@ int spk_acpi_build_buf(uint8_t *buf, size_t size, uint64_t base, const struct sp
 	if ((err = build_dsdt_body(&body, storage, sizeof(storage), cfg)) ||
 	    (err = plan(&l, base, cfg, body.len)))
 		return err;
+	if (cfg->vmgenid_addr && cfg->vmgenid_addr + VMGENID_LEN > base &&
+	    cfg->vmgenid_addr < base + l.end)
+		return spk_fail(EINVAL,
+		                "acpi: vmgenid_addr 0x%" PRIx64 " is inside the tables [0x%" PRIx64
+		                ", 0x%" PRIx64 ")",
+		                cfg->vmgenid_addr, base, base + l.end);
 	if (size < l.end)
 		return spk_fail(ENOSPC, "acpi: the tables need %zu bytes, the buffer has %zu",
 		                l.end, size);

@@ -106,5 +106,7 @@ void spk_acpi_pc_config(struct spk_acpi_config *c, uint32_t ncpus, bool pci)
 		.pci_mmio_start = pci ? SPK_PC_PCI_MMIO_START : 0,
 		.pci_mmio_size = pci ? SPK_PC_PCI_MMIO_SIZE : 0,
 		.pci_intx_gsi = pci ? SPK_PC_PCI_INTX_GSI : 0,
+		.vmgenid_addr = SPK_PC_VMGENID,
+		.vmgenid_gpe = SPK_PC_GPE_VMGENID,
 	};
 }

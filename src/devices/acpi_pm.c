@@ -16,9 +16,10 @@
  *
  * Status bits (PM1_STS, GPE0_STS) are write-1-to-clear. The SCI is
  * level-triggered: it is high while a status bit and its enable bit are
- * both set, in PM1 or in GPE0; only WAK_STS (never enabled) and GPE 0 are
- * ever set, and only GPE 0's enable bit sticks (ACPICA edge GPEs: it
- * clears the status, then runs _E00). SCI_EN reads as 1: the platform is
+ * both set, in PM1 or in GPE0; only WAK_STS (never enabled) and GPEs 0
+ * and 1 are ever set, and only their enable bits stick (ACPICA edge GPEs:
+ * it clears the status, then runs _E00 or _E01). GPE 1 is the VM
+ * generation ID's (spk_acpi_pm_raise_gpe from the monitor). SCI_EN reads as 1: the platform is
  * always in ACPI mode (the FADT has no SMI command port), so Linux never
  * tries to switch.
  */
@@ -50,9 +51,10 @@
 /* Status bits that raise the SCI when enabled. */
 #define PM1_SCI_MASK (PM1_TMR | PM1_GBL | PM1_PWRBTN | PM1_SLPBTN | PM1_RTC)
 
-/* GPE0_STS / GPE0_EN: GPE 0 is the power button, the only one wired */
+/* GPE0_STS / GPE0_EN: GPE 0 is the power button, GPE 1 the VM generation ID */
 #define GPE_PWRBTN  0x0001
-#define GPE_EN_MASK GPE_PWRBTN
+#define GPE_VMGENID (1u << SPK_PC_GPE_VMGENID)
+#define GPE_EN_MASK (GPE_PWRBTN | GPE_VMGENID)
 
 /* PM1_CNT */
 #define CNT_SCI_EN    0x0001
@@ -273,10 +275,23 @@ void spk_acpi_pm_power_button(struct spk_acpi_pm *p)
 		spk_fail(EINVAL, "acpi-pm: power button: no device");
 		return;
 	}
+	spk_acpi_pm_raise_gpe(p, 0);
+}
+
+int spk_acpi_pm_raise_gpe(struct spk_acpi_pm *p, unsigned gpe)
+{
+	if (!p)
+		return spk_fail(EINVAL, "acpi-pm: GPE %u: no device", gpe);
+	if (gpe >= 16 || !(GPE_EN_MASK & (1u << gpe)))
+		return spk_fail(EINVAL,
+		                "acpi-pm: GPE %u is not wired (0: power button, %u: "
+		                "VM generation ID)",
+		                gpe, SPK_PC_GPE_VMGENID);
 	pthread_mutex_lock(&p->lock);
-	p->gpe_sts |= GPE_PWRBTN;
+	p->gpe_sts |= (uint16_t)(1u << gpe);
 	update_sci(p);
 	pthread_mutex_unlock(&p->lock);
+	return 0;
 }
 
 int spk_acpi_pm_new(const struct spk_acpi_pm_config *cfg, struct spk_acpi_pm **out)
@@ -344,11 +359,11 @@ static int pm_load(void *opaque, struct spk_snap_reader *r)
 	uint64_t sts, en, cnt, gsts, gen;
 	int rc;
 
-	/* what the device itself ever sets: WAK in PM1, the button in GPE0 */
+	/* what the device itself ever sets: WAK in PM1, GPEs 0 and 1 */
 	if ((rc = spk_snap_get_mask(r, "pm1_sts", PM1_WAK, &sts)) ||
 	    (rc = spk_snap_get_mask(r, "pm1_en", PM1_EN_MASK, &en)) ||
 	    (rc = spk_snap_get_mask(r, "pm1_cnt", CNT_KEPT, &cnt)) ||
-	    (rc = spk_snap_get_mask(r, "gpe0_sts", GPE_PWRBTN, &gsts)) ||
+	    (rc = spk_snap_get_mask(r, "gpe0_sts", GPE_EN_MASK, &gsts)) ||
 	    (rc = spk_snap_get_mask(r, "gpe0_en", GPE_EN_MASK, &gen)) ||
 	    (rc = spk_snap_reader_done(r)))
 		return rc;

@@ -40,6 +40,7 @@ struct vm_instance {
 	struct spk_rtc *rtc;
 	struct spk_acpi_pm *pm;
 	struct spk_boot_timer *timer;
+	struct spk_vmgenid *genid; /* the VM generation ID (ACPI \_SB.VGEN) */
 	struct spk_cpu_policy cpu;
 	atomic_uint holes_logged;
 	/* PCI and virtio: the host bridge, the devices' event loop, the devices */
@@ -344,6 +345,12 @@ static int register_all(struct spk_machine *m, struct spk_bus *bus, const struct
 	return 0;
 }
 
+/* The VM generation ID changed: GPE 1, whose \_GPE._E01 notifies \_SB.VGEN. */
+static int vmgenid_notify(void *ctx)
+{
+	return spk_acpi_pm_raise_gpe(ctx, SPK_PC_GPE_VMGENID);
+}
+
 static int add_legacy_devices(struct spk_machine *m, struct vm_instance *v)
 {
 	const struct spk_uart_config uc = {.name = "com1", .irq = spk_vm_irq(v->vm, SPK_PC_COM1_IRQ),
@@ -366,6 +373,10 @@ static int add_legacy_devices(struct spk_machine *m, struct vm_instance *v)
 		return rc;
 	spk_acpi_pm_set_ports(v->pm, SPK_PC_PM1A_EVT, SPK_PC_PM1A_CNT, SPK_PC_GPE0_BLK,
 			      SPK_PC_RESET_PORT);
+	const struct spk_vmgenid_config gc = {.mem = spk_vm_mem(v->vm), .gpa = SPK_PC_VMGENID,
+					      .notify = vmgenid_notify, .notify_ctx = v->pm};
+	if ((rc = spk_vmgenid_new(&gc, &v->genid)) < 0)
+		return rc;
 	const struct bus_reg regs[] = {
 		{SPK_BUS_PIO, SPK_PC_COM1, 8, "com1", spk_uart_ops(), v->uart},
 		{SPK_BUS_PIO, SPK_PC_I8042_DATA, 1, "i8042-data", spk_i8042_ops(), v->kbd},
@@ -387,7 +398,8 @@ static int add_acpi(struct vm_instance *v, uint32_t ncpus, uint64_t *rsdp)
 
 	spk_acpi_pc_config(&c, ncpus, true); /* PCI0 with its _PRT, and the MCFG */
 	struct spk_acpi_info info;
-	int rc = spk_acpi_build(spk_vm_mem(v->vm), SPK_PC_ACPI_START, SPK_PC_ACPI_END, &c, &info);
+	int rc = spk_acpi_build(spk_vm_mem(v->vm), SPK_PC_ACPI_START, SPK_PC_ACPI_TABLES_END,
+				&c, &info);
 
 	*rsdp = info.rsdp;
 	return rc;
@@ -589,6 +601,7 @@ static void destroy_instance(struct spk_machine *m, struct vm_instance *v)
 	spk_rtc_free(v->rtc);
 	spk_acpi_pm_free(v->pm);
 	spk_boot_timer_free(v->timer);
+	spk_vmgenid_free(v->genid);
 	free(v);
 }
 
@@ -800,6 +813,8 @@ static int add_state(struct spk_machine *m, struct vm_instance *v)
 	    (rc = spk_snap_devices_add(d, "i8042", spk_i8042_state_ops(), v->kbd)) ||
 	    (rc = spk_snap_devices_add(d, "rtc", spk_rtc_state_ops(), v->rtc)) ||
 	    (rc = spk_snap_devices_add(d, "acpi_pm", spk_acpi_pm_state_ops(), v->pm)) ||
+	    /* after acpi_pm: its load gives a new ID and raises acpi_pm's GPE 1 */
+	    (rc = spk_snap_devices_add(d, "vmgenid", spk_vmgenid_state_ops(), v->genid)) ||
 	    (rc = spk_snap_devices_add(d, "boot_timer", spk_boot_timer_state_ops(), v->timer)) ||
 	    (rc = spk_snap_devices_add(d, "pci", spk_pci_host_state_ops(), v->pci)))
 		return rc;

@@ -58,6 +58,7 @@ static int write_expect(const char *dir, const struct spk_acpi_config *c)
 	fprintf(f, "slp_typ=%02X\n", c->s5_slp_typ);
 	fprintf(f, "com1=%04X com1_irq=%u\n", c->com1_port, c->com1_irq);
 	fprintf(f, "ecam=%016" PRIX64 " ecam32=%08" PRIX64 "\n", c->pci_ecam, c->pci_ecam);
+	fprintf(f, "vmgenid=%08" PRIX64 "\n", c->vmgenid_addr);
 	fprintf(f, "mmio=%08" PRIX64 " mmio_last=%08" PRIX64 "\n", c->pci_mmio_start,
 	        c->pci_mmio_start + c->pci_mmio_size - 1);
 	if (fclose(f) != 0) {

@@ -34,6 +34,7 @@ static struct spk_acpi_config default_cfg(void)
 	struct spk_acpi_config c;
 
 	spk_acpi_pc_config(&c, 2, false);
+	c.vmgenid_addr = 0; /* test_vmgenid has it */
 	return c;
 }
 
@@ -583,6 +584,69 @@ static void test_pci_high(void **state)
 	assert_int_equal(get64(table(&info, info.mcfg, "MCFG") + 44), cfg.pci_ecam);
 }
 
+/* ---- the VM generation ID ---- */
+
+/*
+ * Device (VGEN) { Name (_HID, "SPKL0001") Name (_CID, "VM_Gen_Counter")
+ * Name (_DDN, "VM_Gen_Counter") Method (ADDR) { Return (Package (2)
+ * { 0xEF000, Zero }) } } and Scope (_GPE) { _E00 as before, Method (_E01)
+ * { Notify (\_SB.VGEN, 0x80) } }, byte for byte as iasl compiles them.
+ */
+static void test_vmgenid(void **state)
+{
+	struct spk_acpi_config cfg = default_cfg();
+	struct spk_acpi_info info;
+	static const uint8_t vgen[] = {
+	    0x5b, 0x82, 0x40, 0x05, 'V',  'G',  'E',  'N', /* Device (VGEN), PkgLength 0x54 */
+	    0x08, '_',  'H',  'I',  'D',  0x0d, 'S',  'P',  'K',  'L',  '0',  '0',  '0',
+	    '1',  0x00, 0x08, '_',  'C',  'I',  'D',  0x0d, 'V',  'M',  '_',  'G',  'e',
+	    'n',  '_',  'C',  'o',  'u',  'n',  't',  'e',  'r',  0x00, 0x08, '_',  'D',
+	    'D',  'N',  0x0d, 'V',  'M',  '_',  'G',  'e',  'n',  '_',  'C',  'o',  'u',
+	    'n',  't',  'e',  'r',  0x00, 0x14, 0x10, 'A',  'D',  'D',  'R',  0x00, /* Method (ADDR,
+	                                                                               0) */
+	    0xa4, 0x12, 0x08, 0x02, 0x0c, 0x00, 0xf0, 0x0e, 0x00, 0x00, /* Return (Package) */
+	};
+	static const uint8_t e01[] = {
+	    0x14, 0x13, '_', 'E', '0', '1', 0x00, 0x86, '\\', 0x2e,
+	    '_',  'S',  'B', '_', 'V', 'G', 'E',  'N',  0x0a, 0x80,
+	};
+	const uint8_t *d;
+
+	cfg.vmgenid_addr = SPK_PC_VMGENID;
+	cfg.vmgenid_gpe = SPK_PC_GPE_VMGENID;
+	build_ok(&cfg, &info);
+	assert_true(dsdt_has(&info, vgen, sizeof(vgen)));
+	d = table(&info, info.dsdt, "DSDT");
+	/* the GPE scope ends the table: _E00's method, then _E01's */
+	assert_memory_equal(d + get32(d + 4) - sizeof(e01), e01, sizeof(e01));
+	/* the PC's config has it */
+	spk_acpi_pc_config(&cfg, 1, true);
+	assert_int_equal(cfg.vmgenid_addr, SPK_PC_VMGENID);
+	assert_int_equal(cfg.vmgenid_gpe, SPK_PC_GPE_VMGENID);
+	build_ok(&cfg, &info);
+	assert_true(dsdt_has(&info, vgen, sizeof(vgen)));
+	assert_true(info.end <= SPK_PC_VMGENID);
+
+	/* refused: unaligned, GPE 0 (the button's) or past the block, inside the tables */
+	const struct {
+		uint64_t addr;
+		uint8_t gpe;
+		const char *want;
+	} bad[] = {
+	    {SPK_PC_VMGENID + 8, 1, "vmgenid_addr"}, {UINT64_MAX - 15, 1, "vmgenid_addr"},
+	    {SPK_PC_VMGENID, 0, "vmgenid_gpe"},      {SPK_PC_VMGENID, 16, "vmgenid_gpe"},
+	    {BASE + 0x40, 1, "inside the tables"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cfg.vmgenid_addr = bad[i].addr;
+		cfg.vmgenid_gpe = bad[i].gpe;
+		memset(buf, FILL, sizeof(buf));
+		assert_int_equal(spk_acpi_build_buf(buf, SPACE, BASE, &cfg, &info), -EINVAL);
+		assert_non_null(strstr(spk_last_error(), bad[i].want));
+		assert_untouched(0);
+	}
+}
+
 /* ---- refusals ---- */
 
 /* Every size short of the need: -ENOSPC and not one byte written. */
@@ -782,6 +846,7 @@ int main(void)
 	    cmocka_unit_test(test_pci),
 	    cmocka_unit_test(test_pci_high),
 	    cmocka_unit_test(test_pci_prt),
+	    cmocka_unit_test(test_vmgenid),
 	    cmocka_unit_test(test_short_buffer),
 	    cmocka_unit_test(test_bad_config),
 	    cmocka_unit_test(test_unused_fields_ignored),

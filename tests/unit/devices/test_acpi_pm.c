@@ -25,6 +25,8 @@
 #define SLP_EN     0x2000
 #define PWRBTN     0x0100 /* PM1: the fixed button, no longer used */
 #define GPE_PWRBTN 0x0001 /* GPE0 bit 0: the control-method button */
+#define GPE_VMGEN  0x0002 /* GPE0 bit 1: the VM generation ID changed */
+#define GPE_WIRED  (GPE_PWRBTN | GPE_VMGEN)
 
 struct env {
 	struct spk_acpi_pm *p;
@@ -143,7 +145,7 @@ static void test_power_button(void **state)
 	assert_int_equal(e->sci.gsi, 9);
 	/* writing 0 bits, or other bits, clears nothing */
 	wr(e, GPE, 0, 2, 0x0000);
-	wr(e, GPE, 0, 2, 0xfffe);
+	wr(e, GPE, 0, 2, 0xfffc);
 	assert_true(e->sci.level);
 	assert_int_equal(rd(e, GPE, 0, 2), GPE_PWRBTN);
 	/* write 1 to clear, as ACPICA does before it runs _E00 */
@@ -172,19 +174,46 @@ static void test_power_button(void **state)
 	assert_int_equal(e->stop.down + e->stop.reset, 0);
 }
 
-/* GPE0: 16 status bits, 16 enable bits; only GPE 0 exists. */
+/* GPE 1 (the VM generation ID): raised by the monitor, the same edge semantics. */
+static void test_gpe_vmgenid(void **state)
+{
+	struct env *e = *state;
+
+	assert_int_equal(spk_acpi_pm_raise_gpe(e->p, 1), 0);
+	assert_int_equal(rd(e, GPE, 0, 2), GPE_VMGEN);
+	assert_false(e->sci.level);
+	wr(e, GPE, 2, 2, GPE_WIRED);
+	assert_int_equal(rd(e, GPE, 2, 2), GPE_WIRED);
+	assert_true(e->sci.level);
+	/* the button's clear leaves GPE 1 pending */
+	spk_acpi_pm_power_button(e->p);
+	wr(e, GPE, 0, 1, GPE_PWRBTN);
+	assert_int_equal(rd(e, GPE, 0, 2), GPE_VMGEN);
+	assert_true(e->sci.level);
+	wr(e, GPE, 0, 1, GPE_VMGEN);
+	assert_false(e->sci.level);
+	/* GPEs that are not wired, and NULL: refused, nothing set */
+	assert_int_equal(spk_acpi_pm_raise_gpe(e->p, 2), -EINVAL);
+	assert_int_equal(spk_acpi_pm_raise_gpe(e->p, 16), -EINVAL);
+	assert_int_equal(spk_acpi_pm_raise_gpe(e->p, UINT32_MAX), -EINVAL);
+	assert_int_equal(spk_acpi_pm_raise_gpe(NULL, 1), -EINVAL);
+	assert_int_equal(rd(e, GPE, 0, 2), 0);
+}
+
+/* GPE0: 16 status bits, 16 enable bits; only GPEs 0 and 1 exist. */
 static void test_gpe0_registers(void **state)
 {
 	struct env *e = *state;
 
-	/* only GPE 0's enable sticks, in every width */
+	/* only GPE 0's and 1's enables stick, in every width */
 	wr(e, GPE, 2, 2, 0xffff);
-	assert_int_equal(rd(e, GPE, 2, 2), GPE_PWRBTN);
+	assert_int_equal(rd(e, GPE, 2, 2), GPE_WIRED);
 	wr(e, GPE, 0, 4, 0xfffe0000);
-	assert_int_equal(rd(e, GPE, 0, 4), 0);
+	assert_int_equal(rd(e, GPE, 0, 4), (uint32_t)GPE_VMGEN << 16);
 	wr(e, GPE, 2, 1, 0xff);
-	assert_int_equal(rd(e, GPE, 2, 1), GPE_PWRBTN);
+	assert_int_equal(rd(e, GPE, 2, 1), GPE_WIRED);
 	assert_int_equal(rd(e, GPE, 3, 1), 0);
+	wr(e, GPE, 2, 1, GPE_PWRBTN); /* GPE 1 (test_gpe_vmgenid) off again */
 	/* the status: byte, word, unaligned word and dword reads agree */
 	spk_acpi_pm_power_button(e->p);
 	assert_int_equal(rd(e, GPE, 0, 1), 0x01);
@@ -310,7 +339,7 @@ static void test_hostile(void **state)
 		assert_int_equal(e->sci.level, (gsts & gen & GPE_PWRBTN) != 0);
 		assert_int_equal(sts & ~0x8000, 0); /* only WAK */
 		assert_int_equal(gsts & ~GPE_PWRBTN, 0);
-		assert_int_equal(gen & ~GPE_PWRBTN, 0);
+		assert_int_equal(gen & ~GPE_WIRED, 0);
 		assert_int_equal(rd(e, CNT, 0, 2) & 0x2001, 1);
 	}
 	/* at most a burst of warnings and one "suppressed" line */
@@ -349,6 +378,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_power_button, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_gpe0_registers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_gpe_vmgenid, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_gpe0_outside, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_widths_and_offsets, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
