@@ -619,6 +619,97 @@ uint64_t spk_vmgenid_address(const struct spk_vmgenid *g); /* NULL: 0 */
 uint64_t spk_vmgenid_changes(struct spk_vmgenid *g);       /* NULL: 0 */
 const struct spk_dev_state_ops *spk_vmgenid_state_ops(void);
 
+/* ---- clones ---------------------------------------------------------------------- */
+
+/*
+ * Clones: N VMs from one snapshot, each with an identity of its own, their
+ * memory shared copy-on-write (each maps the same memory file MAP_PRIVATE:
+ * a page is read once into the page cache and stays shared until a clone
+ * writes it; the file is never written).
+ *
+ * What must differ between clones is what the guest or the host network
+ * tells apart: the VM generation ID (the guest reseeds its RNG), the vsock
+ * CID and its socket, each network interface's TAP and MAC. virtio-rng
+ * holds no state to reseed (every request is served from getrandom()).
+ *
+ * The library does not know how the embedder builds a VM, so the caller
+ * gives a build function: make clone k's VM as the snapshot's VM was
+ * made (same memory, vCPUs, irqchip, devices), with the identity's CID,
+ * socket, TAPs and MACs for its devices; the library then restores the
+ * snapshot into it and gives it its generation ID.
+ */
+#define SPK_CLONE_MAX      1024 /* clones one call makes */
+#define SPK_CLONE_MAX_NETS 8
+#define SPK_CLONE_PATH_MAX 108 /* a Unix socket path with its NUL (sun_path) */
+#define SPK_CLONE_TAP_MAX  16  /* IFNAMSIZ, with the NUL */
+
+struct spk_clone_net {
+	char iface[SPK_SNAP_NAME_MAX]; /* the interface's id in the snapshot ("eth0") */
+	char tap[SPK_CLONE_TAP_MAX];   /* the clone's TAP */
+	uint8_t mac[6];                /* the clone's guest MAC */
+};
+
+struct spk_clone_id {
+	uint8_t vmgenid[SPK_VMGENID_LEN]; /* all zero: a random one */
+	uint32_t vsock_cid;               /* 0: no vsock; else 3 to 2^32 - 2 */
+	char vsock_uds[SPK_CLONE_PATH_MAX];
+	uint32_t n_nets;
+	struct spk_clone_net nets[SPK_CLONE_MAX_NETS];
+};
+
+/*
+ * Check n identities (1 to SPK_CLONE_MAX) as clones of one snapshot need
+ * them: CIDs 3 to 2^32 - 2 (or all 0), no two alike, a socket path each
+ * (1 to 107 bytes, no two alike); the same interface ids in every clone,
+ * each once, TAP names of 1 to 15 bytes without '/' or spaces, MACs
+ * unicast and not all zero, no TAP and no MAC twice among all clones;
+ * VMGENIDs (where given) unlike. 0, or -EINVAL naming the clone and field.
+ */
+int spk_clone_ids_check(const struct spk_clone_id *ids, uint32_t n);
+
+/*
+ * n identities from one template, for clone k (0-based): the CID base's
+ * plus k (base 0: none), the socket "<base's path>.<k>", each interface's
+ * TAP "<base's TAP><k>" and MAC the base's with k added to its last three
+ * bytes, a random VMGENID; then checked as spk_clone_ids_check does
+ * (a TAP name that gets too long, a CID past 2^32 - 2: -EINVAL).
+ */
+int spk_clone_ids_derive(const struct spk_clone_id *base, uint32_t n, struct spk_clone_id *out);
+
+/* One clone as the build function makes it (vm required; devs and genid
+ * may be NULL: no devices, no generation ID); user is the caller's. */
+struct spk_clone_vm {
+	struct spk_vm *vm;
+	struct spk_snap_devices *devs;
+	struct spk_vmgenid *genid;
+	void *user;
+};
+
+struct spk_clone_ops {
+	/* Make clone k with identity id into *out; 0, or -errno, which the
+	 * call returns with "clone K: the build function failed: <strerror>". */
+	int (*build)(void *ctx, uint32_t k, const struct spk_clone_id *id,
+	             struct spk_clone_vm *out);
+	/* Undo one build (its VM not run): on a failure, every clone made so far. */
+	void (*destroy)(void *ctx, uint32_t k, struct spk_clone_vm *vm);
+};
+
+/*
+ * Make n clones of the snapshot at state (and mem: NULL for the memory
+ * file the state names, see spk_vm_restore) into out[0..n-1]: the
+ * identities are checked (spk_clone_ids_check) and the state file read
+ * and checked before the first build; then for each clone build,
+ * spk_vm_restore, and its generation ID set (ids[k].vmgenid, or random
+ * when all zero; with a notification). The clones are READY, not run;
+ * they are the caller's (destroy them as it built them). On any failure
+ * every clone made so far is destroyed (ops->destroy, last first), out is
+ * zeroed, and the error names the clone: nothing is left half-made.
+ * -EINVAL (NULLs, n, identities, the file), or the build's or restore's
+ * error. Not thread-safe against the caller's own use of the clones.
+ */
+int spk_vm_clone(const char *state, const char *mem, uint32_t n, const struct spk_clone_id *ids,
+                 const struct spk_clone_ops *ops, void *ctx, struct spk_clone_vm *out);
+
 #ifdef __cplusplus
 }
 #endif

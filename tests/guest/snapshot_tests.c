@@ -23,7 +23,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <limits.h>
+
+#include <sparkler/acpi.h>
+#include <sparkler/platform.h>
 #include <sparkler/snapshot.h>
+#include <sparkler/virtio_vsock.h>
 
 #include "harness.h"
 
@@ -754,45 +759,274 @@ static void test_hostile(void)
 	rmdir(dir);
 }
 
+/* ---- clones ----------------------------------------------------------------------------- */
+
+/* A VM for t_snap_genid: PCI host, vsock, the VMGENID at the PC's place. */
+struct clone_vm {
+	struct th t;
+	struct spk_exit e; /* the last exit: the library completes it at the next run */
+	struct spk_evloop *loop;
+	struct spk_pci_host *pci;
+	struct spk_virtio_vsock *vsock;
+	struct spk_vmgenid *genid;
+	struct spk_snap_devices *devs;
+	unsigned notified;
+};
+
+static int count_notify(void *ctx)
+{
+	((struct clone_vm *)ctx)->notified++;
+	return 0;
+}
+
+/* tables: build the ACPI tables into its memory (the origin; a clone's
+ * memory is the snapshot's, tables and all) */
+static void clone_vm_build(struct clone_vm *c, uint32_t cid, const char *uds, bool tables)
+{
+	const struct th_opts o = {.irqchip = SPK_IRQCHIP_KERNEL};
+
+	memset(c, 0, sizeof(*c));
+	th_setup(&c->t, "t_snap_genid", &o);
+	struct spk_mem *mem = spk_vm_mem(c->t.vm);
+	if (tables) {
+		struct spk_acpi_config ac;
+
+		spk_acpi_pc_config(&ac, 1, false);
+		CHECK_OK(spk_acpi_build(mem, SPK_PC_ACPI_START, SPK_PC_ACPI_TABLES_END, &ac, NULL));
+	}
+	CHECK_OK(spk_evloop_new("virtio", &c->loop));
+	const struct spk_pci_host_config hc = spk_pc_pci_host_config(c->t.vm);
+	CHECK_OK(spk_pci_host_new(&hc, &c->pci));
+	const struct spk_virtio_vsock_config vc = {.pci = c->pci,
+	                                           .slot = -1,
+	                                           .mem = mem,
+	                                           .loop = c->loop,
+	                                           .guest_cid = cid,
+	                                           .uds_path = uds};
+	CHECK_OK(spk_virtio_vsock_new(&vc, &c->vsock));
+	const struct spk_vmgenid_config gc = {mem, SPK_PC_VMGENID, count_notify, c};
+	CHECK_OK(spk_vmgenid_new(&gc, &c->genid));
+	struct spk_virtio *vd = spk_virtio_vsock_dev(c->vsock);
+	CHECK_OK(spk_snap_devices_new(&c->devs));
+	CHECK_OK(spk_snap_devices_add(c->devs, "pci", spk_pci_host_state_ops(), c->pci));
+	CHECK_OK(spk_snap_devices_add(c->devs, "vsock", spk_virtio_state_ops(vd), vd));
+	CHECK_OK(spk_snap_devices_add(c->devs, "vmgenid", spk_vmgenid_state_ops(), c->genid));
+	CHECK_OK(spk_evloop_start(c->loop));
+}
+
+static void clone_vm_free(struct clone_vm *c)
+{
+	spk_evloop_stop(c->loop);
+	spk_snap_devices_free(c->devs);
+	spk_virtio_vsock_free(c->vsock);
+	spk_pci_host_free(c->pci);
+	spk_evloop_free(c->loop);
+	spk_vmgenid_free(c->genid);
+	th_teardown(&c->t);
+}
+
+struct clone_ctx {
+	struct clone_vm vms[4];
+	uint32_t built, destroyed, fail_at; /* fail_at: the build of that clone fails */
+};
+
+static int clone_build(void *ctx, uint32_t k, const struct spk_clone_id *id,
+                       struct spk_clone_vm *out)
+{
+	struct clone_ctx *x = ctx;
+
+	CHECK(k < SPK_ARRAY_SIZE_T(x->vms), "clone %u", k);
+	if (k == x->fail_at)
+		return -EMFILE;
+	clone_vm_build(&x->vms[k], id->vsock_cid, id->vsock_uds, false);
+	x->built++;
+	*out = (struct spk_clone_vm){x->vms[k].t.vm, x->vms[k].devs, x->vms[k].genid, &x->vms[k]};
+	return 0;
+}
+
+static void clone_destroy(void *ctx, uint32_t k, struct spk_clone_vm *vm)
+{
+	struct clone_ctx *x = ctx;
+
+	CHECK(vm->user == &x->vms[k], "clone %u: not the VM built", k);
+	clone_vm_free(&x->vms[k]);
+	x->destroyed++;
+}
+
+static const struct spk_clone_ops clone_ops = {clone_build, clone_destroy};
+
+/* One step of t_snap_genid: the count; the ID it read must be want, at the PC's address. */
+static uint64_t genid_step(struct clone_vm *c, uint8_t want[SPK_VMGENID_LEN])
+{
+	uint8_t seen[SPK_VMGENID_LEN];
+
+	th_run(&c->t, &c->e);
+	struct spk_ucall uc = th_expect_ucall(&c->t, &c->e, SPK_UCALL_SYNC);
+	CHECK_EQ(uc.args[0], 1);
+	CHECK_EQ(uc.args[4], SPK_PC_VMGENID); /* found through the tables' ADDR */
+	memcpy(seen, &uc.args[2], 8);
+	memcpy(seen + 8, &uc.args[3], 8);
+	CHECK_OK(spk_vmgenid_get(c->genid, want));
+	CHECK(memcmp(seen, want, SPK_VMGENID_LEN) == 0, "the guest read another ID");
+	return uc.args[1];
+}
+
+/* Kilobytes of one smaps field of the mapping that holds addr. */
+static unsigned long smaps_kb(const void *addr, const char *field)
+{
+	FILE *fp = fopen("/proc/self/smaps", "r");
+	char line[512];
+	bool in = false;
+	unsigned long kb = ULONG_MAX;
+
+	CHECK(fp != NULL, "smaps");
+	while (fgets(line, sizeof(line), fp)) {
+		unsigned long lo, hi;
+
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 &&
+		    strchr(line, '-') < strchr(line, ' ')) {
+			in = (uintptr_t)addr >= lo && (uintptr_t)addr < hi;
+			continue;
+		}
+		if (in && strncmp(line, field, strlen(field)) == 0 && line[strlen(field)] == ':') {
+			kb = strtoul(line + strlen(field) + 1, NULL, 10);
+			break;
+		}
+	}
+	fclose(fp);
+	CHECK(kb != ULONG_MAX, "no %s for %p in smaps", field, addr);
+	return kb;
+}
+
+/* The vsock device's CID as a snapshot of clone c saves it (what its config space reads). */
+static uint32_t saved_cid(struct clone_vm *c, const char *dir)
+{
+	char state[128], mem[128], *text = NULL, *p;
+	size_t len = 0;
+	struct spk_snap_file *f;
+	unsigned cid = 0;
+
+	snprintf(state, sizeof(state), "%s/again", dir);
+	snprintf(mem, sizeof(mem), "%s/again.mem", dir);
+	CHECK_OK(spk_vm_snapshot(c->t.vm, c->devs, state, mem, 0));
+	CHECK_OK(spk_snap_open(state, &f));
+	FILE *out = open_memstream(&text, &len);
+	spk_snap_file_dump(f, out, true);
+	fclose(out);
+	p = strstr(text, "guest_cid");
+	CHECK(p && sscanf(p, "guest_cid u32 %u", &cid) == 1, "no guest_cid in the dump");
+	free(text);
+	spk_snap_close(f);
+	unlink(state);
+	unlink(mem);
+	return cid;
+}
+
 /*
- * Clones: two VMs restored from one snapshot (the memory file mapped
- * privately by both: pages shared until written) run on independently:
- * each counts from 4 at its own pace, neither sees the other's writes,
- * and the file stays as it was.
+ * Clones: a guest that found its VM generation ID through the ACPI tables
+ * is snapshotted and cloned twice with spk_vm_clone. Each clone counts on
+ * from 4 at its own pace, sees the ID its monitor gave it (a new one, not
+ * the origin's, not the other clone's) at the address the tables give,
+ * has its own vsock CID, and its memory stays shared with the other's
+ * until written (smaps); the file never changes. Bad identities and a
+ * failing build leave nothing made.
  */
 static void test_clones(void)
 {
-	char dir[64], state[128], mem[128];
-	struct th a, b, c;
+	char dir[64], state[128], mem[128], uds[128];
+	uint8_t ida[SPK_VMGENID_LEN], idb[SPK_VMGENID_LEN], idc[SPK_VMGENID_LEN];
+	struct clone_vm a;
+	struct clone_ctx x = {.fail_at = UINT32_MAX};
+	struct spk_clone_vm out[4];
+	struct spk_clone_id base = {.vsock_cid = 10}, ids[2], bad[2];
 
+	printf("kvm kind: %s\n", spk_host_kvm_kind());
 	snprintf(dir, sizeof(dir), "/tmp/spk-snap-clone-XXXXXX");
 	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
 	snprintf(state, sizeof(state), "%s/state", dir);
 	snprintf(mem, sizeof(mem), "%s/mem", dir);
-	th_setup(&a, "t_snap_count", NULL);
+	snprintf(uds, sizeof(uds), "%s/vs", dir);
+	clone_vm_build(&a, 3, uds, true);
 	for (uint64_t i = 1; i <= 3; i++)
-		CHECK_EQ(next_count(&a), i);
-	CHECK_OK(spk_vm_snapshot(a.vm, NULL, state, mem, 0));
-	th_teardown(&a);
+		CHECK_EQ(genid_step(&a, ida), i);
+	CHECK_OK(spk_vm_snapshot(a.t.vm, a.devs, state, mem, 0));
+	clone_vm_free(&a);
 	int fd = open(mem, O_RDONLY | O_CLOEXEC);
 	CHECK(fd >= 0, "open %s", mem);
 	uint64_t before = file_hash(fd);
 
-	th_setup(&b, "t_snap_count", NULL);
-	th_setup(&c, "t_snap_count", NULL);
-	CHECK_OK(spk_vm_restore(b.vm, NULL, state, NULL));
-	CHECK_OK(spk_vm_restore(c.vm, NULL, state, NULL));
+	/* bad input: refused before anything is built */
+	snprintf(base.vsock_uds, sizeof(base.vsock_uds), "%s/vs", dir);
+	CHECK_OK(spk_clone_ids_derive(&base, 2, ids));
+	CHECK_EQ(ids[0].vsock_cid, 10);
+	CHECK_EQ(ids[1].vsock_cid, 11);
+	CHECK(strcmp(ids[1].vsock_uds + strlen(ids[1].vsock_uds) - 5, "/vs.1") == 0, "%s",
+	      ids[1].vsock_uds);
+	CHECK(spk_vm_clone(state, NULL, 0, ids, &clone_ops, &x, out) == -EINVAL, "n = 0");
+	CHECK(spk_vm_clone(state, NULL, SPK_CLONE_MAX + 1, ids, &clone_ops, &x, out) == -EINVAL,
+	      "n too large");
+	memcpy(bad, ids, sizeof(bad));
+	bad[1].vsock_cid = 10;
+	CHECK(spk_vm_clone(state, NULL, 2, bad, &clone_ops, &x, out) == -EINVAL, "same CIDs");
+	CHECK(strstr(spk_last_error(), "clone 1: field 'vsock_cid'"), "%s", spk_last_error());
+	printf("refused: %s\n", spk_last_error());
+	bad[1].vsock_cid = 2;
+	CHECK(spk_vm_clone(state, NULL, 2, bad, &clone_ops, &x, out) == -EINVAL, "CID 2");
+	CHECK(spk_vm_clone(state, NULL, 2, ids, NULL, &x, out) == -EINVAL, "no ops");
+	CHECK(spk_vm_clone(NULL, NULL, 2, ids, &clone_ops, &x, out) == -EINVAL, "no state");
+	CHECK(spk_vm_clone(mem, NULL, 2, ids, &clone_ops, &x, out) < 0, "not a state file");
+	CHECK_EQ(x.built, 0);
+	/* a build that fails at the second clone: the first is destroyed */
+	x.fail_at = 1;
+	CHECK(spk_vm_clone(state, NULL, 2, ids, &clone_ops, &x, out) == -EMFILE, "failing build");
+	CHECK(strstr(spk_last_error(), "clone 1: the build function failed: Too many open files"),
+	      "%s", spk_last_error());
+	printf("refused: %s\n", spk_last_error());
+	CHECK_EQ(x.built, 1);
+	CHECK_EQ(x.destroyed, 1);
+	CHECK(out[0].vm == NULL, "a destroyed clone left in out");
+
+	/* two clones */
+	x = (struct clone_ctx){.fail_at = UINT32_MAX};
+	CHECK_OK(spk_vm_clone(state, NULL, 2, ids, &clone_ops, &x, out));
+	struct clone_vm *b = out[0].user, *c = out[1].user;
+	CHECK(b->notified >= 1 && c->notified >= 1, "no VMGENID notification");
 	for (uint64_t i = 4; i <= 20; i++)
-		CHECK_EQ(next_count(&b), i);
+		CHECK_EQ(genid_step(b, idb), i);
 	for (uint64_t i = 4; i <= 6; i++)
-		CHECK_EQ(next_count(&c), i);
-	CHECK_EQ(next_count(&b), 21);
-	CHECK_EQ(next_count(&c), 7);
-	CHECK(mem_hash(&b) != mem_hash(&c), "the clones' memories are the same");
+		CHECK_EQ(genid_step(c, idc), i);
+	CHECK_EQ(genid_step(b, idb), 21);
+	CHECK_EQ(genid_step(c, idc), 7);
+	CHECK(memcmp(idb, ida, SPK_VMGENID_LEN) && memcmp(idc, ida, SPK_VMGENID_LEN) &&
+	          memcmp(idb, idc, SPK_VMGENID_LEN),
+	      "two of the origin's and clones' VMGENIDs are the same");
+	CHECK(mem_hash(&b->t) != mem_hash(&c->t), "the clones' memories are the same");
+
+	/* memory: shared with the other clone until written; b wrote more than c */
+	const void *hb = spk_mem_ptr(spk_vm_mem(b->t.vm), 0, 1, SPK_MEM_R);
+	const void *hc = spk_mem_ptr(spk_vm_mem(c->t.vm), 0, 1, SPK_MEM_R);
+	unsigned long b_dirty = smaps_kb(hb, "Private_Dirty"),
+	              c_dirty = smaps_kb(hc, "Private_Dirty");
+	unsigned long b_shared = smaps_kb(hb, "Shared_Clean"),
+	              c_shared = smaps_kb(hc, "Shared_Clean");
+	printf("clone b: Rss %lu kB, Private_Dirty %lu kB, Shared_Clean %lu kB; "
+	       "clone c: Private_Dirty %lu kB, Shared_Clean %lu kB (of %llu kB)\n",
+	       smaps_kb(hb, "Rss"), b_dirty, b_shared, c_dirty, c_shared, TH_RAM >> 10);
+	/* mem_hash read every page of both: all 4096 pages are mapped, and
+	 * those neither wrote are the same page cache pages in both */
+	CHECK(b_shared >= (TH_RAM >> 10) / 2 && c_shared >= (TH_RAM >> 10) / 2,
+	      "pages not shared between clones");
+	/* written: the count, 16 scribble pages, the stack, the ID page */
+	CHECK(b_dirty > c_dirty && b_dirty < 256 && c_dirty < 256, "copied pages: %lu, %lu kB",
+	      b_dirty, c_dirty);
+
+	/* each clone's vsock device has its CID */
+	CHECK_EQ(saved_cid(b, dir), 10);
+	CHECK_EQ(saved_cid(c, dir), 11);
 	CHECK_EQ(file_hash(fd), before);
 	close(fd);
-	th_teardown(&c);
-	th_teardown(&b);
+	clone_destroy(&x, 1, &out[1]);
+	clone_destroy(&x, 0, &out[0]);
 	unlink(state);
 	unlink(mem);
 	rmdir(dir);
