@@ -31,8 +31,15 @@ install: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 	meson install -C $(BUILD) $(if $(DESTDIR),--destdir $(DESTDIR))
 
+# The demo guest of this machine's architecture: guest/demo.c on x86-64,
+# guest/arm64/demo.c on an arm64 host (where the build is aarch64's).
+ifeq ($(shell uname -m),aarch64)
+DEMO_ELF = $(BUILD)/guest/arm64/a64_demo.elf
+else
+DEMO_ELF = $(BUILD)/guest/demo.elf
+endif
 demo: all
-	$(BUILD)/src/vmm/sparkler sandbox --stats $(BUILD)/guest/demo.elf
+	$(BUILD)/src/vmm/sparkler sandbox --stats $(DEMO_ELF)
 
 # Every test: the normal build (all suites: unit, guest, gdb, linux, bed, lint),
 # then the unit, guest and gdb suites again under ASan + UBSan, then every

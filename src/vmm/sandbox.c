@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * `sparkler sandbox GUEST.elf`: run a small guest-SDK program that talks
- * to the host only through hypercalls, a debug port and a read-only info
- * device. Deny by default: any other exit ends the run with a report.
+ * to the host only through hypercalls, a debug port (x86-64) and a
+ * read-only info device (0xfeb00000 on x86-64, 0x0b000000 on arm64).
+ * Deny by default: any other exit ends the run with a report.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -22,7 +23,12 @@
 #define SB_MAP (4ull << 30)
 #define SB_LOAD_MIN 0x100000ull   /* programs load from 1 MiB up */
 #define SB_DEBUG_PORT 0xe9        /* bochs-style debug console */
+#ifdef __aarch64__
+#define SB_A64_RAM   0x40000000ull /* arm64: RAM from 1 GiB (guest/arm64/guest.ld) */
+#define SB_INFO_BASE 0x0b000000ull /* the read-only info device, below RAM */
+#else
 #define SB_INFO_BASE 0xfeb00000ull /* the read-only info device */
+#endif
 #define SB_INFO_MAGIC 0x58424e5350534b53ull /* "SKSPSNBX" */
 #define SB_MAX_IMAGE (256ull << 20)
 
@@ -40,6 +46,7 @@ struct sandbox {
 
 /* ---- devices ---------------------------------------------------------- */
 
+#ifndef __aarch64__ /* no ports on arm64 */
 static void debug_port_write(void *opaque, uint64_t off, unsigned width, uint64_t value,
 			     const struct spk_bus_access *who)
 {
@@ -52,6 +59,7 @@ static void debug_port_write(void *opaque, uint64_t off, unsigned width, uint64_
 }
 
 static const struct spk_bus_ops debug_port_ops = {NULL, debug_port_write};
+#endif
 
 static uint64_t info_read(void *opaque, uint64_t off, unsigned width,
 			  const struct spk_bus_access *who)
@@ -238,13 +246,45 @@ static int parse(int argc, char **argv, struct sb_opts *o)
 	return 0;
 }
 
-static int setup(struct sandbox *sb, const struct sb_opts *o)
+#ifdef __aarch64__
+/*
+ * arm64: RAM from SB_A64_RAM (where the guest SDK's programs load), the
+ * in-kernel GICv3 (the timer and interrupts work), vCPU 0 at the entry
+ * point in EL1h, interrupts masked, MMU off (arm64.h); the others wait
+ * for PSCI CPU_ON. No ports: the info device is the only device.
+ */
+static int setup_arch(struct sandbox *sb, const struct sb_opts *o)
+{
+	struct spk_vm_config cfg = {.max_vcpus = (uint32_t)o->cpus,
+	                            .console_fd = sb->console_fd,
+	                            .irqchip = SPK_IRQCHIP_KERNEL};
+	struct spk_elf_info elf;
+	struct spk_arm64_regs regs = {.pstate = SPK_ARM64_PSTATE_EL1H_MASKED};
+	struct spk_vcpu *vcpu;
+	int rc;
+
+	if ((rc = spk_vm_create(&cfg, &sb->vm)) < 0 ||
+	    (rc = spk_vm_add_memory(sb->vm, SB_A64_RAM, o->mem, SPK_MEM_RAM, "ram", NULL)) < 0)
+		return rc;
+	if ((rc = spk_elf_load_file(spk_vm_mem(sb->vm), o->guest, SB_MAX_IMAGE, &elf)) < 0)
+		return rc;
+	regs.pc = elf.entry;
+	if ((rc = spk_vcpu_create(sb->vm, 0, &vcpu)) < 0 ||
+	    (rc = spk_vcpu_set_arm64_regs(vcpu, &regs)) < 0 || (rc = spk_vcpu_ready(vcpu)) < 0)
+		return rc;
+	return 0;
+}
+#else
+/*
+ * x86-64: RAM from 0, long mode with the page tables below 1 MiB, vCPU 0
+ * at the entry point at CPL0; the debug port.
+ */
+static int setup_arch(struct sandbox *sb, const struct sb_opts *o)
 {
 	struct spk_vm_config cfg = {.max_vcpus = (uint32_t)o->cpus, .console_fd = sb->console_fd};
 	struct spk_x86_long_mode lm;
 	struct spk_elf_info elf;
 	struct spk_vcpu *vcpu;
-	struct spk_bus *bus;
 	int rc;
 
 	if ((rc = spk_vm_create(&cfg, &sb->vm)) < 0 ||
@@ -253,8 +293,10 @@ static int setup(struct sandbox *sb, const struct sb_opts *o)
 	if ((rc = spk_elf_load_file(spk_vm_mem(sb->vm), o->guest, SB_MAX_IMAGE, &elf)) < 0)
 		return rc;
 	if (elf.lowest < SB_LOAD_MIN) {
-		fprintf(stderr, "sparkler: %s loads at 0x%llx, below 1 MiB where the sandbox keeps "
-				"its page tables\n", o->guest, (unsigned long long)elf.lowest);
+		fprintf(stderr,
+		        "sparkler: %s loads at 0x%llx, below 1 MiB where the sandbox keeps "
+		        "its page tables\n",
+		        o->guest, (unsigned long long)elf.lowest);
 		return -ENOEXEC;
 	}
 	/* The program starts at CPL0 and owns these tables: which ports its
@@ -267,11 +309,21 @@ static int setup(struct sandbox *sb, const struct sb_opts *o)
 	const struct spk_x86_entry entry = {.rip = elf.entry, .cpl = 0};
 	if ((rc = spk_x86_vcpu_enter_long_mode(vcpu, &lm, &entry)) < 0)
 		return rc;
+	return spk_bus_register(spk_vm_bus(sb->vm), SPK_BUS_PIO, SB_DEBUG_PORT, 1, "debug-port",
+	                        &debug_port_ops, sb, 0);
+}
+#endif
+
+static int setup(struct sandbox *sb, const struct sb_opts *o)
+{
+	struct spk_bus *bus;
+	int rc;
+
+	if ((rc = setup_arch(sb, o)) < 0)
+		return rc;
 	bus = spk_vm_bus(sb->vm);
-	if ((rc = spk_bus_register(bus, SPK_BUS_PIO, SB_DEBUG_PORT, 1, "debug-port",
-				   &debug_port_ops, sb, 0)) < 0 ||
-	    (rc = spk_bus_register(bus, SPK_BUS_MMIO, SB_INFO_BASE, 0x1000, "sandbox-info",
-				   &info_ops, sb, SPK_BUS_LOCKLESS)) < 0)
+	if ((rc = spk_bus_register(bus, SPK_BUS_MMIO, SB_INFO_BASE, 0x1000, "sandbox-info",
+	                           &info_ops, sb, SPK_BUS_LOCKLESS)) < 0)
 		return rc;
 	if (o->strict)
 		spk_bus_set_miss_policy(bus, SPK_BUS_MMIO, SPK_MISS_FATAL);

@@ -37,6 +37,7 @@ import linux_assets  # noqa: E402  (cpio_newc)
 
 L1_TIMEOUT = int(os.environ.get("BED_ARM64_TIMEOUT", "540"))  # s: the whole L1 run, TCG on a loaded 2-core machine
 QEMU = "qemu-system-aarch64"
+CROSS_LIBC = "/usr/aarch64-linux-gnu/lib"  # Debian's libc6-arm64-cross (gcc-aarch64-linux-gnu)
 
 
 class Scenario:
@@ -67,14 +68,67 @@ def check_tap(output, rc):
     return None
 
 
+def check_demo(output, rc):
+    """sparkler sandbox --stats a64_demo.elf: the demo's lines, status 0,
+    the exit table."""
+    want = ["Hello from a sparkler guest on arm64 vCPU 0!",
+            "sandbox device: magic 58424e5350534b53, 2 vCPUs",
+            "timer: the virtual timer's interrupt (PPI 27) arrived",
+            "vCPU 1 summed 1..100 = 5050", "Goodbye.", "| HYPERCALL", "| MMIO"]
+    missing = [w for w in want if w not in output]
+    if rc != 0 or missing:
+        return "status %d, missing %s" % (rc, missing)
+    return None
+
+
+# sparkler's arm64 refusals, one command each: "name rc=N" lines
+REFUSALS = """
+/bin/sparkler sandbox /guests/a64_nisv.elf; echo "nisv rc=$?"
+/bin/sparkler sandbox --timeout 3 /guests/a64_spin.elf; echo "spin rc=$?"
+/bin/sparkler run --kernel /bin/sparkler; echo "run rc=$?"
+/bin/sparkler --api-sock /tmp/api.sock; echo "api rc=$?"
+/bin/sparkler sandbox --gdb tcp:1234 /guests/a64_demo.elf; echo "gdb rc=$?"
+/bin/sparkler sandbox --cpus 33 /guests/a64_demo.elf; echo "cpus rc=$?"
+/bin/sparkler sandbox /bin/sparkler; echo "notelf rc=$?"
+/bin/sparkler kvm-info; echo "kvm-info rc=$?"
+"""
+
+
+def check_refusals(output, rc):
+    """Each refusal's status and message (vmm.h: 2 usage, 4 crash/timeout)."""
+    want = {"nisv": (4, "unhandled exit INTERNAL_ERROR"),
+            "spin": (4, "ran past its --timeout"),
+            "run": (2, "run: not on arm64 yet"),
+            "api": (2, "API (--api-sock, --config-file): not on arm64 yet"),
+            "gdb": (2, "--gdb: not on arm64 yet"),
+            "cpus": (2, "at most 32"),
+            "notelf": (2, "elf:"),
+            "kvm-info": (0, "kvm: arm64 (usable)")}
+    bad = []
+    for name, (status, text) in want.items():
+        if "%s rc=%d" % (name, status) not in output or text not in output:
+            bad.append("%s: want status %d and %r" % (name, status, text))
+    return "; ".join(bad) or None
+
+
 def scenarios(build, tests):
     """The arm64 bed's scenarios, in the order the L1 runs them. Others
     append theirs here (a Linux boot, ...)."""
+    guests = ("guests", os.path.join(build, "guest", "arm64"), 0o644)
+    sparkler = [("bin/sparkler", os.path.join(build, "src", "vmm", "sparkler"), 0o755),
+                # the program's shared libraries: glibc of Debian's cross toolchain
+                ("lib/ld-linux-aarch64.so.1", os.path.join(CROSS_LIBC, "ld-linux-aarch64.so.1"),
+                 0o755),
+                ("lib/libc.so.6", os.path.join(CROSS_LIBC, "libc.so.6"), 0o755), guests]
     return [
         Scenario("guest-tests", ["/bin/arm64-test", "/guests"] + tests,
                  [("bin/arm64-test", os.path.join(build, "tests", "arm64", "arm64-test"), 0o755),
-                  ("guests", os.path.join(build, "guest", "arm64"), 0o644)],
-                 300, check_tap),
+                  guests],
+                 240, check_tap),
+        Scenario("sandbox-demo", ["/bin/sparkler", "sandbox", "--stats", "/guests/a64_demo.elf"],
+                 sparkler, 90, check_demo),
+        Scenario("sandbox-refusals", ["/bin/sh", "-c", REFUSALS], sparkler, 150,
+                 check_refusals),
     ]
 
 
@@ -159,6 +213,10 @@ def initramfs(scens, busybox, out):
                                         open(os.path.join(src, f), "rb").read()))
                         seen.add(dest + "/" + f)
             elif dest not in seen:
+                parent = os.path.dirname(dest)
+                if parent and parent not in seen:
+                    entries.append((parent, 0o40755, b""))
+                    seen.add(parent)
                 entries.append((dest, 0o100000 | mode, open(src, "rb").read()))
                 seen.add(dest)
     runs = "".join(RUN % {"name": sc.name, "timeout": sc.timeout,
@@ -208,9 +266,15 @@ def check(scens, output):
 
 
 def native_argv(sc):
-    """A scenario's argv with the initramfs paths mapped to this host's."""
-    paths = {"/" + dest: src for dest, src, _ in sc.files}
-    return [paths.get(a, a) for a in sc.argv]
+    """A scenario's argv with the initramfs paths mapped to this host's
+    (also inside a shell script's text)."""
+    paths = sorted(((("/" + dest), src) for dest, src, _ in sc.files), key=lambda p: -len(p[0]))
+    out = []
+    for a in sc.argv:
+        for dest, src in paths:
+            a = a.replace(dest, src)
+        out.append(a)
+    return out
 
 
 def run_native(scens):
