@@ -10,7 +10,9 @@
  *                ACK field is what the stack sent last (the fuzzer cannot
  *                guess the random initial sequence number);
  *   op & 3 == 2  frames out into a buffer of 60 + 16 * bytes[0] bytes,
- *                until none is left;
+ *                until none is left; with op & 4 first the test clock
+ *                moves on by 8 * bytes[1] ms and the retransmission
+ *                timers run (spk_mmds_stack_timer);
  *   op & 3 == 3  the bytes as one HTTP request (spk_mmds_http).
  * Every frame that comes back must fit its buffer and carry valid IPv4
  * and TCP checksums (else abort); the sanitizers catch the rest. A fresh
@@ -55,6 +57,12 @@ static uint16_t csum(const uint8_t *p, size_t n, uint32_t acc)
 	return (uint16_t)~acc;
 }
 
+static uint64_t fake_ms = 1000000;
+static uint64_t fake_clock(void)
+{
+	return fake_ms;
+}
+
 static void init(void)
 {
 	json_t *d = json_loads("{\"latest\":{\"meta-data\":{\"ami-id\":\"ami-1\",\"n\":1,"
@@ -64,6 +72,7 @@ static void init(void)
 	if (spk_mmds_new(SPK_MMDS_LIMIT_DEFAULT, &store) < 0 || !d || spk_mmds_put(store, d) < 0)
 		abort();
 	json_decref(d);
+	spk_mmds_set_clock(store, fake_clock);
 }
 
 /* A TCP segment (seg, n bytes) in a checked IPv4 frame to the MMDS. */
@@ -156,6 +165,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				spk_mmds_stack_tx(s, frame, n);
 			break;
 		case 2:
+			if ((op & 4) && len > 1) {
+				fake_ms += 8 * (uint64_t)data[i + 1];
+				if (spk_mmds_stack_timer(s) > SPK_MMDS_RTO_MAX_MS)
+					abort(); /* a timer beyond the backoff's bound */
+			}
 			drain(s, 60 + 16 * (size_t)(len ? data[i] : 0));
 			break;
 		default: {

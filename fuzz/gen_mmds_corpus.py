@@ -37,6 +37,19 @@ def drain(room=90):
     return rec(2, bytes([room]))
 
 
+def timeout(ms8=255, room=90):
+    # the test clock moves on by 8 * ms8 ms, the retransmission timers run, then a drain
+    return rec(2 | 4, bytes([room, ms8]))
+
+
+def unacked(request):
+    # a request whose answer is never acknowledged: sent again at each
+    # timeout until the connection is dropped
+    out = seg(100, 0, SYN, opts=b"\x02\x04\x05\xb4") + drain()
+    out += seg(101, 1, ACK | PSH, request) + drain()
+    return out + timeout(31) + timeout(62) + timeout(125) + timeout() * 10
+
+
 def conversation(requests, port=0):
     out = seg(100, 0, SYN, opts=b"\x02\x04\x05\xb4", port=port) + drain()
     seq = 101
@@ -61,6 +74,7 @@ def main():
         "http_put": rec(3, b"PUT /latest/api/token HTTP/1.1\r\nContent-Length: 3\r\n"
                         b"X-aws-ec2-metadata-token-ttl-seconds: 5\r\n\r\nabc"),
         "rst": seg(5, 0, RST) + seg(5, 9, ACK) + drain(),
+        "unacked": unacked(b"GET /latest/meta-data/ami-id HTTP/1.1\r\n\r\n"),
     }
     for name, data in seeds.items():
         with open(os.path.join(OUT, name), "wb") as f:

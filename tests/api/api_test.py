@@ -821,10 +821,19 @@ def mmds(tmp):
             ({"network_interfaces": ["eth0"], "extra": 1}, "unknown field `extra`")]:
         expect(p.call("PUT", "/mmds/config", body), 400, None, "PUT /mmds/config %s" %
                json.dumps(body), needle)
+    # V1 (also an omitted version) works but is deprecated, as Firecracker answers it
+    hdrs = os.path.join(tmp, "mmds-config.headers")
+    for body in [{"network_interfaces": ["eth0"]},
+                 {"network_interfaces": ["eth0"], "version": "V1"}]:
+        expect(p.call("PUT", "/mmds/config", body, extra=("-D", hdrs)), 204, None,
+               "PUT /mmds/config %s" % json.dumps(body))
+        check("deprecation: true" in open(hdrs).read().lower(),
+              "PUT /mmds/config %s answers Deprecation: true" % json.dumps(body))
     expect(p.call("PUT", "/mmds/config", {"network_interfaces": ["eth0"], "version": "V2",
                                           "ipv4_address": "169.254.170.2",
-                                          "imds_compat": True}), 204, None,
+                                          "imds_compat": True}, extra=("-D", hdrs)), 204, None,
            "PUT /mmds/config V2")
+    check("deprecation" not in open(hdrs).read().lower(), "V2 is not deprecated")
     r = p.call("GET", "/vm/config")
     expect(r, 200, "FullVmConfiguration", "GET /vm/config with mmds-config")
     check(r.json and r.json.get("mmds-config") ==

@@ -15,6 +15,7 @@
 #define SPK_VMM_API_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -103,6 +104,7 @@ struct spk_api_response {
 	unsigned status;   /* 200, 204, 400, 404, 405, 413 (MMDS), 500 */
 	char *body;        /* JSON (malloc'd), or NULL for 204 */
 	const char *allow; /* the Allow header of a 405 */
+	bool deprecated;   /* "Deprecation: true" (Firecracker's, e.g. MMDS V1) */
 };
 
 void spk_api_init(struct spk_api *api, const struct spk_api_ops *ops, void *ctx, const char *id);

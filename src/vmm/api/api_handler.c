@@ -435,11 +435,19 @@ static void mmds(struct req *q)
 		q->out->status = 204;
 }
 
+/* PUT /mmds/config. V1 (also what an omitted version means) works but is
+ * deprecated, as Firecracker says: a warning and "Deprecation: true". */
 static void mmds_config(struct req *q)
 {
 	struct spk_res_err e;
+	const char *v = json_string_value(json_object_get(q->body, "version"));
+	int rc = spk_res_mmds_config(&q->api->res, q->body, "$", &e);
 
-	applied(q, spk_res_mmds_config(&q->api->res, q->body, "$", &e), &e);
+	applied(q, rc, &e);
+	if (rc == 0 && (!v || strcmp(v, "V1") == 0)) {
+		spk_log(SPK_LOG_WARN, "PUT /mmds/config: V1 is deprecated. Use V2 instead.");
+		q->out->deprecated = true;
+	}
 }
 
 static void logger(struct req *q)

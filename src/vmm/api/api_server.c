@@ -292,6 +292,8 @@ static enum MHD_Result send_response(struct MHD_Connection *c, struct spk_api_re
 	}
 	if (r->allow)
 		mhd->add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+	if (r->deprecated)
+		mhd->add_response_header(resp, "Deprecation", "true");
 	ret = mhd->queue_response(c, r->status, resp);
 	mhd->destroy_response(resp);
 	return ret;
