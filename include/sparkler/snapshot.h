@@ -281,6 +281,18 @@ void spk_snap_devices_free(struct spk_snap_devices *d);
 int spk_snap_devices_add(struct spk_snap_devices *d, const char *name,
                          const struct spk_dev_state_ops *ops, void *opaque);
 int spk_snap_devices_save(const struct spk_snap_devices *d, struct spk_snap_writer *w);
+/*
+ * A device that has work in flight (a disk's requests) also gives a
+ * quiesce function: finish that work now. spk_vm_snapshot quiesces every
+ * device first, before it saves the vCPUs and memory, so what the
+ * completions write (used rings in guest memory, interrupts in the LAPIC)
+ * is in the snapshot. name: a device added before (-ENOENT otherwise);
+ * one quiesce per device. spk_snap_devices_quiesce calls them in order
+ * (0, or the first -errno).
+ */
+int spk_snap_devices_add_quiesce(struct spk_snap_devices *d, const char *name,
+                                 int (*quiesce)(void *opaque), void *opaque);
+int spk_snap_devices_quiesce(const struct spk_snap_devices *d);
 int spk_snap_devices_load(const struct spk_snap_devices *d, const struct spk_snap_file *f);
 
 /* ---- guest memory files ----------------------------------------------------------- */

@@ -297,6 +297,13 @@ void spk_virtio_fail(struct spk_virtio *vd, unsigned q, const char *fmt, ...)
  * status, ISR, vectors, selectors) and each queue, then the device's own
  * fields; loading checks all of that before applying any of it.
  */
+/*
+ * Finish the device's work in flight now (its ops' quiesce under the
+ * device lock: blk answers its requests and signals them), for
+ * spk_snap_devices_add_quiesce (vd is a struct spk_virtio *). 0; -EINVAL
+ * for NULL.
+ */
+int spk_virtio_quiesce(void *vd);
 const struct spk_dev_state_ops *spk_virtio_state_ops(struct spk_virtio *vd);
 
 /* Status as the driver sees it (tests). Thread-safe (takes the device

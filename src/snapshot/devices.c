@@ -18,6 +18,8 @@ struct entry {
 	char name[SPK_SNAP_NAME_MAX];
 	const struct spk_dev_state_ops *ops;
 	void *opaque;
+	int (*quiesce)(void *opaque);
+	void *quiesce_opaque;
 };
 
 struct spk_snap_devices {
@@ -68,6 +70,36 @@ int spk_snap_devices_save(const struct spk_snap_devices *d, struct spk_snap_writ
 		return spk_fail(EINVAL, "snapshot: devices_save needs a set and a writer");
 	for (size_t i = 0; i < d->n; i++)
 		if ((rc = spk_snap_save_device(w, d->e[i].name, d->e[i].ops, d->e[i].opaque)))
+			return rc;
+	return 0;
+}
+
+int spk_snap_devices_add_quiesce(struct spk_snap_devices *d, const char *name,
+                                 int (*quiesce)(void *opaque), void *opaque)
+{
+	if (!d || !name || !quiesce)
+		return spk_fail(EINVAL, "snapshot: devices_add_quiesce needs a set, a name and a "
+		                        "function");
+	for (size_t i = 0; i < d->n; i++)
+		if (strcmp(d->e[i].name, name) == 0) {
+			if (d->e[i].quiesce)
+				return spk_fail(
+				    EEXIST, "snapshot: device '%s' has a quiesce already", name);
+			d->e[i].quiesce = quiesce;
+			d->e[i].quiesce_opaque = opaque;
+			return 0;
+		}
+	return spk_fail(ENOENT, "snapshot: devices_add_quiesce: no device '%s' in the set", name);
+}
+
+int spk_snap_devices_quiesce(const struct spk_snap_devices *d)
+{
+	int rc;
+
+	if (!d)
+		return spk_fail(EINVAL, "snapshot: devices_quiesce needs a set");
+	for (size_t i = 0; i < d->n; i++)
+		if (d->e[i].quiesce && (rc = d->e[i].quiesce(d->e[i].quiesce_opaque)) < 0)
 			return rc;
 	return 0;
 }

@@ -112,6 +112,11 @@ static int save_to(struct spk_vm *vm, const struct spk_snap_devices *devs,
 
 	if ((rc = check_stopped(vm, &first, "take a snapshot")) < 0)
 		return rc;
+	/* devices first: a disk request still in flight completes now, so its
+	 * used-ring entry is in the memory saved below and its interrupt in
+	 * the LAPIC (and in the dirty log) */
+	if (devs && (rc = spk_snap_devices_quiesce(devs)) < 0)
+		return rc;
 	if ((flags & SPK_SNAP_DIFF) || spk_vm_dirty_log_on(vm)) {
 		/* the log is fetched (and cleared) by every snapshot: a diff holds
 		 * the pages written since the previous one */

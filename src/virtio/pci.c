@@ -1068,6 +1068,16 @@ static int transport_load(void *opaque, struct spk_snap_reader *r)
 	spk_pci_intx(vd->pdev, vd->isr != 0);
 	if (vd->ops.restored)
 		vd->ops.restored(vd->cfg.opaque, vd);
+	/*
+	 * Each queue that has used entries signals once: the saved LAPIC may
+	 * lack the interrupt of a completion made just before the snapshot
+	 * (an irqfd's MSI can be injected after the vCPU state was read), and
+	 * a driver that waits for it would wait forever. A spurious interrupt
+	 * only makes the driver look at its used ring.
+	 */
+	for (unsigned i = 0; i < vd->nq; i++)
+		if (spk_virtio_running(vd) && vd->q[i].used_idx != 0)
+			irq_raise(vd, vd->q[i].msix_vector, ISR_QUEUE);
 	/* requests the driver posted that the saved device had not taken */
 	for (unsigned i = 0; i < vd->nq; i++)
 		if (work[i])
@@ -1077,6 +1087,19 @@ out:
 	spk_pci_dev_state_free(pst);
 	free(t.q);
 	return rc;
+}
+
+int spk_virtio_quiesce(void *opaque)
+{
+	struct spk_virtio *vd = opaque;
+
+	if (!vd)
+		return spk_fail(EINVAL, "virtio: quiesce needs a device");
+	spk_virtio_lock(vd);
+	if (vd->ops.quiesce)
+		vd->ops.quiesce(vd->cfg.opaque, vd);
+	spk_virtio_unlock(vd);
+	return 0;
 }
 
 const struct spk_dev_state_ops *spk_virtio_state_ops(struct spk_virtio *vd)

@@ -26,8 +26,12 @@
 #include <limits.h>
 
 #include <sparkler/acpi.h>
+#include <sparkler/evloop.h>
+#include <sparkler/pci.h>
 #include <sparkler/platform.h>
 #include <sparkler/snapshot.h>
+#include <sparkler/virtio.h>
+#include <sparkler/virtio_blk.h>
 #include <sparkler/virtio_vsock.h>
 
 #include "harness.h"
@@ -1321,10 +1325,219 @@ static void test_uffd_external(void)
 	rmdir(dir);
 }
 
+/* ---- virtio-blk and virtio-rng across a snapshot, restored in another process --------- */
+
+#define IO_IMAGE (1ull << 20)
+
+/* A VM running t_snap_io: in-kernel irqchip, PCI host, blk on image, rng. */
+struct io {
+	struct th t;
+	struct spk_evloop *loop;
+	struct spk_pci_host *pci;
+	struct spk_virtio_blk *blk;
+	struct spk_virtio_rng *rng;
+	struct spk_snap_devices *devs;
+};
+
+static void io_setup(struct io *x, const char *image)
+{
+	const struct th_opts o = {.irqchip = SPK_IRQCHIP_KERNEL};
+
+	memset(x, 0, sizeof(*x));
+	th_setup(&x->t, "t_snap_io", &o);
+	CHECK_OK(spk_evloop_new("virtio", &x->loop));
+	const struct spk_pci_host_config hc = spk_pc_pci_host_config(x->t.vm);
+	CHECK_OK(spk_pci_host_new(&hc, &x->pci));
+	const struct spk_virtio_blk_config bc = {.pci = x->pci,
+	                                         .slot = -1,
+	                                         .mem = spk_vm_mem(x->t.vm),
+	                                         .loop = x->loop,
+	                                         .path = image,
+	                                         .id = "snapdisk"};
+	CHECK_OK(spk_virtio_blk_new(&bc, &x->blk));
+	const struct spk_virtio_rng_config rc = {
+	    .pci = x->pci, .slot = -1, .mem = spk_vm_mem(x->t.vm), .loop = x->loop};
+	CHECK_OK(spk_virtio_rng_new(&rc, &x->rng));
+	CHECK_OK(spk_evloop_start(x->loop));
+	/* the devices a snapshot saves, blk quiesced first */
+	struct spk_virtio *bd = spk_virtio_blk_dev(x->blk), *rd = spk_virtio_rng_dev(x->rng);
+	CHECK_OK(spk_snap_devices_new(&x->devs));
+	CHECK_OK(spk_snap_devices_add(x->devs, "pci", spk_pci_host_state_ops(), x->pci));
+	CHECK_OK(spk_snap_devices_add(x->devs, "blk", spk_virtio_state_ops(bd), bd));
+	CHECK_OK(spk_snap_devices_add_quiesce(x->devs, "blk", spk_virtio_quiesce, bd));
+	CHECK_OK(spk_snap_devices_add(x->devs, "rng", spk_virtio_state_ops(rd), rd));
+	CHECK(spk_snap_devices_add_quiesce(x->devs, "nope", spk_virtio_quiesce, rd) == -ENOENT,
+	      "quiesce of a device not in the set");
+	CHECK(spk_snap_devices_add_quiesce(x->devs, "blk", spk_virtio_quiesce, bd) == -EEXIST,
+	      "a second quiesce");
+}
+
+static void io_teardown(struct io *x)
+{
+	spk_evloop_stop(x->loop);
+	spk_virtio_blk_free(x->blk);
+	spk_virtio_rng_free(x->rng);
+	spk_pci_host_free(x->pci);
+	spk_evloop_free(x->loop);
+	spk_snap_devices_free(x->devs);
+	th_teardown(&x->t);
+}
+
+/* Run to SYNC stage; its args; the exit kept in *e for an answer. */
+static struct spk_ucall io_sync(struct io *x, uint64_t stage, struct spk_exit *e)
+{
+	th_run(&x->t, e);
+	struct spk_ucall uc = th_expect_ucall(&x->t, e, SPK_UCALL_SYNC);
+	CHECK_EQ(uc.args[0], stage);
+	return uc;
+}
+
+/* One step k: the write's SYNC 10, then SYNC 11 (answered verify or not). */
+static void io_step(struct io *x, uint64_t k, bool verify, uint64_t *birqs, uint64_t *rirqs)
+{
+	struct spk_exit e;
+	struct spk_ucall uc = io_sync(x, 10, &e);
+
+	CHECK_EQ(uc.args[1], k);
+	CHECK_OK(spk_exit_complete_read(&e, 0));
+	uc = io_sync(x, 11, &e);
+	CHECK_EQ(uc.args[1], k);
+	/* an interrupt per request, at least (one more after a restore) */
+	CHECK(uc.args[2] > *birqs && uc.args[3] > *rirqs, "step %llu: irqs blk %llu rng %llu",
+	      (unsigned long long)k, (unsigned long long)uc.args[2],
+	      (unsigned long long)uc.args[3]);
+	*birqs = uc.args[2];
+	*rirqs = uc.args[3];
+	CHECK_OK(spk_exit_complete_read(&e, verify ? 1 : 0));
+	if (verify) {
+		uc = io_sync(x, 12, &e);
+		CHECK_EQ(uc.args[1], k);
+		CHECK_OK(spk_exit_complete_read(&e, 0));
+	}
+}
+
+/* Sector k of the image holds block k's pattern (or zeros: want false). */
+static bool io_block(const char *image, uint64_t k)
+{
+	uint64_t w[64];
+	int fd = open(image, O_RDONLY | O_CLOEXEC);
+
+	CHECK(fd >= 0, "open %s", image);
+	CHECK(pread(fd, w, sizeof(w), (off_t)(k * 512)) == (ssize_t)sizeof(w), "pread");
+	close(fd);
+	for (unsigned i = 0; i < 64; i++)
+		if (w[i] != (0x5350414e00000000ull ^ (k << 16) ^ (i * 8)))
+			return false;
+	return true;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	static uint8_t buf[65536];
+	int in = open(from, O_RDONLY | O_CLOEXEC), out;
+	ssize_t n;
+
+	out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	CHECK(in >= 0 && out >= 0, "copy %s to %s", from, to);
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		CHECK(write(out, buf, (size_t)n) == n, "write");
+	close(in);
+	close(out);
+}
+
+/* The child: restore STATE (MEM) with the disk COPY; steps 5.. go on. */
+static int child_io(int argc, char **argv)
+{
+	uint64_t birqs = 0, rirqs = 0;
+	struct io x;
+
+	CHECK(argc == 5, "child-io STATE MEM IMAGE");
+	io_setup(&x, argv[4]);
+	CHECK_OK(spk_vm_restore(x.t.vm, x.devs, argv[2], argv[3]));
+	/* the guest is past SYNC 10 of step 4: its write completed at the
+	 * snapshot, its interrupt arrives now; then SYNC 11 of step 4 */
+	struct spk_exit e;
+	struct spk_ucall uc = io_sync(&x, 11, &e);
+	CHECK_EQ(uc.args[1], 4);
+	birqs = uc.args[2];
+	rirqs = uc.args[3];
+	CHECK_OK(spk_exit_complete_read(&e, 0));
+	for (uint64_t k = 5; k <= 7; k++)
+		io_step(&x, k, k == 7, &birqs, &rirqs);
+	io_teardown(&x);
+	for (uint64_t k = 1; k <= 7; k++)
+		CHECK(io_block(argv[4], k), "the restored VM's disk lacks block %llu",
+		      (unsigned long long)k);
+	CHECK(!io_block(argv[4], 8), "block 8 was never written");
+	printf("child: blocks 1..7 on the disk, %llu blk and %llu rng interrupts\n",
+	       (unsigned long long)birqs, (unsigned long long)rirqs);
+	return 0;
+}
+
+/*
+ * A guest driving virtio-blk and virtio-rng with MSI-X is snapshotted with
+ * its fourth write in flight (at SYNC 10, before it waits): the snapshot
+ * quiesces the disk first, so the write is on the disk and its completion
+ * in the saved memory. The disk is copied then (what a user of snapshots
+ * does); the first VM goes on writing to the original. Another process
+ * restores the state with the copy: the write's interrupt arrives, the
+ * guest goes on with blocks 5..7 and rng bytes, and reads 1..7 back. The
+ * copy has 1..4 at the snapshot (every write before it) and not the first
+ * VM's later ones; the original has the first VM's.
+ */
+static void test_io(void)
+{
+	char dir[64], state[128], mem[128], image[128], copy[128];
+	uint64_t birqs = 0, rirqs = 0;
+	struct spk_exit e;
+	struct io a;
+	int fd;
+
+	snprintf(dir, sizeof(dir), "/tmp/spk-snap-io-XXXXXX");
+	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+	snprintf(state, sizeof(state), "%s/state", dir);
+	snprintf(mem, sizeof(mem), "%s/mem", dir);
+	snprintf(image, sizeof(image), "%s/disk", dir);
+	snprintf(copy, sizeof(copy), "%s/disk.snap", dir);
+	CHECK((fd = open(image, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) >= 0, "image");
+	CHECK_OK(ftruncate(fd, IO_IMAGE));
+	close(fd);
+
+	io_setup(&a, image);
+	for (uint64_t k = 1; k <= 3; k++)
+		io_step(&a, k, k == 3, &birqs, &rirqs);
+	struct spk_ucall uc = io_sync(&a, 10, &e); /* write 4 submitted, maybe in flight */
+	CHECK_EQ(uc.args[1], 4);
+	CHECK_OK(spk_exit_complete_read(&e, 0));
+	CHECK_OK(spk_vm_snapshot(a.t.vm, a.devs, state, mem, 0));
+	copy_file(image, copy);
+	for (uint64_t k = 1; k <= 4; k++)
+		CHECK(io_block(copy, k), "the snapshot's disk lacks block %llu (written before it)",
+		      (unsigned long long)k);
+	/* the first VM goes on: its step 4 and 5 to the original disk */
+	uc = io_sync(&a, 11, &e);
+	CHECK_EQ(uc.args[1], 4);
+	CHECK_OK(spk_exit_complete_read(&e, 0));
+	io_step(&a, 5, false, &(uint64_t){uc.args[2]}, &(uint64_t){uc.args[3]});
+	io_teardown(&a);
+	CHECK(io_block(image, 5), "the first VM's block 5");
+	CHECK(!io_block(copy, 5), "the snapshot's disk got a write made after it");
+
+	char *argv[] = {"snapshot_tests", "child-io", state, mem, copy, NULL};
+	CHECK_EQ(run_child(argv), 0);
+	unlink(copy);
+	unlink(image);
+	unlink(state);
+	unlink(mem);
+	rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "child-cpl3") == 0)
 		return child_cpl3(argc, argv);
+	if (argc > 1 && strcmp(argv[1], "child-io") == 0)
+		return child_io(argc, argv);
 	if (argc > 1 && strcmp(argv[1], "child-uffd") == 0)
 		return child_uffd(argc, argv);
 	static const struct th_case cases[] = {{"memory", test_memory},
@@ -1336,7 +1549,8 @@ int main(int argc, char **argv)
 	                                       {"clones", test_clones},
 	                                       {"uffd", test_uffd},
 	                                       {"uffd_hostile", test_uffd_hostile},
-	                                       {"uffd_external", test_uffd_external}};
+	                                       {"uffd_external", test_uffd_external},
+	                                       {"io", test_io}};
 
 	return th_main(argc, argv, cases, SPK_ARRAY_SIZE_T(cases));
 }

@@ -798,6 +798,15 @@ int spk_machine_config_from_snapshot(const char *state, struct spk_machine_confi
 	return rc;
 }
 
+/* A virtio device: its state, and its quiesce (blk's requests in flight
+ * finish before the snapshot saves vCPUs and memory). */
+static int state_virtio(struct spk_snap_devices *d, const char *name, struct spk_virtio *vd)
+{
+	int rc = spk_snap_devices_add(d, name, spk_virtio_state_ops(vd), vd);
+
+	return rc ? rc : spk_snap_devices_add_quiesce(d, name, spk_virtio_quiesce, vd);
+}
+
 /* Every device of the instance, named, for spk_vm_snapshot / spk_vm_restore. */
 static int add_state(struct spk_machine *m, struct vm_instance *v)
 {
@@ -818,40 +827,24 @@ static int add_state(struct spk_machine *m, struct vm_instance *v)
 	    (rc = spk_snap_devices_add(d, "boot_timer", spk_boot_timer_state_ops(), v->timer)) ||
 	    (rc = spk_snap_devices_add(d, "pci", spk_pci_host_state_ops(), v->pci)))
 		return rc;
-	if (v->rng &&
-	    (rc = spk_snap_devices_add(d, "rng", spk_virtio_state_ops(spk_virtio_rng_dev(v->rng)),
-	                               spk_virtio_rng_dev(v->rng))))
+	if (v->rng && (rc = state_virtio(d, "rng", spk_virtio_rng_dev(v->rng))))
 		return rc;
-	if (v->vcon && (rc = spk_snap_devices_add(
-	                    d, "console", spk_virtio_state_ops(spk_virtio_console_dev(v->vcon)),
-	                    spk_virtio_console_dev(v->vcon))))
+	if (v->vcon && (rc = state_virtio(d, "console", spk_virtio_console_dev(v->vcon))))
 		return rc;
 	for (uint32_t i = 0; i < SPK_MACHINE_MAX_DRIVES; i++) {
-		struct spk_virtio *vd = v->disks[i] ? spk_virtio_blk_dev(v->disks[i]) : NULL;
-
 		snprintf(name, sizeof(name), "vd%u", i);
-		if (vd && (rc = spk_snap_devices_add(d, name, spk_virtio_state_ops(vd), vd)))
+		if (v->disks[i] && (rc = state_virtio(d, name, spk_virtio_blk_dev(v->disks[i]))))
 			return rc;
 	}
 	for (uint32_t i = 0; i < SPK_MACHINE_MAX_NETS; i++) {
-		struct spk_virtio *vd = v->nets[i] ? spk_virtio_net_dev(v->nets[i]) : NULL;
-
 		snprintf(name, sizeof(name), "net%u", i);
-		if (vd && (rc = spk_snap_devices_add(d, name, spk_virtio_state_ops(vd), vd)))
+		if (v->nets[i] && (rc = state_virtio(d, name, spk_virtio_net_dev(v->nets[i]))))
 			return rc;
 	}
-	if (v->vsock) {
-		struct spk_virtio *vd = spk_virtio_vsock_dev(v->vsock);
-
-		if ((rc = spk_snap_devices_add(d, "vsock", spk_virtio_state_ops(vd), vd)))
-			return rc;
-	}
-	if (v->balloon) {
-		struct spk_virtio *vd = spk_virtio_balloon_dev(v->balloon);
-
-		if ((rc = spk_snap_devices_add(d, "balloon", spk_virtio_state_ops(vd), vd)))
-			return rc;
-	}
+	if (v->vsock && (rc = state_virtio(d, "vsock", spk_virtio_vsock_dev(v->vsock))))
+		return rc;
+	if (v->balloon && (rc = state_virtio(d, "balloon", spk_virtio_balloon_dev(v->balloon))))
+		return rc;
 	return 0;
 }
 

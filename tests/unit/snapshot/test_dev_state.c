@@ -565,6 +565,16 @@ static void add_legacy(struct spk_snap_devices *d, struct legacy *l)
 	assert_int_equal(spk_snap_devices_add(d, "acpi_pm", spk_acpi_pm_state_ops(), l->pm), 0);
 }
 
+static int quiesced;
+
+/* A quiesce that counts its calls and refuses from 100 on. */
+static int count_quiesce(void *opaque)
+{
+	int *n = opaque;
+
+	return ++*n > 100 ? -EBUSY : 0;
+}
+
 static void test_device_set(void **state)
 {
 	struct legacy a, b;
@@ -584,6 +594,23 @@ static void test_device_set(void **state)
 	assert_non_null(strstr(spk_last_error(), "no state ops"));
 	assert_int_equal(spk_snap_devices_add(da, "com1", spk_uart_state_ops(), a.uart), -EEXIST);
 	assert_int_equal(spk_snap_devices_add(da, "Bad", spk_uart_state_ops(), a.uart), -EINVAL);
+	/* quiesce functions: called in order, the first failure stops them */
+	assert_int_equal(spk_snap_devices_add_quiesce(NULL, "com1", count_quiesce, &quiesced),
+	                 -EINVAL);
+	assert_int_equal(spk_snap_devices_add_quiesce(da, "com1", NULL, NULL), -EINVAL);
+	assert_int_equal(spk_snap_devices_add_quiesce(da, "nope", count_quiesce, &quiesced),
+	                 -ENOENT);
+	assert_int_equal(spk_snap_devices_quiesce(da), 0); /* none yet */
+	assert_int_equal(spk_snap_devices_add_quiesce(da, "com1", count_quiesce, &quiesced), 0);
+	assert_int_equal(spk_snap_devices_add_quiesce(da, "com1", count_quiesce, &quiesced),
+	                 -EEXIST);
+	assert_int_equal(spk_snap_devices_add_quiesce(da, "rtc", count_quiesce, &quiesced), 0);
+	assert_int_equal(spk_snap_devices_quiesce(da), 0);
+	assert_int_equal(quiesced, 2);
+	quiesced = 100; /* count_quiesce refuses from 100 on: rtc's is not called */
+	assert_int_equal(spk_snap_devices_quiesce(da), -EBUSY);
+	assert_int_equal(quiesced, 101);
+	assert_int_equal(spk_snap_devices_quiesce(NULL), -EINVAL);
 	spk_snap_header_host(&h);
 	assert_int_equal(spk_snap_writer_new(&w), 0);
 	assert_int_equal(spk_snap_put_header(w, &h), 0);
