@@ -22,6 +22,7 @@
 #include <sparkler/virtio_net.h>
 #include <sparkler/virtio_vsock.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../devices/devtest.h"
@@ -934,6 +935,8 @@ struct fake_hook {
 	unsigned matched, taken;
 	uint8_t reply[64];
 	size_t reply_len;
+	uint64_t due; /* CLOCK_MONOTONIC ms: hook_timer makes a reply then; 0: never */
+	unsigned timer_calls;
 };
 
 static bool hook_match(void *o, const uint8_t *head, size_t len)
@@ -964,6 +967,32 @@ static size_t hook_rx(void *o, uint8_t *buf, size_t cap)
 	memcpy(buf, h->reply, n);
 	h->reply_len = 0;
 	return n;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+/* A hook's timer as the MMDS's retransmissions use it: a frame for the
+ * guest once h->due has come, the time left until then before. */
+static uint64_t hook_timer(void *o)
+{
+	struct fake_hook *h = o;
+	uint64_t now = mono_ms();
+
+	h->timer_calls++;
+	if (!h->due)
+		return 0;
+	if (now < h->due)
+		return h->due - now;
+	h->due = 0;
+	memset(h->reply, 0xee, 42);
+	h->reply_len = 42;
+	return 0;
 }
 
 static void run_loop(struct spk_evloop *loop)
@@ -1041,6 +1070,79 @@ static void test_net_hook(void **state)
 	run_loop(loop);
 	assert_int_equal(h.taken, 1);
 	assert_int_equal(read(sv[1], buf, sizeof(buf)), 112);
+
+	spk_virtio_net_free(n);
+	spk_evloop_free(loop);
+	close(sv[1]);
+}
+
+/* The hook's timer: asked after a frame reached the hook, armed on the
+ * device's loop for the delay it returns, and its frames go to the guest
+ * when it fires, with no kick from the driver (waited for, not timed).
+ * The hook's frames to the guest count against the receive rate limit:
+ * over budget they wait, and a new limit lets them through. */
+static void test_net_hook_timer(void **state)
+{
+	struct fx *f = *state;
+	struct spk_evloop *loop;
+	struct spk_virtio_net *n;
+	struct spk_virtio_net_stats st;
+	struct fake_hook h = {0};
+	struct drv d;
+	int sv[2];
+	const struct spk_virtio_net_hook hook = {&h, hook_match, hook_tx, hook_rx, hook_timer};
+	const struct spk_rate_limit one = {.ops = {.size = 1, .refill_time_ms = 3600000}};
+	const struct spk_rate_limit none = {0};
+	uint64_t rx_used;
+
+	assert_int_equal(spk_evloop_new("hook-timer", &loop), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	const struct spk_virtio_net_config nc = {.pci = f->h,
+	                                         .slot = -1,
+	                                         .mem = f->m.mem,
+	                                         .loop = loop,
+	                                         .tap_fd = sv[0],
+	                                         .rx_rate_limit = one};
+	assert_int_equal(spk_virtio_net_new(&nc, &n), 0);
+	assert_int_equal(spk_virtio_net_set_hook(n, &hook), 0);
+	probe(f, &d, SPK_VIRTIO_ID_NET, 0x60000);
+	init_dev(f, &d, V1, 8);
+	rx_used = qdesc(&d, 0) + 0x2000;
+	post(f, &d, 0, 0x70000, 2048, true);
+	post(f, &d, 0, 0x70800, 2048, true);
+	notify(f, &d, 0);
+	run_loop(loop);
+
+	/* a frame to the hook; the hook wants its timer in 20 ms */
+	h.due = mono_ms() + 20;
+	memset(f->m.ram + 0x72000, 0, 12);
+	memset(f->m.ram + 0x72000 + 12, 0xaa, 60);
+	post(f, &d, 1, 0x72000, 72, false);
+	notify(f, &d, 1);
+	run_loop(loop);
+	assert_int_equal(h.taken, 1);
+	assert_true(h.timer_calls >= 1);
+	assert_int_equal(vt_used_idx(&f->m, rx_used), 0);
+	for (unsigned i = 0; i < 600 && vt_used_idx(&f->m, rx_used) == 0; i++)
+		spk_evloop_run_once(loop, 100); /* the timerfd wakes it */
+	assert_int_equal(vt_used_idx(&f->m, rx_used), 1);
+	assert_int_equal(f->m.ram[0x70000 + 12], 0xee);
+	spk_virtio_net_get_stats(n, &st);
+	assert_int_equal(st.rx_rate.ops, 1);
+	assert_int_equal(st.rx_rate.bytes, 42);
+
+	/* the bucket is empty: the next frame of the hook waits */
+	memset(h.reply, 0xdd, 50);
+	h.reply_len = 50;
+	notify(f, &d, 0);
+	run_loop(loop);
+	assert_int_equal(vt_used_idx(&f->m, rx_used), 1);
+	spk_virtio_net_get_stats(n, &st);
+	assert_true(st.rx_rate.throttled >= 1);
+	assert_int_equal(spk_virtio_net_set_rate_limits(n, &none, NULL), 0);
+	run_loop(loop);
+	assert_int_equal(vt_used_idx(&f->m, rx_used), 2);
+	assert_int_equal(f->m.ram[0x70800 + 12], 0xdd);
 
 	spk_virtio_net_free(n);
 	spk_evloop_free(loop);
@@ -1127,6 +1229,7 @@ int main(void)
 	    T(test_snapshot_net_vsock),
 	    T(test_net_mtu),
 	    T(test_net_hook),
+	    T(test_net_hook_timer),
 	    T(test_state_ops_required),
 	};
 
