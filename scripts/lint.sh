@@ -4,10 +4,11 @@
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
-# src/kvm-arm64 is built only by the aarch64 cross build (make cross-arm64):
-# this build's compile_commands.json has no entry for it, so it is left out.
+# src/kvm-arm64 and src/vmm/cmd_arm64.c are built only by the aarch64 cross
+# build (make cross-arm64): this build's compile_commands.json has no entry
+# for them, so they are left out.
 files=$(cd "$root" && { git ls-files 'src/*.c' 2>/dev/null || find src -name '*.c'; } |
-	grep -v '^src/kvm-arm64/')
+	grep -v -e '^src/kvm-arm64/' -e '^src/vmm/cmd_arm64\.c$')
 rc=0
 if command -v clang-tidy >/dev/null; then
 	jobs=$(nproc 2>/dev/null || echo 2)

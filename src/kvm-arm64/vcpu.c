@@ -20,6 +20,7 @@
 
 #include "core/internal.h"
 #include "kvm-arm64/arm64.h"
+#include "kvm-common/kvm_exit.h"
 
 #ifndef KVM_HYPERCALL_EXIT_SMC
 #define KVM_HYPERCALL_EXIT_SMC (1u << 0)
@@ -130,7 +131,7 @@ int spk_a64_vcpu_get_regs(struct spk_vcpu *vcpu, enum spk_regset set, void *buf,
 			return rc;
 		return one_reg(vcpu, r->id, &r->value, false);
 	}
-	uint64_t v[N_CORE];
+	uint64_t v[N_CORE] = {0};
 
 	for (unsigned i = 0; i < N_CORE; i++)
 		if ((rc = one_reg(vcpu, core_id(i), &v[i], false)) < 0)
@@ -153,7 +154,7 @@ int spk_a64_vcpu_set_regs(struct spk_vcpu *vcpu, enum spk_regset set, const void
 			return rc;
 		return one_reg(vcpu, r.id, &r.value, true);
 	}
-	uint64_t v[N_CORE];
+	uint64_t v[N_CORE] = {0};
 
 	memcpy(v, buf, sizeof(v));
 	for (unsigned i = 0; i < N_CORE; i++)
@@ -335,23 +336,6 @@ static enum spk_step translate_hypercall(struct spk_vcpu *vcpu, struct spk_exit 
 	return SPK_STEP_ROUTE;
 }
 
-static void translate_system_event(struct kvm_run *run, struct spk_exit *exit)
-{
-	switch (run->system_event.type) {
-	case KVM_SYSTEM_EVENT_SHUTDOWN:
-		exit->kind = SPK_EXIT_SYSTEM_DOWN;
-		exit->system_down.source = SPK_SOURCE_SYSTEM_EVENT;
-		return;
-	case KVM_SYSTEM_EVENT_RESET:
-		exit->kind = SPK_EXIT_RESET;
-		exit->reset.source = SPK_SOURCE_SYSTEM_EVENT;
-		return;
-	}
-	spk_exit_set_internal(exit, SPK_INTERNAL_UNKNOWN_EXIT, run->system_event.type,
-	                      "KVM system event %" PRIu32 " (crash or unknown)",
-	                      run->system_event.type);
-}
-
 enum spk_step spk_a64_vcpu_translate(struct spk_vcpu *vcpu, struct spk_exit *exit)
 {
 	struct kvm_run *run = spk_a64_vcpu(vcpu)->run;
@@ -363,7 +347,7 @@ enum spk_step spk_a64_vcpu_translate(struct spk_vcpu *vcpu, struct spk_exit *exi
 	case KVM_EXIT_HYPERCALL:
 		return translate_hypercall(vcpu, exit);
 	case KVM_EXIT_SYSTEM_EVENT:
-		translate_system_event(run, exit);
+		spk_kvm_system_event(run, exit);
 		return SPK_STEP_EXIT;
 	case KVM_EXIT_DEBUG:
 		exit->kind = SPK_EXIT_DEBUG;
@@ -373,10 +357,7 @@ enum spk_step spk_a64_vcpu_translate(struct spk_vcpu *vcpu, struct spk_exit *exi
 		exit->debug.dr7 = run->debug.arch.far;
 		return SPK_STEP_EXIT;
 	case KVM_EXIT_FAIL_ENTRY:
-		exit->kind = SPK_EXIT_FAIL_ENTRY;
-		exit->fail_entry.hardware_entry_failure_reason =
-		    run->fail_entry.hardware_entry_failure_reason;
-		exit->fail_entry.cpu = run->fail_entry.cpu;
+		spk_kvm_fail_entry(run, exit);
 		return SPK_STEP_EXIT;
 	case KVM_EXIT_INTERNAL_ERROR:
 		spk_exit_set_internal(exit, run->internal.suberror, KVM_EXIT_INTERNAL_ERROR,
@@ -456,18 +437,11 @@ void spk_a64_vcpu_complete(struct spk_vcpu *vcpu, const struct spk_exit *e)
 int spk_a64_vcpu_enter(struct spk_vcpu *vcpu, struct spk_exit *exit)
 {
 	struct spk_a64_vcpu *v = spk_a64_vcpu(vcpu);
-	int rc = ioctl(v->fd, KVM_RUN, 0);
-	int err = errno;
+	int rc = spk_kvm_run_once(v->fd, v->run, exit);
 
-	if (rc == 0)
-		return 0;
-	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
-	if (err == EINTR || err == EAGAIN)
-		return -EINTR; /* a kick, a wakeup or a stray signal */
-	spk_exit_set_internal(exit, SPK_INTERNAL_RUN_FAILED, (uint64_t)err, "KVM_RUN: %s",
-	                      strerror(err));
-	exit->pc = spk_a64_vcpu_pc(vcpu);
-	return -err;
+	if (rc < 0 && rc != -EINTR)
+		exit->pc = spk_a64_vcpu_pc(vcpu);
+	return rc;
 }
 
 /* ---- debug ------------------------------------------------------------------------------ */

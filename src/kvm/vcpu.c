@@ -15,6 +15,7 @@
 
 #include "core/backend.h"
 #include "core/internal.h"
+#include "kvm-common/kvm_exit.h"
 #include "kvm/kvm.h"
 
 /* ---- creation ------------------------------------------------------------ */
@@ -309,25 +310,6 @@ static enum spk_step translate_internal_error(struct spk_vcpu *vcpu, struct spk_
 	return SPK_STEP_EXIT;
 }
 
-static void translate_system_event(struct kvm_run *run, struct spk_exit *exit)
-{
-	switch (run->system_event.type) {
-	case KVM_SYSTEM_EVENT_SHUTDOWN:
-		exit->kind = SPK_EXIT_SYSTEM_DOWN;
-		exit->system_down.source = SPK_SOURCE_SYSTEM_EVENT;
-		break;
-	case KVM_SYSTEM_EVENT_RESET:
-		exit->kind = SPK_EXIT_RESET;
-		exit->reset.source = SPK_SOURCE_SYSTEM_EVENT;
-		break;
-	default:
-		spk_exit_set_internal(exit, SPK_INTERNAL_UNKNOWN_EXIT, run->system_event.type,
-		                      "KVM system event %u (crash or unknown)",
-		                      run->system_event.type);
-		break;
-	}
-}
-
 /* KVM_EXIT_HYPERCALL goes to the caller as it is; its result to run. */
 static void translate_kvm_hypercall(struct spk_kvm_vcpu *kv, struct spk_exit *exit)
 {
@@ -364,7 +346,7 @@ enum spk_step spk_kvm_vcpu_translate(struct spk_vcpu *vcpu, struct spk_exit *exi
 		exit->reset.source = SPK_SOURCE_TRIPLE_FAULT;
 		return SPK_STEP_EXIT;
 	case KVM_EXIT_SYSTEM_EVENT:
-		translate_system_event(run, exit);
+		spk_kvm_system_event(run, exit);
 		return SPK_STEP_EXIT;
 	case KVM_EXIT_DEBUG:
 		exit->kind = SPK_EXIT_DEBUG;
@@ -374,10 +356,7 @@ enum spk_step spk_kvm_vcpu_translate(struct spk_vcpu *vcpu, struct spk_exit *exi
 		exit->debug.dr7 = run->debug.arch.dr7;
 		return SPK_STEP_EXIT;
 	case KVM_EXIT_FAIL_ENTRY:
-		exit->kind = SPK_EXIT_FAIL_ENTRY;
-		exit->fail_entry.hardware_entry_failure_reason =
-		    run->fail_entry.hardware_entry_failure_reason;
-		exit->fail_entry.cpu = run->fail_entry.cpu;
+		spk_kvm_fail_entry(run, exit);
 		return SPK_STEP_EXIT;
 	case KVM_EXIT_INTERNAL_ERROR:
 		return translate_internal_error(vcpu, exit);
@@ -440,19 +419,12 @@ int spk_kvm_vcpu_enter(struct spk_vcpu *vcpu, struct spk_exit *exit)
 		exit->pc = spk_kvm_vcpu_pc(vcpu);
 		return -EIO;
 	}
-	int rc = ioctl(kv->fd, KVM_RUN, 0);
-	int err = errno;
-
 	/* KVM clears the kvm_dirty_regs bits it applied itself */
-	if (rc == 0)
-		return 0;
-	__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
-	if (err == EINTR || err == EAGAIN)
-		return -EINTR; /* a kick, a wakeup or a stray signal */
-	spk_exit_set_internal(exit, SPK_INTERNAL_RUN_FAILED, (uint64_t)err, "KVM_RUN: %s",
-	                      strerror(err));
-	exit->pc = spk_kvm_vcpu_pc(vcpu);
-	return -err;
+	int rc = spk_kvm_run_once(kv->fd, run, exit);
+
+	if (rc < 0 && rc != -EINTR)
+		exit->pc = spk_kvm_vcpu_pc(vcpu);
+	return rc;
 }
 
 int spk_kvm_vcpu_set_debug(struct spk_vcpu *vcpu, const struct spk_vcpu_debug *dbg)
