@@ -755,9 +755,17 @@ static size_t next_frame(struct spk_mmds_stack *s, uint8_t *f, size_t cap)
 uint64_t spk_mmds_stack_timer(void *opaque)
 {
 	struct spk_mmds_stack *s = opaque;
-	uint64_t now = spk_mmds_now(s->m), next = 0;
+	uint64_t now, next = 0;
+	unsigned i;
 
-	for (unsigned i = 0; i < MAX_CONNS; i++) {
+	/* the device asks after every batch of frames: without a timer
+	 * running, that costs no clock or lock */
+	for (i = 0; i < MAX_CONNS && !(s->c[i].state != C_FREE && s->c[i].rto_at); i++)
+		;
+	if (i == MAX_CONNS)
+		return 0;
+	now = spk_mmds_now(s->m);
+	for (i = 0; i < MAX_CONNS; i++) {
 		struct conn *c = &s->c[i];
 
 		if (c->state == C_FREE || !c->rto_at)
