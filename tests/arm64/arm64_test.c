@@ -523,6 +523,33 @@ static int test_exception(struct machine *m)
 }
 
 /*
+ * A vCPU other than 0 started by the embedder itself: KVM created it
+ * powered off (it waits for PSCI CPU_ON); setting its registers through
+ * the API powers it on, so it runs the program (a KVM_RUN that waited
+ * would hang: the bed's bound fails it).
+ */
+static int test_by_hand(struct machine *m)
+{
+	struct spk_vm_config cfg = {.max_vcpus = 2, .irqchip = SPK_IRQCHIP_KERNEL};
+	struct spk_arm64_regs r = {.pstate = SPK_ARM64_PSTATE_EL1H_MASKED};
+	char path[512];
+
+	CHECK(m, spk_vm_create(&cfg, &m->vm) == 0, "vm_create: %s", spk_last_error());
+	CHECK(m, spk_vm_add_memory(m->vm, RAM_BASE, RAM_SIZE, SPK_MEM_RAM, "ram", NULL) == 0,
+	      "add_memory: %s", spk_last_error());
+	snprintf(path, sizeof(path), "%s/a64_exception.elf", guest_dir);
+	CHECK(m, spk_elf_load_file(spk_vm_mem(m->vm), path, RAM_SIZE, &m->elf) == 0,
+	      "loading %s: %s", path, spk_last_error());
+	CHECK(m, spk_vcpu_create(m->vm, 1, &m->v0) == 0, "vcpu_create 1: %s", spk_last_error());
+	r.pc = m->elf.entry;
+	CHECK(m, spk_vcpu_set_arm64_regs(m->v0, &r) == 0, "set regs: %s", spk_last_error());
+	CHECK(m, spk_vcpu_get_arm64_regs(m->v0, &r) == 0 && r.pc == m->elf.entry,
+	      "pc read back 0x%" PRIx64 ": %s", r.pc, spk_last_error());
+	CHECK(m, spk_vcpu_ready(m->v0) == 0, "ready: %s", spk_last_error());
+	return expect_done(m, 0);
+}
+
+/*
  * Interrupts into the guest's vectors through the in-kernel GICv3: the
  * virtual timer (PPI 27) fires; then SPI TEST_SPI raised by the host with
  * spk_vm_irq_line() while the guest waits in WFI, and lowered after the
@@ -712,6 +739,7 @@ static const struct test {
     {"spin", "spin", 1, SPK_IRQCHIP_KERNEL, test_spin},
     {"exception", "exception", 1, SPK_IRQCHIP_KERNEL, test_exception},
     {"irq", "irq", 1, SPK_IRQCHIP_KERNEL, test_irq},
+    {"by_hand", NULL, 0, 0, test_by_hand},
 };
 
 static bool wanted(const char *name, int argc, char **argv)
@@ -758,6 +786,7 @@ int main(int argc, char **argv)
 			machine_close(&m);
 		} else {
 			rc = tests[i].fn(&m);
+			machine_close(&m); /* a test may have made one */
 		}
 		if (rc == 0 && !m.why[0]) {
 			printf("ok %d - %s\n", n_run, tests[i].name);
