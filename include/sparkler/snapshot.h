@@ -682,7 +682,7 @@ int spk_clone_ids_check(const struct spk_clone_id *ids, uint32_t n);
 /*
  * n identities from one template, for clone k (0-based): the CID base's
  * plus k (base 0: none), the socket "<base's path>.<k>", each interface's
- * TAP "<base's TAP><k>" and MAC the base's with k added to its last three
+ * TAP "<base's TAP>.<k>" and MAC the base's with k added to its last three
  * bytes, a random VMGENID; then checked as spk_clone_ids_check does
  * (a TAP name that gets too long, a CID past 2^32 - 2: -EINVAL).
  */

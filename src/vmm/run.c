@@ -23,6 +23,7 @@
 #include <sparkler/devices.h>
 #include <sparkler/linux.h>
 #include <sparkler/platform.h>
+#include <sparkler/snapshot.h>
 
 #include "vmm/vmm.h"
 
@@ -34,7 +35,7 @@
 
 /* long options without a letter */
 enum { OPT_NET = 0x100, OPT_VSOCK, OPT_NO_PVM_CMDLINE, OPT_RESTORE, OPT_RESTORE_MEM,
-       OPT_RESTORE_UFFD };
+       OPT_RESTORE_UFFD, OPT_CLONE };
 
 /* Shared with the signal and stdin threads. */
 static struct {
@@ -227,6 +228,11 @@ static void usage(FILE *f)
 	    "                       the one the state names\n"
 	    "  --restore-uffd       with --restore: guest memory through userfaultfd (a\n"
 	    "                       page-fault thread of the library) instead of a mapping\n"
+	    "  --clone K            with --restore: run clone K (1-1023) of the snapshot, with\n"
+	    "                       an identity of its own: vsock CID + K and socket\n"
+	    "                       <path>.K, each TAP <tap>.K with MAC + K; memory shared\n"
+	    "                       with the other clones until written; a new VM generation\n"
+	    "                       ID (every restore has one)\n"
 	    "  --no-seccomp         run without system call filters (debugging only)\n"
 	    "  --gdb ADDR           serve gdb on tcp:[HOST:]PORT or unix:PATH; the guest\n"
 	    "                       waits for it before its first instruction\n"
@@ -257,6 +263,7 @@ struct cli {
 	bool no_pvm_cmdline;
 	const char *restore, *restore_mem; /* --restore STATE, --restore-mem MEM */
 	bool restore_uffd;                 /* --restore-uffd */
+	uint32_t clone;                    /* --clone K (0: none) */
 };
 
 /* One line: "sparkler: OPT ARG: WHY" (ARG may be NULL). */
@@ -405,6 +412,11 @@ static int parse_one(struct cli *c, int opt, const char *arg, char **argv)
 	case OPT_RESTORE_UFFD:
 		c->restore_uffd = true;
 		return 0;
+	case OPT_CLONE:
+		if (spk_parse_uint(arg, 1, SPK_CLONE_MAX - 1, &v) < 0)
+			return bad("--clone", arg, "need 1 to 1023");
+		c->clone = (uint32_t)v;
+		return 0;
 	case 'h': usage(stdout); exit(0);
 	case 'n':
 		if (spk_parse_uint(arg, 1, 255, &v) < 0)
@@ -467,8 +479,10 @@ static int restore_config(struct cli *c)
 	char err[512];
 
 	if (!c->restore)
-		return bad(c->restore_mem ? "--restore-mem" : "--restore-uffd", c->restore_mem,
-		           "needs --restore");
+		return bad(c->restore_mem ? "--restore-mem"
+		           : c->clone     ? "--clone"
+		                          : "--restore-uffd",
+		           c->restore_mem, "needs --restore");
 	if (c->cfg.kernel || c->cfg.initrd || c->cfg.n_drives || c->cfg.n_nets ||
 	    c->cfg.vsock.enabled || c->cfg.entropy || c->cfg.virtio_console || c->cfg.reboot)
 		return bad(
@@ -479,6 +493,15 @@ static int restore_config(struct cli *c)
 	if (spk_machine_config_from_snapshot(c->restore, &s, err, sizeof(err)) < 0) {
 		spk_machine_config_free(&s);
 		return bad("--restore", NULL, err);
+	}
+	if (c->clone) {
+		struct spk_clone_id id;
+
+		if (spk_machine_clone_id(&s, c->clone, &id, err, sizeof(err)) < 0 ||
+		    spk_machine_config_clone(&s, &id, err, sizeof(err)) < 0) {
+			spk_machine_config_free(&s);
+			return bad("--clone", NULL, err);
+		}
 	}
 	s.timeout = c->cfg.timeout;
 	s.restore_uffd_own = c->restore_uffd;
@@ -516,6 +539,7 @@ static int parse_opts(int argc, char **argv, struct cli *c)
 	    {"restore", required_argument, NULL, OPT_RESTORE},
 	    {"restore-mem", required_argument, NULL, OPT_RESTORE_MEM},
 	    {"restore-uffd", no_argument, NULL, OPT_RESTORE_UFFD},
+	    {"clone", required_argument, NULL, OPT_CLONE},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -529,6 +553,7 @@ static int parse_opts(int argc, char **argv, struct cli *c)
 	c->no_pvm_cmdline = false;
 	c->restore = c->restore_mem = NULL;
 	c->restore_uffd = false;
+	c->clone = 0;
 	optind = 1;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "", longs, NULL)) != -1)
@@ -536,7 +561,7 @@ static int parse_opts(int argc, char **argv, struct cli *c)
 			return -1;
 	if (optind != argc)
 		return bad("run:", argv[optind], "unexpected argument");
-	if (c->restore || c->restore_mem || c->restore_uffd)
+	if (c->restore || c->restore_mem || c->restore_uffd || c->clone)
 		return restore_config(c);
 	if (!c->cfg.kernel)
 		return bad("run", NULL, "--kernel is required");

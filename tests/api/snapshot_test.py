@@ -296,6 +296,125 @@ def run_restore(tmp, st, mem, at):
               (at + 1, got, err.strip()[-300:]))
 
 
+def device_fields(st, device):
+    """{field: value text} of one device section, from snapshot-info --fields."""
+    r = subprocess.run([A.SPARKLER, "snapshot-info", st, "--fields"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True)
+    check(r.returncode == 0, "snapshot-info --fields %s: %s" % (st, r.stderr.strip()))
+    out, inside = {}, False
+    for line in r.stdout.split("\n"):
+        if " offset " in line and " crc " in line:  # a section's line
+            inside = line.rstrip().endswith(" %s" % device)
+        elif inside and line.startswith("    "):
+            f = line.split(None, 2)
+            out[f[0]] = f[2] if len(f) > 2 else ""
+    return out
+
+
+def clone_of(tmp, st, mem, name, cid, at):
+    """A clone loaded with its own vsock CID and socket: it goes on from the
+    snapshot, listens on its own socket; paused and saved again, its vsock
+    device has that CID, and its VM generation ID is its own."""
+    serial = os.path.join(tmp, name + ".out")
+    uds = os.path.join(tmp, name + ".vsock")
+    p = started(tmp, name=name + ".sock")
+    expect(p.call("PUT", "/serial", {"serial_out_path": serial}), 204, None, "serial")
+    expect(p.call("PUT", "/snapshot/load",
+                  {"snapshot_path": st, "mem_file_path": mem, "resume_vm": True,
+                   "vsock_override": {"guest_cid": cid, "uds_path": uds}}),
+           204, None, "load clone %s with CID %d" % (name, cid))
+    check(wait_ticks(serial, 2, p) and numbers(serial)[0] == at + 1,
+          "clone %s goes on from tick %d" % (name, at + 1))
+    check(os.path.exists(uds), "clone %s listens on its own socket %s" % (name, uds))
+    expect(p.call("PATCH", "/vm", {"state": "Paused"}), 204, None, "pause " + name)
+    again = os.path.join(tmp, name + ".again")
+    expect(p.call("PUT", "/snapshot/create",
+                  {"snapshot_path": again, "mem_file_path": again + ".mem"}), 204, None,
+           "snapshot of clone " + name)
+    p.finish()
+    vs = device_fields(again, "vsock (virtio_vsock)")
+    check(vs.get("guest_cid", "").startswith("%d " % cid),
+          "clone %s's vsock device has CID %d: %r" % (name, cid, vs.get("guest_cid")))
+    return device_fields(again, "vmgenid (vmgenid)").get("id")
+
+
+def clones(tmp):
+    """Clones of a VM with vsock through PUT /snapshot/load's identity fields
+    and run --restore --clone: each its own CID, socket and VMGENID; bad
+    identities answered 400 with the reason, nothing started."""
+    serial = os.path.join(tmp, "o.out")
+    st, mem = os.path.join(tmp, "o.state"), os.path.join(tmp, "o.mem")
+    uds = os.path.join(tmp, "o.vsock")
+    p = boot_ticker(tmp, "o.sock", serial,
+                    [("PUT", "/vsock", {"guest_cid": 3, "uds_path": uds})])
+    expect(p.call("PUT", "/actions", {"action_type": "InstanceStart"}), 204, None, "start")
+    check(wait_ticks(serial, 2, p), "the origin ticks")
+    expect(p.call("PATCH", "/vm", {"state": "Paused"}), 204, None, "pause the origin")
+    expect(p.call("PUT", "/snapshot/create", {"snapshot_path": st, "mem_file_path": mem}),
+           204, None, "snapshot of the origin")
+    at = next_full_tick(serial) - 1
+    p.finish()
+    origin_id = device_fields(st, "vmgenid (vmgenid)").get("id")
+    check(origin_id and "16 bytes" in origin_id, "the snapshot has a VMGENID: %r" % origin_id)
+
+    q = started(tmp, name="bad.sock")
+    good = {"snapshot_path": st, "mem_file_path": mem}
+    for body, why, want in [
+        (dict(good, vsock_override={"guest_cid": 2, "uds_path": uds + ".x"}), "CID 2",
+         "CIDs 0-2 are reserved"),
+        (dict(good, vsock_override={"guest_cid": 1 << 32, "uds_path": uds + ".x"}),
+         "CID 2^32", "need 3 to"),
+        (dict(good, vsock_override={"guest_cid": 9}), "no socket", "missing field `uds_path`"),
+        (dict(good, vsock_override={"guest_cid": "9", "uds_path": "x"}), "a string CID",
+         "an integer"),
+        (dict(good, network_overrides=[{"iface_id": "eth0", "host_dev_name": "t",
+                                        "guest_mac": "01:00:00:00:00:01"}]),
+         "a multicast MAC", "not a unicast MAC"),
+        (dict(good, network_overrides=[{"iface_id": "eth0", "host_dev_name": "t",
+                                        "guest_mac": "06:00:00:00:00"}]),
+         "a short MAC", "not a unicast MAC"),
+        (dict(good, network_overrides=[{"iface_id": "eth0", "host_dev_name": "t"},
+                                       {"iface_id": "eth0", "host_dev_name": "u"}]),
+         "one interface twice", "the same interface"),
+    ]:
+        expect(q.call("PUT", "/snapshot/load", body), 400, None, "load with " + why, want)
+    r = q.call("GET", "/")
+    check(r.json and r.json["state"] == "Not started", "after refused clones: Not started")
+    q.finish()
+    # a snapshot without vsock cannot take a CID
+    q = started(tmp, name="bad2.sock")
+    a_state = os.path.join(tmp, "a.state")
+    expect(q.call("PUT", "/snapshot/load",
+                  {"snapshot_path": a_state, "mem_file_path": os.path.join(tmp, "a.mem"),
+                   "vsock_override": {"guest_cid": 9, "uds_path": uds + ".x"}}), 400, None,
+           "a CID for a snapshot without vsock", "no vsock device")
+    q.finish()
+
+    id1 = clone_of(tmp, st, mem, "k1", 10, at)
+    id2 = clone_of(tmp, st, mem, "k2", 11, at)
+    check(len({origin_id, id1, id2}) == 3,
+          "origin and clones have three VMGENIDs: %r %r %r" % (origin_id, id1, id2))
+
+    # the CLI: clone 2 of the snapshot listens on <socket>.2
+    rc, err = A.run_status(["run", "--restore", st, "--clone", "0"])
+    check(rc != 0 and "need 1 to 1023" in err, "--clone 0 refused: %r" % err.strip())
+    sp = subprocess.Popen([A.SPARKLER, "run", "--restore", st, "--clone", "2"],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+    got = []
+    for line in sp.stdout:
+        if line.startswith("tick "):
+            got.append(int(line.split()[1]))
+        if len(got) == 2:
+            break
+    listening = os.path.exists(uds + ".2")
+    sp.send_signal(signal.SIGTERM)
+    out, err = sp.communicate(timeout=30)
+    check(got == [at + 1, at + 2] and listening,
+          "run --restore --clone 2 goes on from tick %d (%r) on %s.2 (%s)" %
+          (at + 1, got, uds, err.strip()[-300:]))
+
+
 def main():
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         print("SKIP: /dev/kvm is not usable")
@@ -313,6 +432,7 @@ def main():
             load_runs(tmp, st, mem, at)
             load_uffd(tmp, st, mem, at)
             run_restore(tmp, st, mem, at)
+            clones(tmp)
             diff(tmp)
         finally:
             for p in _procs:

@@ -27,8 +27,10 @@
 #include <unistd.h>
 
 #include <sparkler/log.h>
+#include <sparkler/snapshot.h>
 
 #include "vmm/confine/seccomp_policy.h"
+
 #include "vmm/api/api.h"
 #include "vmm/api/mhd.h"
 
@@ -292,6 +294,17 @@ static int op_snapshot_load(void *ctx, const struct spk_vm_resources *r,
 			goto out;
 		}
 		snprintf(cfg.nets[k].tap, sizeof(cfg.nets[k].tap), "%s", q->over[i].tap);
+		if (q->over[i].has_mac) { /* a clone's MAC */
+			memcpy(cfg.nets[k].mac, q->over[i].mac, 6);
+			cfg.nets[k].has_mac = true;
+		}
+	}
+	if (q->vsock_cid) { /* a clone's CID and socket */
+		struct spk_clone_id id = {.vsock_cid = q->vsock_cid};
+
+		snprintf(id.vsock_uds, sizeof(id.vsock_uds), "%s", q->vsock_uds);
+		if ((rc = spk_machine_config_clone(&cfg, &id, err, len)) < 0)
+			goto out;
 	}
 	if ((rc = spk_config_set_str(q->uffd ? &cfg.restore_uffd : &cfg.restore_mem, q->mem)) < 0) {
 		snprintf(err, len, "out of memory");

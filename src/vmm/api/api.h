@@ -40,7 +40,12 @@ struct spk_snap_req {
 	struct {
 		char id[SPK_MACHINE_ID_MAX];
 		char tap[16];
+		uint8_t mac[6]; /* guest_mac (sparkler's: a clone's MAC) */
+		bool has_mac;
 	} over[SPK_MACHINE_MAX_NETS];
+	/* load: vsock_override (sparkler's: a clone's CID and socket); 0: none */
+	uint32_t vsock_cid;
+	char *vsock_uds;
 };
 int spk_res_snapshot_create(json_t *body, struct spk_snap_req *q, struct spk_res_err *e);
 int spk_res_snapshot_load(json_t *body, struct spk_snap_req *q, struct spk_res_err *e);

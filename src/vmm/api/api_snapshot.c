@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sparkler/snapshot.h>
+
 #include "vmm/api/api.h"
 #include "vmm/api/resources_internal.h"
 
@@ -82,6 +84,7 @@ void spk_snap_req_free(struct spk_snap_req *q)
 {
 	free(q->state);
 	free(q->mem);
+	free(q->vsock_uds);
 	memset(q, 0, sizeof(*q));
 }
 
@@ -112,9 +115,55 @@ int spk_res_snapshot_create(json_t *body, struct spk_snap_req *q, struct spk_res
 	return 0;
 }
 
+/* A clone's MAC (sparkler's field): unicast, not all zero. */
+static int override_mac(json_t *o, const char *p, uint8_t *mac, bool *has, struct spk_res_err *e)
+{
+	json_t *m = json_object_get(o, "guest_mac");
+
+	*has = false;
+	if (!m)
+		return 0;
+	if (!json_is_string(m))
+		return spk_res_fail(e, true, p, "`guest_mac`: expected a string, got %s",
+		                    spk_res_json_type(m));
+	if (spk_res_parse_mac(json_string_value(m), mac) < 0 || (mac[0] & 1) ||
+	    !(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]))
+		return spk_res_fail(e, false, p,
+		                    "`guest_mac`: `%.64s` is not a unicast MAC address like "
+		                    "06:00:ac:10:00:02",
+		                    json_string_value(m));
+	*has = true;
+	return 0;
+}
+
+/* A clone's vsock (sparkler's field): {"guest_cid": 3.., "uds_path": "..."}. */
+static int vsock_override(json_t *o, struct spk_snap_req *q, struct spk_res_err *e)
+{
+	static const char *const keys[] = {"guest_cid", "uds_path"};
+	json_t *cid;
+
+	if (only_keys(o, "$.vsock_override", keys, ARRAY_LEN(keys), e) < 0)
+		return -EINVAL;
+	cid = json_object_get(o, "guest_cid");
+	if (!json_is_integer(cid))
+		return spk_res_fail(e, true, "$.vsock_override",
+		                    "`guest_cid`: an integer, required");
+	if (json_integer_value(cid) < 3 || json_integer_value(cid) >= (json_int_t)UINT32_MAX)
+		return spk_res_fail(e, false, "$.vsock_override.guest_cid",
+		                    "%lld: CIDs 0-2 are reserved, need 3 to %u",
+		                    (long long)json_integer_value(cid), UINT32_MAX - 1);
+	q->vsock_cid = (uint32_t)json_integer_value(cid);
+	if (path_field(o, "$.vsock_override", "uds_path", true, &q->vsock_uds, e) < 0)
+		return -EINVAL;
+	if (strlen(q->vsock_uds) >= SPK_CLONE_PATH_MAX)
+		return spk_res_fail(e, false, "$.vsock_override.uds_path",
+		                    "a Unix socket path of at most %d bytes", SPK_CLONE_PATH_MAX - 1);
+	return 0;
+}
+
 static int overrides(json_t *a, struct spk_snap_req *q, struct spk_res_err *e)
 {
-	static const char *const keys[] = {"iface_id", "host_dev_name"};
+	static const char *const keys[] = {"iface_id", "host_dev_name", "guest_mac"};
 	char p[PATH_BUF];
 	size_t i;
 	json_t *o;
@@ -148,6 +197,17 @@ static int overrides(json_t *a, struct spk_snap_req *q, struct spk_res_err *e)
 			                    sizeof(q->over[0].id) - 1, sizeof(q->over[0].tap) - 1);
 		snprintf(q->over[i].id, sizeof(q->over[i].id), "%s", json_string_value(id));
 		snprintf(q->over[i].tap, sizeof(q->over[i].tap), "%s", json_string_value(dev));
+		if (override_mac(o, p, &q->over[i].mac[0], &q->over[i].has_mac, e) < 0)
+			return -EINVAL;
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(q->over[k].id, q->over[i].id) == 0 ||
+			    strcmp(q->over[k].tap, q->over[i].tap) == 0 ||
+			    (q->over[i].has_mac && q->over[k].has_mac &&
+			     memcmp(q->over[k].mac, q->over[i].mac, 6) == 0))
+				return spk_res_fail(e, false, p,
+				                    "the same interface, TAP or MAC as "
+				                    "network_overrides[%zu]",
+				                    k);
 		q->n_over = (uint32_t)i + 1;
 	}
 	return 0;
@@ -176,7 +236,7 @@ int spk_res_snapshot_load(json_t *body, struct spk_snap_req *q, struct spk_res_e
 {
 	static const char *const keys[] = {
 	    "snapshot_path",     "mem_file_path", "mem_backend",      "enable_diff_snapshots",
-	    "track_dirty_pages", "resume_vm",     "network_overrides"};
+	    "track_dirty_pages", "resume_vm",     "network_overrides", "vsock_override"};
 	json_t *mb, *no;
 	bool diff = false;
 
@@ -197,7 +257,9 @@ int spk_res_snapshot_load(json_t *body, struct spk_snap_req *q, struct spk_res_e
 	    bool_field(body, "$", "enable_diff_snapshots", &diff, e) < 0 ||
 	    bool_field(body, "$", "track_dirty_pages", &q->track, e) < 0 ||
 	    bool_field(body, "$", "resume_vm", &q->resume, e) < 0 ||
-	    (no && overrides(no, q, e) < 0)) {
+	    (no && overrides(no, q, e) < 0) ||
+	    (json_object_get(body, "vsock_override") &&
+	     vsock_override(json_object_get(body, "vsock_override"), q, e) < 0)) {
 		spk_snap_req_free(q);
 		return -EINVAL;
 	}

@@ -741,7 +741,7 @@ static int find_net(const struct spk_vm_resources *r, const char *id)
 	return -1;
 }
 
-static int parse_mac(const char *s, uint8_t mac[6])
+int spk_res_parse_mac(const char *s, uint8_t mac[6])
 {
 	for (int i = 0; i < 6; i++) {
 		unsigned v = 0;
@@ -777,7 +777,7 @@ static int net_values(const struct spk_vm_resources *r, const json_t *b, const c
 		                    tap, TAP_NAME_MAX);
 	snprintf(n->tap, sizeof(n->tap), "%s", tap);
 	child_path(p, path, "guest_mac");
-	if (mac && parse_mac(mac, n->mac) < 0)
+	if (mac && spk_res_parse_mac(mac, n->mac) < 0)
 		return spk_res_fail(e, false, p,
 		                    "`%.64s` is not a MAC address like 06:00:ac:10:00:02", mac);
 	n->has_mac = mac != NULL;

@@ -22,5 +22,7 @@ extern const char *const spk_res_log_levels[SPK_RES_LOG_LEVELS];
 
 /* "a string", "an object", ...: v's JSON type for messages. */
 const char *spk_res_json_type(const json_t *v);
+/* "06:00:ac:10:00:02" into mac: 0, or -1 for anything else. */
+int spk_res_parse_mac(const char *s, uint8_t mac[6]);
 
 #endif

@@ -807,6 +807,85 @@ static int state_virtio(struct spk_snap_devices *d, const char *name, struct spk
 	return rc ? rc : spk_snap_devices_add_quiesce(d, name, spk_virtio_quiesce, vd);
 }
 
+int spk_machine_config_clone(struct spk_machine_config *cfg, const struct spk_clone_id *id,
+                             char *err, size_t errlen)
+{
+	struct spk_clone_id one = *id;
+
+	/* the checks of one clone's fields; a CID of 0 is "keep the snapshot's" */
+	if (!one.vsock_cid && cfg->vsock.enabled) {
+		one.vsock_cid = cfg->vsock.guest_cid;
+		snprintf(one.vsock_uds, sizeof(one.vsock_uds), "%s",
+		         cfg->vsock.uds_path ? cfg->vsock.uds_path : "");
+	}
+	if (one.vsock_cid && !cfg->vsock.enabled) {
+		set_err(err, errlen, "the snapshot has no vsock device to give CID %u", one.vsock_cid);
+		return -EINVAL;
+	}
+	if (spk_clone_ids_check(&one, 1) < 0) {
+		set_err(err, errlen, "%s", spk_last_error());
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < id->n_nets; i++) {
+		uint32_t k = 0;
+
+		while (k < cfg->n_nets && strcmp(cfg->nets[k].id, id->nets[i].iface) != 0)
+			k++;
+		if (k == cfg->n_nets) {
+			set_err(err, errlen, "the snapshot has no network interface %s",
+			        id->nets[i].iface);
+			return -EINVAL;
+		}
+		snprintf(cfg->nets[k].tap, sizeof(cfg->nets[k].tap), "%s", id->nets[i].tap);
+		memcpy(cfg->nets[k].mac, id->nets[i].mac, 6);
+		cfg->nets[k].has_mac = true;
+	}
+	if (id->vsock_cid) {
+		cfg->vsock.guest_cid = id->vsock_cid;
+		if (spk_config_set_str(&cfg->vsock.uds_path, id->vsock_uds) < 0) {
+			set_err(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+int spk_machine_clone_id(const struct spk_machine_config *cfg, uint32_t k,
+                         struct spk_clone_id *out, char *err, size_t errlen)
+{
+	struct spk_clone_id base = {0}, *all;
+	int rc;
+
+	if (k == 0 || k >= SPK_CLONE_MAX) {
+		set_err(err, errlen, "clone %u: need 1 to %d", k, SPK_CLONE_MAX - 1);
+		return -EINVAL;
+	}
+	if (cfg->vsock.enabled) {
+		base.vsock_cid = cfg->vsock.guest_cid;
+		snprintf(base.vsock_uds, sizeof(base.vsock_uds), "%s",
+		         cfg->vsock.uds_path ? cfg->vsock.uds_path : "");
+	}
+	base.n_nets = cfg->n_nets;
+	for (uint32_t i = 0; i < cfg->n_nets; i++) {
+		snprintf(base.nets[i].iface, sizeof(base.nets[i].iface), "%s", cfg->nets[i].id);
+		snprintf(base.nets[i].tap, sizeof(base.nets[i].tap), "%s", cfg->nets[i].tap);
+		memcpy(base.nets[i].mac, cfg->nets[i].mac, 6);
+		if (!cfg->nets[i].has_mac) /* the snapshot's device had a random one */
+			base.nets[i].mac[0] = 0x02;
+	}
+	if (!(all = calloc(k + 1, sizeof(*all)))) {
+		set_err(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	rc = spk_clone_ids_derive(&base, k + 1, all);
+	if (rc == 0)
+		*out = all[k];
+	else
+		set_err(err, errlen, "%s", spk_last_error());
+	free(all);
+	return rc;
+}
+
 /* Every device of the instance, named, for spk_vm_snapshot / spk_vm_restore. */
 static int add_state(struct spk_machine *m, struct vm_instance *v)
 {

@@ -215,6 +215,23 @@ int spk_machine_snapshot(struct spk_machine *m, const char *state, const char *m
 int spk_machine_config_from_snapshot(const char *state, struct spk_machine_config *cfg, char *err,
                                      size_t errlen);
 
+/*
+ * Make a config read from a snapshot (spk_machine_config_from_snapshot)
+ * a clone's: its vsock CID and socket (id->vsock_cid 0: kept; the snapshot
+ * must have a vsock device otherwise) and, for each of id's interfaces (by
+ * the snapshot's interface id), its TAP and MAC. The identity is checked
+ * as spk_clone_ids_check does (CID 3 to 2^32 - 2, TAP names, unicast
+ * non-zero MACs, no interface twice). -EINVAL and a one-line reason.
+ */
+struct spk_clone_id;
+int spk_machine_config_clone(struct spk_machine_config *cfg, const struct spk_clone_id *id,
+                             char *err, size_t errlen);
+/* The identity of clone k (1 to SPK_CLONE_MAX - 1) of the snapshot cfg was
+ * read from, as spk_clone_ids_derive gives it: CID + k, "<socket>.<k>",
+ * "<TAP>.<k>", MAC + k. -EINVAL and a reason. */
+int spk_machine_clone_id(const struct spk_machine_config *cfg, uint32_t k,
+                         struct spk_clone_id *out, char *err, size_t errlen);
+
 enum spk_machine_state {
 	SPK_MACHINE_NOT_STARTED = 0,
 	SPK_MACHINE_RUNNING,
