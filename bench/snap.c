@@ -12,7 +12,13 @@
  *   running it to its first exit;
  * - in-place reset with N pages dirtied (the monitor writes N pages, so
  *   the dirty log has N + the guest's few): spk_snap_reset_apply; the
- *   limit is copying N pages with memcpy.
+ *   limit is copying N pages with memcpy;
+ * - clones per second of a 64 MiB guest: spk_vm_clone of N clones (each a
+ *   new VM and vCPU, the restore, a new VM generation ID), each run to its
+ *   first exit; the limit is the bare program doing the same KVM calls
+ *   for N VMs with the memory file mapped MAP_PRIVATE over each one's
+ *   memory, each run to its first exit. Destroying the clones is not
+ *   timed.
  * p50 of several runs in the cell.
  */
 #include <errno.h>
@@ -285,6 +291,125 @@ out:
 	spk_vm_destroy(vm);
 }
 
+/* ---- clones per second ---- */
+
+#define CLONE_MEM (64ull << 20)
+#define CLONE_MAX 32
+
+struct bench_clones {
+	struct spk_vcpu *vcpu[CLONE_MAX];
+};
+
+static int clone_build(void *ctx, uint32_t k, const struct spk_clone_id *id,
+                       struct spk_clone_vm *out)
+{
+	struct bench_clones *b = ctx;
+	int rc = make_vm(CLONE_MEM, true, &out->vm, &b->vcpu[k]);
+
+	if (rc < 0)
+		spk_vm_destroy(out->vm);
+	return rc;
+}
+
+static void clone_destroy(void *ctx, uint32_t k, struct spk_clone_vm *vm)
+{
+	spk_vm_destroy(vm->vm);
+}
+
+/* n clones of state/memfile, each to its first exit: clones per second. */
+static double clones_once(const char *state, const char *memfile, uint32_t n)
+{
+	static const struct spk_clone_ops ops = {clone_build, clone_destroy};
+	struct spk_clone_id ids[CLONE_MAX] = {0};
+	struct spk_clone_vm out[CLONE_MAX];
+	struct bench_clones b = {0};
+	double t0 = now_us(), t = 0;
+	uint32_t ran = 0;
+
+	if (spk_vm_clone(state, memfile, n, ids, &ops, &b, out) < 0) {
+		fail("clone");
+		return 0;
+	}
+	while (ran < n && next_count(b.vcpu[ran]) == 0)
+		ran++;
+	t = now_us() - t0;
+	for (uint32_t k = 0; k < n; k++)
+		spk_vm_destroy(out[k].vm);
+	if (ran < n) {
+		fail("a clone's first run");
+		return 0;
+	}
+	return n / (t / 1e6);
+}
+
+/* The bare program: n VMs, the memory file mapped MAP_PRIVATE over each
+ * one's memory, each to its first exit: VMs per second. */
+static double bare_clones_once(const char *memfile, uint32_t n)
+{
+	struct bare_vm vms[CLONE_MAX];
+	struct guest_code g;
+	uint32_t made = 0;
+	int kvm = bare_kvm_open(), fd = open(memfile, O_RDONLY | O_CLOEXEC);
+	double t0, t = 0;
+	bool ok = kvm >= 0 && fd >= 0;
+
+	guest_oneexit64(&g);
+	t0 = now_us();
+	for (; ok && made < n; made++) {
+		struct bare_vm *v = &vms[made];
+
+		if (bare_vm_create(v, kvm, CLONE_MEM) < 0) {
+			ok = false;
+			break;
+		}
+		ok = mmap(v->mem, CLONE_MEM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd,
+		          0) == v->mem &&
+		     bare_vm_load(v, g.bytes, g.len) == 0 && bare_vm_enter(v, 0) == 0 &&
+		     bare_vm_run(v, -1) >= 0;
+	}
+	if (ok)
+		t = now_us() - t0;
+	while (made > 0)
+		bare_vm_destroy(&vms[--made]);
+	if (fd >= 0)
+		close(fd);
+	if (kvm >= 0)
+		close(kvm);
+	return t > 0 ? n / (t / 1e6) : 0;
+}
+
+static void clone_rows(const struct bench_opts *o, struct report *r)
+{
+	uint32_t n = o->quick ? 8 : CLONE_MAX;
+	int reps = o->quick ? 3 : 7;
+	char state[PATH_MAX], memfile[PATH_MAX], note[512];
+	double v[16], lim[16], create;
+	int nv = 0, nl = 0;
+
+	if (saved(o, CLONE_MEM, "clones", state, memfile, &create) < 0) {
+		put_row(r, "Clones per second, 64 MiB guest", "clones/s", 0, 0, "the save failed");
+		return;
+	}
+	for (int i = 0; i < reps; i++) {
+		double c = clones_once(state, memfile, n), b = bare_clones_once(memfile, n);
+
+		if (c > 0)
+			v[nv++] = c;
+		if (b > 0)
+			lim[nl++] = b;
+	}
+	snprintf(note, sizeof(note),
+	         "spk_vm_clone of %u clones of one snapshot (per clone: a new VM, memory and "
+	         "vCPU, the checked restore with its memory file mapped MAP_PRIVATE, a new VM "
+	         "generation ID), each run to its first exit; p50 of %d batches. Limit: the bare "
+	         "program's %u VMs with the same file mapped MAP_PRIVATE, each to its first exit.",
+	         n, nv, n);
+	put_row(r, "Clones per second, 64 MiB guest", "clones/s", median(v, nv), median(lim, nl),
+	        note);
+	unlink(state);
+	unlink(memfile);
+}
+
 void bench_snap(const struct bench_opts *o, struct report *r)
 {
 	static const struct {
@@ -328,4 +453,5 @@ void bench_snap(const struct bench_opts *o, struct report *r)
 		unlink(memfile);
 	}
 	reset_rows(o, r);
+	clone_rows(o, r);
 }
