@@ -257,37 +257,34 @@ def diff(tmp):
     p.finish()
 
 
+def run_ticks(args, n, during=None):
+    """sparkler run ARGS until it printed n ticks (or ended), then SIGTERM:
+    the ticks, its stderr, and what during() said while it still ran."""
+    p = subprocess.Popen([A.SPARKLER, "run"] + args, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    got = []
+    for line in p.stdout:
+        if line.startswith("tick "):
+            got.append(int(line.split()[1]))
+        if len(got) == n:
+            break
+    seen = during() if during else None
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=30)
+    return got, err, seen
+
+
 def run_restore(tmp, st, mem, at):
     """sparkler run --restore: the same guest goes on on stdout."""
     rc, err = A.run_status(["run", "--restore", st, "--kernel", A.TICKER])
     check(rc != 0 and "comes from the snapshot" in err, "--restore with --kernel refused")
     rc, err = A.run_status(["run", "--restore", os.path.join(tmp, "nope")])
     check(rc != 0 and "nope" in err, "--restore of a missing file refused: %r" % err.strip())
-    p = subprocess.Popen([A.SPARKLER, "run", "--restore", st, "--restore-mem", mem],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    got = []
-    for line in p.stdout:
-        if line.startswith("tick "):
-            got.append(int(line.split()[1]))
-        if len(got) == 3:
-            break
-    p.send_signal(signal.SIGTERM)
-    out, err = p.communicate(timeout=30)
+    got, err, _ = run_ticks(["--restore", st, "--restore-mem", mem], 3)
     check(got == [at + 1, at + 2, at + 3],
           "run --restore goes on from tick %d: %r (%s)" % (at + 1, got, err.strip()[-300:]))
     # the same through the library's userfaultfd thread
-    p = subprocess.Popen([A.SPARKLER, "run", "--restore", st, "--restore-mem", mem,
-                          "--restore-uffd"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    got = []
-    for line in p.stdout:
-        if line.startswith("tick "):
-            got.append(int(line.split()[1]))
-        if len(got) == 3:
-            break
-    p.send_signal(signal.SIGTERM)
-    out, err = p.communicate(timeout=30)
+    got, err, _ = run_ticks(["--restore", st, "--restore-mem", mem, "--restore-uffd"], 3)
     if not got and "userfaultfd cannot be used here" in err:
         print("SKIP (--restore-uffd): %s" % err.strip())
     else:
@@ -398,18 +395,8 @@ def clones(tmp):
     # the CLI: clone 2 of the snapshot listens on <socket>.2
     rc, err = A.run_status(["run", "--restore", st, "--clone", "0"])
     check(rc != 0 and "need 1 to 1023" in err, "--clone 0 refused: %r" % err.strip())
-    sp = subprocess.Popen([A.SPARKLER, "run", "--restore", st, "--clone", "2"],
-                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
-    got = []
-    for line in sp.stdout:
-        if line.startswith("tick "):
-            got.append(int(line.split()[1]))
-        if len(got) == 2:
-            break
-    listening = os.path.exists(uds + ".2")
-    sp.send_signal(signal.SIGTERM)
-    out, err = sp.communicate(timeout=30)
+    got, err, listening = run_ticks(["--restore", st, "--clone", "2"], 2,
+                                    lambda: os.path.exists(uds + ".2"))
     check(got == [at + 1, at + 2] and listening,
           "run --restore --clone 2 goes on from tick %d (%r) on %s.2 (%s)" %
           (at + 1, got, uds, err.strip()[-300:]))
