@@ -197,12 +197,12 @@ int spk_clone_ids_derive(const struct spk_clone_id *base, uint32_t n, struct spk
 
 			memcpy(c->iface, b->iface, sizeof(c->iface));
 			c->iface[sizeof(c->iface) - 1] = '\0';
-			len = snprintf(c->tap, sizeof(c->tap), "%.*s%u", (int)sizeof(b->tap),
+			len = snprintf(c->tap, sizeof(c->tap), "%.*s.%u", (int)sizeof(b->tap),
 			               b->tap, k);
 			if (len < 0 || (size_t)len >= sizeof(c->tap))
 				return spk_fail(
 				    EINVAL,
-				    "clone %u: net '%s': field 'tap': %s%u is longer than "
+				    "clone %u: net '%s': field 'tap': %s.%u is longer than "
 				    "%zu bytes",
 				    k, c->iface, b->tap, k, sizeof(c->tap) - 1);
 			memcpy(c->mac, b->mac, 3);

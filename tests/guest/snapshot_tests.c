@@ -785,9 +785,10 @@ static int count_notify(void *ctx)
 
 /* tables: build the ACPI tables into its memory (the origin; a clone's
  * memory is the snapshot's, tables and all) */
-static void clone_vm_build(struct clone_vm *c, uint32_t cid, const char *uds, bool tables)
+static void clone_vm_build(struct clone_vm *c, uint32_t cid, const char *uds, bool tables,
+                           bool irqchip)
 {
-	const struct th_opts o = {.irqchip = SPK_IRQCHIP_KERNEL};
+	const struct th_opts o = {.irqchip = irqchip ? SPK_IRQCHIP_KERNEL : SPK_IRQCHIP_NONE};
 
 	memset(c, 0, sizeof(*c));
 	th_setup(&c->t, "t_snap_genid", &o);
@@ -832,6 +833,7 @@ static void clone_vm_free(struct clone_vm *c)
 struct clone_ctx {
 	struct clone_vm vms[4];
 	uint32_t built, destroyed, fail_at; /* fail_at: the build of that clone fails */
+	uint32_t unlike_at; /* that clone is built without the irqchip: its restore fails */
 };
 
 static int clone_build(void *ctx, uint32_t k, const struct spk_clone_id *id,
@@ -842,7 +844,7 @@ static int clone_build(void *ctx, uint32_t k, const struct spk_clone_id *id,
 	CHECK(k < SPK_ARRAY_SIZE_T(x->vms), "clone %u", k);
 	if (k == x->fail_at)
 		return -EMFILE;
-	clone_vm_build(&x->vms[k], id->vsock_cid, id->vsock_uds, false);
+	clone_vm_build(&x->vms[k], id->vsock_cid, id->vsock_uds, false, k != x->unlike_at);
 	x->built++;
 	*out = (struct spk_clone_vm){x->vms[k].t.vm, x->vms[k].devs, x->vms[k].genid, &x->vms[k]};
 	return 0;
@@ -940,7 +942,7 @@ static void test_clones(void)
 	char dir[64], state[128], mem[128], uds[128];
 	uint8_t ida[SPK_VMGENID_LEN], idb[SPK_VMGENID_LEN], idc[SPK_VMGENID_LEN];
 	struct clone_vm a;
-	struct clone_ctx x = {.fail_at = UINT32_MAX};
+	struct clone_ctx x = {.fail_at = UINT32_MAX, .unlike_at = UINT32_MAX};
 	struct spk_clone_vm out[4];
 	struct spk_clone_id base = {.vsock_cid = 10}, ids[2], bad[2];
 
@@ -950,7 +952,7 @@ static void test_clones(void)
 	snprintf(state, sizeof(state), "%s/state", dir);
 	snprintf(mem, sizeof(mem), "%s/mem", dir);
 	snprintf(uds, sizeof(uds), "%s/vs", dir);
-	clone_vm_build(&a, 3, uds, true);
+	clone_vm_build(&a, 3, uds, true, true);
 	for (uint64_t i = 1; i <= 3; i++)
 		CHECK_EQ(genid_step(&a, ida), i);
 	CHECK_OK(spk_vm_snapshot(a.t.vm, a.devs, state, mem, 0));
@@ -989,9 +991,19 @@ static void test_clones(void)
 	CHECK_EQ(x.built, 1);
 	CHECK_EQ(x.destroyed, 1);
 	CHECK(out[0].vm == NULL, "a destroyed clone left in out");
+	/* a restore that fails at the second clone (a VM built unlike the
+	 * snapshot's): both clones destroyed */
+	x = (struct clone_ctx){.fail_at = UINT32_MAX, .unlike_at = 1};
+	CHECK(spk_vm_clone(state, NULL, 2, ids, &clone_ops, &x, out) == -EINVAL, "unlike VM");
+	CHECK(strstr(spk_last_error(), "clone 1: ") && strstr(spk_last_error(), "irqchip"), "%s",
+	      spk_last_error());
+	printf("refused: %s\n", spk_last_error());
+	CHECK_EQ(x.built, 2);
+	CHECK_EQ(x.destroyed, 2);
+	CHECK(out[0].vm == NULL && out[1].vm == NULL, "a destroyed clone left in out");
 
 	/* two clones */
-	x = (struct clone_ctx){.fail_at = UINT32_MAX};
+	x = (struct clone_ctx){.fail_at = UINT32_MAX, .unlike_at = UINT32_MAX};
 	CHECK_OK(spk_vm_clone(state, NULL, 2, ids, &clone_ops, &x, out));
 	struct clone_vm *b = out[0].user, *c = out[1].user;
 	CHECK(b->notified >= 1 && c->notified >= 1, "no VMGENID notification");
@@ -1023,6 +1035,16 @@ static void test_clones(void)
 	/* written: the count, 16 scribble pages, the stack, the ID page */
 	CHECK(b_dirty > c_dirty && b_dirty < 256 && c_dirty < 256, "copied pages: %lu, %lu kB",
 	      b_dirty, c_dirty);
+
+	/* an in-place reset of a clone is a new generation too */
+	struct spk_snap_reset *rp;
+	uint8_t at_reset[SPK_VMGENID_LEN], after[SPK_VMGENID_LEN];
+	CHECK_OK(spk_snap_reset_new(b->t.vm, b->devs, NULL, &rp));
+	CHECK_EQ(genid_step(b, at_reset), 22);
+	CHECK_OK(spk_snap_reset_apply(rp));
+	CHECK_EQ(genid_step(b, after), 22);
+	CHECK(memcmp(at_reset, after, SPK_VMGENID_LEN) != 0, "the reset kept the VMGENID");
+	spk_snap_reset_free(rp);
 
 	/* each clone's vsock device has its CID */
 	CHECK_EQ(saved_cid(b, dir), 10);
