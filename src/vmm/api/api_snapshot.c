@@ -155,7 +155,7 @@ static int vsock_override(json_t *o, struct spk_snap_req *q, struct spk_res_err 
 	q->vsock_cid = (uint32_t)json_integer_value(cid);
 	if (path_field(o, "$.vsock_override", "uds_path", true, &q->vsock_uds, e) < 0)
 		return -EINVAL;
-	if (strlen(q->vsock_uds) >= SPK_CLONE_PATH_MAX)
+	if (!q->vsock_uds || strlen(q->vsock_uds) >= SPK_CLONE_PATH_MAX)
 		return spk_res_fail(e, false, "$.vsock_override.uds_path",
 		                    "a Unix socket path of at most %d bytes", SPK_CLONE_PATH_MAX - 1);
 	return 0;
