@@ -185,6 +185,9 @@ int spk_machine_config_check(const struct spk_machine_config *c, char *err, size
 			(unsigned long long)(c->mem >> 20));
 		return -EINVAL;
 	}
+#ifdef __aarch64__
+	return spk_arm64_machine_check(c, err, errlen);
+#endif
 	return 0;
 }
 
@@ -548,7 +551,11 @@ static bool wants_virtio(const struct spk_machine_config *c)
 /* The host bridge always; the virtio devices the config asks for. */
 static int add_pci(struct spk_machine *m, struct vm_instance *v)
 {
+#ifdef __aarch64__
+	const struct spk_pci_host_config hc = spk_arm64_pci_host_config(v->vm);
+#else
 	const struct spk_pci_host_config hc = spk_pc_pci_host_config(v->vm);
+#endif
 	int rc = spk_pci_host_new(&hc, &v->pci);
 
 	if (rc < 0 || !wants_virtio(&m->cfg))
@@ -973,6 +980,30 @@ int spk_machine_snapshot(struct spk_machine *m, const char *state, const char *m
 	return rc;
 }
 
+#ifdef __aarch64__
+/* The arm64 machine (machine_arm64.c): the kernel first, as on the PC,
+ * then the UART on the MMIO bus and the PCI host with the virtio devices. */
+static int build_arm64(struct spk_machine *m, struct vm_instance *v)
+{
+	const struct spk_machine_config *c = &m->cfg;
+	const struct spk_uart_config uc = {.name = "uart0",
+					   .irq = spk_vm_irq(v->vm, SPK_ARM64_MACHINE_UART_SPI),
+					   .tx = serial_tx, .tx_ctx = m};
+	int rc;
+
+	if ((rc = spk_arm64_machine_boot(v->vm, c, m->kernel, m->kernel_size, m->initrd,
+					 m->initrd_size)) < 0 ||
+	    (rc = spk_uart_new(&uc, &v->uart)) < 0)
+		return rc;
+	const struct bus_reg regs[] = {{SPK_BUS_MMIO, SPK_ARM64_MACHINE_UART,
+					SPK_ARM64_MACHINE_UART_SIZE, "uart0", spk_uart_ops(),
+					v->uart}};
+	if ((rc = register_all(m, spk_vm_bus(v->vm), regs, 1)) < 0)
+		return rc;
+	return add_pci(m, v);
+}
+#endif
+
 /* Everything before the first instruction; a failure here starts nothing. */
 static int build_instance(struct spk_machine *m, struct vm_instance *v)
 {
@@ -980,6 +1011,12 @@ static int build_instance(struct spk_machine *m, struct vm_instance *v)
 	struct spk_linux_boot boot;
 	uint64_t rsdp = 0;
 	int rc;
+
+#ifdef __aarch64__
+	if ((rc = spk_arm64_machine_vm(c, &v->vm)) < 0)
+		return rc;
+	return build_arm64(m, v);
+#endif
 
 	v->cpu = (struct spk_cpu_policy){.ncpus = c->vcpus, .template = c->template,
 					 .clear_cx16 = strcmp(spk_host_kvm_kind(), "pvm") == 0};

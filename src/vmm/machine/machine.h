@@ -107,7 +107,32 @@ struct spk_machine_config {
 	bool restore_uffd_own;
 };
 
+#ifdef __aarch64__
+/* arm64: ttyS0 is the 16550A over MMIO (machine_arm64.c) */
+#define SPK_MACHINE_DEFAULT_CMDLINE "console=ttyS0 panic=1"
+#else
 #define SPK_MACHINE_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1"
+#endif
+
+/*
+ * The arm64 platform (machine_arm64.c, the aarch64 build): machine.c
+ * builds it instead of the PC, with the same devices on PCI.
+ * check: what arm64 does not have (snapshots, CPU templates, --no-pvh,
+ * more than 32 vCPUs), -EINVAL with the reason. vm: the VM with the
+ * in-kernel GICv3 and RAM at 0x40000000. pci_host_config: ECAM, window
+ * and INTx SPIs as the device tree says. boot: the kernel, initrd and
+ * device tree into RAM, the vCPUs, vCPU 0 READY at the entry.
+ */
+#define SPK_ARM64_MACHINE_UART      0x09000000ull
+#define SPK_ARM64_MACHINE_UART_SIZE 0x1000ull
+#define SPK_ARM64_MACHINE_UART_SPI  1
+struct spk_pci_host_config;
+int spk_arm64_machine_check(const struct spk_machine_config *c, char *err, size_t errlen);
+int spk_arm64_machine_vm(const struct spk_machine_config *c, struct spk_vm **out);
+struct spk_pci_host_config spk_arm64_pci_host_config(struct spk_vm *vm);
+int spk_arm64_machine_boot(struct spk_vm *vm, const struct spk_machine_config *c,
+                           const void *kernel, size_t kernel_size, const void *initrd,
+                           size_t initrd_size);
 
 /* Defaults: 1 vCPU, 512 MiB, host template, serial to stdout. */
 void spk_machine_config_init(struct spk_machine_config *cfg);
