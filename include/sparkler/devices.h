@@ -117,6 +117,20 @@ const struct spk_bus_ops *spk_rtc_ops(void); /* register 2 ports at 0x70 */
 /* Its state, for snapshots (opaque: the device). */
 const struct spk_dev_state_ops *spk_rtc_state_ops(void);
 
+/* ---- ARM PL031 real-time clock (MMIO, 4 KiB; the arm64 machine's) ---- */
+struct spk_pl031;
+struct spk_pl031_config {
+	struct spk_irq_line irq; /* the match interrupt (level) */
+	/* The wall clock; NULL means time(NULL) (tests pass their own). */
+	time_t (*now)(void *ctx);
+	void *now_ctx;
+};
+int spk_pl031_new(const struct spk_pl031_config *cfg, struct spk_pl031 **out);
+void spk_pl031_free(struct spk_pl031 *p);
+const struct spk_bus_ops *spk_pl031_ops(void); /* register 0x1000 bytes */
+/* Its state, for snapshots (opaque: the device). */
+const struct spk_dev_state_ops *spk_pl031_state_ops(void);
+
 /* ---- ACPI PM1a event/control blocks, the GPE0 block and the reset register ---- */
 struct spk_acpi_pm;
 struct spk_acpi_pm_config {
