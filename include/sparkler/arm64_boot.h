@@ -123,6 +123,10 @@ struct spk_arm64_fdt_config {
 	uint64_t uart_base, uart_size;
 	uint32_t uart_spi;
 	uint32_t uart_clock; /* Hz; 0: 1843200 */
+	/* A PL031 RTC ("arm,pl031", an AMBA device with the 24 MHz apb_pclk
+	 * clock its bus wants): rtc_size 0 for none. */
+	uint64_t rtc_base, rtc_size;
+	uint32_t rtc_spi;
 	/* PCIe host ("pci-host-ecam-generic"): ecam_size 0 for none. Bus 0
 	 * only; INTA-D of every slot on SPIs pci_spi .. pci_spi + 3, swizzled
 	 * by slot as PCI's interrupt pins are. */
@@ -134,7 +138,7 @@ struct spk_arm64_fdt_config {
 /*
  * Build the tree (root compatible "linux,dummy-virt", memory, cpus with
  * enable-method "psci", psci 0.2 through "hvc", the GICv3, the
- * architected timer on PPIs 13, 14, 11, 10, the UART, the PCIe host,
+ * architected timer on PPIs 13, 14, 11, 10, the UART, the RTC, the PCIe host,
  * chosen with bootargs, the initrd and stdout-path) into buf: its size in
  * *size. -EINVAL for a bad config (message), -E2BIG when it needs more
  * than cap bytes.

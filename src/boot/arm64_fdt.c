@@ -25,6 +25,7 @@
 #define GIC_PPI      1
 #define IRQ_LEVEL_HI 4
 #define UART_CLOCK   1843200u
+#define APB_CLOCK    24000000u
 #define GIC_MAX_SPI  (1020 - 32)
 #define PCI_BUS_ECAM (1ull << 20) /* one bus of ECAM */
 
@@ -62,6 +63,10 @@ static int check_config(const struct spk_arm64_fdt_config *c)
 	if (c->uart_spi > GIC_MAX_SPI)
 		return spk_fail(EINVAL, "arm64 fdt: UART SPI %u above %d", c->uart_spi,
 		                GIC_MAX_SPI);
+	if (c->rtc_size && (rc = check_range("RTC", c->rtc_base, c->rtc_size)))
+		return rc;
+	if (c->rtc_size && c->rtc_spi > GIC_MAX_SPI)
+		return spk_fail(EINVAL, "arm64 fdt: RTC SPI %u above %d", c->rtc_spi, GIC_MAX_SPI);
 	if (c->ecam_size) {
 		if ((rc = check_range("PCIe ECAM", c->ecam_base, c->ecam_size)) ||
 		    (rc = check_range("PCIe MMIO window", c->pci_mmio_base, c->pci_mmio_size)))
@@ -163,6 +168,32 @@ static void add_uart(struct spk_fdt *f, const struct spk_arm64_fdt_config *c, co
 	spk_fdt_end_node(f);
 }
 
+/* The PL031 and the fixed clock Linux's AMBA bus enables for it. */
+static void add_rtc(struct spk_fdt *f, const struct spk_arm64_fdt_config *c)
+{
+	char name[48];
+	const uint64_t reg[2] = {c->rtc_base, c->rtc_size};
+	const uint32_t irq[3] = {GIC_SPI, c->rtc_spi, IRQ_LEVEL_HI};
+	const char *compat[2] = {"arm,pl031", "arm,primecell"};
+	uint32_t clk = spk_fdt_phandle(f);
+
+	spk_fdt_begin_node(f, "apb-pclk");
+	spk_fdt_prop_string(f, "compatible", "fixed-clock");
+	spk_fdt_prop_u32(f, "#clock-cells", 0);
+	spk_fdt_prop_u32(f, "clock-frequency", APB_CLOCK);
+	spk_fdt_prop_string(f, "clock-output-names", "clk24mhz");
+	spk_fdt_prop_u32(f, "phandle", clk);
+	spk_fdt_end_node(f);
+	snprintf(name, sizeof(name), "pl031@%llx", (unsigned long long)c->rtc_base);
+	spk_fdt_begin_node(f, name);
+	spk_fdt_prop_strings(f, "compatible", compat, 2);
+	spk_fdt_prop_reg(f, "reg", reg, 1, 2, 2);
+	spk_fdt_prop_cells(f, "interrupts", irq, 3);
+	spk_fdt_prop_u32(f, "clocks", clk);
+	spk_fdt_prop_string(f, "clock-names", "apb_pclk");
+	spk_fdt_end_node(f);
+}
+
 static void add_pci(struct spk_fdt *f, const struct spk_arm64_fdt_config *c, uint32_t gic)
 {
 	char name[48];
@@ -251,6 +282,8 @@ int spk_arm64_fdt_build(const struct spk_arm64_fdt_config *c, void *buf, size_t 
 	add_gic(f, c, gic, gicname);
 	add_timer(f);
 	add_uart(f, c, uart + 1);
+	if (c->rtc_size)
+		add_rtc(f, c);
 	if (c->ecam_size)
 		add_pci(f, c, gic);
 	spk_fdt_end_node(f);

@@ -547,6 +547,9 @@ static struct spk_arm64_fdt_config virt_config(uint32_t cpus)
 	    .uart_base = 0x09000000,
 	    .uart_size = 0x1000,
 	    .uart_spi = 1,
+	    .rtc_base = 0x09010000,
+	    .rtc_size = 0x1000,
+	    .rtc_spi = 2,
 	    .ecam_base = 0x4010000000ull,
 	    .ecam_size = 1 << 20,
 	    .pci_mmio_base = 0x10000000,
@@ -627,6 +630,11 @@ static void test_arm64_tree_dtc(void **state)
 	                             "0x01 0x0a 0x04>;"));
 	assert_non_null(strstr(text, "compatible = \"ns16550a\";"));
 	assert_non_null(strstr(text, "interrupts = <0x00 0x01 0x04>;"));
+	assert_non_null(strstr(text, "pl031@9010000 {"));
+	assert_non_null(strstr(text, "compatible = \"arm,pl031\\0arm,primecell\";"));
+	assert_non_null(strstr(text, "interrupts = <0x00 0x02 0x04>;"));
+	assert_non_null(strstr(text, "clock-names = \"apb_pclk\";"));
+	assert_non_null(strstr(text, "compatible = \"fixed-clock\";"));
 	assert_non_null(strstr(text, "compatible = \"pci-host-ecam-generic\";"));
 	/* slot 1 pin 1 swizzles to the second SPI */
 	assert_non_null(strstr(text, "0x800 0x00 0x00 0x01 0x01 0x00 0x00 0x00 0x04 0x04"));
@@ -655,6 +663,12 @@ static void test_arm64_tree_refusals(void **state)
 	assert_int_equal(spk_arm64_fdt_build(&c, buf, sizeof(buf), &size), -EINVAL);
 	c = virt_config(1);
 	c.uart_spi = 2000;
+	assert_int_equal(spk_arm64_fdt_build(&c, buf, sizeof(buf), &size), -EINVAL);
+	c = virt_config(1);
+	c.rtc_spi = 2000;
+	assert_int_equal(spk_arm64_fdt_build(&c, buf, sizeof(buf), &size), -EINVAL);
+	c = virt_config(1);
+	c.rtc_base = UINT64_MAX - 10; /* wraps */
 	assert_int_equal(spk_arm64_fdt_build(&c, buf, sizeof(buf), &size), -EINVAL);
 	c = virt_config(1);
 	c.ecam_size = 4096; /* less than a bus */
