@@ -38,6 +38,7 @@ struct vm_instance {
 	struct spk_uart *uart;
 	struct spk_i8042 *kbd;
 	struct spk_rtc *rtc;
+	struct spk_pl031 *pl031; /* arm64's RTC */
 	struct spk_acpi_pm *pm;
 	struct spk_boot_timer *timer;
 	struct spk_vmgenid *genid; /* the VM generation ID (ACPI \_SB.VGEN) */
@@ -606,6 +607,7 @@ static void destroy_instance(struct spk_machine *m, struct vm_instance *v)
 	spk_uart_free(v->uart);
 	spk_i8042_free(v->kbd);
 	spk_rtc_free(v->rtc);
+	spk_pl031_free(v->pl031);
 	spk_acpi_pm_free(v->pm);
 	spk_boot_timer_free(v->timer);
 	spk_vmgenid_free(v->genid);
@@ -982,23 +984,27 @@ int spk_machine_snapshot(struct spk_machine *m, const char *state, const char *m
 
 #ifdef __aarch64__
 /* The arm64 machine (machine_arm64.c): the kernel first, as on the PC,
- * then the UART on the MMIO bus and the PCI host with the virtio devices. */
+ * then the UART and the RTC on the MMIO bus, and the PCI host with the virtio devices. */
 static int build_arm64(struct spk_machine *m, struct vm_instance *v)
 {
 	const struct spk_machine_config *c = &m->cfg;
 	const struct spk_uart_config uc = {.name = "uart0",
 					   .irq = spk_vm_irq(v->vm, SPK_ARM64_MACHINE_UART_SPI),
 					   .tx = serial_tx, .tx_ctx = m};
+	const struct spk_pl031_config rc_ = {.irq = spk_vm_irq(v->vm, SPK_ARM64_MACHINE_RTC_SPI)};
 	int rc;
 
 	if ((rc = spk_arm64_machine_boot(v->vm, c, m->kernel, m->kernel_size, m->initrd,
 					 m->initrd_size)) < 0 ||
-	    (rc = spk_uart_new(&uc, &v->uart)) < 0)
+	    (rc = spk_uart_new(&uc, &v->uart)) < 0 || (rc = spk_pl031_new(&rc_, &v->pl031)) < 0)
 		return rc;
-	const struct bus_reg regs[] = {{SPK_BUS_MMIO, SPK_ARM64_MACHINE_UART,
-					SPK_ARM64_MACHINE_UART_SIZE, "uart0", spk_uart_ops(),
-					v->uart}};
-	if ((rc = register_all(m, spk_vm_bus(v->vm), regs, 1)) < 0)
+	const struct bus_reg regs[] = {
+		{SPK_BUS_MMIO, SPK_ARM64_MACHINE_UART, SPK_ARM64_MACHINE_DEV_SIZE, "uart0",
+		 spk_uart_ops(), v->uart},
+		{SPK_BUS_MMIO, SPK_ARM64_MACHINE_RTC, SPK_ARM64_MACHINE_DEV_SIZE, "rtc0",
+		 spk_pl031_ops(), v->pl031},
+	};
+	if ((rc = register_all(m, spk_vm_bus(v->vm), regs, 2)) < 0)
 		return rc;
 	return add_pci(m, v);
 }

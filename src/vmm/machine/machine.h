@@ -123,9 +123,11 @@ struct spk_machine_config {
  * and INTx SPIs as the device tree says. boot: the kernel, initrd and
  * device tree into RAM, the vCPUs, vCPU 0 READY at the entry.
  */
-#define SPK_ARM64_MACHINE_UART      0x09000000ull
-#define SPK_ARM64_MACHINE_UART_SIZE 0x1000ull
-#define SPK_ARM64_MACHINE_UART_SPI  1
+#define SPK_ARM64_MACHINE_UART     0x09000000ull
+#define SPK_ARM64_MACHINE_UART_SPI 1
+#define SPK_ARM64_MACHINE_RTC      0x09010000ull
+#define SPK_ARM64_MACHINE_RTC_SPI  2
+#define SPK_ARM64_MACHINE_DEV_SIZE 0x1000ull
 struct spk_pci_host_config;
 int spk_arm64_machine_check(const struct spk_machine_config *c, char *err, size_t errlen);
 int spk_arm64_machine_vm(const struct spk_machine_config *c, struct spk_vm **out);

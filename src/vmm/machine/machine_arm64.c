@@ -11,6 +11,7 @@
  *   0x09000000  a 16550A UART over MMIO (src/devices/uart8250.c, byte
  *               registers; "ns16550a", ttyS0, earlycon through stdout-path),
  *               SPI 1
+ *   0x09010000  a PL031 RTC (src/devices/pl031.c) with the host's time, SPI 2
  *   0x10000000  the PCI BAR window (to 0x3eff0000), ECAM of bus 0 at
  *               0x3f000000; INTA-D on SPIs 3-6, swizzled by slot (no MSI:
  *               there is no ITS, so virtio devices use INTx)
@@ -111,8 +112,11 @@ int spk_arm64_machine_boot(struct spk_vm *vm, const struct spk_machine_config *c
 	    .gicr_base = SPK_A64_GICR_BASE,
 	    .gicr_size = SPK_A64_GICR_SIZE * c->vcpus,
 	    .uart_base = SPK_ARM64_MACHINE_UART,
-	    .uart_size = SPK_ARM64_MACHINE_UART_SIZE,
+	    .uart_size = SPK_ARM64_MACHINE_DEV_SIZE,
 	    .uart_spi = SPK_ARM64_MACHINE_UART_SPI,
+	    .rtc_base = SPK_ARM64_MACHINE_RTC,
+	    .rtc_size = SPK_ARM64_MACHINE_DEV_SIZE,
+	    .rtc_spi = SPK_ARM64_MACHINE_RTC_SPI,
 	    .ecam_base = A64_PCI_ECAM,
 	    .ecam_size = 1 << 20,
 	    .pci_mmio_base = A64_PCI_MMIO,
