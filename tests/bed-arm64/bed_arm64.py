@@ -138,8 +138,8 @@ L2_INIT = """#!/bin/busybox sh
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t devtmpfs dev /dev
 [ -c /dev/hvc0 ] && echo "A64LINUX-HVC0 virtio console on PCI" >/dev/hvc0
-/bin/busybox dmesg | /bin/busybox grep -E 'earlycon:|ttyS0 at MMIO|psci: PSCIv|smp: Brought up'
-echo "A64LINUX-INIT cpus=$(/bin/busybox grep -c ^processor /proc/cpuinfo)"
+/bin/busybox dmesg | /bin/busybox grep -E 'earlycon:|ttyS0 at MMIO|psci: PSCIv|smp: Brought up|rtc0'
+echo "A64LINUX-INIT cpus=$(/bin/busybox grep -c ^processor /proc/cpuinfo) date=$(/bin/busybox date +%s)"
 /bin/busybox poweroff -f
 """
 
@@ -172,13 +172,16 @@ def linux_guest(build):
 
 
 def check_linux(cpus, virtio):
+    made = time.time()
+
     def check(output, rc):
         lines = output.splitlines()
         # what the kernel found through the device tree (init greps its log:
         # the boot is "quiet", a verbose console costs a minute of TCG here)
         for want in ("earlycon: ns16550a0 at MMIO 0x0000000009000000",
                      "9000000.uart: ttyS0 at MMIO 0x9000000", "psci: PSCIv",
-                     "smp: Brought up 1 node, %d CPU" % cpus):
+                     "smp: Brought up 1 node, %d CPU" % cpus,
+                     "rtc-pl031 9010000.pl031: registered as rtc0"):
             if not any(want in l for l in lines):
                 return "no %r in the guest's log" % want
         marks = [l for l in lines if l.startswith("A64LINUX-INIT ")]
@@ -186,6 +189,12 @@ def check_linux(cpus, virtio):
             return "init never ran (no A64LINUX-INIT line), sparkler status %d" % rc
         if marks[0].split()[1] != "cpus=%d" % cpus:
             return "init saw %s, want cpus=%d" % (marks[0].split()[1], cpus)
+        # the PL031 gave the guest the L1's clock, which is this host's:
+        # inside this run (a minute's margin either way for the clocks)
+        date = int(marks[0].split()[2][len("date="):])
+        if not made - 60 <= date <= time.time() + 60:
+            return "the guest's clock says %d, outside this run (%d..%d)" % (
+                date, made, time.time())
         if virtio and "A64LINUX-HVC0 virtio console on PCI" not in lines:
             return "nothing from init on hvc0 (virtio-console on the PCIe host, INTx)"
         if rc != 0:
