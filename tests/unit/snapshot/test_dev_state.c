@@ -739,8 +739,8 @@ static void test_every_device_has_state(void **state)
 			    name, name);
 		devices++;
 	}
-	/* uart, i8042, rtc, acpi_pm, boot_timer, pci_host, vmgenid */
-	assert_int_equal(devices, 7);
+	/* uart, i8042, rtc, acpi_pm, boot_timer, pci_host, vmgenid, pl031 */
+	assert_int_equal(devices, 8);
 	free(all);
 }
 
