@@ -316,6 +316,25 @@ static int test_mmio(struct machine *m)
 	return 0;
 }
 
+/* The same guest under the default MMIO miss policy (SPK_MISS_FAULT): its
+ * first store, to an address with neither memory nor a device, is a
+ * NESTED_PAGE_FAULT with the address, width and data. */
+static int test_npf(struct machine *m)
+{
+	struct spk_exit e;
+	struct spk_ucall uc;
+
+	if (next_exit(m, m->v0, &e, &uc) < 0)
+		return -1;
+	print_exit("npf", &e);
+	CHECK(m,
+	      e.kind == SPK_EXIT_NESTED_PAGE_FAULT && e.npf.addr == DEV_BASE && e.npf.width == 1 &&
+	          e.npf.access == SPK_ACCESS_WRITE && e.npf.data[0] == 0x88 && !e.npf.readonly,
+	      "expected NESTED_PAGE_FAULT (write of 0x88 at 0x%llx), got %s addr 0x%" PRIx64,
+	      DEV_BASE, spk_exit_name(e.kind), e.npf.addr);
+	return 0;
+}
+
 static uint64_t sum_handler(struct spk_vcpu *vcpu, uint64_t nr, const uint64_t args[6],
                             void *opaque)
 {
@@ -730,6 +749,7 @@ static const struct test {
     {"decode", NULL, 0, 0, test_decode},
     {"refusals", NULL, 0, 0, test_refusals},
     {"mmio", "mmio", 1, SPK_IRQCHIP_KERNEL, test_mmio},
+    {"npf", "mmio", 1, SPK_IRQCHIP_KERNEL, test_npf},
     /* one guest without the in-kernel GIC */
     {"hypercall", "hypercall", 1, SPK_IRQCHIP_NONE, test_hypercall},
     {"smp", "smp", 2, SPK_IRQCHIP_KERNEL, test_smp},
