@@ -56,44 +56,22 @@ struct spk_balloon_config {
 	bool free_page_hinting;
 };
 
+/* Ordered by alignment (8-byte members, then 4-byte, then bytes): lint's
+ * padding check. */
 struct spk_machine_config {
 	char *kernel;  /* required */
 	char *initrd;  /* may be NULL */
 	char *cmdline; /* NULL: SPK_MACHINE_DEFAULT_CMDLINE */
-	bool no_pvh;
-	uint32_t vcpus;
 	uint64_t mem;
-	enum spk_cpu_template template;
-	int serial_fd; /* COM1 output; -1 for none */
-	bool reboot;   /* restart in place on reset */
 	uint64_t timeout; /* seconds, 0 for none */
 	struct spk_drive_config drives[SPK_MACHINE_MAX_DRIVES];
-	uint32_t n_drives;
 	struct spk_net_config nets[SPK_MACHINE_MAX_NETS];
-	uint32_t n_nets;
 	struct spk_vsock_config vsock;
 	/* the metadata store (src/mmds/, borrowed: it outlives the machine)
 	 * for the interfaces with mmds set; NULL: none answers */
 	struct spk_mmds *mmds;
-	bool entropy;
 	struct spk_rate_limit entropy_rate_limit; /* all zero: none */
-	struct spk_balloon_config balloon;
-	bool start_paused;
-
-	/* ---- PCI and virtio (issue 4): the PCI host bridge is always there;
-	 * entropy above adds virtio-rng. ---- */
-	/* virtio-console (hvc0 in the guest): its output goes to
-	 * virtio_console_fd (-1: dropped), its input comes from
-	 * spk_machine_console_input(). */
-	bool virtio_console;
-	int virtio_console_fd;
-	/* A line for stderr once the first guest is built and about to run
-	 * ("" for none): `run` says there which options it added on PVM. */
-	char start_note[256];
-
 	/* ---- snapshots (issue 15) ---- */
-	/* KVM's dirty log from the first instruction (diff snapshots) */
-	bool track_dirty_pages;
 	/* Build the VM from this snapshot state file (and memory file; NULL:
 	 * the one the state names) instead of booting the kernel: the kernel
 	 * is not read, the rest of the config must be the snapshot's
@@ -104,6 +82,30 @@ struct spk_machine_config {
 	 * socket (Firecracker's Uffd handshake; restore_mem is then unused), or
 	 * by the library's own userfaultfd thread (restore_uffd_own). */
 	char *restore_uffd;
+
+	uint32_t vcpus;
+	enum spk_cpu_template template;
+	int serial_fd; /* COM1 output; -1 for none */
+	uint32_t n_drives;
+	uint32_t n_nets;
+	struct spk_balloon_config balloon;
+	/* ---- PCI and virtio (issue 4): the PCI host bridge is always there;
+	 * entropy below adds virtio-rng. ---- */
+	/* virtio-console (hvc0 in the guest): its output goes to
+	 * virtio_console_fd (-1: dropped), its input comes from
+	 * spk_machine_console_input(). */
+	int virtio_console_fd;
+
+	/* A line for stderr once the first guest is built and about to run
+	 * ("" for none): `run` says there which options it added on PVM. */
+	char start_note[256];
+	bool no_pvh;
+	bool reboot; /* restart in place on reset */
+	bool entropy;
+	bool start_paused;
+	bool virtio_console;
+	/* KVM's dirty log from the first instruction (diff snapshots) */
+	bool track_dirty_pages;
 	bool restore_uffd_own;
 };
 
