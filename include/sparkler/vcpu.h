@@ -153,7 +153,8 @@ int spk_vcpu_kick(struct spk_vcpu *vcpu);
  * the in-kernel irqchip it goes to the vCPU's LAPIC as a fixed MSI; without
  * it the library injects it (KVM_INTERRUPT) when the guest can take it.
  * Any state but INVALID matters (queued until the next run). 0 or -errno.
- * Thread-safe, not signal-safe.
+ * arm64: -ENOTSUP in both modes (arm64.h: interrupts are the GIC's SPIs,
+ * spk_vm_irq_line). Thread-safe, not signal-safe.
  */
 int spk_vcpu_interrupt(struct spk_vcpu *vcpu, uint8_t vector);
 

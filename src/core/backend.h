@@ -115,6 +115,10 @@ struct spk_backend_ops {
 	const char *name; /* for messages: "kvm-x86_64" */
 	/* The port hypercalls arrive on (abi.h), kept off the bus; -1: none. */
 	int hypercall_port;
+	/* Without an in-kernel irqchip, vcpu_enter cannot inject the vectors
+	 * the core queues (arm64: there is no interrupt to inject without
+	 * the GIC): spk_vcpu_interrupt() is then refused, not queued. */
+	bool no_injection;
 
 	/* ---- the VM --------------------------------------------------------- */
 	/*

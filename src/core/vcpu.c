@@ -325,6 +325,11 @@ int spk_vcpu_interrupt(struct spk_vcpu *vcpu, uint8_t vector)
 			                vcpu->id, vcpu->vm->ops->name);
 		return vcpu->vm->ops->vcpu_interrupt(vcpu, vector);
 	}
+	if (vcpu->vm->ops->no_injection)
+		return spk_fail(ENOTSUP,
+		                "vcpu %u: the %s backend cannot inject interrupts without an "
+		                "in-kernel irqchip",
+		                vcpu->id, vcpu->vm->ops->name);
 	spk_vcpu_irq_requeue(vcpu, vector);
 	spk_vcpu_wake(vcpu);
 	return 0;

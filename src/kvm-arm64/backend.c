@@ -12,6 +12,7 @@
 static const struct spk_backend_ops kvm_arm64 = {
     .name = "kvm-arm64",
     .hypercall_port = -1, /* hypercalls are hvc #0 (abi.h) */
+    .no_injection = true, /* interrupts are the GIC's (SPK_IRQCHIP_KERNEL) */
 
     .vm_create = spk_a64_vm_create,
     .vm_destroy = spk_a64_vm_destroy,

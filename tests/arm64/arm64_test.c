@@ -735,6 +735,9 @@ static int test_refusals(struct machine *m)
 	cfg.irqchip = SPK_IRQCHIP_NONE;
 	CHECK(m, spk_vm_create(&cfg, &vm) == 0, "vm_create (no GIC): %s", spk_last_error());
 	CHECK(m, spk_vm_irq_line(vm, 0, true) == -EINVAL, "irq line without the GIC");
+	CHECK(m, spk_vcpu_create(vm, 0, &v) == 0, "vcpu_create (no GIC): %s", spk_last_error());
+	CHECK(m, spk_vcpu_interrupt(v, 32) == -ENOTSUP, "a vector queued without the GIC");
+	printf("# refusals: %s\n", spk_last_error());
 	CHECK(m, spk_vm_destroy(vm) == 0, "destroy: %s", spk_last_error());
 	return 0;
 }
