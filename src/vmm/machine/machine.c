@@ -974,9 +974,29 @@ int spk_machine_snapshot(struct spk_machine *m, const char *state, const char *m
 	} else if (m->state != SPK_MACHINE_PAUSED) {
 		rc = -EBUSY;
 		set_err(err, errlen, "the microVM must be paused");
-	} else if ((rc = spk_vm_snapshot(m->current->vm, m->current->devs, state, mem,
-	                                 (diff ? SPK_SNAP_DIFF : 0) | SPK_SNAP_FSYNC)) < 0) {
-		set_err(err, errlen, "%s", spk_last_error());
+	} else {
+		/*
+		 * The devices' event loop stops for the snapshot: with the vCPUs
+		 * paused, it is what still writes guest memory (a TAP's frames into
+		 * the rx queue), and a frame received between the memory and the
+		 * device state would leave the file's used ring behind the saved
+		 * index (a load refuses it). Handlers resume after, with whatever
+		 * arrived meanwhile (epoll is level-triggered).
+		 */
+		struct spk_evloop *loop = m->current->loop;
+
+		spk_evloop_stop(loop);
+		if ((rc = spk_vm_snapshot(m->current->vm, m->current->devs, state, mem,
+		                          (diff ? SPK_SNAP_DIFF : 0) | SPK_SNAP_FSYNC)) < 0)
+			set_err(err, errlen, "%s", spk_last_error());
+		if (loop && spk_evloop_start(loop) < 0) {
+			spk_log(SPK_LOG_ERROR, "the devices' event loop did not restart: %s",
+			        spk_last_error());
+			if (rc == 0) {
+				rc = -EIO;
+				set_err(err, errlen, "the devices' event loop did not restart");
+			}
+		}
 	}
 	pthread_mutex_unlock(&m->lock);
 	return rc;
