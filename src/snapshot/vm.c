@@ -312,12 +312,24 @@ static int open_mem(const char *path)
 	return fd;
 }
 
+/* The pages of the diff file the state names, over the base already in place. */
+static int apply_diff_file(struct spk_vm *vm, const struct spk_snap_mem_layout *l)
+{
+	int dfd = open_mem(l->file), rc;
+
+	if (dfd < 0)
+		return dfd;
+	rc = spk_snap_mem_apply_diff(l, dfd, spk_vm_mem(vm));
+	close(dfd);
+	return rc;
+}
+
 /* Guest memory from the file(s): a full file, or a base and the diff the state names. */
 static int restore_memory(struct spk_vm *vm, const struct spk_snap_mem_layout *l,
                           const char *mem_path)
 {
 	struct spk_snap_mem_layout base = {0};
-	int fd, dfd, rc;
+	int fd, rc;
 
 	if (!l->diff) {
 		if ((fd = open_mem(mem_path ? mem_path : l->file)) < 0)
@@ -346,13 +358,7 @@ static int restore_memory(struct spk_vm *vm, const struct spk_snap_mem_layout *l
 	base.file_size = (uint64_t)st.st_size;
 	rc = spk_snap_mem_restore(&base, fd, spk_vm_mem(vm));
 	close(fd);
-	if (rc < 0)
-		return rc;
-	if ((dfd = open_mem(l->file)) < 0)
-		return dfd;
-	rc = spk_snap_mem_apply_diff(l, dfd, spk_vm_mem(vm));
-	close(dfd);
-	return rc;
+	return rc < 0 ? rc : apply_diff_file(vm, l);
 }
 
 /* The options make sense together; NULL is the File backend. */
@@ -423,15 +429,11 @@ static int uffd_prepare(struct spk_vm *vm, const struct spk_snap_mem_layout *l,
 static int uffd_memory(struct spk_vm *vm, const struct spk_snap_mem_layout *l,
                        struct spk_snap_uffd *u)
 {
-	int dfd, rc;
+	int rc;
 
 	if ((rc = spk_snap_uffd_start(u, vm)) < 0 || !l->diff)
 		return rc;
-	if ((dfd = open_mem(l->file)) < 0)
-		return dfd;
-	rc = spk_snap_mem_apply_diff(l, dfd, spk_vm_mem(vm));
-	close(dfd);
-	return rc;
+	return apply_diff_file(vm, l);
 }
 
 int spk_vm_restore_opts(struct spk_vm *vm, const struct spk_snap_devices *devs,

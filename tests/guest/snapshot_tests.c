@@ -1173,6 +1173,34 @@ static void test_uffd(void)
 	/* the working set, prefetched by another process before its first run */
 	char *argv[] = {"snapshot_tests", "child-uffd", state, mem, wset, NULL};
 	CHECK_EQ(run_child(argv), 0);
+
+	/* a diff state file: its base's full file served, the diff's pages over it */
+	char dstate[160], dmem[160], full[160];
+	struct th a;
+	snprintf(dstate, sizeof(dstate), "%s/dstate", dir);
+	snprintf(dmem, sizeof(dmem), "%s/dmem", dir);
+	snprintf(full, sizeof(full), "%s/fstate", dir);
+	th_setup(&a, "t_snap_count", NULL);
+	CHECK_OK(spk_vm_dirty_log_start(a.vm));
+	for (uint64_t i = 1; i <= 3; i++)
+		CHECK_EQ(next_count(&a), i);
+	CHECK_OK(spk_vm_snapshot(a.vm, NULL, full, mem, 0));
+	CHECK_EQ(next_count(&a), 4);
+	CHECK_OK(spk_vm_snapshot(a.vm, NULL, dstate, dmem, SPK_SNAP_DIFF));
+	th_teardown(&a);
+	uffd_restore(&b, dstate, mem, &rec);
+	for (uint64_t i = 5; i <= 7; i++)
+		CHECK_EQ(next_count(&b), i);
+	th_teardown(&b);
+	const struct spk_snap_restore_opts ext = {.backend = SPK_SNAP_BACKEND_UFFD_EXTERNAL,
+	                                          .uffd_socket = "/nonexistent.sock"};
+	th_setup(&b, "t_snap_count", NULL);
+	CHECK(spk_vm_restore_opts(b.vm, NULL, dstate, NULL, &ext) == -EINVAL, "external + diff");
+	CHECK(strstr(spk_last_error(), "diff") != NULL, "%s", spk_last_error());
+	th_teardown(&b);
+	unlink(dstate);
+	unlink(dmem);
+	unlink(full);
 	unlink(wset);
 	unlink(state);
 	unlink(mem);
