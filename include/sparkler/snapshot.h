@@ -450,10 +450,17 @@ enum {
  * every snapshot fetches and clears it, so a diff holds the pages written
  * since the previous snapshot. A vCPU's last exit is finished first (no
  * guest instruction runs). Devices refuse with -EBUSY while they have
- * work in flight (virtio devices quiesce first: blk waits for its
- * requests). -EINVAL (NULLs, flags, a VM without vCPUs), -errno of a
- * file; the files may then be partly written. Not thread-safe against
- * anything that runs or changes the VM.
+ * work in flight (virtio devices quiesce first: blk takes what the
+ * driver made available and waits for its requests). Devices that take
+ * input from the host on their event loop (virtio-net from the TAP,
+ * vsock from its sockets, the console, a rate limiter's refill) keep
+ * doing so during the call: a frame written to guest memory after the
+ * memory was saved makes a file whose device state and memory disagree,
+ * which the restore refuses. Stop those loops around the call
+ * (spk_evloop_stop, then spk_evloop_start), as sparkler's machine does
+ * for PUT /snapshot/create. -EINVAL (NULLs, flags, a VM without vCPUs),
+ * -errno of a file; the files may then be partly written. Not thread-safe
+ * against anything that runs or changes the VM.
  */
 int spk_vm_snapshot(struct spk_vm *vm, const struct spk_snap_devices *devs, const char *state_path,
                     const char *mem_path, unsigned flags);
