@@ -285,9 +285,10 @@ def check_pvm_partial(log, err, rc, cmdline, cpus, stopped):
 def check_real(log, err, rc, cmdline, cpus, which="debian"):
     check_common(log, cmdline, cpus)
     check(("SPARKLER-INIT-OK cpus=%d" % cpus) in log, "init ran with %d CPUs" % cpus, log)
-    # the GPE0 block with _E00 (ACPICA enables the GPEs that have a method)
-    check("Enabled 1 GPEs in block 00 to 0F" in log,
-          "ACPICA enabled GPE 0 of our 16-GPE GPE0 block (\\_GPE._E00)", log)
+    # the GPE0 block with _E00 (the power button's) and _E01 (VMGENID's
+    # Notify): ACPICA enables the GPEs that have a method
+    check("Enabled 2 GPEs in block 00 to 0F" in log,
+          "ACPICA enabled GPEs 0 and 1 of our 16-GPE GPE0 block (\\_GPE._E00, _E01)", log)
     # the button driver binds \_SB.PWRB; no fixed button (FADT PWR_BUTTON set)
     check("SPARKLER-INSMOD-FAILED" not in log, "the initramfs loaded the button module", log)
     check(re.search(r"Power Button as /devices/LNXSYSTM:00/LNXSYBUS:00/PNP0C0C:00/", log)
