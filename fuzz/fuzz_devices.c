@@ -412,7 +412,10 @@ static void pm_check(struct spk_acpi_pm *p, const struct pm_ports *pp)
 		uint16_t gsts = (uint16_t)rd(ops, p, pp->gpe, 0, 2),
 		         gen = (uint16_t)rd(ops, p, pp->gpe, 2, 2);
 
-		if (seen.level != ((gsts & gen & 1) != 0) || (gsts & ~1) || (gen & ~1))
+		/* GPE 0 (the power button) and GPE 1 (the VM generation ID, raised
+		 * only by the monitor, never here) can be enabled; only the button
+		 * sets a status bit here */
+		if (seen.level != ((gsts & gen & 3) != 0) || (gsts & ~1) || (gen & ~3))
 			abort();
 	}
 	if (!overlap(pp->evt, 4, pp->cnt, 2) && !overlap(pp->reset, 1, pp->cnt, 2)) {
