@@ -792,16 +792,18 @@ int spk_machine_config_from_snapshot(const char *state, struct spk_machine_confi
 	                                                  machine_read};
 	struct spk_snap_file *f;
 	int rc = spk_snap_open(state, &f);
+	bool opened = rc == 0;
 
-	if (rc == 0) {
+	if (opened) {
 		rc = spk_snap_load_device(f, "machine", &read_ops, cfg);
 		spk_snap_close(f);
 	}
 	if (rc == 0)
 		rc = spk_config_set_str(&cfg->restore_state, state);
+	/* -ENOENT from the open is a missing file; from the load, no section */
 	if (rc < 0)
 		set_err(err, errlen, "snapshot %s: %s", state,
-		        rc == -ENOENT
+		        opened && rc == -ENOENT
 		            ? "it has no machine section (not a sparkler run/API snapshot)"
 		            : spk_last_error());
 	return rc;
